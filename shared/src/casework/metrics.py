@@ -1,0 +1,104 @@
+"""Prometheus metrics of one service process (DESIGN §9).
+
+A `Metrics` owns its own `CollectorRegistry`, built in bootstrap and passed to the parts that
+record into it, so that several apps can live in one process (tests) without clashing.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Every metric family the platform exposes on `/metrics`."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "casework_http_requests_total",
+            "HTTP requests handled, by route template, method and status code.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "casework_http_request_duration_seconds",
+            "HTTP request latency by route template and method.",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.events_appended = Counter(
+            "casework_events_appended_total",
+            "Domain events committed to the event store, by event type.",
+            ["type"],
+            registry=r,
+        )
+        self.commit_conflicts = Counter(
+            "casework_commit_conflicts_total",
+            "Appends refused because another writer committed to the stream first.",
+            registry=r,
+        )
+        self.outbox_backlog = Gauge(
+            "casework_outbox_backlog",
+            "Committed events not yet published to Kafka (as last seen by the relay).",
+            registry=r,
+        )
+        self.outbox_oldest_age = Gauge(
+            "casework_outbox_oldest_age_seconds",
+            "Age of the oldest unpublished commit (as last seen by the relay).",
+            registry=r,
+        )
+        self.events_published = Counter(
+            "casework_events_published_total",
+            "Events the outbox relay published to Kafka.",
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "casework_consumer_lag_messages",
+            "Messages behind the partition's end, per projection and partition.",
+            ["projection", "topic", "partition"],
+            registry=r,
+        )
+        self.projection_lag = Histogram(
+            "casework_projection_lag_seconds",
+            "Time from an event's occurrence to its application to a read model.",
+            ["projection"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.events_projected = Counter(
+            "casework_events_projected_total",
+            "Events handled by a projection, by outcome (applied, duplicate, dead_lettered).",
+            ["projection", "outcome"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "casework_dead_letters_total",
+            "Events sent to a dead-letter topic after their retries ran out.",
+            ["projection"],
+            registry=r,
+        )
+        self.deadlines_pending = Gauge(
+            "casework_deadlines_pending",
+            "Durable deadlines not yet fired.",
+            registry=r,
+        )
+        self.deadlines_overdue = Gauge(
+            "casework_deadlines_overdue",
+            "Durable deadlines past their due time and not yet fired.",
+            registry=r,
+        )
+        self.deadlines_fired = Counter(
+            "casework_deadlines_fired_total",
+            "Deadlines fired by the scheduler, by kind.",
+            ["kind"],
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)
