@@ -1,0 +1,211 @@
+"""The outbox relay: publishes committed events to Kafka, then marks them published (DESIGN §4).
+
+- Idempotent producer with `acks=all`; key = stream id, so one stream stays in one partition.
+- Per-stream order: a batch is the oldest unpublished commits, sent in (stream, version)
+  order, and is marked published only after Kafka acknowledged every record of it. A failure
+  anywhere leaves the whole batch unpublished, to be sent again (at least once; consumers
+  de-duplicate by stream version).
+- Woken right after an append (`wake`), with a poll as the fallback for commits written by
+  other replicas or before a crash.
+- Several replicas: a lease document, taken by inserting a unique `_id`, lets one relay work
+  at a time. Should two ever overlap (a lease that expired during a long pause), the effect
+  is duplicates, never loss or reordering within a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from casework.clock import Clock, SystemClock
+from casework.envelope import Envelope
+from casework.eventstore import Document, EventStore
+from casework.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def kafka_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+    """A producer with the durability settings every publisher here must use."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=30_000,
+    )
+
+
+class RelayLease:
+    """A time-limited claim that only one relay replica publishes at a time.
+
+    Taken by inserting `{_id: name}` (unique); renewed by its owner; an expired lease is
+    deleted by whoever notices, and the next insert wins it.
+    """
+
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        name: str = "outbox-relay",
+        *,
+        ttl: timedelta = timedelta(seconds=15),
+        clock: Clock | None = None,
+    ) -> None:
+        self._leases = collection
+        self._name = name
+        self._ttl = ttl
+        self._clock = clock or SystemClock()
+        self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+
+    async def acquire(self) -> bool:
+        """True when this replica holds the lease (taking or renewing it)."""
+        now = self._clock.now()
+        try:
+            await self._leases.insert_one(
+                {"_id": self._name, "owner": self.owner, "expires_at": now + self._ttl}
+            )
+            return True
+        except DuplicateKeyError:
+            pass
+        current = await self._leases.find_one({"_id": self._name})
+        if current is None:
+            return False  # released meanwhile; try again on the next round
+        if current["owner"] == self.owner:
+            await self._leases.update_one(
+                {"_id": self._name, "owner": self.owner},
+                {"$set": {"expires_at": now + self._ttl}},
+            )
+            return True
+        if current["expires_at"] <= now:
+            await self._leases.delete_one(
+                {"_id": self._name, "owner": current["owner"], "expires_at": current["expires_at"]}
+            )
+        return False
+
+    async def release(self) -> None:
+        """Give the lease up, so another replica can take over at once."""
+        await self._leases.delete_one({"_id": self._name, "owner": self.owner})
+
+
+class OutboxRelay:
+    """Moves committed events from the event store to the service's Kafka topic."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        producer: AIOKafkaProducer,
+        topic: str,
+        *,
+        lease: RelayLease | None = None,
+        metrics: Metrics | None = None,
+        clock: Clock | None = None,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._producer = producer
+        self.topic = topic
+        self._lease = lease
+        self._metrics = metrics
+        self._clock = clock or SystemClock()
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.healthy = False
+
+    def wake(self) -> None:
+        """Ask the relay to look for new commits now (called after each append)."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        """Start the producer and the relay loop."""
+        await self._producer.start()
+        self._store.set_on_commit(self.wake)
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay:{self.topic}")
+
+    async def stop(self) -> None:
+        """Stop the loop, flush, and release the lease."""
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._lease:
+            with contextlib.suppress(Exception):
+                await self._lease.release()
+        await self._producer.stop()
+
+    async def _run(self) -> None:
+        backoff = self._poll_interval
+        while True:
+            try:
+                if self._lease is None or await self._lease.acquire():
+                    sent = await self.relay_once()
+                    self.healthy = True
+                    backoff = self._poll_interval
+                    if sent >= self._batch_size:
+                        continue  # more is waiting: no sleep
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.healthy = False
+                log.exception("outbox relay round failed; retrying in %.1fs", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unpublished commits; returns the number of commits sent."""
+        cursor = (
+            self._store.commits.find({"published": False})
+            .sort([("recorded_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(self._batch_size)
+        )
+        commits: list[dict[str, Any]] = await cursor.to_list(None)
+        self._record_backlog(commits)
+        if not commits:
+            return 0
+        commits.sort(key=lambda c: (c["stream_id"], c["first"]))
+        deliveries = []
+        for commit in commits:
+            for doc in commit["events"]:
+                envelope = Envelope.from_document(doc)
+                deliveries.append(
+                    await self._producer.send(
+                        self.topic,
+                        value=envelope.value(),
+                        key=envelope.key,
+                        headers=envelope.headers(),
+                    )
+                )
+        await asyncio.gather(*deliveries)
+        await self._store.commits.bulk_write(
+            [UpdateOne({"_id": c["_id"]}, {"$set": {"published": True}}) for c in commits],
+            ordered=False,
+        )
+        if self._metrics:
+            self._metrics.events_published.inc(len(deliveries))
+        return len(commits)
+
+    def _record_backlog(self, commits: list[dict[str, Any]]) -> None:
+        if not self._metrics:
+            return
+        self._metrics.outbox_backlog.set(len(commits))
+        age = (self._clock.now() - commits[0]["recorded_at"]).total_seconds() if commits else 0.0
+        self._metrics.outbox_oldest_age.set(max(age, 0.0))

@@ -1,0 +1,89 @@
+"""Fixtures shared by every test layer.
+
+Integration and end-to-end tests run against a real Kafka broker and a real MongoDB-wire
+server. By default those are the local servers `make test` starts (Kafka on localhost:9092,
+FerretDB on localhost:27017); `CASEWORK_KAFKA_BOOTSTRAP_SERVERS` and `CASEWORK_MONGO_URL`
+point them elsewhere (a real MongoDB 7, say). With `CASEWORK_TEST_CONTAINERS=1` and a Docker
+engine, testcontainers starts Kafka and MongoDB instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlparse
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from casework.eventstore import Document
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[tuple[str, str]]:
+    """(Kafka bootstrap servers, MongoDB URL) of the real servers the tests use."""
+    if os.environ.get("CASEWORK_TEST_CONTAINERS") == "1":
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.mongodb import MongoDbContainer
+
+        with KafkaContainer().with_kraft() as kafka, MongoDbContainer("mongo:7") as mongo:
+            yield kafka.get_bootstrap_server(), mongo.get_connection_url()
+        return
+    bootstrap = os.environ.get("CASEWORK_KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+    mongo_url = os.environ.get("CASEWORK_MONGO_URL", "mongodb://localhost:27017")
+    kafka_host, _, kafka_port = bootstrap.split(",")[0].rpartition(":")
+    mongo = urlparse(mongo_url)
+    missing = [
+        name
+        for name, host, port in (
+            ("Kafka", kafka_host, int(kafka_port)),
+            ("MongoDB-wire server", mongo.hostname or "localhost", mongo.port or 27017),
+        )
+        if not _reachable(host, port)
+    ]
+    if missing:
+        pytest.fail(
+            f"{' and '.join(missing)} not reachable ({bootstrap}, {mongo_url}); "
+            "start them with `make infra-up` or run the suite with `make test`",
+            pytrace=False,
+        )
+    yield bootstrap, mongo_url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(servers: tuple[str, str]) -> str:
+    return servers[0]
+
+
+@pytest.fixture(scope="session")
+def mongo_url(servers: tuple[str, str]) -> str:
+    return servers[1]
+
+
+@pytest.fixture
+async def database(mongo_url: str) -> AsyncIterator[AsyncDatabase[Document]]:
+    """A fresh, uniquely named database, dropped afterwards."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url, tz_aware=True)
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    try:
+        yield client[name]
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+@pytest.fixture
+def topic() -> str:
+    """A topic name no other test uses."""
+    return f"test.{uuid.uuid4().hex[:12]}.events"
