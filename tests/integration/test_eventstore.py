@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
-from support.ledger import REGISTRY, AmountCredited, Ledger, LedgerOpened
 
 from casework.eventstore import (
     AggregateNotFound,
@@ -18,6 +17,8 @@ from casework.eventstore import (
     Repository,
 )
 from casework.metrics import Metrics
+
+from support.ledger import REGISTRY, AmountCredited, Ledger, LedgerOpened
 
 
 @pytest.fixture

@@ -9,14 +9,15 @@ from collections.abc import AsyncIterator
 import pytest
 from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.database import AsyncDatabase
-from support.kafka import read_topic
-from support.ledger import REGISTRY, AmountCredited, Balances, LedgerOpened, Poison
 
 from casework.eventstore import Document, EventStore
 from casework.metrics import Metrics
 from casework.projections import ConsumerRunner, broker_dead_letter_publisher
 from casework.relay import OutboxRelay, kafka_producer
 from casework.runtime import ensure_topics, wait_until
+
+from support.kafka import read_topic
+from support.ledger import REGISTRY, AmountCredited, Balances, LedgerOpened, Poison
 
 
 @pytest.fixture

@@ -10,13 +10,14 @@ from collections import defaultdict
 import pytest
 from cloudevents.core.bindings import kafka as ce_kafka
 from pymongo.asynchronous.database import AsyncDatabase
-from support.kafka import read_topic
-from support.ledger import AmountCredited, LedgerOpened
 
 from casework.envelope import Envelope
 from casework.eventstore import CommitContext, Document, EventStore
 from casework.metrics import Metrics
 from casework.relay import OutboxRelay, RelayLease, kafka_producer
+
+from support.kafka import read_topic
+from support.ledger import AmountCredited, LedgerOpened
 
 
 @pytest.fixture

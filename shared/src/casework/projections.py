@@ -136,8 +136,10 @@ class ConsumerRunner:
         clock: Clock | None = None,
         max_attempts: int = 5,
         retry_delay: float = 0.05,
+        prefix: str = "",
     ) -> None:
         self.handler = handler
+        self._prefix = prefix  # the namespace: before every topic and group name
         self._registry = registry
         self.service = service
         self._publish_dead_letter = publish_dead_letter
@@ -148,11 +150,11 @@ class ConsumerRunner:
 
     @property
     def group_id(self) -> str:
-        return consumer_group(self.service, self.handler.name)
+        return self._prefix + consumer_group(self.service, self.handler.name)
 
     @property
     def dead_letter_topic(self) -> str:
-        return dead_letter_topic(self.service, self.handler.name)
+        return self._prefix + dead_letter_topic(self.service, self.handler.name)
 
     async def process(self, record: ConsumerRecord[Any, Any]) -> str:
         """Handle one record.
@@ -228,7 +230,7 @@ class ConsumerRunner:
             self._record_consumer_lag(message, records[-1])
 
         subscriber = broker.subscriber(
-            *self.handler.topics,
+            *(self._prefix + t for t in self.handler.topics),
             group_id=self.group_id,
             auto_offset_reset="earliest",
             batch=True,
@@ -288,6 +290,7 @@ def runners(
     service: str,
     metrics: Metrics | None = None,
     max_attempts: int = 5,
+    prefix: str = "",
 ) -> list[ConsumerRunner]:
     """One runner per projection or policy, dead-lettering through `broker`."""
     return [
@@ -298,6 +301,7 @@ def runners(
             publish_dead_letter=broker_dead_letter_publisher(broker, p.name),
             metrics=metrics,
             max_attempts=max_attempts,
+            prefix=prefix,
         )
         for p in projections
     ]

@@ -39,6 +39,11 @@ def events_topic(service: str) -> str:
     return f"casework.{service}.events"
 
 
+def topic_prefix(settings: Settings) -> str:
+    """What the namespace puts before every topic and consumer group name."""
+    return f"{settings.namespace}." if settings.namespace else ""
+
+
 def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
     """A client whose datetimes come back timezone-aware (UTC), as they went in."""
     return AsyncMongoClient(settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000)
@@ -96,10 +101,11 @@ class ServiceRuntime:
         store = EventStore(
             database, source=f"/casework/{settings.service}", metrics=metrics, clock=clock
         )
+        prefix = topic_prefix(settings)
         relay = OutboxRelay(
             store,
             kafka_producer(settings.kafka_bootstrap_servers, f"{settings.service}-relay"),
-            events_topic(settings.service),
+            prefix + events_topic(settings.service),
             lease=RelayLease(database["relay_lease"], clock=clock),
             metrics=metrics,
             clock=clock,
@@ -134,6 +140,7 @@ class ServiceRuntime:
             service=self.settings.service,
             metrics=self.metrics,
             max_attempts=self.settings.projection_max_attempts,
+            prefix=topic_prefix(self.settings),
         )
         self.handlers.extend(handlers)
         self.consumers.extend(new)
@@ -141,11 +148,12 @@ class ServiceRuntime:
 
     @property
     def topics(self) -> list[str]:
-        """Every topic this service writes or reads."""
+        """Every topic this service writes or reads (with the namespace prefix)."""
         own = [events_topic(self.settings.service)]
         read = {t for h in self.handlers for t in h.topics}
         dead = [dead_letter_topic(self.settings.service, h.name) for h in self.handlers]
-        return sorted({*own, *read, *dead})
+        prefix = topic_prefix(self.settings)
+        return sorted(prefix + t for t in {*own, *read, *dead})
 
     async def start(self) -> None:
         """Indexes, topics, consumers, relay — in that order."""

@@ -1,0 +1,102 @@
+"""Assembling and serving one service: the platform parts every bootstrap shares.
+
+A service's `bootstrap.create_app` builds its `ServiceRuntime`, its application object and
+its routers, and hands them to `service_app`, which adds logging, tracing, authentication,
+the operational endpoints and the error mapping, and starts and stops the runtime with the
+app. `serve` runs such an app under uvicorn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
+from casework.access import AccessDenied, NotVisible
+from casework.auth import build_verifier
+from casework.eventstore import AggregateNotFound, ConcurrencyConflict
+from casework.http import create_http_app
+from casework.logs import configure_logging
+from casework.runtime import ServiceRuntime
+from casework.settings import Settings
+from casework.tracing import configure_tracing, instrument_fastapi, instrument_pymongo
+
+
+class VersionMismatch(Exception):
+    """The client's `If-Match` names a version other than the current one (412)."""
+
+    def __init__(self, resource: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"{resource} is at version {actual}, not {expected}: someone changed it since you "
+            "read it; reload and try again"
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+PLATFORM_ERRORS: Mapping[type[Exception], int] = {
+    AggregateNotFound: 404,
+    NotVisible: 404,
+    AccessDenied: 403,
+    ConcurrencyConflict: 409,
+    VersionMismatch: 412,
+}
+
+
+def telemetry_middlewares(settings: Settings) -> list[Any]:
+    """FastStream middlewares for the broker: trace context through Kafka headers."""
+    provider = configure_tracing(settings)
+    return [KafkaTelemetryMiddleware(tracer_provider=provider)]
+
+
+def service_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    error_status: Mapping[type[Exception], int] | None = None,
+    version: str = "0.1.0",
+) -> FastAPI:
+    """The FastAPI app of a service whose parts `runtime` holds."""
+    settings = runtime.settings
+    configure_logging(settings)
+    provider = configure_tracing(settings)
+    instrument_pymongo(provider)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime.running():
+            yield
+
+    app = create_http_app(
+        settings=settings,
+        title=title,
+        description=description,
+        version=version,
+        routers=routers,
+        lifespan=lifespan,
+        readiness=runtime.readiness(),
+        metrics=runtime.metrics,
+        verifier=build_verifier(settings),
+        error_status={**PLATFORM_ERRORS, **(error_status or {})},
+    )
+    instrument_fastapi(app, provider)
+    app.state.runtime = runtime
+    return app
+
+
+def serve(app_factory: str, settings: Settings) -> None:
+    """Run `module:function` (an app factory) under uvicorn on the settings' host and port."""
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,  # logging is configured by the app, as JSON lines
+        access_log=False,
+    )
