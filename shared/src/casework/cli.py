@@ -43,9 +43,9 @@ def _add_token(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--site",
         dest="sites",
         action="append",
-        required=True,
+        default=[],
         metavar="SITE",
-        help="a site the user works at (repeatable)",
+        help="a site the user works at (repeatable; none for regional_admin, ops, integration)",
     )
     parser.add_argument("--name", help="display name (default: the subject)")
     parser.add_argument("--team", help="the user's team")

@@ -1,0 +1,172 @@
+"""Referral → acceptance → case visible, over HTTP, on the real stack, with CLI tokens; and
+invalid input refused with field-level messages and nothing stored."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from support.stack import Stack
+
+REFERRAL: dict[str, Any] = {
+    "client": {
+        "given_name": "Alex",
+        "family_name": "Morgan",
+        "date_of_birth": "1990-04-12",
+        "phone": "+44 7700 900123",
+    },
+    "source": "gp",
+    "referrer_name": "Dr Patel",
+    "presenting_concerns": "Low mood for three months, stopped going to work.",
+    "urgency": "soon",
+    "consent_to_share": True,
+}
+
+
+def eventually(
+    probe: Callable[[], httpx.Response],
+    done: Callable[[httpx.Response], bool],
+    within: float = 20.0,
+) -> httpx.Response:
+    deadline = time.monotonic() + within
+    while True:
+        response = probe()
+        if done(response) or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def site(stack: Stack) -> str:
+    """A site registered in the directory and known to intake."""
+    code = f"site-{uuid.uuid4().hex[:6]}"
+    admin = stack.token("root", "regional_admin")
+    with stack.client("supervision", admin) as supervision:
+        created = supervision.post("/sites", json={"site": code, "name": "North Hub"})
+        assert created.status_code == 201, created.text
+        again = supervision.post("/sites", json={"site": code, "name": "North Hub"})
+        assert again.status_code == 409
+        assert again.json()["code"] == "SiteAlreadyRegistered"
+    # intake learns of the site from the supervision topic
+    worker = stack.token("ivy", "intake_worker", sites=(code,))
+    with stack.client("intake", worker) as intake:
+        response = eventually(
+            lambda: intake.post("/referrals", json={**REFERRAL, "site": code}),
+            lambda r: r.status_code != 422,
+        )
+        assert response.status_code == 201, response.text
+    return code
+
+
+def stored_events(stack: Stack, service: str) -> int:
+    with MongoClient(stack.env["CASEWORK_MONGO_URL"]) as client:
+        return client[stack.databases[service]]["events"].count_documents({})
+
+
+def test_referral_acceptance_opens_a_case_visible_over_http(stack: Stack, site: str) -> None:
+    worker = stack.token("ivy", "intake_worker", sites=(site,))
+    with stack.client("intake", worker) as intake:
+        taken = intake.post("/referrals", json={**REFERRAL, "site": site})
+        assert taken.status_code == 201, taken.text
+        referral = taken.json()
+        assert referral["status"] == "waiting"
+        assert taken.headers["location"] == f"/referrals/{referral['referral_id']}"
+
+        accepted = intake.post(f"/referrals/{referral['referral_id']}/accept")
+        assert accepted.status_code == 200, accepted.text
+        ids = accepted.json()
+        again = intake.post(f"/referrals/{referral['referral_id']}/accept")
+        assert again.status_code == 409
+        assert again.json()["code"] == "ReferralAlreadyDecided"
+
+    caseworker = stack.token("carl", "caseworker", sites=(site,))
+    with stack.client("cases", caseworker) as cases:
+        response = eventually(
+            lambda: cases.get(f"/cases/{ids['case_id']}"), lambda r: r.status_code == 200
+        )
+        assert response.status_code == 200, response.text
+        case = response.json()
+        assert case["phase"] == "assessment"
+        assert case["site"] == site
+        assert case["client_id"] == ids["client_id"]
+        assert case["referral_id"] == referral["referral_id"]
+        assert case["version"] == 1
+        assert response.headers["etag"] == '"1"'
+
+    elsewhere = stack.token("olga", "caseworker", sites=("another-site",))
+    with stack.client("cases", elsewhere) as cases:
+        assert cases.get(f"/cases/{ids['case_id']}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda r: r.pop("client"), "body.client"),
+        (lambda r: r.pop("urgency"), "body.urgency"),
+        (lambda r: r["client"].update(date_of_birth="1990-02-30"), "body.client.date_of_birth"),
+        (lambda r: r["client"].update(date_of_birth="2999-01-01"), "body.client.date_of_birth"),
+        (lambda r: r.update(source="carrier pigeon"), "body.source"),
+        (lambda r: r.update(site="nowhere"), "body.site"),
+    ],
+    ids=[
+        "no client",
+        "no urgency",
+        "impossible date",
+        "future birth",
+        "bad source",
+        "unknown site",
+    ],
+)
+def test_invalid_referrals_get_field_level_422_and_store_nothing(
+    stack: Stack, site: str, change: Callable[[dict[str, Any]], object], field: str
+) -> None:
+    body = {**REFERRAL, "client": dict(REFERRAL["client"]), "site": site}
+    change(body)
+    worker = stack.token("ivy", "intake_worker", sites=(site, "nowhere"))
+    before = stored_events(stack, "intake")
+    with stack.client("intake", worker) as intake:
+        response = intake.post("/referrals", json=body)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert field in [e["field"] for e in response.json()["errors"]]
+    assert stored_events(stack, "intake") == before
+
+
+def test_no_token_wrong_role_and_other_site_are_refused(stack: Stack, site: str) -> None:
+    body = {**REFERRAL, "site": site}
+    before = stored_events(stack, "intake")
+    with stack.client("intake") as anonymous:
+        response = anonymous.post("/referrals", json=body)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    with stack.client("intake", "not-a-jwt") as forged:
+        assert forged.post("/referrals", json=body).status_code == 401
+    with stack.client("intake", stack.token("carl", "caseworker", sites=(site,))) as wrong_role:
+        response = wrong_role.post("/referrals", json=body)
+        assert response.status_code == 403
+        assert "intake_worker" in response.json()["detail"]
+    other = stack.token("ola", "intake_worker", sites=("another-site",))
+    with stack.client("intake", other) as other_site:
+        response = other_site.post("/referrals", json=body)
+        assert response.status_code == 403
+    assert stored_events(stack, "intake") == before
+
+
+def test_every_service_reports_ready_and_exposes_metrics(stack: Stack) -> None:
+    for service, url in stack.urls.items():
+        ready = httpx.get(f"{url}/readyz")
+        assert ready.status_code == 200, (service, ready.text)
+        assert ready.json()["checks"] == {"database": "ok", "kafka": "ok", "consumers": "ok"}
+        metrics = httpx.get(f"{url}/metrics").text
+        assert "casework_outbox_backlog" in metrics
+    intake_metrics = httpx.get(f"{stack.urls['intake']}/metrics").text
+    assert (
+        'casework_events_appended_total{type="casework.intake.ReferralReceived.v1"}'
+        in intake_metrics
+    )
