@@ -1,8 +1,13 @@
-"""Events of the intake service (topic `casework.intake.events`)."""
+"""Events of the intake service (topic `casework.intake.events`).
+
+One stream per referral (`referral-<referral_id>`) and one per client
+(`client-<client_id>`, the client registry used to spot duplicates).
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
@@ -27,6 +32,34 @@ class ClientDetails(BaseModel):
     address: str | None = None
 
 
+class Frequency(StrEnum):
+    """How often, in the screening items that ask."""
+
+    NEVER = "never"
+    PAST_MONTH = "past_month"
+    PAST_WEEK = "past_week"
+    NOW = "now"
+
+
+class ScreeningAnswers(BaseModel):
+    """A structured risk screen (suicide items in the style of the C-SSRS screener)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    wish_to_be_dead: bool
+    suicidal_thoughts: bool
+    thoughts_with_method: bool = False
+    suicidal_intent: bool = False
+    intent_with_plan: bool = False
+    suicidal_behaviour: Frequency = Frequency.NEVER
+    harm_to_others: bool = False
+    harm_to_others_intent: bool = False
+    children_at_home_at_risk: bool = False
+    vulnerable_adult_at_risk: bool = False
+    substance_use: bool = False
+    substance_use_severe: bool = False
+
+
 class ReferralReceived(IntakeEvent):
     """A referral was taken and waits for an intake decision."""
 
@@ -42,6 +75,43 @@ class ReferralReceived(IntakeEvent):
     received_at: datetime
 
 
+class DuplicateClientsFound(IntakeEvent):
+    """Registered clients that may be the person referred (same name and birth date, or phone)."""
+
+    referral_id: str
+    candidate_client_ids: tuple[str, ...]
+    found_at: datetime
+
+
+class ClientMatchConfirmed(IntakeEvent):
+    """The intake worker confirmed the referral is about an existing client."""
+
+    referral_id: str
+    client_id: str
+    confirmed_by: str
+    confirmed_at: datetime
+
+
+class ClientMatchOverridden(IntakeEvent):
+    """The intake worker decided the referral is about a new person after all."""
+
+    referral_id: str
+    overridden_by: str
+    overridden_at: datetime
+    reason: str | None = None
+
+
+class RiskScreened(IntakeEvent):
+    referral_id: str
+    site: str
+    answers: ScreeningAnswers = sensitive("The screening answers.")
+    risk_level: RiskLevel
+    rule: str
+    """Which clause of the screening rule decided the level, for the record."""
+    screened_by: str
+    screened_at: datetime
+
+
 class ReferralAccepted(IntakeEvent):
     """The referral was accepted: a case is to be opened for the client."""
 
@@ -52,3 +122,30 @@ class ReferralAccepted(IntakeEvent):
     risk_level: RiskLevel | None = None
     accepted_by: str
     accepted_at: datetime
+    new_client: bool = True
+    urgency: Urgency | None = None
+    received_at: datetime | None = None
+    client_name: str | None = None
+
+
+class ReferralDeclined(IntakeEvent):
+    referral_id: str
+    site: str
+    reason: str
+    signposted_to: str | None = None
+    declined_by: str
+    declined_at: datetime
+
+
+class ClientRegistered(IntakeEvent):
+    """A new person entered the client registry (at acceptance)."""
+
+    client_id: str
+    site: str
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    phone: str | None = None
+    match_key: str
+    """Normalised family name, given name and birth date, used to spot duplicates."""
+    registered_at: datetime
