@@ -170,3 +170,25 @@ def test_every_service_reports_ready_and_exposes_metrics(stack: Stack) -> None:
         'casework_events_appended_total{type="casework.intake.ReferralReceived.v1"}'
         in intake_metrics
     )
+
+
+def test_every_api_request_leaves_an_audit_record(stack: Stack, site: str) -> None:
+    worker = stack.token("audra", "intake_worker", sites=(site,))
+    with stack.client("intake", worker) as intake:
+        taken = intake.post("/referrals", json={**REFERRAL, "site": site})
+        referral_id = taken.json()["referral_id"]
+        read = intake.get(f"/referrals/{referral_id}")
+    with stack.client("intake") as anonymous:
+        anonymous.get(f"/referrals/{referral_id}")
+    with MongoClient(stack.env["CASEWORK_MONGO_URL"]) as client:
+        records = list(
+            client[stack.databases["intake"]]["audit"].find({"resource": {"$regex": referral_id}})
+        )
+        mine = list(client[stack.databases["intake"]]["audit"].find({"sub": "audra"}))
+    assert {(r["action"], r["outcome"], r["sub"]) for r in records} == {
+        ("GET /referrals/{referral_id}", 200, "audra"),
+        ("GET /referrals/{referral_id}", 401, None),
+    }
+    assert ("POST /referrals", 201) in {(r["action"], r["outcome"]) for r in mine}
+    assert all(r["request_id"] for r in mine)
+    assert read.headers["x-request-id"] in {r["request_id"] for r in records}

@@ -21,6 +21,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from casework.audit import AuditTrail
 from casework.clock import Clock, SystemClock
 from casework.events import EventRegistry
 from casework.eventstore import Document, EventStore
@@ -78,6 +79,7 @@ class ServiceRuntime:
     relay: OutboxRelay
     broker: KafkaBroker
     clock: Clock
+    audit: AuditTrail
     handlers: list[EventHandler] = field(default_factory=list)
     consumers: list[ConsumerRunner] = field(default_factory=list)
     subscribers: list[Any] = field(default_factory=list)
@@ -129,6 +131,7 @@ class ServiceRuntime:
             relay=relay,
             broker=broker,
             clock=clock,
+            audit=AuditTrail(database["audit"], clock),
         )
 
     def consume(self, *handlers: EventHandler) -> None:
@@ -158,6 +161,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         """Indexes, topics, consumers, relay — in that order."""
         await self.store.ensure_indexes()
+        await self.audit.ensure_indexes()
         for handler in self.handlers:
             await handler.ensure_indexes()
         await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics, self.partitions)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
 from casework.access import AccessDenied, NotVisible
+from casework.audit import AuditMiddleware
 from casework.auth import build_verifier
 from casework.eventstore import AggregateNotFound, ConcurrencyConflict
 from casework.http import create_http_app
@@ -85,6 +86,7 @@ def service_app(
         verifier=build_verifier(settings),
         error_status={**PLATFORM_ERRORS, **(error_status or {})},
     )
+    app.add_middleware(AuditMiddleware, trail=runtime.audit)
     instrument_fastapi(app, provider)
     app.state.runtime = runtime
     return app
