@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -17,5 +18,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def stack(servers: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The five services running as processes, in a namespace of their own."""
     bootstrap, mongo_url = servers
-    with running_stack(bootstrap, mongo_url, tmp_path_factory.mktemp("stack")) as running:
+    base_port = int(os.environ.get("CASEWORK_E2E_BASE_PORT", "18001"))
+    workdir = tmp_path_factory.mktemp("stack")
+    with running_stack(bootstrap, mongo_url, workdir, base_port) as running:
         yield running
