@@ -1,0 +1,52 @@
+# Casework platform: developer entry points. `make` (or `make help`) lists the targets.
+# Each target is a thin wrapper around a script; the scripts are the source of truth.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# uv may not download Python builds on these machines: use the system Python 3.11.
+export UV_PYTHON_DOWNLOADS := never
+# scripts/bootstrap.sh installs uv with `pip install --user` when it is missing.
+export PATH := $(HOME)/.local/bin:$(PATH)
+
+INFRA := scripts/infra.sh
+
+##@ General
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN { FS = ":.*## " } \
+		/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } \
+		/^[a-zA-Z0-9_.-]+:.*## / { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+##@ Setup
+
+.PHONY: bootstrap
+bootstrap: ## Install uv if missing, then uv sync --frozen (the Python workspace)
+	@bash scripts/bootstrap.sh
+
+##@ Local infrastructure: Kafka + FerretDB (+ PostgreSQL); settings in docs/infra.md
+
+.PHONY: infra-install infra-up infra-down status infra-reset logs
+infra-install: ## Fetch Kafka jars, build FerretDB, install PostgreSQL if missing (cached)
+	@bash $(INFRA) install
+
+infra-up: ## Start Kafka and FerretDB (CASEWORK_DB_BACKEND=postgresql|sqlite), wait until ready
+	@bash $(INFRA) up
+
+infra-down: ## Stop Kafka, FerretDB and PostgreSQL
+	@bash $(INFRA) down
+
+status: ## One line per infrastructure component: state, pid, address, log file
+	@bash $(INFRA) status
+
+infra-reset: ## Stop everything and wipe local data (topics, databases); keeps the download cache
+	@bash $(INFRA) reset
+
+logs: ## Show infrastructure logs (C=kafka|ferretdb|postgres for one, F=1 to follow)
+	@bash $(INFRA) logs $(C) $(if $(F),-f)
+
+# Services, tests, benchmarks and lint (up, down, test, bench, lint) are added below by
+# their owners, each under its own `##@ Section` heading so `make help` groups them.
