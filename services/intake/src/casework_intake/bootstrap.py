@@ -12,9 +12,13 @@ from casework.runtime import ServiceRuntime
 from casework.service import service_app, telemetry_middlewares
 from casework.settings import Settings
 
+from casework_intake.adapters.client_index import ClientIndex
+from casework_intake.adapters.intake_queue import IntakeQueue
 from casework_intake.application.handlers import Intake
-from casework_intake.domain.referral import IntakeError, Referral, UnknownSite
-from casework_intake.entrypoints.http import router
+from casework_intake.application.policies import WhenReferralAcceptedRegisterClient
+from casework_intake.domain.client import Client, ClientError
+from casework_intake.domain.referral import IntakeError, Referral, UnknownCandidate, UnknownSite
+from casework_intake.entrypoints import queue, referrals
 
 PORT = 8001
 
@@ -25,9 +29,18 @@ def build(settings: Settings, clock: Clock | None = None) -> tuple[ServiceRuntim
         settings, registry(), clock=clock, broker_middlewares=telemetry_middlewares(settings)
     )
     sites = KnownSites(runtime.database)
-    runtime.consume(sites)
-    referrals = Repository(runtime.store, Referral, runtime.registry)
-    return runtime, Intake(referrals=referrals, sites=sites, clock=runtime.clock)
+    client_index = ClientIndex(runtime.database)
+    intake_queue = IntakeQueue(runtime.database)
+    intake = Intake(
+        referrals=Repository(runtime.store, Referral, runtime.registry),
+        clients=Repository(runtime.store, Client, runtime.registry),
+        registry=client_index,
+        queue=intake_queue,
+        sites=sites,
+        clock=runtime.clock,
+    )
+    runtime.consume(sites, client_index, intake_queue, WhenReferralAcceptedRegisterClient(intake))
+    return runtime, intake
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -36,9 +49,17 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app = service_app(
         runtime,
         title="Casework intake",
-        description="Referrals, risk screening and the intake decision.",
-        routers=[router],
-        error_status={IntakeError: 409, UnknownSite: 422},
+        description=(
+            "Referrals, duplicate-client checks, risk screening and the intake decision; the "
+            "intake queue of each site.\n\n"
+            "A referral's path: take it (`POST /referrals`), screen its risk "
+            "(`POST /referrals/{id}/screening`), settle who it is about when duplicate "
+            "candidates are listed (`POST /referrals/{id}/client-match`), then accept or "
+            "decline it. Authorise with a bearer token (locally: `casework token --sub me "
+            "--role intake_worker --site north`)."
+        ),
+        routers=[referrals.router, queue.router],
+        error_status={IntakeError: 409, ClientError: 409, UnknownSite: 422, UnknownCandidate: 422},
     )
     app.state.intake = intake
     return app

@@ -1,12 +1,12 @@
 """Commands the intake service accepts: imperative, validated at the edge, decided by the
-Referral aggregate."""
+Referral and Client aggregates."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from casework.contracts.common import ReferralSource, Urgency
-from casework.contracts.intake import ClientDetails
+from casework.contracts.intake import ClientDetails, ScreeningAnswers
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,54 @@ class ReceiveReferral:
 
 
 @dataclass(frozen=True)
+class ScreenRisk:
+    referral_id: str
+    answers: ScreeningAnswers
+    screened_by: str
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmClientMatch:
+    """The referral is about this registered client (one of the duplicate candidates)."""
+
+    referral_id: str
+    client_id: str
+    confirmed_by: str
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class OverrideClientMatch:
+    """The referral is about a new person, whatever the duplicate candidates suggested."""
+
+    referral_id: str
+    reason: str
+    overridden_by: str
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
 class AcceptReferral:
     referral_id: str
     accepted_by: str
     case_id: str
+    new_client_id: str
+    """The id the client gets if the referral is not about an already registered client."""
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class DeclineReferral:
+    referral_id: str
+    reason: str
+    declined_by: str
+    signposted_to: str | None = None
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class RegisterClient:
     client_id: str
+    site: str
+    details: ClientDetails
