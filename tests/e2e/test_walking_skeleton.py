@@ -71,13 +71,21 @@ def stored_events(stack: Stack, service: str) -> int:
 
 def test_referral_acceptance_opens_a_case_visible_over_http(stack: Stack, site: str) -> None:
     worker = stack.token("ivy", "intake_worker", sites=(site,))
+    # a person no earlier test referred, so no duplicate-client candidates hold up acceptance
+    client = {**REFERRAL["client"], "given_name": f"Sky{uuid.uuid4().hex[:6]}", "phone": None}
     with stack.client("intake", worker) as intake:
-        taken = intake.post("/referrals", json={**REFERRAL, "site": site})
+        taken = intake.post("/referrals", json={**REFERRAL, "client": client, "site": site})
         assert taken.status_code == 201, taken.text
         referral = taken.json()
         assert referral["status"] == "waiting"
         assert taken.headers["location"] == f"/referrals/{referral['referral_id']}"
 
+        screened = intake.post(
+            f"/referrals/{referral['referral_id']}/screening",
+            json={"wish_to_be_dead": False, "suicidal_thoughts": False},
+        )
+        assert screened.status_code == 200, screened.text
+        assert screened.json()["risk_level"] == "low"
         accepted = intake.post(f"/referrals/{referral['referral_id']}/accept")
         assert accepted.status_code == 200, accepted.text
         ids = accepted.json()
@@ -85,8 +93,9 @@ def test_referral_acceptance_opens_a_case_visible_over_http(stack: Stack, site: 
         assert again.status_code == 409
         assert again.json()["code"] == "ReferralAlreadyDecided"
 
-    caseworker = stack.token("carl", "caseworker", sites=(site,))
-    with stack.client("cases", caseworker) as cases:
+    # a new case has no caseworker yet: the site's manager sees it
+    manager = stack.token("mia", "site_manager", sites=(site,))
+    with stack.client("cases", manager) as cases:
         response = eventually(
             lambda: cases.get(f"/cases/{ids['case_id']}"), lambda r: r.status_code == 200
         )
@@ -99,7 +108,7 @@ def test_referral_acceptance_opens_a_case_visible_over_http(stack: Stack, site: 
         assert case["version"] == 1
         assert response.headers["etag"] == '"1"'
 
-    elsewhere = stack.token("olga", "caseworker", sites=("another-site",))
+    elsewhere = stack.token("olga", "site_manager", sites=("another-site",))
     with stack.client("cases", elsewhere) as cases:
         assert cases.get(f"/cases/{ids['case_id']}").status_code == 404
 

@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import FastAPI
 
 from casework.clock import Clock
 from casework.contracts import registry
+from casework.directory import KnownSites
 from casework.eventstore import Repository
 from casework.runtime import ServiceRuntime
 from casework.service import service_app, telemetry_middlewares
 from casework.settings import Settings
 
+from casework_cases.adapters.assignments import Assignments
 from casework_cases.application.handlers import Cases
 from casework_cases.application.policies import WhenReferralAcceptedOpenCase
-from casework_cases.domain.case import Case, CaseError
-from casework_cases.entrypoints.http import router
+from casework_cases.domain.case import Case
+from casework_cases.domain.errors import (
+    CaseError,
+    GoalNotInPlan,
+    InvalidPlan,
+    NoteNotFound,
+    SelfApprovalNotAllowed,
+    TransferToSameSite,
+    UnknownSite,
+)
+from casework_cases.entrypoints import care, cases, http, plans
 
 PORT = 8002
+
+ERROR_STATUS: Mapping[type[Exception], int] = {
+    CaseError: 409,  # a rule of the procedure refused the command: the detail says what to do
+    SelfApprovalNotAllowed: 403,  # four eyes: a permission, decided on the case's history
+    GoalNotInPlan: 404,  # the goal in the path is not a goal of the approved plan
+    InvalidPlan: 422,
+    NoteNotFound: 422,
+    TransferToSameSite: 422,
+    UnknownSite: 422,
+}
+"""Domain error → HTTP status; the most specific class in an error's ancestry wins."""
 
 
 def build(settings: Settings, clock: Clock | None = None) -> tuple[ServiceRuntime, Cases]:
@@ -24,20 +48,33 @@ def build(settings: Settings, clock: Clock | None = None) -> tuple[ServiceRuntim
     runtime = ServiceRuntime.build(
         settings, registry(), clock=clock, broker_middlewares=telemetry_middlewares(settings)
     )
-    cases = Cases(cases=Repository(runtime.store, Case, runtime.registry), clock=runtime.clock)
-    runtime.consume(WhenReferralAcceptedOpenCase(cases))
-    return runtime, cases
+    sites = KnownSites(runtime.database)
+    assignments = Assignments(runtime.database)
+    cases_app = Cases(
+        cases=Repository(runtime.store, Case, runtime.registry),
+        sites=sites,
+        caseloads=assignments,
+        clock=runtime.clock,
+    )
+    runtime.consume(WhenReferralAcceptedOpenCase(cases_app), sites, assignments)
+    return runtime, cases_app
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     """The cases service's app (uvicorn factory)."""
-    runtime, cases = build(settings or Settings.for_service("cases", PORT), clock)
+    runtime, cases_app = build(settings or Settings.for_service("cases", PORT), clock)
     app = service_app(
         runtime,
         title="Casework cases",
-        description="Cases from opening to closure: assessment, plan, risk, crisis, notes.",
-        routers=[router],
-        error_status={CaseError: 409},
+        description=(
+            "Cases from opening to closure: assessment, plan, risk, crisis, notes.\n\n"
+            "A case moves assessment → planning → active → review → closed, and a closed case "
+            "can be reopened. Every read returns the case's `version` (also its `ETag`); send "
+            "it back as `If-Match` on a change to be told (412) when someone changed the case "
+            "in between."
+        ),
+        routers=[http.router, cases.router, plans.router, *care.routers],
+        error_status=ERROR_STATUS,
     )
-    app.state.cases = cases
+    app.state.cases = cases_app
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from casework.contracts.intake import ReferralAccepted
 from casework.envelope import Envelope
 from casework.events import DomainEvent
@@ -10,12 +12,16 @@ from casework.projections import EventHandler
 from casework.runtime import events_topic
 
 from casework_cases.application.handlers import Cases
-from casework_cases.domain.case import CaseAlreadyOpened
 from casework_cases.domain.commands import OpenCase
+from casework_cases.domain.errors import CaseAlreadyOpened
 
 
 class WhenReferralAcceptedOpenCase(EventHandler):
-    """An accepted referral opens its case — exactly once, however often the event arrives."""
+    """An accepted referral opens its case — exactly once, however often the event arrives.
+
+    A referral screened at imminent risk opens its case in crisis: the case's first commit
+    holds both `CaseOpened` and `CrisisDeclared`, declared by the worker who accepted it.
+    """
 
     name = "when_referral_accepted_open_case"
     topics = (events_topic("intake"),)
@@ -31,7 +37,11 @@ class WhenReferralAcceptedOpenCase(EventHandler):
             client_id=event.client_id,
             referral_id=event.referral_id,
             site=event.site,
+            opened_by=event.accepted_by,
+            crisis_id=str(uuid.uuid4()),
             risk_level=event.risk_level,
+            referral_received_at=event.received_at,
+            client_name=event.client_name,
         )
         ctx = CommitContext(correlation_id=envelope.correlation_id, causation_id=envelope.id)
         try:

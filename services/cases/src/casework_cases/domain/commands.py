@@ -1,9 +1,17 @@
-"""Commands the cases service accepts."""
+"""Commands the cases service accepts: what someone asks a case to do, in the imperative.
+
+Ids of things a command creates (a crisis, a note, an assessment, plan goals) are chosen
+before the command reaches the aggregate — by the HTTP edge or the policy — so that the
+aggregate stays free of randomness and a client may pick its own id for a safe retry.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
+from casework.contracts.cases import CaseOutcome, Goal, GoalProgress, Intervention
 from casework.contracts.common import RiskLevel
 
 
@@ -13,4 +21,179 @@ class OpenCase:
     client_id: str
     referral_id: str
     site: str
+    opened_by: str
+    crisis_id: str
+    """The id the crisis gets if the case opens in crisis (imminent risk at screening)."""
     risk_level: RiskLevel | None = None
+    referral_received_at: datetime | None = None
+    client_name: str | None = None
+
+
+@dataclass(frozen=True)
+class AssignCaseworker:
+    case_id: str
+    caseworker_id: str
+    team: str | None
+    assigned_by: str
+    reason: str | None = None
+    expected_caseworker_id: str | None = None
+    """When moving a caseload: assign only if the case is still with this worker."""
+
+
+@dataclass(frozen=True)
+class RequestTransfer:
+    case_id: str
+    to_site: str
+    reason: str
+    requested_by: str
+
+
+@dataclass(frozen=True)
+class AcceptTransfer:
+    case_id: str
+    accepted_by: str
+
+
+@dataclass(frozen=True)
+class RejectTransfer:
+    case_id: str
+    reason: str
+    rejected_by: str
+
+
+@dataclass(frozen=True)
+class RecordAssessment:
+    case_id: str
+    assessment_id: str
+    needs: Mapping[str, str]
+    narrative: str
+    recorded_by: str
+    risk_factors: tuple[str, ...] = ()
+    protective_factors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProposePlan:
+    """Propose the first plan, or a revision of it; either waits for a supervisor."""
+
+    case_id: str
+    goals: tuple[Goal, ...]
+    interventions: tuple[Intervention, ...]
+    proposed_by: str
+
+
+@dataclass(frozen=True)
+class ApprovePlan:
+    case_id: str
+    approved_by: str
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class ReturnPlan:
+    case_id: str
+    reason: str
+    returned_by: str
+
+
+@dataclass(frozen=True)
+class RecordGoalProgress:
+    case_id: str
+    goal_id: str
+    progress: GoalProgress
+    recorded_by: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeRiskLevel:
+    case_id: str
+    risk_level: RiskLevel
+    reason: str
+    changed_by: str
+
+
+@dataclass(frozen=True)
+class DeclareCrisis:
+    case_id: str
+    crisis_id: str
+    summary: str
+    declared_by: str
+
+
+@dataclass(frozen=True)
+class ResolveCrisis:
+    case_id: str
+    resolution: str
+    resolved_by: str
+
+
+@dataclass(frozen=True)
+class RecordCaseNote:
+    case_id: str
+    note_id: str
+    text: str
+    recorded_by: str
+    addendum_to: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestClosure:
+    case_id: str
+    outcome: CaseOutcome
+    evaluation: str
+    requested_by: str
+
+
+@dataclass(frozen=True)
+class ApproveClosure:
+    case_id: str
+    approved_by: str
+
+
+@dataclass(frozen=True)
+class ReturnClosure:
+    case_id: str
+    reason: str
+    returned_by: str
+
+
+@dataclass(frozen=True)
+class ReopenCase:
+    case_id: str
+    reason: str
+    reopened_by: str
+
+
+CaseCommand = (
+    OpenCase
+    | AssignCaseworker
+    | RequestTransfer
+    | AcceptTransfer
+    | RejectTransfer
+    | RecordAssessment
+    | ProposePlan
+    | ApprovePlan
+    | ReturnPlan
+    | RecordGoalProgress
+    | ChangeRiskLevel
+    | DeclareCrisis
+    | ResolveCrisis
+    | RecordCaseNote
+    | RequestClosure
+    | ApproveClosure
+    | ReturnClosure
+    | ReopenCase
+)
+"""Every command one case handles."""
+
+
+@dataclass(frozen=True)
+class MoveCaseload:
+    """Give every open case of one worker to another worker (one assignment per case)."""
+
+    from_caseworker_id: str
+    to_caseworker_id: str
+    to_team: str
+    reason: str
+    moved_by: str

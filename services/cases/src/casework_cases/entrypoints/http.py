@@ -1,28 +1,35 @@
-"""The cases service's HTTP edge."""
+"""The cases service's HTTP edge: what every route shares, and reading a case.
+
+Every route turns its request into one command and hands it to the application; the
+application authorises (roles, then reach) and the aggregate decides. Reads return the case
+with its version as body `version` and `ETag`; writes accept `If-Match` and return the same.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from pydantic import BaseModel
 
 from casework.auth import Principal, require_roles
-from casework.contracts.common import RiskLevel
+from casework.http import Problem
 
 from casework_cases.application.handlers import Cases
 from casework_cases.domain.case import Case
+from casework_cases.domain.permissions import READERS, roles_for
+from casework_cases.entrypoints.views import CaseOut, case_view
+
+__all__ = ["CaseId", "CaseOut", "Cases", "CasesApp", "ReadsCases", "may_issue", "router"]
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
-ReadsCases = Annotated[
-    Principal,
-    Depends(
-        require_roles("caseworker", "supervisor", "crisis_worker", "site_manager", "regional_admin")
-    ),
-]
+ReadsCases = Annotated[Principal, Depends(require_roles(*sorted(READERS)))]
 CaseId = Annotated[str, Path(description="The case id, as returned when the referral was accepted")]
+
+
+def may_issue(command: type) -> Any:
+    """A dependency: the caller, if one of their roles may issue `command` (else 403)."""
+    return Depends(require_roles(*roles_for(command)))
 
 
 def _cases(request: Request) -> Cases:
@@ -33,34 +40,41 @@ def _cases(request: Request) -> Cases:
 CasesApp = Annotated[Cases, Depends(_cases)]
 
 
-class CaseOut(BaseModel):
-    case_id: str
-    client_id: str | None
-    referral_id: str | None
-    site: str | None
-    phase: str | None
-    risk_level: RiskLevel | None
-    opened_at: datetime | None
-    version: int
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description}
 
 
-def _view(case: Case) -> CaseOut:
-    return CaseOut(
-        case_id=case.id,
-        client_id=case.client_id,
-        referral_id=case.referral_id,
-        site=case.site,
-        phase=case.phase.value if case.phase else None,
-        risk_level=case.risk_level,
-        opened_at=case.opened_at,
-        version=case.version,
-    )
+READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: _problem("No such case, or not one you may reach"),
+}
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **READ_RESPONSES,
+    409: _problem(
+        "The case refused the command (`code` says which rule; `detail` what to do), or "
+        "another change won a race: reload and try again"
+    ),
+    412: _problem("`If-Match` names an older version: someone changed the case since"),
+}
 
 
-@router.get("/{case_id}", summary="Read a case")
+def answer(case: Case, response: Response) -> CaseOut:
+    """The case as the answer to a request, with its version as `ETag`."""
+    response.headers["ETag"] = f'"{case.version}"'
+    return case_view(case)
+
+
+@router.get(
+    "/{case_id}",
+    summary="Read a case",
+    description=(
+        "The case as it stands: phase, risk, crisis, plan, caseworker, team, site, pending "
+        "transfer or closure. `version` (also the `ETag` header) is what a change sends back "
+        "as `If-Match`. Roles: caseworker, supervisor, crisis_worker, site_manager, "
+        "regional_admin — and only for cases within your reach (else 404)."
+    ),
+    responses=READ_RESPONSES,
+)
 async def get_case(
     case_id: CaseId, principal: ReadsCases, cases: CasesApp, response: Response
 ) -> CaseOut:
-    case = await cases.case(case_id, principal)
-    response.headers["ETag"] = f'"{case.version}"'
-    return _view(case)
+    return answer(await cases.case(case_id, principal), response)

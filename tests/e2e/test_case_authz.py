@@ -1,0 +1,351 @@
+"""Who may do what to a case, over HTTP on the real stack: every role, every endpoint, and a
+principal at the case's own site (and team) or at another site.
+
+The expectations are the issue's words, not the service's tables:
+
+- a role that may not issue the command is refused with 403, before anything is looked up;
+- a role that may, but does not reach the case (another site, another team), gets 404;
+- a regional admin reaches every case; everyone else who may, and reaches it, gets 200.
+
+A transfer is answered at the RECEIVING site, so for accept/reject "own" means a principal
+at the site the case is being transferred to. Each allowed call gets a fresh case in the
+right phase (it changes it); refused calls share one case per phase (they change nothing).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from support.stack import Stack
+
+TEAM = "t-authz"
+OTHER = "elsewhere"  # a site none of the cases here is at
+ROLES = (
+    "regional_admin",
+    "site_manager",
+    "supervisor",
+    "caseworker",
+    "crisis_worker",
+    "intake_worker",
+    "ops",
+)
+WHERE = ("own", "other")
+
+# Who may, in the issue's words.
+READERS = {"caseworker", "supervisor", "crisis_worker", "site_manager", "regional_admin"}
+ASSIGNERS = {"supervisor", "site_manager", "regional_admin"}
+SITE_LEADS = {"supervisor", "site_manager"}
+CASEWORK = {"caseworker", "supervisor"}
+SUPERVISOR = {"supervisor"}
+RISK = {"caseworker", "supervisor", "crisis_worker"}
+
+ASSESSMENT = {"needs": {"housing": "arrears"}, "narrative": "Feels trapped."}
+PLAN = {
+    "goals": [
+        {"goal_id": "tenancy", "description": "Keep the tenancy", "target_date": "2026-06-30"}
+    ]
+}
+CLOSURE = {"outcome": "goals_met", "evaluation": "Tenancy secure"}
+REASON = {"reason": "Because"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    state: str
+    """The phase (or situation) the case must be in for the call to succeed."""
+    may: frozenset[str]
+    body: dict[str, Any] | None = None
+    answered_by_receiving_site: bool = False
+
+    @property
+    def changes_the_case(self) -> bool:
+        return self.method != "GET"
+
+
+def endpoint(
+    method: str, path: str, state: str, may: set[str], body: dict[str, Any] | None = None
+) -> Endpoint:
+    return Endpoint(method, path, state, frozenset(may), body, "/transfer/" in path)
+
+
+ENDPOINTS = [
+    endpoint("GET", "", "assigned", READERS),
+    endpoint("POST", "/assignment", "assigned", ASSIGNERS, {"caseworker_id": "cw-2", "team": TEAM}),
+    endpoint("POST", "/transfer", "assigned", SITE_LEADS, {"to_site": "{away}", **REASON}),
+    endpoint("POST", "/transfer/accept", "transfer pending", SITE_LEADS),
+    endpoint("POST", "/transfer/reject", "transfer pending", SITE_LEADS, REASON),
+    endpoint("POST", "/assessment", "assigned", CASEWORK, ASSESSMENT),
+    endpoint("POST", "/plan", "planning", CASEWORK, PLAN),
+    endpoint("POST", "/plan/approve", "plan proposed", SUPERVISOR),
+    endpoint("POST", "/plan/return", "plan proposed", SUPERVISOR, REASON),
+    endpoint("POST", "/goals/tenancy/progress", "active", CASEWORK, {"progress": "achieved"}),
+    endpoint("POST", "/risk", "assigned", RISK, {"risk_level": "high", **REASON}),
+    endpoint("POST", "/crisis", "assigned", RISK, {"summary": "Overdose"}),
+    endpoint("POST", "/crisis/resolve", "in crisis", RISK, {"resolution": "Safe"}),
+    endpoint("POST", "/notes", "assigned", CASEWORK, {"text": "Phoned"}),
+    endpoint("POST", "/closure", "active", CASEWORK, CLOSURE),
+    endpoint("POST", "/closure/approve", "review", SUPERVISOR),
+    endpoint("POST", "/closure/return", "review", SUPERVISOR, REASON),
+    endpoint("POST", "/reopen", "closed", SITE_LEADS, REASON),
+]
+
+
+def expected(may: frozenset[str] | set[str], role: str, where: str) -> int:
+    if role not in may:
+        return 403
+    if where == "other" and role != "regional_admin":
+        return 404
+    return 200
+
+
+# How the setup actors bring a case into each state: (actor role, path, body).
+SETUP: dict[str, list[tuple[str, str, dict[str, Any] | None]]] = {
+    "assigned": [("site_manager", "/assignment", {"caseworker_id": "caseworker-own", "team": TEAM})]
+}
+SETUP["planning"] = [*SETUP["assigned"], ("caseworker", "/assessment", ASSESSMENT)]
+SETUP["plan proposed"] = [*SETUP["planning"], ("caseworker", "/plan", PLAN)]
+SETUP["active"] = [*SETUP["plan proposed"], ("supervisor", "/plan/approve", None)]
+SETUP["review"] = [*SETUP["active"], ("caseworker", "/closure", CLOSURE)]
+SETUP["closed"] = [*SETUP["review"], ("supervisor", "/closure/approve", None)]
+SETUP["transfer pending"] = [*SETUP["assigned"], ("site_manager", "/transfer", None)]
+SETUP["in crisis"] = [*SETUP["assigned"], ("caseworker", "/crisis", {"summary": "Overdose"})]
+
+
+# The state an allowed call leaves a case in, when that is a state another call can use
+# (the case is handed on, so that fewer cases need opening). Missing: not reused.
+LEAVES: dict[str, str] = {
+    "/transfer": "transfer pending",
+    "/transfer/reject": "assigned",
+    "/assessment": "planning",
+    "/plan/approve": "active",
+    "/plan/return": "planning",
+    "/goals/tenancy/progress": "active",
+    "/crisis": "in crisis",
+    "/crisis/resolve": "assigned",
+    "/notes": "assigned",
+    "/closure/approve": "closed",
+    "/closure/return": "active",
+    "/reopen": "assigned",
+}
+
+
+def eventually(
+    probe: Callable[[], httpx.Response],
+    done: Callable[[httpx.Response], bool],
+    within: float = 30.0,
+) -> httpx.Response:
+    deadline = time.monotonic() + within
+    while True:
+        response = probe()
+        if done(response) or time.monotonic() > deadline:
+            return response
+        time.sleep(0.1)
+
+
+def referral(site: str) -> dict[str, Any]:
+    return {
+        "site": site,
+        "client": {
+            "given_name": "Robin",
+            "family_name": f"Authz{uuid.uuid4().hex[:8]}",
+            "date_of_birth": "1985-06-01",
+        },
+        "source": "self",
+        "presenting_concerns": "Not sleeping, hopeless.",
+        "urgency": "soon",
+    }
+
+
+@dataclass
+class World:
+    """Two registered sites, one principal per (role, where), and cases on demand."""
+
+    stack: Stack
+    home: str
+    away: str
+    clients: dict[tuple[str, ...], httpx.Client] = field(default_factory=dict)
+    shared: dict[str, str] = field(default_factory=dict)
+    ready: dict[str, list[str]] = field(default_factory=dict)
+    pool: list[str] = field(default_factory=list)
+
+    def principal(self, role: str, where: str, receiving: bool = False) -> tuple[str, ...]:
+        if where == "other":
+            return (f"{role}-other", role, OTHER, "t-other")
+        if receiving and role in SITE_LEADS:
+            return (f"{role}-recv", role, self.away, "t-away")
+        return (f"{role}-own", role, self.home, TEAM)
+
+    def everyone(self) -> list[tuple[str, ...]]:
+        return [
+            *(self.principal(r, w) for r in ROLES for w in WHERE),
+            *(self.principal(r, "own", receiving=True) for r in SITE_LEADS),
+        ]
+
+    def token(self, key: tuple[str, ...]) -> str:
+        sub, role, site, team = key
+        return self.stack.token(sub, role, sites=(site,), team=team)
+
+    def client(self, role: str, where: str = "own", receiving: bool = False) -> httpx.Client:
+        key = self.principal(role, where, receiving)
+        if key not in self.clients:
+            self.clients[key] = self.stack.client("cases", self.token(key))
+        return self.clients[key]
+
+    def open_cases(self, count: int) -> list[str]:
+        """Referral → screening → acceptance, `count` times; the cases once readable."""
+        token = self.token(self.principal("intake_worker", "own"))
+        case_ids = []
+        with self.stack.client("intake", token) as intake:
+            for _ in range(count):
+                taken = intake.post("/referrals", json=referral(self.home))
+                assert taken.status_code == 201, taken.text
+                referral_id = taken.json()["referral_id"]
+                screen = {"wish_to_be_dead": False, "suicidal_thoughts": False}
+                screened = intake.post(f"/referrals/{referral_id}/screening", json=screen)
+                assert screened.status_code in (200, 404), screened.text  # 404: not built yet
+                accepted = intake.post(f"/referrals/{referral_id}/accept")
+                assert accepted.status_code == 200, accepted.text
+                case_ids.append(accepted.json()["case_id"])
+        manager = self.client("site_manager")
+        for case_id in case_ids:
+            opened = eventually(
+                lambda c=case_id: manager.get(f"/cases/{c}"), lambda r: r.status_code == 200
+            )
+            assert opened.status_code == 200, opened.text
+        return case_ids
+
+    def case_in(self, state: str, fresh: bool) -> str:
+        """A case in `state`: a new one when the call will change it, else a shared one."""
+        if not fresh and state in self.shared:
+            return self.shared[state]
+        if fresh and self.ready.get(state):
+            return self.ready[state].pop()
+        if not self.pool:
+            self.pool.extend(self.open_cases(8))
+        case_id = self.pool.pop()
+        for role, path, body in SETUP[state]:
+            actor = self.client(role)
+            if path == "/transfer":  # the cases service learns of sites from the directory
+                body = {"to_site": self.away, **REASON}
+                done = eventually(
+                    lambda a=actor, url=f"/cases/{case_id}{path}", b=body: a.post(url, json=b),
+                    lambda r: r.status_code != 422,
+                )
+            else:
+                done = actor.post(f"/cases/{case_id}{path}", json=body)
+            assert done.status_code == 200, (state, path, done.text)
+        if not fresh:
+            self.shared[state] = case_id
+        return case_id
+
+    def hand_on(self, case_id: str, path: str) -> None:
+        """After an allowed call: offer the case to calls that need the state it is now in."""
+        if path in LEAVES:
+            self.ready.setdefault(LEAVES[path], []).append(case_id)
+
+
+def register_site(stack: Stack, name: str) -> str:
+    code = f"{name}-{uuid.uuid4().hex[:6]}"
+    admin = stack.token("root", "regional_admin")
+    with stack.client("supervision", admin) as supervision:
+        created = supervision.post("/sites", json={"site": code, "name": name.title()})
+        assert created.status_code == 201, created.text
+    with stack.client("intake", stack.token("ivy", "intake_worker", sites=(code,))) as intake:
+        taken = eventually(
+            lambda: intake.post("/referrals", json=referral(code)),
+            lambda r: r.status_code != 422,
+        )
+        assert taken.status_code == 201, taken.text
+    return code
+
+
+@pytest.fixture(scope="module")
+def world(stack: Stack) -> Iterator[World]:
+    world = World(stack, register_site(stack, "authz"), register_site(stack, "recv"))
+    # Minting a token runs the CLI (most of a second): mint them all at once, up front.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(world.token, world.everyone()))
+    try:
+        yield world
+    finally:
+        for client in world.clients.values():
+            client.close()
+
+
+MATRIX = [
+    pytest.param(
+        ep,
+        role,
+        where,
+        expected(ep.may, role, where),
+        id=f"{ep.method} /cases/{{id}}{ep.path} | {role} | {where} site"
+        f" -> {expected(ep.may, role, where)}",
+    )
+    for ep in ENDPOINTS
+    for role in ROLES
+    for where in WHERE
+]
+
+
+@pytest.mark.parametrize(("ep", "role", "where", "status"), MATRIX)
+def test_who_may_call_which_endpoint(
+    world: World, ep: Endpoint, role: str, where: str, status: int
+) -> None:
+    case_id = world.case_in(ep.state, fresh=status == 200 and ep.changes_the_case)
+    caller = world.client(role, where, receiving=ep.answered_by_receiving_site)
+    body = ep.body
+    if body is not None and body.get("to_site") == "{away}":
+        body = {**body, "to_site": world.away}
+    response = caller.request(ep.method, f"/cases/{case_id}{ep.path}", json=body)
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.headers["etag"] == f'"{response.json()["version"]}"'
+        if ep.changes_the_case:
+            world.hand_on(case_id, ep.path)
+    else:
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("role", "where", "status"),
+    [
+        pytest.param(role, where, expected(ASSIGNERS, role, where), id=f"{role} | {where} site")
+        for role in ROLES
+        for where in WHERE
+    ],
+)
+def test_who_may_move_a_caseload(world: World, role: str, where: str, status: int) -> None:
+    """A caseload move answers 200 with a report; cases out of reach are counted, not moved."""
+    caller = world.client(role, where)
+    worker = f"w-{uuid.uuid4().hex[:8]}"
+    move = {"to_caseworker_id": "cw-next", "to_team": TEAM, "reason": "Leave"}
+    if status == 403:
+        response = caller.post(f"/caseloads/{worker}/move", json=move)
+        assert response.status_code == 403, response.text
+        return
+    case_id = world.case_in("assigned", fresh=True)
+    assigned = {"caseworker_id": worker, "team": TEAM}
+    assert (
+        world.client("site_manager").post(f"/cases/{case_id}/assignment", json=assigned).status_code
+        == 200
+    )
+    # the worker's cases are found in an index that trails the events by a moment
+    report = eventually(
+        lambda: caller.post(f"/caseloads/{worker}/move", json=move),
+        lambda r: r.status_code != 200 or bool(r.json()["moved"] or r.json()["out_of_reach"]),
+    )
+    assert report.status_code == 200, report.text
+    if status == 200:  # reaches the case
+        assert [m["case_id"] for m in report.json()["moved"]] == [case_id]
+    else:  # 404 in the matrix's terms: out of reach, so not moved (and not named)
+        assert (report.json()["moved"], report.json()["out_of_reach"]) == ([], 1)
