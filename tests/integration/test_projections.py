@@ -13,11 +13,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from casework.eventstore import Document, EventStore
 from casework.metrics import Metrics
 from casework.projections import ConsumerRunner, broker_dead_letter_publisher
-from casework.relay import OutboxRelay, kafka_producer
 from casework.runtime import ensure_topics, wait_until
 
 from support.kafka import read_topic
 from support.ledger import REGISTRY, AmountCredited, Balances, LedgerOpened, Poison
+from support.outbox import relay_all, requeue_everything
 
 
 @pytest.fixture
@@ -25,16 +25,6 @@ async def store(database: AsyncDatabase[Document]) -> EventStore:
     s = EventStore(database, source="/casework/test")
     await s.ensure_indexes()
     return s
-
-
-async def relay_all(store: EventStore, bootstrap: str, topic: str) -> None:
-    relay = OutboxRelay(store, kafka_producer(bootstrap, "test"), topic)
-    await relay._producer.start()
-    try:
-        while await relay.relay_once():
-            pass
-    finally:
-        await relay._producer.stop()
 
 
 class Running:
@@ -91,8 +81,8 @@ async def test_projection_applies_events_once_even_when_redelivered(
 
     await wait_until(applied_all, within=20)
 
-    # the relay died before marking: every event is published a second time
-    await store.commits.update_many({}, {"$set": {"published": False}})
+    # the relay died before deleting its outbox entries: every event is published a second time
+    await requeue_everything(store)
     await relay_all(store, kafka_bootstrap, topic)
 
     async def saw_duplicates() -> bool:

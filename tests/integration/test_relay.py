@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cloudevents.core.bindings import kafka as ce_kafka
 from pymongo.asynchronous.database import AsyncDatabase
 
 from casework.envelope import Envelope
-from casework.eventstore import CommitContext, Document, EventStore
+from casework.eventstore import CommitContext, ConcurrencyConflict, Document, EventStore
 from casework.metrics import Metrics
 from casework.relay import OutboxRelay, RelayLease, kafka_producer
 
@@ -50,7 +51,7 @@ def versions_by_stream(records: list) -> dict[str, list[int]]:  # type: ignore[t
     return seen
 
 
-async def test_relay_publishes_every_stream_in_order_and_marks_published(
+async def test_relay_publishes_every_stream_in_order_and_empties_the_outbox(
     store: EventStore, kafka_bootstrap: str, topic: str
 ) -> None:
     streams = await write_streams(store, streams=5, commits=8)
@@ -67,7 +68,9 @@ async def test_relay_publishes_every_stream_in_order_and_marks_published(
     seen = versions_by_stream(records)
     assert set(seen) == set(streams)
     assert all(v == list(range(1, 9)) for v in seen.values()), seen
-    assert await store.commits.count_documents({"published": False}) == 0
+    assert await store.outbox.count_documents({}) == 0
+    assert await store.confirmations.count_documents({}) == 0
+    assert await store.commits.count_documents({}) == 40  # the event store keeps everything
     assert metrics.events_published._value.get() == 40
 
 
@@ -76,11 +79,13 @@ async def test_a_crash_before_marking_published_means_redelivery_not_loss(
 ) -> None:
     await write_streams(store, streams=2, commits=3)
     relay = relay_for(store, kafka_bootstrap, topic)
+    entries = await store.outbox.find({}).to_list(None)
     await relay._producer.start()
     try:
         await relay.relay_once()
-        # the process died after Kafka acknowledged but before the commits were marked
-        await store.commits.update_many({}, {"$set": {"published": False}})
+        # the process died after Kafka acknowledged but before the entries were deleted
+        await store.outbox.insert_many(entries)
+        await store.confirmations.insert_many([{"_id": e["_id"]} for e in entries])
         await relay.relay_once()
     finally:
         await relay._producer.stop()
@@ -167,3 +172,95 @@ async def test_the_cloudevents_sdk_reads_what_the_relay_wrote(
         "cmd-1",
     )
     uuid.UUID(event.get_id())
+
+
+async def test_an_append_that_died_before_its_commit_is_dropped_after_the_grace_period(
+    store: EventStore, kafka_bootstrap: str, topic: str
+) -> None:
+    sid = f"ledger-{uuid.uuid4()}"
+    # step 1 of an append happened, then the writer died: an outbox entry, no commit
+    await store.outbox.insert_one(
+        {
+            "_id": f"{sid}:0000000001",
+            "stream_id": sid,
+            "first": 1,
+            "last": 1,
+            "recorded_at": datetime.now(UTC) - timedelta(minutes=1),
+            "events": [],
+        }
+    )
+    other = f"ledger-{uuid.uuid4()}"
+    await store.append(other, 0, [LedgerOpened(ledger_id=other, owner="bo")])
+    relay = relay_for(store, kafka_bootstrap, topic, grace=timedelta(seconds=10))
+    await relay._producer.start()
+    try:
+        assert await relay.relay_once() == 1  # the other stream is not held up
+    finally:
+        await relay._producer.stop()
+    assert await store.outbox.count_documents({}) == 0
+    # the stream is free again: the next writer at version 0 succeeds
+    await store.append(sid, 0, [LedgerOpened(ledger_id=sid, owner="ann")])
+
+
+async def test_a_commit_whose_confirmation_was_lost_is_published_after_the_grace_period(
+    store: EventStore, kafka_bootstrap: str, topic: str
+) -> None:
+    sid = f"ledger-{uuid.uuid4()}"
+    await store.append(sid, 0, [LedgerOpened(ledger_id=sid, owner="ann")])
+    await store.append(sid, 1, [AmountCredited(ledger_id=sid, amount=3)])
+    # the writer of version 1 died after storing its commit, before confirming it
+    await store.confirmations.delete_one({"_id": f"{sid}:0000000001"})
+    waiting = relay_for(store, kafka_bootstrap, topic, grace=timedelta(minutes=5))
+    await waiting._producer.start()
+    try:
+        # within the grace period the unconfirmed commit holds back its stream's later commits
+        assert await waiting.relay_once() == 0
+    finally:
+        await waiting._producer.stop()
+    settling = relay_for(store, kafka_bootstrap, topic, grace=timedelta(0))
+    await settling._producer.start()
+    try:
+        assert await settling.relay_once() == 2
+    finally:
+        await settling._producer.stop()
+    records = await read_topic(kafka_bootstrap, topic, expect=2)
+    assert versions_by_stream(records) == {sid: [1, 2]}
+
+
+async def test_a_stale_writer_conflicts_after_the_winner_was_published(
+    store: EventStore, kafka_bootstrap: str, topic: str
+) -> None:
+    sid = f"ledger-{uuid.uuid4()}"
+    await store.append(sid, 0, [LedgerOpened(ledger_id=sid, owner="ann")])
+    relay = relay_for(store, kafka_bootstrap, topic)
+    await relay._producer.start()
+    try:
+        await relay.relay_once()
+    finally:
+        await relay._producer.stop()
+    assert await store.outbox.count_documents({}) == 0
+    with pytest.raises(ConcurrencyConflict):
+        await store.append(sid, 0, [LedgerOpened(ledger_id=sid, owner="eve")])
+    assert await store.outbox.count_documents({}) == 0  # the loser left nothing behind
+
+
+async def test_stream_order_holds_even_when_writers_clocks_disagree(
+    store: EventStore, kafka_bootstrap: str, topic: str
+) -> None:
+    sid = f"ledger-{uuid.uuid4()}"
+    await store.append(sid, 0, [LedgerOpened(ledger_id=sid, owner="ann")])
+    await store.append(sid, 1, [AmountCredited(ledger_id=sid, amount=1)])
+    # the second writer's clock ran a minute behind the first's
+    await store.outbox.update_one(
+        {"_id": f"{sid}:0000000002"},
+        {"$set": {"recorded_at": datetime.now(UTC) - timedelta(minutes=1)}},
+    )
+    relay = relay_for(store, kafka_bootstrap, topic, batch_size=1)
+    await relay._producer.start()
+    try:
+        while await relay.relay_once():
+            pass
+    finally:
+        await relay._producer.stop()
+    records = await read_topic(kafka_bootstrap, topic, expect=2)
+    assert versions_by_stream(records) == {sid: [1, 2]}

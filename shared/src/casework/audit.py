@@ -27,7 +27,18 @@ from casework.eventstore import Document
 
 log = logging.getLogger(__name__)
 
-UNAUDITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json"})
+UNAUDITED_PATHS = frozenset(
+    {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/docs",
+        "/redoc",
+        "/openapi.json",
+        "/asyncapi",
+        "/asyncapi.json",
+    }
+)
 
 
 class AuditTrail:

@@ -8,9 +8,12 @@ messages to stderr, so that output can be captured (`TOKEN=$(casework token ...)
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from casework.asyncapi import SERVICES, asyncapi_document, json_schemas
 from casework.auth import DEFAULT_DEV_TOKEN_TTL_S, ROLES, mint_dev_token
 from casework.settings import Settings
 
@@ -79,8 +82,36 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_contracts(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "contracts",
+        help="write the public event contract: JSON Schemas and AsyncAPI documents",
+        description="Write one JSON Schema per event type and an AsyncAPI 3.0 document per "
+        "service (and one for the whole platform) into a folder.",
+    )
+    parser.add_argument("--out", type=Path, default=Path("docs/contracts"), help="folder")
+    parser.set_defaults(handler=_contracts)
+
+
+def _contracts(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    (out / "schemas").mkdir(parents=True, exist_ok=True)
+    for type_name, schema in json_schemas().items():
+        (out / "schemas" / f"{type_name}.json").write_text(json.dumps(schema, indent=2) + "\n")
+    for service in (*SERVICES, None):
+        document = asyncapi_document(service)
+        if document["channels"]:
+            name = f"asyncapi.{service or 'platform'}.json"
+            (out / name).write_text(json.dumps(document, indent=2) + "\n")
+    print(
+        f"wrote {len(json_schemas())} schemas and the AsyncAPI documents to {out}", file=sys.stderr
+    )
+    return 0
+
+
 _SUBCOMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = (
     _add_token,
+    _add_contracts,
 )
 
 

@@ -1,10 +1,13 @@
-"""The outbox relay: publishes committed events to Kafka, then marks them published (DESIGN §4).
+"""The outbox relay: publishes committed events to Kafka, then deletes their outbox entries
+(DESIGN §4; how the outbox is written: `casework.eventstore`).
 
 - Idempotent producer with `acks=all`; key = stream id, so one stream stays in one partition.
-- Per-stream order: a batch is the oldest unpublished commits, sent in (stream, version)
-  order, and is marked published only after Kafka acknowledged every record of it. A failure
-  anywhere leaves the whole batch unpublished, to be sent again (at least once; consumers
-  de-duplicate by stream version).
+- Per-stream order: a batch takes each stream's entries in version order, and its entries
+  are deleted only after Kafka acknowledged every record of it. A failure anywhere leaves
+  the whole batch in the outbox, to be sent again (at least once; consumers de-duplicate by
+  stream version).
+- An entry whose writer never confirmed the commit waits for a grace period, then is
+  published from the stored commit, or dropped when no commit was stored.
 - Woken right after an append (`wake`), with a poll as the fallback for commits written by
   other replicas or before a crash.
 - Several replicas: a lease document, taken by inserting a unique `_id`, lets one relay work
@@ -19,11 +22,9 @@ import contextlib
 import logging
 import socket
 import uuid
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
-from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -68,14 +69,19 @@ class RelayLease:
         self._ttl = ttl
         self._clock = clock or SystemClock()
         self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        self._held_until: datetime | None = None
 
     async def acquire(self) -> bool:
         """True when this replica holds the lease (taking or renewing it)."""
         now = self._clock.now()
+        if self._held_until is not None and self._held_until - now > self._ttl * 2 / 3:
+            return True  # renewed recently: no round trip until a third of the term is used
+        self._held_until = None
         try:
             await self._leases.insert_one(
                 {"_id": self._name, "owner": self.owner, "expires_at": now + self._ttl}
             )
+            self._held_until = now + self._ttl
             return True
         except DuplicateKeyError:
             pass
@@ -87,6 +93,7 @@ class RelayLease:
                 {"_id": self._name, "owner": self.owner},
                 {"$set": {"expires_at": now + self._ttl}},
             )
+            self._held_until = now + self._ttl
             return True
         if current["expires_at"] <= now:
             await self._leases.delete_one(
@@ -96,6 +103,7 @@ class RelayLease:
 
     async def release(self) -> None:
         """Give the lease up, so another replica can take over at once."""
+        self._held_until = None
         await self._leases.delete_one({"_id": self._name, "owner": self.owner})
 
 
@@ -113,6 +121,7 @@ class OutboxRelay:
         clock: Clock | None = None,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        grace: timedelta = timedelta(seconds=10),
     ) -> None:
         self._store = store
         self._producer = producer
@@ -122,6 +131,7 @@ class OutboxRelay:
         self._clock = clock or SystemClock()
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._grace = grace
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.healthy = False
@@ -171,20 +181,50 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
 
     async def relay_once(self) -> int:
-        """Publish one batch of unpublished commits; returns the number of commits sent."""
-        cursor = (
-            self._store.commits.find({"published": False})
-            .sort([("recorded_at", ASCENDING), ("_id", ASCENDING)])
-            .limit(self._batch_size)
-        )
-        commits: list[dict[str, Any]] = await cursor.to_list(None)
-        self._record_backlog(commits)
-        if not commits:
+        """Publish one batch of outbox entries; returns the number of commits sent.
+
+        Entries are taken per stream in version order, streams by their oldest entry, so a
+        commit is never sent before an earlier commit of its stream — even when writers'
+        clocks disagree about `recorded_at`.
+        """
+        pending = await self._store.outbox.find({}, {"events": 0}).to_list(None)
+        self._record_backlog(pending)
+        if not pending:
             return 0
-        commits.sort(key=lambda c: (c["stream_id"], c["first"]))
+        confirmed = {
+            d["_id"]
+            async for d in self._store.confirmations.find(
+                {"_id": {"$in": [p["_id"] for p in pending]}}, {"_id": 1}
+            )
+        }
+        now = self._clock.now()
+        chosen: list[str] = []
+        settled_from_store: dict[str, Document] = {}
+        dropped: list[str] = []
+        for stream in _streams_oldest_first(pending):
+            for entry in stream:
+                if len(chosen) >= self._batch_size:
+                    break
+                if entry["_id"] in confirmed:
+                    chosen.append(entry["_id"])
+                    continue
+                if now - entry["recorded_at"] < self._grace:
+                    break  # its writer may still be at work: later commits of the stream wait
+                stored = await self._store.commits.find_one({"_id": entry["_id"]})
+                if stored is None:
+                    dropped.append(entry["_id"])  # the append failed: nothing happened
+                    continue
+                settled_from_store[entry["_id"]] = stored
+                chosen.append(entry["_id"])
+        if dropped:
+            await self._store.outbox.delete_many({"_id": {"$in": dropped}})
+        if not chosen:
+            return 0
+        by_id = {d["_id"]: d async for d in self._store.outbox.find({"_id": {"$in": chosen}})}
+        by_id.update(settled_from_store)
         deliveries = []
-        for commit in commits:
-            for doc in commit["events"]:
+        for cid in chosen:
+            for doc in by_id[cid]["events"]:
                 envelope = Envelope.from_document(doc)
                 deliveries.append(
                     await self._producer.send(
@@ -195,17 +235,27 @@ class OutboxRelay:
                     )
                 )
         await asyncio.gather(*deliveries)
-        await self._store.commits.bulk_write(
-            [UpdateOne({"_id": c["_id"]}, {"$set": {"published": True}}) for c in commits],
-            ordered=False,
-        )
+        # Only now, with every record acknowledged by Kafka, is the batch done.
+        await self._store.outbox.delete_many({"_id": {"$in": chosen}})
+        await self._store.confirmations.delete_many({"_id": {"$in": chosen}})
         if self._metrics:
             self._metrics.events_published.inc(len(deliveries))
-        return len(commits)
+        return len(chosen)
 
-    def _record_backlog(self, commits: list[dict[str, Any]]) -> None:
+    def _record_backlog(self, pending: list[Document]) -> None:
         if not self._metrics:
             return
-        self._metrics.outbox_backlog.set(len(commits))
-        age = (self._clock.now() - commits[0]["recorded_at"]).total_seconds() if commits else 0.0
+        self._metrics.outbox_backlog.set(len(pending))
+        oldest = min((p["recorded_at"] for p in pending), default=None)
+        age = (self._clock.now() - oldest).total_seconds() if oldest else 0.0
         self._metrics.outbox_oldest_age.set(max(age, 0.0))
+
+
+def _streams_oldest_first(pending: list[Document]) -> list[list[Document]]:
+    """Outbox entries grouped by stream, each group in version order, the groups ordered by
+    their oldest entry."""
+    streams: dict[str, list[Document]] = {}
+    for entry in pending:
+        streams.setdefault(entry["stream_id"], []).append(entry)
+    groups = [sorted(entries, key=lambda e: e["first"]) for entries in streams.values()]
+    return sorted(groups, key=lambda g: min(e["recorded_at"] for e in g))

@@ -14,9 +14,11 @@ from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
 from casework.access import AccessDenied, NotVisible
+from casework.asyncapi import SERVICES, asyncapi_document, asyncapi_html
 from casework.audit import AuditMiddleware
 from casework.auth import build_verifier
 from casework.eventstore import AggregateNotFound, ConcurrencyConflict
@@ -86,10 +88,28 @@ def service_app(
         verifier=build_verifier(settings),
         error_status={**PLATFORM_ERRORS, **(error_status or {})},
     )
+    app.include_router(_asyncapi_router(settings.service))
     app.add_middleware(AuditMiddleware, trail=runtime.audit)
     instrument_fastapi(app, provider)
     app.state.runtime = runtime
     return app
+
+
+def _asyncapi_router(service: str) -> APIRouter:
+    """`/asyncapi.json` and `/asyncapi`: the events this service publishes (no token needed:
+    it is the public contract, with no client data)."""
+    router = APIRouter(tags=["operations"])
+    known = service if service in SERVICES else None
+
+    @router.get("/asyncapi.json", summary="AsyncAPI 3.0 document of this service's events")
+    async def asyncapi_json() -> dict[str, Any]:
+        return asyncapi_document(known)
+
+    @router.get("/asyncapi", summary="The events this service publishes, as a page")
+    async def asyncapi_page() -> HTMLResponse:
+        return HTMLResponse(asyncapi_html(asyncapi_document(known)))
+
+    return router
 
 
 def serve(app_factory: str, settings: Settings) -> None:

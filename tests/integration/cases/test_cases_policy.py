@@ -51,9 +51,7 @@ class Service:
         return topic_prefix(self.runtime.settings)
 
     def outcomes(self, outcome: str) -> float:
-        return float(
-            self.runtime.metrics.events_projected.labels(POLICY, outcome)._value.get()
-        )
+        return float(self.runtime.metrics.events_projected.labels(POLICY, outcome)._value.get())
 
     async def deliver(self, envelope: Envelope) -> None:
         """Publish an intake event as intake's relay would (the same record each time)."""

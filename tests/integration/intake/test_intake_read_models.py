@@ -21,7 +21,6 @@ from casework.contracts.intake import ClientDetails, ScreeningAnswers
 from casework.eventstore import Document, EventStore, Repository
 from casework.metrics import Metrics
 from casework.projections import ConsumerRunner, Projection, broker_dead_letter_publisher
-from casework.relay import OutboxRelay, kafka_producer
 from casework.runtime import ensure_topics, wait_until
 
 from casework_intake.adapters.client_index import ClientIndex
@@ -36,6 +35,7 @@ from casework_intake.domain.commands import (
     ScreenRisk,
 )
 from casework_intake.domain.referral import Referral
+from support.outbox import relay_all, requeue_everything
 
 REGISTRY = registry()
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
@@ -58,19 +58,9 @@ async def store(database: AsyncDatabase[Document]) -> EventStore:
     return s
 
 
-async def relay_all(store: EventStore, bootstrap: str, topic: str) -> None:
-    relay = OutboxRelay(store, kafka_producer(bootstrap, "test"), topic)
-    await relay._producer.start()
-    try:
-        while await relay.relay_once():
-            pass
-    finally:
-        await relay._producer.stop()
-
-
 async def redeliver_everything(store: EventStore, bootstrap: str, topic: str) -> None:
     """As if the relay died after publishing but before marking: every event goes again."""
-    await store.commits.update_many({}, {"$set": {"published": False}})
+    await requeue_everything(store)
     await relay_all(store, bootstrap, topic)
 
 
