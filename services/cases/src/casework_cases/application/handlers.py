@@ -22,7 +22,7 @@ from casework_cases.domain.commands import (
     RejectTransfer,
     RequestTransfer,
 )
-from casework_cases.domain.errors import CaseError, UnknownSite
+from casework_cases.domain.errors import CaseError, CaseworkerChanged, UnknownSite
 from casework_cases.domain.permissions import MAY_ISSUE, READERS
 
 
@@ -128,6 +128,8 @@ class Cases:
                 case = await self.execute(assign, principal, ctx)
             except (NotVisible, AccessDenied):
                 report.out_of_reach += 1
+            except CaseworkerChanged:
+                continue  # the index trailed the events: the case is no longer this worker's
             except (CaseError, ConcurrencyConflict) as exc:
                 report.failed.append(CaseNotMoved(case_id, type(exc).__name__, str(exc)))
             else:
