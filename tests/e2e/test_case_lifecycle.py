@@ -335,3 +335,46 @@ def test_notes_are_append_only_with_addenda(stack: Stack, home: str) -> None:
         assert problem["errors"][0]["field"] == "body.addendum_to"
         refused(sue.post(f"{path}/notes", json={"note_id": "n-1", "text": "x"}), 409)
         refused(sue.post(f"{path}/notes", json={"text": ""}), 422)
+
+
+def test_the_read_models_follow_the_case(stack: Stack, home: str) -> None:
+    """Caseload, timeline and site register change as a case moves (eventually consistent)."""
+    case_id, _ = open_case(stack, home)
+    worker = f"w-{uuid.uuid4().hex[:6]}"
+    manager = stack.client("cases", stack.token("sam", "site_manager", sites=(home,)))
+    mine = stack.client("cases", stack.token(worker, "caseworker", sites=(home,), team=TEAM))
+    with manager, mine:
+        ok(
+            manager.post(
+                f"/cases/{case_id}/assignment", json={"caseworker_id": worker, "team": TEAM}
+            )
+        )
+        caseload = eventually(
+            lambda: mine.get(f"/caseloads/{worker}"),
+            lambda r: (
+                r.status_code == 200 and [c["case_id"] for c in r.json()["cases"]] == [case_id]
+            ),
+        )
+        assert [c["case_id"] for c in caseload.json()["cases"]] == [case_id], caseload.text
+        assert caseload.json()["cases"][0]["phase"] == "assessment"
+
+        timeline = eventually(
+            lambda: mine.get(f"/cases/{case_id}/timeline"),
+            lambda r: (
+                r.status_code == 200
+                and "CaseworkerAssigned" in [e["event"] for e in r.json()["entries"]]
+            ),
+        )
+        types = [e["event"] for e in timeline.json()["entries"]]
+        # intake's events come first, then the case's own
+        assert types.index("ReferralReceived") < types.index("ReferralAccepted")
+        assert (
+            types.index("ReferralAccepted")
+            < types.index("CaseOpened")
+            < types.index("CaseworkerAssigned")
+        )
+
+        register = manager.get(f"/sites/{home}/register")
+        assert register.status_code == 200, register.text
+        assert register.json()["cases_by_phase"].get("assessment", 0) >= 1
+        assert mine.get(f"/sites/{home}/register").status_code == 403

@@ -80,7 +80,7 @@ async def service(kafka_bootstrap: str, mongo_url: str) -> AsyncIterator[Service
         environment="test",
         relay_poll_interval_s=0.2,
     )
-    runtime, cases = build(settings)
+    runtime, cases, _ = build(settings)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     try:
         async with runtime.running():

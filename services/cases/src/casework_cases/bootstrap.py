@@ -15,6 +15,7 @@ from casework.service import service_app, telemetry_middlewares
 from casework.settings import Settings
 
 from casework_cases.adapters.assignments import Assignments
+from casework_cases.adapters.read_models import ReadModels, build_read_models
 from casework_cases.application.handlers import Cases
 from casework_cases.application.policies import WhenReferralAcceptedOpenCase
 from casework_cases.domain.case import Case
@@ -27,7 +28,7 @@ from casework_cases.domain.errors import (
     TransferToSameSite,
     UnknownSite,
 )
-from casework_cases.entrypoints import care, cases, http, plans
+from casework_cases.entrypoints import care, cases, http, plans, queries
 
 PORT = 8002
 
@@ -43,8 +44,10 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
 """Domain error → HTTP status; the most specific class in an error's ancestry wins."""
 
 
-def build(settings: Settings, clock: Clock | None = None) -> tuple[ServiceRuntime, Cases]:
-    """The runtime and the application, wired but not started."""
+def build(
+    settings: Settings, clock: Clock | None = None
+) -> tuple[ServiceRuntime, Cases, ReadModels]:
+    """The runtime, the application and the read models, wired but not started."""
     runtime = ServiceRuntime.build(
         settings, registry(), clock=clock, broker_middlewares=telemetry_middlewares(settings)
     )
@@ -56,13 +59,16 @@ def build(settings: Settings, clock: Clock | None = None) -> tuple[ServiceRuntim
         caseloads=assignments,
         clock=runtime.clock,
     )
-    runtime.consume(WhenReferralAcceptedOpenCase(cases_app), sites, assignments)
-    return runtime, cases_app
+    read_models = build_read_models(runtime.database, runtime.clock)
+    runtime.consume(
+        WhenReferralAcceptedOpenCase(cases_app), sites, assignments, *read_models.projections
+    )
+    return runtime, cases_app, read_models
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     """The cases service's app (uvicorn factory)."""
-    runtime, cases_app = build(settings or Settings.for_service("cases", PORT), clock)
+    runtime, cases_app, read_models = build(settings or Settings.for_service("cases", PORT), clock)
     app = service_app(
         runtime,
         title="Casework cases",
@@ -73,8 +79,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             "it back as `If-Match` on a change to be told (412) when someone changed the case "
             "in between."
         ),
-        routers=[http.router, cases.router, plans.router, *care.routers],
+        routers=[http.router, cases.router, plans.router, *care.routers, queries.router],
         error_status=ERROR_STATUS,
     )
     app.state.cases = cases_app
+    app.state.read_models = read_models
     return app

@@ -1,0 +1,168 @@
+"""The cases service's read models: caseloads, case timelines and the site register.
+
+Three projections feed them, each a consumer group of its own:
+
+| projection           | reads            | one document per                 |
+|----------------------|------------------|----------------------------------|
+| `case_summaries`     | cases topic      | case                             |
+| `referral_summaries` | intake topic     | referral                         |
+| `timeline`           | both topics      | event of a case or a referral    |
+
+Nothing joins the two topics on write: order across topics is not guaranteed (DESIGN §3), so
+the joins (a case with its referral) happen when a query reads them. `ReadModels` holds the
+projections and the queries, and applies the case access rule to every answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+from pymongo.asynchronous.database import AsyncDatabase
+
+from casework.access import AccessDenied, NotVisible, require_site
+from casework.auth import Principal
+from casework.clock import Clock
+from casework.eventstore import Document
+from casework.projections import APPLIED, Projection
+
+from casework_cases.adapters.read_models.case_summaries import (
+    CaseSummaries,
+    CaseSummary,
+    caseload_order,
+)
+from casework_cases.adapters.read_models.documents import maybe_utc
+from casework_cases.adapters.read_models.referral_summaries import ReferralSummaries
+from casework_cases.adapters.read_models.register import SiteRegister, site_register, week_starts
+from casework_cases.adapters.read_models.timeline import CaseTimeline, Timeline
+from casework_cases.domain.access import CaseScope, can_reach_case
+
+__all__ = [
+    "CaseSummaries",
+    "CaseSummary",
+    "CaseTimeline",
+    "Caseload",
+    "ReadModels",
+    "ReferralSummaries",
+    "SiteRegister",
+    "Timeline",
+    "build_read_models",
+]
+
+# Roles that read other people's caseloads (each case still subject to the access rule).
+_READ_ANY_CASELOAD = frozenset({"supervisor", "site_manager", "regional_admin"})
+
+
+class Caseload(BaseModel):
+    """A caseworker's open cases, most pressing first."""
+
+    worker_id: str
+    cases: list[CaseSummary] = Field(
+        description=(
+            "Open cases (not closed): crises first, then by risk (imminent, high, medium, "
+            "low, unrated), then by the next activity due"
+        )
+    )
+
+
+def _scope(case: Document) -> CaseScope:
+    return CaseScope(
+        site=case.get("site"), caseworker_id=case.get("caseworker_id"), team=case.get("team")
+    )
+
+
+@dataclass
+class ReadModels:
+    """The projections to subscribe and the queries the HTTP edge answers with."""
+
+    case_summaries: CaseSummaries
+    referral_summaries: ReferralSummaries
+    timeline: Timeline
+    clock: Clock
+
+    @property
+    def projections(self) -> list[Projection]:
+        """Every projection, for `ServiceRuntime.consume`."""
+        return [self.case_summaries, self.referral_summaries, self.timeline]
+
+    async def caseload(self, worker_id: str, principal: Principal) -> Caseload:
+        """The worker's open cases the principal may reach.
+
+        A caseworker reads only their own caseload; supervisors, site managers and regional
+        admins read anyone's, seeing the cases the access rule lets them reach (a supervisor:
+        their team's).
+        """
+        own = principal.has_role("caseworker") and principal.sub == worker_id
+        if not own and not principal.has_role(*_READ_ANY_CASELOAD):
+            raise AccessDenied("a caseworker can read only their own caseload")
+        cases = [
+            c
+            for c in await self.case_summaries.open_cases_of(worker_id)
+            if can_reach_case(principal, _scope(c))
+        ]
+        # Case events may not carry the client's name; the referral does.
+        unnamed = [
+            c["referral_id"] for c in cases if not c.get("client_name") and c.get("referral_id")
+        ]
+        if unnamed:
+            referrals = await self.referral_summaries.by_ids(unnamed)
+            for case in cases:
+                if not case.get("client_name"):
+                    referral = referrals.get(case.get("referral_id") or "", {})
+                    case["client_name"] = referral.get("client_name")
+        cases.sort(key=caseload_order)
+        return Caseload(worker_id=worker_id, cases=[CaseSummary.from_document(c) for c in cases])
+
+    async def case_timeline(self, case_id: str, principal: Principal) -> CaseTimeline:
+        """Every event of the case, its referral's included, oldest first; a case the
+        principal does not reach is not found."""
+        case = await self.case_summaries.get(case_id)
+        if case is None or not can_reach_case(principal, _scope(case)):
+            raise NotVisible(f"no case {case_id}")
+        referral_id = case.get("referral_id")
+        # The streams of the case and of its referral, and how far the summaries have read
+        # them; named by the platform's convention (`Aggregate.stream_id_for`) in case a
+        # summary has not read its stream yet.
+        known: dict[str, int] = {f"case-{case_id}": 0}
+        if referral_id:
+            known[f"referral-{referral_id}"] = 0
+            known.update(await self.referral_summaries.streams(referral_id))
+        known.update(case.get(APPLIED, {}))
+        entries = await self.timeline.of_streams(known)
+        return CaseTimeline(case_id=case_id, referral_id=referral_id, entries=entries)
+
+    async def site_register(self, site: str, principal: Principal, weeks: int) -> SiteRegister:
+        """The site's cases by phase and risk, open crises, referrals per ISO week over the
+        last `weeks` weeks, and the times from referral to acceptance and to first
+        assignment; only for a site the principal works at (or a regional admin)."""
+        require_site(principal, site)
+        now = self.clock.now()
+        since: datetime = week_starts(now, weeks)[0]
+        cases = await self.case_summaries.of_site(site)
+        referrals = {r["_id"]: r for r in await self.referral_summaries.of_site_since(site, since)}
+        # A case first assigned in the window whose referral was decided before it, and
+        # whose opening did not repeat when the referral arrived: look the referral up.
+        missing = {
+            c["referral_id"]
+            for c in cases
+            if c.get("opened_site") == site
+            and c.get("referral_id")
+            and c["referral_id"] not in referrals
+            and c.get("referral_received_at") is None
+            and (assigned := maybe_utc(c.get("first_assigned_at"))) is not None
+            and assigned >= since
+        }
+        if missing:
+            referrals.update(await self.referral_summaries.by_ids(missing))
+        return site_register(site, cases=cases, referrals=referrals, now=now, weeks=weeks)
+
+
+def build_read_models(database: AsyncDatabase[Document], clock: Clock) -> ReadModels:
+    """The read models over the service's database; subscribe `projections` to the broker."""
+    return ReadModels(
+        case_summaries=CaseSummaries(database),
+        referral_summaries=ReferralSummaries(database),
+        timeline=Timeline(database),
+        clock=clock,
+    )

@@ -1,0 +1,304 @@
+"""The case timeline: every event of a case, from its referral on, readable by a person.
+
+One document per event, inserted once: a redelivery hits the unique `_id` and changes
+nothing. Intake events before the acceptance carry no case id, so a case's timeline is the
+entries of its case stream plus those of its referral's, merged and put in order when read;
+which topic was read first therefore does not matter.
+
+The `_id` is the event's place in its stream, `<stream id>:<version>` (as unique as the event
+id, which is kept in `event_id`), so that a timeline is read by exact `_id` lookups, the one
+filter FerretDB on SQLite hands to SQLite (about 2 µs a document) instead of decoding every
+document itself (about 150 µs a timeline entry). The timeline is the largest collection of
+all: with 100,000 entries, one case's timeline took 1.6 s by `_id` against 14 s filtered by
+case id or referral id (still linear: FerretDB's SQLite tables have no usable `_id` index).
+On MongoDB every lookup uses the `_id` index. The case and referral summaries say which
+streams feed a case and how far each goes.
+
+The client registry's events (`ClientRegistered`) are not projected: they belong to the
+client, who may have several cases over the years, not to one case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pymongo.errors import DuplicateKeyError
+
+from casework.contracts.cases import (
+    AssessmentRecorded,
+    CaseClosed,
+    CaseNoteRecorded,
+    CaseOpened,
+    CasePlanApproved,
+    CasePlanProposed,
+    CasePlanReturned,
+    CaseReopened,
+    CaseTransferAccepted,
+    CaseTransferRejected,
+    CaseTransferRequested,
+    CaseworkerAssigned,
+    ClosureRequested,
+    ClosureReturned,
+    CrisisDeclared,
+    CrisisResolved,
+    GoalProgressRecorded,
+    RiskLevelChanged,
+)
+from casework.contracts.intake import (
+    ClientMatchConfirmed,
+    ClientMatchOverridden,
+    ClientRegistered,
+    DuplicateClientsFound,
+    ReferralAccepted,
+    ReferralDeclined,
+    ReferralReceived,
+    RiskScreened,
+)
+from casework.envelope import Envelope
+from casework.events import DomainEvent
+from casework.eventstore import Document
+from casework.projections import Projection
+from casework.runtime import events_topic
+
+from casework_cases.adapters.read_models.documents import as_utc, escape_keys, unescape_keys
+
+_LOOKUPS_AT_ONCE = 32
+
+
+def _words(value: str) -> str:
+    return value.replace("_", " ")
+
+
+def _sentence(class_name: str) -> str:
+    """`CaseAlreadyClosed` -> "Case already closed"."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", class_name).capitalize()
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def describe(event: DomainEvent) -> str:
+    """One line saying what happened, without the sensitive free text (that is in `detail`)."""
+    match event:
+        case ReferralReceived():
+            return (
+                f"Referral received from {_words(event.source)} (urgency {event.urgency}) "
+                f"by {event.received_by}"
+            )
+        case DuplicateClientsFound():
+            n = len(event.candidate_client_ids)
+            return f"{_plural(n, 'possible duplicate client')} found"
+        case ClientMatchConfirmed():
+            return f"Existing client {event.client_id} confirmed by {event.confirmed_by}"
+        case ClientMatchOverridden():
+            return f"Client match overridden by {event.overridden_by}: a new person"
+        case RiskScreened():
+            return f"Risk screened by {event.screened_by}: {event.risk_level} ({event.rule})"
+        case ReferralAccepted():
+            return f"Referral accepted by {event.accepted_by}"
+        case ReferralDeclined():
+            return f"Referral declined by {event.declined_by}"
+        case CaseOpened():
+            risk = f" (risk {event.risk_level})" if event.risk_level else ""
+            return f"Case opened at {event.site}{risk}"
+        case CaseworkerAssigned():
+            team = f" (team {event.team})" if event.team else ""
+            was = (
+                f", replacing {event.previous_caseworker_id}"
+                if event.previous_caseworker_id
+                else ""
+            )
+            return f"Caseworker {event.caseworker_id} assigned{team} by {event.assigned_by}{was}"
+        case CaseTransferRequested():
+            return (
+                f"Transfer from {event.from_site} to {event.to_site} requested "
+                f"by {event.requested_by}"
+            )
+        case CaseTransferAccepted():
+            return (
+                f"Transfer from {event.from_site} to {event.to_site} accepted "
+                f"by {event.accepted_by}"
+            )
+        case CaseTransferRejected():
+            return f"Transfer to {event.to_site} rejected by {event.rejected_by}"
+        case AssessmentRecorded():
+            return f"Assessment recorded by {event.recorded_by}"
+        case CasePlanProposed():
+            return (
+                f"Plan v{event.plan_version} proposed by {event.proposed_by}: "
+                f"{_plural(len(event.goals), 'goal')}, "
+                f"{_plural(len(event.interventions), 'intervention')}"
+            )
+        case CasePlanApproved():
+            return f"Plan v{event.plan_version} approved by {event.approved_by}"
+        case CasePlanReturned():
+            return f"Plan v{event.plan_version} returned for revision by {event.returned_by}"
+        case GoalProgressRecorded():
+            return (
+                f"Goal {event.goal_id}: {_words(event.progress)}, recorded by {event.recorded_by}"
+            )
+        case RiskLevelChanged():
+            was = f" from {event.previous_level}" if event.previous_level else ""
+            return f"Risk level changed{was} to {event.risk_level} by {event.changed_by}"
+        case CrisisDeclared():
+            return f"Crisis declared by {event.declared_by}: risk {event.risk_level}"
+        case CrisisResolved():
+            return f"Crisis resolved by {event.resolved_by}"
+        case CaseNoteRecorded():
+            if event.addendum_to:
+                return f"Addendum to note {event.addendum_to} recorded by {event.recorded_by}"
+            return f"Case note recorded by {event.recorded_by}"
+        case ClosureRequested():
+            return f"Closure requested by {event.requested_by}: {_words(event.outcome)}"
+        case ClosureReturned():
+            return f"Closure returned by {event.returned_by}"
+        case CaseClosed():
+            return f"Case closed by {event.approved_by}: {_words(event.outcome)}"
+        case CaseReopened():
+            return f"Case reopened by {event.reopened_by}"
+        case ClientRegistered():
+            return f"Client {event.client_id} registered"
+    return _sentence(type(event).__name__)  # an event newer than this code
+
+
+def actor(event: DomainEvent) -> str | None:
+    """Who did it: the event's `…_by` field, if it has one."""
+    for name in type(event).model_fields:
+        if name.endswith("_by"):
+            value = getattr(event, name)
+            if isinstance(value, str):
+                return value
+    return None
+
+
+def entry_id(stream: str, version: int) -> str:
+    """The `_id` of the entry of the event at `version` of `stream`."""
+    return f"{stream}:{version:010d}"
+
+
+def entry(envelope: Envelope, event: DomainEvent) -> Document | None:
+    """The timeline document of one event, or None for an event of no case or referral."""
+    case_id = getattr(event, "case_id", None)
+    referral_id = getattr(event, "referral_id", None)
+    if case_id is None and referral_id is None:
+        return None
+    return {
+        "_id": entry_id(envelope.subject, envelope.stream_version),
+        "event_id": envelope.id,
+        "case_id": case_id,
+        "referral_id": referral_id,
+        "stream": envelope.subject,
+        "version": envelope.stream_version,
+        "time": envelope.time,
+        "type": envelope.type,
+        "event": type(event).__name__,
+        "source": envelope.source,
+        "site": envelope.site or getattr(event, "site", None),
+        "summary": describe(event),
+        "actor": actor(event),
+        # Everything the event says, sensitive text included: reading it is authorised and
+        # audited at the HTTP edge.
+        "detail": escape_keys(event.model_dump(mode="json")),
+    }
+
+
+def timeline_order(entry: Mapping[str, Any]) -> tuple[datetime, int, str, str]:
+    """Entries by time, then stream version; stream and id only break exact ties, so that
+    the order never depends on which topic was read first."""
+    return (as_utc(entry["time"]), entry["version"], entry["stream"], entry["_id"])
+
+
+class TimelineEntry(BaseModel):
+    """One event on a case's timeline."""
+
+    event_id: str
+    time: datetime
+    type: str = Field(description="The CloudEvents type, e.g. `casework.cases.CrisisDeclared.v1`")
+    event: str = Field(description="The event's name, e.g. `CrisisDeclared`")
+    stream: str = Field(description="The aggregate stream it belongs to (case or referral)")
+    version: int = Field(description="Its version in that stream")
+    summary: str = Field(description="What happened, in one line")
+    actor: str | None = Field(default=None, description="Who did it (a staff id)")
+    detail: dict[str, Any] = Field(description="The event's fields, sensitive text included")
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> TimelineEntry:
+        return cls(
+            event_id=doc["event_id"],
+            time=as_utc(doc["time"]),
+            type=doc["type"],
+            event=doc["event"],
+            stream=doc["stream"],
+            version=doc["version"],
+            summary=doc["summary"],
+            actor=doc.get("actor"),
+            detail=unescape_keys(doc.get("detail") or {}),
+        )
+
+
+class CaseTimeline(BaseModel):
+    """A case's events from its referral on, oldest first."""
+
+    case_id: str
+    referral_id: str | None
+    entries: list[TimelineEntry]
+
+
+def merged(entries: Iterable[Mapping[str, Any]]) -> list[TimelineEntry]:
+    """Entries without repeats (an entry can match both the case and the referral), in order."""
+    unique = {e["_id"]: e for e in entries}
+    return [TimelineEntry.from_document(e) for e in sorted(unique.values(), key=timeline_order)]
+
+
+class Timeline(Projection):
+    """`timeline`: one document per event of a case or a referral, from both topics."""
+
+    name = "timeline"
+    topics = (events_topic("intake"), events_topic("cases"))
+
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        doc = entry(envelope, event)
+        if doc is None:
+            return False
+        try:
+            await self.read_model.collection.insert_one(doc)
+        except DuplicateKeyError:
+            return False  # this event is on the timeline already
+        return True
+
+    async def of_streams(self, known: Mapping[str, int]) -> list[TimelineEntry]:
+        """The entries of these streams, in order; `known` is how far each stream is known to
+        go (0 if not known at all).
+
+        The entries up to the known versions are looked up at once; then each stream is
+        followed further until a version is missing, in case this projection is ahead of the
+        summaries that said how far the streams go. A version without an entry (an event
+        type this code does not know) is skipped.
+        """
+        # One beyond each known version goes in the same round: a missing `_id` costs
+        # FerretDB a whole scan, better spent in parallel than after the rest.
+        wanted = [entry_id(s, v) for s, last in known.items() for v in range(1, last + 2)]
+        found = {d["_id"]: d for d in await self._lookup(wanted)}
+        for stream, last in known.items():
+            version = last + 1
+            while entry_id(stream, version) in found:
+                version += 1
+                found.update((d["_id"], d) for d in await self._lookup([entry_id(stream, version)]))
+        return merged(found.values())
+
+    async def _lookup(self, ids: list[str]) -> list[Document]:
+        docs: list[Document] = []
+        # A bounded number at a time: each lookup is a connection's round trip.
+        for start in range(0, len(ids), _LOOKUPS_AT_ONCE):
+            batch = ids[start : start + _LOOKUPS_AT_ONCE]
+            results = await asyncio.gather(
+                *(self.read_model.collection.find_one({"_id": i}) for i in batch)
+            )
+            docs += [dict(d) for d in results if d is not None]
+        return docs
