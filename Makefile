@@ -50,3 +50,35 @@ logs: ## Show infrastructure logs (C=kafka|ferretdb|postgres for one, F=1 to fol
 
 # Services, tests, benchmarks and lint (up, down, test, bench, lint) are added below by
 # their owners, each under its own `##@ Section` heading so `make help` groups them.
+
+##@ The platform
+
+.PHONY: up down ps
+up: bootstrap ## Install what is missing, start Kafka, FerretDB and the five services, print the URLs
+	@bash $(INFRA) up
+	@bash scripts/services.sh up
+
+down: ## Stop the services and the infrastructure that `make up` started
+	@bash scripts/services.sh down
+	@bash $(INFRA) down
+
+ps: ## State of the services and the infrastructure
+	@bash scripts/services.sh status
+	@bash $(INFRA) status
+
+##@ Quality
+
+.PHONY: test lint
+test: bootstrap ## Install what is missing, start the infrastructure, lint, run every test, stop what it started
+	@bash scripts/test.sh
+
+lint: ## ruff (lint + format check) and mypy --strict
+	@uv run --no-sync ruff check .
+	@uv run --no-sync ruff format --check .
+	@uv run --no-sync mypy shared/src services/intake/src services/cases/src services/contacts/src services/supervision/src services/notifications/src bench
+
+##@ Benchmarks
+
+.PHONY: bench
+bench: bootstrap ## Event pipeline benchmark against its raw limits (prints a table; docs/benchmarks.md)
+	@bash scripts/bench.sh

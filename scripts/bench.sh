@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make bench`: the event pipeline benchmark on the local servers (started if needed, and
+# stopped again if this script started them). BENCH_ARGS passes options to
+# bench/pipeline.py, e.g. BENCH_ARGS="--events 20000".
+set -euo pipefail
+
+SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib/common.sh
+source "$SCRIPTS_DIR/lib/common.sh"
+cd "$REPO_ROOT"
+
+was_running="$(bash "$SCRIPTS_DIR/infra.sh" status | awk '$2 == "running"' | wc -l)"
+bash "$SCRIPTS_DIR/infra.sh" up >/dev/null
+[[ "$was_running" -gt 0 ]] || trap 'bash "$SCRIPTS_DIR/infra.sh" down >/dev/null' EXIT
+backend="$(bash "$SCRIPTS_DIR/infra.sh" status | awk '$1 == "ferretdb" {print}' | grep -o 'backend [a-z]*' || true)"
+
+info "event pipeline benchmark (FerretDB ${backend:-?}); progress on stderr"
+# shellcheck disable=SC2086 # BENCH_ARGS is a list of options
+uv run --no-sync python bench/pipeline.py \
+    --kafka "localhost:$KAFKA_PORT" --mongo-url "mongodb://127.0.0.1:$MONGO_PORT" \
+    --label "(FerretDB ${backend:-?})" ${BENCH_ARGS:-}
