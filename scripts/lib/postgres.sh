@@ -23,6 +23,11 @@ pg_default_root() {
 PG_ROOT="${CASEWORK_PG_DIR:-$(pg_default_root)}"
 PGDATA_DIR="$PG_ROOT/data"
 PG_LOG="$LOG_DIR/postgres.log"
+if [[ "$PG_ROOT" != "$STATE_DIR"/* ]]; then
+    # the server writes its own log, so it must live where the postgres user can write;
+    # $LOG_DIR/postgres.log links to it
+    PG_LOG="$PG_ROOT/postgres.log"
+fi
 PG_DB=ferretdb
 PG_SUPERUSER=postgres
 PG_OS_USER="${CASEWORK_PG_OS_USER:-postgres}"
@@ -189,6 +194,9 @@ postgres_up() {
     require_postgres
     bin="$(find_pg_bindir)"
     mkdir -p "$LOG_DIR"
+    if [[ "$PG_LOG" != "$LOG_DIR/postgres.log" ]]; then
+        ln -sfn "$PG_LOG" "$LOG_DIR/postgres.log"
+    fi
     postgres_init_once "$bin"
     sock="$(pg_socket_dir)"
     mkdir -p "$sock"
