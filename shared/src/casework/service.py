@@ -8,8 +8,11 @@ app. `serve` runs such an app under uvicorn.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import uvicorn
@@ -24,6 +27,8 @@ from casework.auth import build_verifier
 from casework.eventstore import AggregateNotFound, ConcurrencyConflict
 from casework.http import create_http_app
 from casework.logs import configure_logging
+from casework.projections import Projection
+from casework.rebuild import rebuild_projection
 from casework.runtime import ServiceRuntime
 from casework.settings import Settings
 from casework.tracing import configure_tracing, instrument_fastapi, instrument_pymongo
@@ -110,6 +115,64 @@ def _asyncapi_router(service: str) -> APIRouter:
         return HTMLResponse(asyncapi_html(asyncapi_document(known)))
 
     return router
+
+
+def service_main(
+    name: str,
+    port: int,
+    app_factory: str,
+    runtime_of: Callable[[Settings], ServiceRuntime],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """The command line of a service (`python -m casework_<name> ...`):
+
+    - `serve` (the default): run the HTTP API, the relay and the consumers;
+    - `projections`: list the read models and policies this service feeds;
+    - `rebuild NAME`: rebuild one read model from the beginning of its topics (the service
+      must be stopped; see `casework.rebuild`).
+    """
+    parser = argparse.ArgumentParser(prog=f"python -m casework_{name}")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the service (the default)")
+    commands.add_parser("projections", help="list the read models and policies")
+    rebuild = commands.add_parser("rebuild", help="rebuild a read model from its topics")
+    rebuild.add_argument("projection", help="its name, as `projections` lists it")
+    args = parser.parse_args(argv)
+    settings = Settings.for_service(name, port)
+    if args.command in (None, "serve"):
+        serve(app_factory, settings)
+        return 0
+    configure_logging(settings)
+    return asyncio.run(
+        _offline(args.command, getattr(args, "projection", None), settings, runtime_of)
+    )
+
+
+async def _offline(
+    command: str,
+    projection: str | None,
+    settings: Settings,
+    runtime_of: Callable[[Settings], ServiceRuntime],
+) -> int:
+    # Kafka clients must be made inside the event loop that runs them.
+    runtime = runtime_of(settings)
+    try:
+        projections = {h.name: h for h in runtime.handlers if isinstance(h, Projection)}
+        if command == "projections":
+            for handler in runtime.handlers:
+                kind = "read model" if isinstance(handler, Projection) else "policy"
+                print(f"{handler.name:<40} {kind:<11} {', '.join(handler.topics)}")
+            return 0
+        if projection not in projections:
+            print(
+                f"no read model {projection!r}; this service has: {', '.join(sorted(projections))}",
+                file=sys.stderr,
+            )
+            return 2
+        await rebuild_projection(projections[projection], runtime.registry, settings)
+        return 0
+    finally:
+        await runtime.stop()  # closes the clients it made, started or not
 
 
 def serve(app_factory: str, settings: Settings) -> None:

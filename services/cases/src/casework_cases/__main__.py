@@ -1,9 +1,15 @@
-"""`python -m casework_cases`: serve the cases service."""
+"""`python -m casework_cases [serve | projections | rebuild NAME]`."""
 
-from casework.service import serve
-from casework.settings import Settings
+from casework.service import service_main
 
-from casework_cases.bootstrap import PORT
+from casework_cases.bootstrap import PORT, build
 
 if __name__ == "__main__":
-    serve("casework_cases.bootstrap:create_app", Settings.for_service("cases", PORT))
+    raise SystemExit(
+        service_main(
+            "cases",
+            PORT,
+            "casework_cases.bootstrap:create_app",
+            lambda settings: build(settings)[0],
+        )
+    )

@@ -1,9 +1,10 @@
-"""`python -m casework_contacts`: serve the contacts service."""
+"""`python -m casework_contacts [serve | projections | rebuild NAME]`."""
 
-from casework.service import serve
-from casework.settings import Settings
+from casework.service import service_main
 
-from casework_contacts.bootstrap import PORT
+from casework_contacts.bootstrap import PORT, build
 
 if __name__ == "__main__":
-    serve("casework_contacts.bootstrap:create_app", Settings.for_service("contacts", PORT))
+    raise SystemExit(
+        service_main("contacts", PORT, "casework_contacts.bootstrap:create_app", build)
+    )

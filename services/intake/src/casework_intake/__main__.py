@@ -1,9 +1,15 @@
-"""`python -m casework_intake`: serve the intake service."""
+"""`python -m casework_intake [serve | projections | rebuild NAME]`."""
 
-from casework.service import serve
-from casework.settings import Settings
+from casework.service import service_main
 
-from casework_intake.bootstrap import PORT
+from casework_intake.bootstrap import PORT, build
 
 if __name__ == "__main__":
-    serve("casework_intake.bootstrap:create_app", Settings.for_service("intake", PORT))
+    raise SystemExit(
+        service_main(
+            "intake",
+            PORT,
+            "casework_intake.bootstrap:create_app",
+            lambda settings: build(settings)[0],
+        )
+    )

@@ -1,11 +1,10 @@
-"""`python -m casework_notifications`: serve the notifications service."""
+"""`python -m casework_notifications [serve | projections | rebuild NAME]`."""
 
-from casework.service import serve
-from casework.settings import Settings
+from casework.service import service_main
 
-from casework_notifications.bootstrap import PORT
+from casework_notifications.bootstrap import PORT, build
 
 if __name__ == "__main__":
-    serve(
-        "casework_notifications.bootstrap:create_app", Settings.for_service("notifications", PORT)
+    raise SystemExit(
+        service_main("notifications", PORT, "casework_notifications.bootstrap:create_app", build)
     )

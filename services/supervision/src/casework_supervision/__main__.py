@@ -1,9 +1,15 @@
-"""`python -m casework_supervision`: serve the supervision service."""
+"""`python -m casework_supervision [serve | projections | rebuild NAME]`."""
 
-from casework.service import serve
-from casework.settings import Settings
+from casework.service import service_main
 
-from casework_supervision.bootstrap import PORT
+from casework_supervision.bootstrap import PORT, build
 
 if __name__ == "__main__":
-    serve("casework_supervision.bootstrap:create_app", Settings.for_service("supervision", PORT))
+    raise SystemExit(
+        service_main(
+            "supervision",
+            PORT,
+            "casework_supervision.bootstrap:create_app",
+            lambda settings: build(settings)[0],
+        )
+    )
