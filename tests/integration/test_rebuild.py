@@ -8,12 +8,15 @@ import pytest
 from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
+from casework.envelope import Envelope
+from casework.events import DomainEvent
 from casework.eventstore import Document, EventStore
 from casework.projections import ConsumerRunner, broker_dead_letter_publisher
-from casework.rebuild import GroupStillActive, rebuild_projection
+from casework.rebuild import GroupStillActive, rebuild_projection, replay_dead_letters
 from casework.runtime import ensure_topics, wait_until
 from casework.settings import Settings
 
+from support.kafka import read_topic
 from support.ledger import REGISTRY, AmountCredited, Balances, LedgerOpened, Poison
 from support.outbox import relay_all
 
@@ -93,3 +96,59 @@ async def test_a_rebuild_restores_the_read_model_and_the_service_resumes_after_i
         assert again.handler.calls == 1
     finally:
         await broker.stop()
+
+
+class CreditsFailing(Balances):
+    """Balances with a bug in crediting, fixed by setting `fixed`."""
+
+    fixed = False
+
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if isinstance(event, AmountCredited) and not self.fixed:
+            raise RuntimeError("credit bug")
+        return await super().handle(envelope, event)
+
+
+async def test_dead_letters_are_applied_again_once_the_bug_is_fixed(
+    database: AsyncDatabase[Document], kafka_bootstrap: str, topic: str
+) -> None:
+    service = f"rp{uuid.uuid4().hex[:6]}"
+    settings = Settings(
+        service=service, kafka_bootstrap_servers=kafka_bootstrap, projection_max_attempts=1
+    )
+    await ensure_topics(kafka_bootstrap, [topic, f"casework.{service}.balances.dlq"], 3)
+    store = EventStore(database, source="/casework/test")
+    sid = f"ledger-{uuid.uuid4()}"
+    await store.append(sid, 0, [LedgerOpened(ledger_id=sid, owner="ann")])
+    await store.append(sid, 1, [AmountCredited(ledger_id=sid, amount=5)])
+    await relay_all(store, kafka_bootstrap, topic)
+
+    projection = type("Flaky", (CreditsFailing,), {"topics": (topic,)})(database)
+    broker = KafkaBroker(kafka_bootstrap)
+    runner = ConsumerRunner(
+        projection,
+        REGISTRY,
+        service=service,
+        publish_dead_letter=broker_dead_letter_publisher(broker, "balances"),
+        max_attempts=1,
+    )
+    runner.subscribe(broker)
+    await broker.start()
+    try:
+        (letter,) = await read_topic(kafka_bootstrap, runner.dead_letter_topic, expect=1)
+    finally:
+        await broker.stop()
+    assert b"credit bug" in dict(letter.headers)["x-dlq-error"]
+    doc = await projection.read_model.get(sid)
+    assert doc is not None
+    assert doc["balance"] == 0
+
+    projection.fixed = True
+    report = await replay_dead_letters(projection, REGISTRY, settings, progress=lambda _: None)
+    assert (report.letters, report.outcomes) == (1, {"applied": 1})
+    doc = await projection.read_model.get(sid)
+    assert doc is not None
+    assert doc["balance"] == 5
+
+    again = await replay_dead_letters(projection, REGISTRY, settings, progress=lambda _: None)
+    assert again.letters == 0  # the replay's own group remembers where it stopped

@@ -1,4 +1,5 @@
-"""Rebuilding a projection from the beginning of its topics (DESIGN §5).
+"""Offline operations on a projection: rebuild from the beginning, replay dead letters
+(DESIGN §5).
 
 The rebuild reads every topic the projection consumes from offset 0 up to the end offsets
 taken when it starts, applies each event to a fresh collection (`<name>__rebuild`) through
@@ -29,6 +30,7 @@ from casework.projections import (
     Projection,
     consumer_group,
     dead_letter_headers,
+    dead_letter_topic,
 )
 from casework.relay import kafka_producer
 from casework.runtime import topic_prefix
@@ -191,3 +193,80 @@ async def _commit_group(
             ) from exc
     finally:
         await committer.stop()
+
+
+@dataclass
+class ReplayReport:
+    projection: str
+    topic: str
+    letters: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+async def replay_dead_letters(
+    live: Projection,
+    registry: EventRegistry,
+    settings: Settings,
+    *,
+    progress: Callable[[str], None] = print,
+) -> ReplayReport:
+    """Apply a projection's dead letters again, once the cause is fixed.
+
+    Reads the dead-letter topic from where the last replay stopped (consumer group
+    `<group>.replay`) up to its current end, passes each letter through the projection's
+    runner again, and commits. A letter that fails again is dead-lettered again (after the
+    end taken at the start, so this run does not see it twice). A letter whose stream has
+    since moved past it is reported as `duplicate`: version-idempotent documents cannot take
+    an older event, so rebuild the projection to include it. Like a rebuild, it refuses to
+    run while the service consumes, so that each document keeps one writer.
+    """
+    prefix = topic_prefix(settings)
+    group = prefix + consumer_group(settings.service, live.name)
+    await _refuse_if_active(settings, group)
+    topic = prefix + dead_letter_topic(settings.service, live.name)
+    report = ReplayReport(projection=live.name, topic=topic)
+    producer = kafka_producer(settings.kafka_bootstrap_servers, f"{settings.service}-replay")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"{group}.replay",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        runner = ConsumerRunner(
+            live,
+            registry,
+            service=settings.service,
+            publish_dead_letter=producer_dead_letter_publisher(producer, live.name),
+            max_attempts=settings.projection_max_attempts,
+            prefix=prefix,
+        )
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(await producer.partitions_for(topic))
+        ]
+        consumer.assign(partitions)
+        end = await consumer.end_offsets(partitions)
+        remaining = {tp for tp in partitions if await consumer.position(tp) < end[tp]}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=500)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset >= end[tp]:
+                        break
+                    outcome = await runner.process(record)
+                    report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
+                    report.letters += 1
+            for tp in list(remaining):
+                if await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+        await consumer.commit({tp: OffsetAndMetadata(end[tp], "") for tp in partitions})
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items()))
+    progress(
+        f"replayed {report.letters} dead letters of {live.name} ({outcomes or 'none waiting'})"
+    )
+    return report

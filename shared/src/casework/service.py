@@ -28,7 +28,7 @@ from casework.eventstore import AggregateNotFound, ConcurrencyConflict
 from casework.http import create_http_app
 from casework.logs import configure_logging
 from casework.projections import Projection
-from casework.rebuild import rebuild_projection
+from casework.rebuild import rebuild_projection, replay_dead_letters
 from casework.runtime import ServiceRuntime
 from casework.settings import Settings
 from casework.tracing import configure_tracing, instrument_fastapi, instrument_pymongo
@@ -128,8 +128,10 @@ def service_main(
 
     - `serve` (the default): run the HTTP API, the relay and the consumers;
     - `projections`: list the read models and policies this service feeds;
-    - `rebuild NAME`: rebuild one read model from the beginning of its topics (the service
-      must be stopped; see `casework.rebuild`).
+    - `rebuild NAME`: rebuild one read model from the beginning of its topics;
+    - `replay-dead-letters NAME`: apply a read model's dead letters again.
+
+    The last two need the service stopped (see `casework.rebuild`).
     """
     parser = argparse.ArgumentParser(prog=f"python -m casework_{name}")
     commands = parser.add_subparsers(dest="command")
@@ -137,6 +139,10 @@ def service_main(
     commands.add_parser("projections", help="list the read models and policies")
     rebuild = commands.add_parser("rebuild", help="rebuild a read model from its topics")
     rebuild.add_argument("projection", help="its name, as `projections` lists it")
+    replay = commands.add_parser(
+        "replay-dead-letters", help="apply a read model's dead letters again"
+    )
+    replay.add_argument("projection", help="its name, as `projections` lists it")
     args = parser.parse_args(argv)
     settings = Settings.for_service(name, port)
     if args.command in (None, "serve"):
@@ -169,7 +175,10 @@ async def _offline(
                 file=sys.stderr,
             )
             return 2
-        await rebuild_projection(projections[projection], runtime.registry, settings)
+        if command == "rebuild":
+            await rebuild_projection(projections[projection], runtime.registry, settings)
+        else:
+            await replay_dead_letters(projections[projection], runtime.registry, settings)
         return 0
     finally:
         await runtime.stop()  # closes the clients it made, started or not
