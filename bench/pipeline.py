@@ -2,6 +2,8 @@
 
 Each stage is measured beside its raw limit, taken in the same run on the same servers:
 
+- load: `EventStore.load` of one stream among all stored (what every command does first),
+  beside `find_one` by `_id`;
 - append: `EventStore.append` of one-event commits (outbox entry, commit, confirmation),
   beside `insert_one` of the same documents at the same concurrency;
 - relay: `OutboxRelay` draining those commits to Kafka, beside aiokafka producing the same
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -199,6 +202,28 @@ class Bench:
         self.rows.append(
             against(measured("append (event store)", a.events, seconds, latencies), raw_row)
         )
+        await self.load_stage()
+
+    async def load_stage(self) -> None:
+        """What every command does first: load its aggregate's stream (by `stream_id`)."""
+        a = self.args
+        loads = min(a.loads, a.streams)
+        progress(f"raw find_one by _id, then EventStore.load of {loads} streams")
+        raw = self.db["raw_commits"]
+
+        async def by_id(i: int) -> None:
+            await raw.find_one({"_id": f"r{i * 7 % a.events}"})
+
+        seconds, latencies = await concurrently(loads, 1, by_id)
+        raw_row = measured("raw find_one by _id", loads, seconds, latencies)
+        self.rows.append(raw_row)
+
+        async def load(i: int) -> None:
+            await self.store.load(f"case-c{i * 7 % a.streams}")
+
+        seconds, latencies = await concurrently(loads, 1, load)
+        stage = f"load a stream ({a.events} commits stored)"
+        self.rows.append(against(measured(stage, loads, seconds, latencies), raw_row))
 
     async def relay_stage(self) -> None:
         a = self.args
@@ -263,7 +288,7 @@ class Bench:
         self.rows.append(raw_row)
 
         progress("projection: FastStream batch subscriber → read model, offsets committed after")
-        broker = KafkaBroker(a.kafka)
+        broker = KafkaBroker(a.kafka, log_level=logging.DEBUG)
         runner = ConsumerRunner(
             self.projection,
             REGISTRY,
@@ -311,16 +336,22 @@ class Bench:
         try:
             appended_at: dict[str, float] = {}
             versions: dict[str, int] = {}
+            in_flight: set[asyncio.Task[object]] = set()
             started = time.perf_counter()
             for i in range(total):
+                # open loop: each commit leaves on schedule, however long the previous took
                 await asyncio.sleep(max(0.0, started + i / a.rate - time.perf_counter()))
                 note = NoteAdded(
                     case_id=f"live{i % a.streams}", note_id=f"e{i}", text=TEXT, recorded_by="bench"
                 )
                 stream = f"case-{note.case_id}"
+                version = versions.get(stream, 0)
+                versions[stream] = version + 1
                 appended_at[note.note_id] = time.perf_counter()
-                await self.store.append(stream, versions.get(stream, 0), [note])
-                versions[stream] = versions.get(stream, 0) + 1
+                task = asyncio.create_task(self.store.append(stream, version, [note]))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            await asyncio.gather(*in_flight)
             offered_seconds = time.perf_counter() - started
             with contextlib.suppress(TimeoutError):  # report what arrived
                 await wait_until(self._all_applied(len(appended_at) + a.events), within=60)
@@ -362,7 +393,7 @@ def render(rows: list[Row], header: str) -> str:
     lines += [
         "",
         "ratio = the stage's ops/s over the raw limit measured just before it (raw insert_one "
-        "for append, raw produce for relay, raw upsert for project).",
+        "for append, find_one by _id for load, raw produce for relay, raw upsert for project).",
     ]
     return "\n".join(lines)
 
@@ -383,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=5000, help="commits in the burst stages")
     parser.add_argument("--streams", type=int, default=500, help="aggregates they spread over")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent appenders")
-    parser.add_argument("--batch", type=int, default=500, help="relay batch size")
+    parser.add_argument("--batch", type=int, default=1000, help="relay batch size")
+    parser.add_argument("--loads", type=int, default=200, help="stream loads measured")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--rate", type=int, default=100, help="offered commits/s, end to end")
     parser.add_argument("--seconds", type=int, default=10, help="length of the end-to-end run")

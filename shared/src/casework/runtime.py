@@ -120,6 +120,8 @@ class ServiceRuntime:
             enable_idempotence=True,
             middlewares=tuple(broker_middlewares),
             logger=logging.getLogger(f"casework.{settings.service}.broker"),
+            # "Received"/"Processed" for every message is debug detail, not an INFO log line
+            log_level=logging.DEBUG,
         )
         return cls(
             settings=settings,
