@@ -87,9 +87,9 @@ seed_sites() {
 print_urls() {
     local name
     printf '\n%sCasework is running.%s\n\n' "$C_BOLD" "$C_OFF"
-    printf '  %-14s %-24s %-32s %s\n' service "API docs (OpenAPI)" "AsyncAPI (events)" metrics
+    printf '  %-14s %-28s %-32s %s\n' service "API docs (OpenAPI)" "AsyncAPI (events)" metrics
     for name in "${SERVICES[@]}"; do
-        printf '  %-14s %-24s %-32s %s\n' "$name" "$(url_of "$name")/docs" \
+        printf '  %-14s %-28s %-32s %s\n' "$name" "$(url_of "$name")/docs" \
             "$(url_of "$name")/asyncapi" "$(url_of "$name")/metrics"
     done
     cat <<EOT
