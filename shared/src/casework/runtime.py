@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from casework.audit import AuditTrail
 from casework.clock import Clock, SystemClock
+from casework.deadlines import Deadlines, DeadlineScheduler
 from casework.events import EventRegistry
 from casework.eventstore import Document, EventStore
 from casework.metrics import Metrics
@@ -80,6 +81,8 @@ class ServiceRuntime:
     broker: KafkaBroker
     clock: Clock
     audit: AuditTrail
+    deadlines: Deadlines
+    scheduler: DeadlineScheduler
     handlers: list[EventHandler] = field(default_factory=list)
     consumers: list[ConsumerRunner] = field(default_factory=list)
     subscribers: list[Any] = field(default_factory=list)
@@ -100,6 +103,7 @@ class ServiceRuntime:
         clock = clock or SystemClock()
         client = mongo_client(settings)
         database = client[settings.database_name]
+        deadlines = Deadlines(database)
         store = EventStore(
             database, source=f"/casework/{settings.service}", metrics=metrics, clock=clock
         )
@@ -134,6 +138,8 @@ class ServiceRuntime:
             broker=broker,
             clock=clock,
             audit=AuditTrail(database["audit"], clock),
+            deadlines=deadlines,
+            scheduler=DeadlineScheduler(deadlines, clock=clock, metrics=metrics),
         )
 
     def consume(self, *handlers: EventHandler) -> None:
@@ -161,17 +167,21 @@ class ServiceRuntime:
         return sorted(prefix + t for t in {*own, *read, *dead})
 
     async def start(self) -> None:
-        """Indexes, topics, consumers, relay — in that order."""
+        """Indexes, topics, consumers, relay, deadline scheduler — in that order."""
         await self.store.ensure_indexes()
         await self.audit.ensure_indexes()
+        await self.deadlines.ensure_indexes()
         for handler in self.handlers:
             await handler.ensure_indexes()
         await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics, self.partitions)
         await self.broker.start()
         await self.relay.start()
+        await self.scheduler.start()
 
     async def stop(self) -> None:
         """Everything `start` started, in reverse."""
+        with contextlib.suppress(Exception):
+            await self.scheduler.stop()
         with contextlib.suppress(Exception):
             await self.relay.stop()
         with contextlib.suppress(Exception):
