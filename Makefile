@@ -80,5 +80,5 @@ lint: ## ruff (lint + format check) and mypy --strict
 ##@ Benchmarks
 
 .PHONY: bench
-bench: bootstrap ## Event pipeline benchmark against its raw limits (prints a table; docs/benchmarks.md)
+bench: bootstrap ## Benchmarks: event pipeline vs its raw limits, then the case lifecycle through the APIs (docs/benchmarks.md)
 	@bash scripts/bench.sh

@@ -25,11 +25,10 @@ import contextlib
 import json
 import logging
 import os
-import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -43,6 +42,8 @@ from casework.eventstore import Document, EventStore
 from casework.projections import ConsumerRunner, Projection, broker_dead_letter_publisher
 from casework.relay import OutboxRelay, kafka_producer
 from casework.runtime import ensure_topics, wait_until
+
+from report import Row, against, measured, progress
 
 TEXT = "Home visit completed; client engaged, mood improved, next visit agreed. " * 3
 
@@ -84,46 +85,6 @@ class NotesPerCase(Projection):
         self.handle_seconds.append(done - started)
         self.applied_at.setdefault(event.note_id, done)
         return changed
-
-
-@dataclass
-class Row:
-    stage: str
-    n: int
-    seconds: float
-    rate: float
-    p50_ms: float | None
-    p99_ms: float | None
-    raw_rate: float | None = None
-    ratio: float | None = None
-
-
-def percentile_ms(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-def measured(stage: str, n: int, seconds: float, latencies: Sequence[float]) -> Row:
-    return Row(
-        stage,
-        n,
-        seconds,
-        n / seconds if seconds > 0 else 0.0,
-        percentile_ms(latencies, 0.5),
-        percentile_ms(latencies, 0.99),
-    )
-
-
-def against(row: Row, raw: Row) -> Row:
-    row.raw_rate = raw.rate
-    row.ratio = row.rate / raw.rate if raw.rate else None
-    return row
-
-
-def progress(message: str) -> None:
-    print(f"  … {message}", file=sys.stderr, flush=True)
 
 
 async def concurrently(

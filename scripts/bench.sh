@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: the event pipeline benchmark on the local servers (started if needed, and
-# stopped again if this script started them). BENCH_ARGS passes options to
-# bench/pipeline.py, e.g. BENCH_ARGS="--events 20000".
+# `make bench`: the event pipeline benchmark, then the case lifecycle through the APIs, on the
+# local servers (started if needed, and stopped again if this script started them).
+# BENCH_ARGS passes options to bench/pipeline.py (e.g. BENCH_ARGS="--events 20000"),
+# LIFECYCLE_ARGS to bench/lifecycle.py (e.g. LIFECYCLE_ARGS="--rates 10 30 --seconds 30").
 set -euo pipefail
 
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,9 +14,15 @@ was_running="$(bash "$SCRIPTS_DIR/infra.sh" status | awk '$2 == "running"' | wc 
 bash "$SCRIPTS_DIR/infra.sh" up >/dev/null
 [[ "$was_running" -gt 0 ]] || trap 'bash "$SCRIPTS_DIR/infra.sh" down >/dev/null' EXIT
 backend="$(bash "$SCRIPTS_DIR/infra.sh" status | awk '$1 == "ferretdb" {print}' | grep -o 'backend [a-z]*' || true)"
+servers=(--kafka "localhost:$KAFKA_PORT" --mongo-url "mongodb://127.0.0.1:$MONGO_PORT")
 
 info "event pipeline benchmark (FerretDB ${backend:-?}); progress on stderr"
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of options
-uv run --no-sync python bench/pipeline.py \
-    --kafka "localhost:$KAFKA_PORT" --mongo-url "mongodb://127.0.0.1:$MONGO_PORT" \
+uv run --no-sync python bench/pipeline.py "${servers[@]}" \
     --label "(FerretDB ${backend:-?})" ${BENCH_ARGS:-}
+
+echo
+info "case lifecycle through the APIs: the five services on ports 18301-18305 (FerretDB ${backend:-?}); progress on stderr"
+# shellcheck disable=SC2086 # LIFECYCLE_ARGS is a list of options
+uv run --no-sync python bench/lifecycle.py "${servers[@]}" \
+    --label "(FerretDB ${backend:-?})" ${LIFECYCLE_ARGS:-}

@@ -1,0 +1,170 @@
+"""Start the five services as real processes against a real Kafka and MongoDB-wire server.
+
+Development tooling, used by the end-to-end tests and by the benchmarks. Each run gets its
+own namespace (topic prefix, consumer groups, databases) and its own ports, so it does not
+disturb a platform started with `make up`, or another run, on the same machine. The services
+are started by module name (`python -m casework_<service>`): the shared package never imports
+a service.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from pymongo import MongoClient
+
+from casework.eventstore import Document
+
+SERVICES = {"intake": 0, "cases": 1, "contacts": 2, "supervision": 3, "notifications": 4}
+"""Service name → its port's offset from the stack's base port."""
+
+
+@dataclass
+class Stack:
+    """A running stack: where each service answers, its process ids, and the settings it was
+    started with."""
+
+    namespace: str
+    urls: dict[str, str]
+    env: dict[str, str]
+    logs: Path
+    databases: dict[str, str] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    _tokens: dict[tuple[str, ...], str] = field(default_factory=dict)
+
+    def token(
+        self, sub: str, *roles: str, sites: tuple[str, ...] = (), team: str | None = None
+    ) -> str:
+        """A dev token minted by the `casework token` CLI, as a user would get one.
+
+        Each call runs the CLI (most of a second), so tokens are cached per identity.
+        """
+        key = (sub, *roles, "|", *sites, team or "")
+        if key not in self._tokens:
+            cli = shutil.which("casework", path=str(Path(sys.executable).parent)) or "casework"
+            args = [cli, "token", "--sub", sub]
+            for role in roles:
+                args += ["--role", role]
+            for site in sites:
+                args += ["--site", site]
+            if team:
+                args += ["--team", team]
+            done = subprocess.run(args, env=self.env, capture_output=True, text=True, check=True)
+            self._tokens[key] = done.stdout.strip()
+        return self._tokens[key]
+
+    def client(self, service: str, token: str | None = None) -> httpx.Client:
+        """An HTTP client for one service, sending `token` as its bearer token."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.urls[service], headers=headers, timeout=10)
+
+
+@contextmanager
+def running_stack(
+    bootstrap: str,
+    mongo_url: str,
+    workdir: Path,
+    base_port: int = 18001,
+    *,
+    prefix: str = "e2e",
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Stack]:
+    """The five services running as processes until the block ends; then they are stopped
+    and their databases dropped.
+
+    `bootstrap` and `mongo_url` name the servers; the services listen on `base_port` to
+    `base_port + 4` (`SERVICES`); logs and the dev signing key go under `workdir`. The
+    namespace is `prefix` and eight random hex digits; `env` adds or overrides settings.
+    Waits until every service's `/readyz` answers (90 s at most).
+    """
+    namespace = f"{prefix}{uuid.uuid4().hex[:8]}"
+    logs = workdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    settings = {
+        **os.environ,
+        "CASEWORK_NAMESPACE": namespace,
+        "CASEWORK_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "CASEWORK_MONGO_URL": mongo_url,
+        "CASEWORK_ENVIRONMENT": "test",
+        "CASEWORK_JWT_DEV_KEY_PATH": str(workdir / "dev-jwt-key.pem"),
+        "CASEWORK_RELAY_POLL_INTERVAL_S": "0.5",
+        "CASEWORK_LOG_LEVEL": "INFO",
+        **(env or {}),
+    }
+    urls: dict[str, str] = {}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    databases: dict[str, str] = {}
+    try:
+        # the first token creates the dev key before the services read it
+        stack = Stack(namespace, urls, settings, logs, databases)
+        pids = stack.pids
+        stack.token("setup", "ops")
+        for name, offset in SERVICES.items():
+            port = base_port + offset
+            databases[name] = f"{namespace}_{name}"
+            service_env = {
+                **settings,
+                "CASEWORK_HTTP_PORT": str(port),
+                "CASEWORK_MONGO_DATABASE": databases[name],
+            }
+            with (logs / f"{name}.log").open("wb") as log:
+                procs[name] = subprocess.Popen(
+                    [sys.executable, "-m", f"casework_{name}"],
+                    env=service_env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            pids[name] = procs[name].pid
+            urls[name] = f"http://127.0.0.1:{port}"
+        _wait_ready(urls, procs, logs, within=90)
+        yield stack
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        _drop(mongo_url, databases.values())
+
+
+def _wait_ready(
+    urls: dict[str, str], procs: dict[str, subprocess.Popen[bytes]], logs: Path, within: float
+) -> None:
+    deadline = time.monotonic() + within
+    pending = dict(urls)
+    while pending:
+        for name, url in list(pending.items()):
+            if procs[name].poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with {procs[name].returncode}; see {logs / (name + '.log')}:\n"
+                    + (logs / f"{name}.log").read_text()[-3000:]
+                )
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    del pending[name]
+            except httpx.HTTPError:
+                pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"not ready after {within:.0f}s: {', '.join(pending)} (logs in {logs})"
+            )
+        time.sleep(0.3)
+
+
+def _drop(mongo_url: str, names: Iterable[str]) -> None:
+    client: MongoClient[Document] = MongoClient(mongo_url)
+    with client:
+        for name in names:
+            client.drop_database(name)
