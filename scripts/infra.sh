@@ -37,6 +37,15 @@ postgresql | sqlite) ;;
 *) die "CASEWORK_DB_BACKEND must be 'postgresql' or 'sqlite' (got '$DB_BACKEND')" ;;
 esac
 
+# The default backend needs PostgreSQL's server. Where it is missing and cannot be installed,
+# fall back to SQLite rather than fail (an explicit CASEWORK_DB_BACKEND=postgresql still fails).
+if [[ -z "${CASEWORK_DB_BACKEND:-}" && "$DB_BACKEND" == postgresql ]] &&
+    [[ "${1:-}" == install || "${1:-}" == up ]] && ! (require_postgres); then
+    warn "PostgreSQL is not available: falling back to FerretDB's SQLite backend, which is" \
+        "much slower as data grows (docs/benchmarks.md). Install 'postgresql' to use the default."
+    DB_BACKEND=sqlite
+fi
+
 COMPONENTS=(kafka ferretdb postgres)
 
 STATUS_FORMAT='%-9s %-17s %-8s %-58s %s\n'
