@@ -72,7 +72,8 @@ class Metrics:
         )
         self.events_projected = Counter(
             "casework_events_projected_total",
-            "Events handled by a projection, by outcome (applied, duplicate, dead_lettered).",
+            "Events handled by a projection or policy, by outcome "
+            "(applied, unchanged, skipped, dead_lettered).",
             ["projection", "outcome"],
             registry=r,
         )

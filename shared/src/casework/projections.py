@@ -159,7 +159,8 @@ class ConsumerRunner:
     async def process(self, record: ConsumerRecord[Any, Any]) -> str:
         """Handle one record.
 
-        Returns the outcome: `applied`, `duplicate`, `skipped` or `dead_lettered`.
+        Returns the outcome: `applied`, `unchanged` (a duplicate, an older version, or an
+        event the handler ignores), `skipped` (a type unknown here) or `dead_lettered`.
         """
         name = self.handler.name
         try:
@@ -176,7 +177,7 @@ class ConsumerRunner:
                 try:
                     event = self._registry.parse(envelope.type, dict(envelope.data))
                     changed = await self.handler.handle(envelope, event)
-                    outcome = "applied" if changed else "duplicate"
+                    outcome = "applied" if changed else "unchanged"
                     break
                 except UnknownEventType:
                     outcome = "skipped"

@@ -216,7 +216,7 @@ async def replay_dead_letters(
     `<group>.replay`) up to its current end, passes each letter through the projection's
     runner again, and commits. A letter that fails again is dead-lettered again (after the
     end taken at the start, so this run does not see it twice). A letter whose stream has
-    since moved past it is reported as `duplicate`: version-idempotent documents cannot take
+    since moved past it is reported as `unchanged`: version-idempotent documents cannot take
     an older event, so rebuild the projection to include it. Like a rebuild, it refuses to
     run while the service consumes, so that each document keeps one writer.
     """

@@ -187,7 +187,7 @@ async def test_intake_queue_orders_by_urgency_then_age_and_survives_redelivery(
         await redeliver_everything(store, kafka_bootstrap, topic)
 
         async def all_seen_twice() -> bool:
-            return running.outcomes("duplicate") >= total_events
+            return running.outcomes("unchanged") >= total_events
 
         await eventually(all_seen_twice)
         after = [d async for d in queue.read_model.collection.find({}).sort("_id", 1)]
@@ -234,7 +234,7 @@ async def test_client_index_finds_candidates_by_name_and_birth_date_or_phone(
         await redeliver_everything(store, kafka_bootstrap, topic)
 
         async def all_seen_twice() -> bool:
-            return running.outcomes("duplicate") >= len(registered)
+            return running.outcomes("unchanged") >= len(registered)
 
         await eventually(all_seen_twice)
         after = [d async for d in index.read_model.collection.find({}).sort("_id", 1)]
