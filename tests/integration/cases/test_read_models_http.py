@@ -26,6 +26,7 @@ from casework.settings import Settings
 
 from casework_cases.adapters.read_models import ReadModels, build_read_models
 from casework_cases.entrypoints.queries import router
+from support.envelopes import envelope_of
 
 NOW = datetime(2026, 2, 25, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 2, 23, 9, 0, tzinfo=UTC)
@@ -63,14 +64,7 @@ class TokenIsTheName:
 
 
 def envelope(event: DomainEvent, stream: str, version: int, at: datetime) -> Envelope:
-    return Envelope(
-        type=event.type_name(),
-        source=f"/casework/{event.service}",
-        subject=stream,
-        time=at,
-        data=event.model_dump(mode="json"),
-        stream_version=version,
-    )
+    return envelope_of(event, stream, version, at)
 
 
 async def feed(read_models: ReadModels) -> None:

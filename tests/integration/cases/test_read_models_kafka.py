@@ -25,20 +25,13 @@ from casework.relay import kafka_producer
 from casework.runtime import ensure_topics, events_topic, wait_until
 
 from casework_cases.adapters.read_models import build_read_models
+from support.envelopes import envelope_of
 
 T0 = datetime(2026, 2, 23, 9, 0, tzinfo=UTC)
 
 
 def envelope(event: DomainEvent, stream: str, version: int, at: datetime) -> Envelope:
-    return Envelope(
-        type=event.type_name(),
-        source=f"/casework/{event.service}",
-        subject=stream,
-        time=at,
-        data=event.model_dump(mode="json"),
-        stream_version=version,
-        site="north",
-    )
+    return envelope_of(event, stream, version, at, site="north")
 
 
 def story() -> tuple[list[Envelope], list[Envelope]]:

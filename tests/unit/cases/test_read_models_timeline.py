@@ -49,6 +49,7 @@ from casework.events import DomainEvent
 
 from casework_cases.adapters.read_models.documents import escape_keys, unescape_keys
 from casework_cases.adapters.read_models.timeline import _sentence, actor, describe, entry, merged
+from support.envelopes import envelope_of
 
 T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 
@@ -56,15 +57,7 @@ T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 def envelope(
     event: DomainEvent, stream: str, version: int, at: datetime = T0, event_id: str | None = None
 ) -> Envelope:
-    return Envelope(
-        type=event.type_name(),
-        source=f"/casework/{event.service}",
-        subject=stream,
-        time=at,
-        data=event.model_dump(mode="json"),
-        stream_version=version,
-        id=event_id or f"{stream}-{version}",
-    )
+    return envelope_of(event, stream, version, at, event_id=event_id or f"{stream}-{version}")
 
 
 ASSIGNED = CaseworkerAssigned(
