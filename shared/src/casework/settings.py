@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     )
     kafka_ssl_certfile: Path | None = Field(default=None, description="client certificate (mTLS)")
     kafka_ssl_keyfile: Path | None = Field(default=None, description="its private key (mTLS)")
-    # Topics the services create (`casework.kafka_clients.ensure_topics`). The defaults suit
+    # Topics the services create (`casework.kafka_clients.create_topics`). The defaults suit
     # one local broker; a production cluster wants replication 3 and min.insync.replicas 2.
     kafka_topic_partitions: int = Field(default=6, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
