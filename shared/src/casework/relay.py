@@ -44,8 +44,9 @@ def kafka_producer(bootstrap_servers: str, client_id: str, **connection: Any) ->
     `connection` adds the security options (`casework.kafka_clients.kafka_client_options`).
     """
     return AIOKafkaProducer(
-        **{**connection, "bootstrap_servers": bootstrap_servers},
+        bootstrap_servers=bootstrap_servers,
         client_id=client_id,
+        **connection,
         acks="all",
         enable_idempotence=True,
         linger_ms=5,

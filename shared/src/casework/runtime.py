@@ -109,9 +109,7 @@ class ServiceRuntime:
         connection = kafka_client_options(settings)
         relay = OutboxRelay(
             store,
-            kafka_producer(
-                settings.kafka_bootstrap_servers, f"{settings.service}-relay", **connection
-            ),
+            kafka_producer(client_id=f"{settings.service}-relay", **connection),
             prefix + events_topic(settings.service),
             lease=RelayLease(database["relay_lease"], clock=clock),
             metrics=metrics,
