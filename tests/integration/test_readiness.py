@@ -11,7 +11,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +26,7 @@ from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 from casework.eventstore import Document
+from casework.health import BrokerProbe
 from casework.kafka_clients import (
     RETENTION,
     create_topics,
@@ -146,3 +150,44 @@ async def test_an_existing_topic_with_short_retention_is_reported_not_altered(
     assert "CASEWORK_KAFKA_EVENTS_RETENTION_MS" in problem
     assert f"retention.ms={week}" in problem
     assert problem in caplog.text
+
+
+async def test_the_broker_probe_asks_the_real_cluster_and_names_an_unreachable_one(
+    kafka_bootstrap: str, cases_app: FastAPI
+) -> None:
+    runtime: ServiceRuntime = cases_app.state.runtime
+    topic = runtime.relay.topic
+    live = BrokerProbe({"bootstrap_servers": kafka_bootstrap}, topic, cache_s=60)
+    # a port in this run's range where nothing listens
+    gone = BrokerProbe({"bootstrap_servers": f"127.0.0.1:{_closed_port()}"}, topic, timeout_s=1)
+    try:
+        answer = await live.probe()
+        cached = await live.probe()
+        started = asyncio.get_running_loop().time()
+        unreachable = await gone.probe()
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        await live.close()
+        await gone.close()
+
+    assert answer.reachable
+    assert answer.detail is not None
+    assert answer.detail["brokers"] >= 1
+    assert {**answer.detail, "brokers": 1} == {
+        "brokers": 1,
+        "topic": topic,
+        "partitions": runtime.settings.kafka_topic_partitions,
+        "partitions_without_leader": 0,
+    }
+    assert cached is answer  # within cache_s: no second request
+    assert not unreachable.reachable
+    assert unreachable.error in {"KafkaConnectionError", "TimeoutError"}
+    assert took < 3
+
+
+def _closed_port() -> int:
+    base = int(os.environ.get("CASEWORK_E2E_BASE_PORT", "23000"))
+    port = base + 999
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, f"something listens on {port}"
+    return port
