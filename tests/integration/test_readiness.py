@@ -18,6 +18,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -38,6 +39,7 @@ from casework.runtime import ServiceRuntime, wait_until
 from casework.settings import Settings
 
 from casework_cases.bootstrap import create_app
+from support.tcp_proxy import TcpProxy
 
 
 def cases_settings(kafka_bootstrap: str, mongo_url: str, tmp_path: Path) -> Settings:
@@ -186,8 +188,55 @@ async def test_the_broker_probe_asks_the_real_cluster_and_names_an_unreachable_o
 
 
 def _closed_port() -> int:
-    base = int(os.environ.get("CASEWORK_E2E_BASE_PORT", "23000"))
-    port = base + 999
+    port = _port(999)
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, f"something listens on {port}"
     return port
+
+
+async def test_a_database_outage_is_named_as_the_database_and_heals(
+    kafka_bootstrap: str, mongo_url: str, tmp_path: Path
+) -> None:
+    # The review found the relay failing on FerretDB turned "kafka" red. Cut this service's
+    # database connections (a proxy in front of the shared server) and read /readyz.
+    upstream = urlparse(mongo_url)
+    proxy = TcpProxy(upstream.hostname or "127.0.0.1", upstream.port or 27017, _port(10))
+    await proxy.start()
+    settings = cases_settings(kafka_bootstrap, f"mongodb://127.0.0.1:{proxy.port}", tmp_path)
+    app = create_app(settings)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://cases"
+            ) as http,
+        ):
+
+            async def relay_state(status: str, state: str) -> bool:
+                body = (await http.get("/readyz")).json()
+                return (body["status"], body["relay"]["state"]) == (status, state)
+
+            await wait_until(lambda: relay_state("ok", "publishing"), within=30)
+            await proxy.cut()
+            # the relay's own round gives up after the driver's server selection timeout
+            await wait_until(lambda: relay_state("down", "failing"), within=20, every=0.5)
+            during = await http.get("/readyz")
+            await proxy.restore()
+            await wait_until(lambda: relay_state("ok", "publishing"), within=30, every=0.5)
+    finally:
+        await proxy.stop()
+        client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
+        await client.drop_database(settings.database_name)
+        await client.close()
+
+    assert during.status_code == 503
+    body = during.json()
+    assert (body["database"]["status"], body["database"]["state"]) == ("down", "unreachable")
+    assert (body["broker"]["status"], body["broker"]["state"]) == ("ok", "reachable")
+    assert body["relay"]["failing_on"] == "database"
+    assert body["reasons"][0].startswith("database: unreachable")
+    assert not [r for r in body["reasons"] if r.startswith("broker")]
+
+
+def _port(offset: int) -> int:
+    return int(os.environ.get("CASEWORK_E2E_BASE_PORT", "23000")) + offset
