@@ -92,7 +92,10 @@ class Settings(BaseSettings):
 
     relay_poll_interval_s: float = Field(default=1.0, gt=0)
     readiness_timeout_s: float = Field(
-        default=1.0, gt=0, description="How long `/readyz` waits for the database or broker."
+        default=2.0,
+        gt=0,
+        description="How long `/readyz` waits for the database or the broker (under the "
+        "orchestrator's probe timeout; a busy database answering slowly is not down).",
     )
     readiness_broker_cache_s: float = Field(
         default=3.0,
