@@ -23,6 +23,8 @@ PYTHON="$REPO_ROOT/.venv/bin/python"
 
 export CASEWORK_KAFKA_BOOTSTRAP_SERVERS="${CASEWORK_KAFKA_BOOTSTRAP_SERVERS:-localhost:$KAFKA_PORT}"
 export CASEWORK_MONGO_URL="${CASEWORK_MONGO_URL:-mongodb://127.0.0.1:$MONGO_PORT}"
+# Services default to production (a JWKS URL required, the dev key refused): the local
+# platform asks for development explicitly.
 export CASEWORK_ENVIRONMENT="${CASEWORK_ENVIRONMENT:-development}"
 
 marker_of() { echo "casework_$1"; }
@@ -94,7 +96,8 @@ print_urls() {
     done
     cat <<EOT
 
-  Health: /healthz (alive) and /readyz (database, Kafka, consumers) on every service.
+  Health: /healthz (alive) and /readyz (ok / degraded / down, with each part's state:
+  database, broker, relay, every consumer) on every service.
   A token for the Swagger UI's "Authorize" button:
     uv run casework token --sub ivy --role intake_worker --site north
   Logs: $LOG_DIR   Stop everything: make down

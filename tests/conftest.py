@@ -22,6 +22,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from casework.eventstore import Document
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Services default to production (which refuses the dev key): the tests ask for the test
+    # environment explicitly, for settings built here and for the processes they start.
+    os.environ["CASEWORK_ENVIRONMENT"] = "test"
+
+
 def _reachable(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):

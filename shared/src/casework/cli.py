@@ -66,7 +66,7 @@ def _token(args: argparse.Namespace) -> int:
     if args.ttl <= 0:
         raise UsageError("--ttl must be a positive number of seconds")
     try:
-        settings = Settings()
+        settings = Settings.for_developer_tool()
         token = mint_dev_token(
             settings,
             sub=args.sub,

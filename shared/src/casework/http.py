@@ -360,7 +360,7 @@ async def _run_check(name: str, check: ReadinessCheck, timeout_s: float) -> str:
 
 
 def _operations_router(
-    metrics: Metrics, readiness: Mapping[str, ReadinessCheck], timeout_s: float
+    metrics: Metrics, readiness: Mapping[str, ReadinessCheck] | None, timeout_s: float
 ) -> APIRouter:
     router = APIRouter(tags=[_OPERATIONS_TAG])
 
@@ -368,12 +368,17 @@ def _operations_router(
     async def healthz() -> Health:
         return Health()
 
+    if readiness is None:
+        _add_metrics_route(router, metrics)
+        return router  # the caller serves its own /readyz (casework.service)
+
     @router.get(
         "/readyz",
         summary="Readiness: the service's dependencies answer",
         responses={503: {"model": Problem, "description": "A check failed; `checks` says which"}},
     )
     async def readyz() -> Response:
+        assert readiness is not None
         names = list(readiness)
         results = await asyncio.gather(
             *(_run_check(name, readiness[name], timeout_s) for name in names)
@@ -386,6 +391,11 @@ def _operations_router(
         )
         return problem_response(503, f"not ready: {failed}", title="Not ready", checks=checks)
 
+    _add_metrics_route(router, metrics)
+    return router
+
+
+def _add_metrics_route(router: APIRouter, metrics: Metrics) -> None:
     @router.get(
         "/metrics",
         summary="Prometheus metrics",
@@ -394,8 +404,6 @@ def _operations_router(
     )
     async def prometheus_metrics() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
-
-    return router
 
 
 def _document_problems(app: FastAPI) -> None:
@@ -439,7 +447,7 @@ def create_http_app(
     version: str,
     routers: Sequence[APIRouter],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None,
-    readiness: Mapping[str, ReadinessCheck],
+    readiness: Mapping[str, ReadinessCheck] | None,
     metrics: Metrics,
     verifier: TokenVerifier,
     error_status: Mapping[type[Exception], int] = {},
@@ -447,8 +455,9 @@ def create_http_app(
 ) -> FastAPI:
     """A service's FastAPI app with the platform's edge around its `routers`.
 
-    - `/healthz`, `/readyz` (each of `readiness` under `readiness_timeout_s`) and `/metrics`,
-      open to all (tag "operations").
+    - `/healthz`, `/readyz` (each of `readiness` under `readiness_timeout_s`; None: the
+      caller adds its own, as `casework.service` does) and `/metrics`, open to all (tag
+      "operations").
     - Errors as problem details; an exception whose class or a base class is a key of
       `error_status` gets that status, its message as `detail`, its class name as `code`.
     - `X-Request-ID` in and out, request metrics by route template, and the bearer scheme in

@@ -18,6 +18,7 @@ import logging
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 from aiokafka import ConsumerRecord, TopicPartition
@@ -32,6 +33,7 @@ from casework.clock import Clock, SystemClock
 from casework.envelope import Envelope, MalformedEnvelope
 from casework.events import DomainEvent, EventRegistry, UnknownEventType
 from casework.eventstore import Document
+from casework.health import FailureKind, failure_kind
 from casework.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,11 @@ class ConsumerRunner:
         self._clock = clock or SystemClock()
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
+        # What `/readyz` reports (casework.health.RunnerState).
+        self.failing_since: datetime | None = None
+        self.failure_kind: FailureKind | None = None
+        self.parked_streams = 0
+        self.last_event_time: datetime | None = None
 
     @property
     def group_id(self) -> str:
@@ -178,11 +185,15 @@ class ConsumerRunner:
                     event = self._registry.parse(envelope.type, dict(envelope.data))
                     changed = await self.handler.handle(envelope, event)
                     outcome = "applied" if changed else "unchanged"
+                    self.failing_since = self.failure_kind = None
+                    self.last_event_time = envelope.time
                     break
                 except UnknownEventType:
                     outcome = "skipped"
                     break
                 except Exception as exc:
+                    self.failing_since = self.failing_since or self._clock.now()
+                    self.failure_kind = failure_kind(exc)
                     if attempt >= self._max_attempts:
                         log.exception(
                             "projection %s gives up on %s v%s after %d attempts",
@@ -193,6 +204,7 @@ class ConsumerRunner:
                         )
                         detail = "".join(traceback.format_exception_only(exc)).strip()
                         await self._dead_letter(record, detail, attempt)
+                        self.failing_since = self.failure_kind = None  # it moved on
                         return "dead_lettered"
                     await asyncio.sleep(self._retry_delay * 2 ** (attempt - 1))
             if self._metrics:

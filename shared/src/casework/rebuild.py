@@ -25,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
 
 from casework.events import EventRegistry
+from casework.kafka_clients import kafka_client_options
 from casework.projections import (
     ConsumerRunner,
     Projection,
@@ -90,9 +91,11 @@ async def rebuild_projection(
     await fresh.ensure_indexes()
     report = RebuildReport(projection=live.name, collection=target)
 
-    producer = kafka_producer(settings.kafka_bootstrap_servers, f"{settings.service}-rebuild")
+    producer = kafka_producer(
+        client_id=f"{settings.service}-rebuild", **kafka_client_options(settings)
+    )
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_options(settings),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -158,7 +161,7 @@ async def rebuild_projection(
 
 
 async def _refuse_if_active(settings: Settings, group_id: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings))
     await admin.start()
     try:
         (response,) = await admin.describe_consumer_groups([group_id])
@@ -177,7 +180,7 @@ async def _commit_group(
     settings: Settings, group_id: str, offsets: dict[TopicPartition, int]
 ) -> None:
     committer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_options(settings),
         group_id=group_id,
         enable_auto_commit=False,
     )
@@ -225,9 +228,11 @@ async def replay_dead_letters(
     await _refuse_if_active(settings, group)
     topic = prefix + dead_letter_topic(settings.service, live.name)
     report = ReplayReport(projection=live.name, topic=topic)
-    producer = kafka_producer(settings.kafka_bootstrap_servers, f"{settings.service}-replay")
+    producer = kafka_producer(
+        client_id=f"{settings.service}-replay", **kafka_client_options(settings)
+    )
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_options(settings),
         group_id=f"{group}.replay",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -23,6 +23,7 @@ import logging
 import socket
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.collection import AsyncCollection
@@ -31,16 +32,21 @@ from pymongo.errors import DuplicateKeyError
 from casework.clock import Clock, SystemClock
 from casework.envelope import Envelope
 from casework.eventstore import Document, EventStore
+from casework.health import Backlog, FailureKind, failure_kind
 from casework.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 
-def kafka_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
-    """A producer with the durability settings every publisher here must use."""
+def kafka_producer(bootstrap_servers: str, client_id: str, **connection: Any) -> AIOKafkaProducer:
+    """A producer with the durability settings every publisher here must use.
+
+    `connection` adds the security options (`casework.kafka_clients.kafka_client_options`).
+    """
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
+        **connection,
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
@@ -134,7 +140,12 @@ class OutboxRelay:
         self._grace = grace
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # What `/readyz` reports (casework.health): a standby that does not hold the lease is
+        # healthy; `last_error_kind` says which dependency the last failed round failed on.
         self.healthy = False
+        self.holds_lease = False
+        self.last_error_kind: FailureKind | None = None
+        self.last_success_at: datetime | None = None
 
     def wake(self) -> None:
         """Ask the relay to look for new commits now (called after each append)."""
@@ -162,16 +173,19 @@ class OutboxRelay:
         backoff = self._poll_interval
         while True:
             try:
-                if self._lease is None or await self._lease.acquire():
-                    sent = await self.relay_once()
-                    self.healthy = True
-                    backoff = self._poll_interval
-                    if sent >= self._batch_size:
-                        continue  # more is waiting: no sleep
+                self.holds_lease = self._lease is None or await self._lease.acquire()
+                sent = await self.relay_once() if self.holds_lease else 0
+                self.healthy = True
+                self.last_error_kind = None
+                self.last_success_at = self._clock.now()
+                backoff = self._poll_interval
+                if sent >= self._batch_size:
+                    continue  # more is waiting: no sleep
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 self.healthy = False
+                self.last_error_kind = failure_kind(exc)
                 log.exception("outbox relay round failed; retrying in %.1fs", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -241,6 +255,14 @@ class OutboxRelay:
         if self._metrics:
             self._metrics.events_published.inc(len(deliveries))
         return len(chosen)
+
+    async def backlog(self) -> Backlog:
+        """Commits stored but not yet published, and when the oldest was recorded."""
+        count = await self._store.outbox.count_documents({})
+        oldest = await self._store.outbox.find_one(
+            {}, {"recorded_at": 1}, sort=[("recorded_at", 1)]
+        )
+        return Backlog(count, oldest["recorded_at"] if oldest else None)
 
     def _record_backlog(self, pending: list[Document]) -> None:
         if not self._metrics:

@@ -15,8 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka import TopicPartition
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -26,14 +25,21 @@ from casework.clock import Clock, SystemClock
 from casework.deadlines import Deadlines, DeadlineScheduler
 from casework.events import EventRegistry
 from casework.eventstore import Document, EventStore
+from casework.health import BrokerProbe, ConsumerView, Readiness
+from casework.kafka_clients import (
+    RETENTION,
+    TopicSpec,
+    create_topics,
+    faststream_security,
+    kafka_client_options,
+    topic_specs,
+)
 from casework.metrics import Metrics
 from casework.projections import ConsumerRunner, EventHandler, dead_letter_topic, runners
 from casework.relay import OutboxRelay, RelayLease, kafka_producer
 from casework.settings import Settings
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PARTITIONS = 6
 
 
 def events_topic(service: str) -> str:
@@ -52,19 +58,11 @@ def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
 
 
 async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> None:
-    """Create the topics that do not exist yet (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in topics if t not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
-                )
-    finally:
-        await admin.close()
+    """Create plain topics on a local broker (tests and benchmarks; services create theirs
+    from their settings: `ServiceRuntime.topic_specs`). They keep everything, as the services'
+    event topics do by default."""
+    specs = [TopicSpec(t, partitions, 1, {RETENTION: "-1"}) for t in topics]
+    await create_topics({"bootstrap_servers": bootstrap_servers}, specs)
 
 
 @dataclass
@@ -86,7 +84,7 @@ class ServiceRuntime:
     handlers: list[EventHandler] = field(default_factory=list)
     consumers: list[ConsumerRunner] = field(default_factory=list)
     subscribers: list[Any] = field(default_factory=list)
-    partitions: int = DEFAULT_PARTITIONS
+    broker_probe: BrokerProbe | None = None
 
     @classmethod
     def build(
@@ -108,9 +106,10 @@ class ServiceRuntime:
             database, source=f"/casework/{settings.service}", metrics=metrics, clock=clock
         )
         prefix = topic_prefix(settings)
+        connection = kafka_client_options(settings)
         relay = OutboxRelay(
             store,
-            kafka_producer(settings.kafka_bootstrap_servers, f"{settings.service}-relay"),
+            kafka_producer(client_id=f"{settings.service}-relay", **connection),
             prefix + events_topic(settings.service),
             lease=RelayLease(database["relay_lease"], clock=clock),
             metrics=metrics,
@@ -122,6 +121,7 @@ class ServiceRuntime:
             client_id=settings.service,
             acks="all",
             enable_idempotence=True,
+            security=faststream_security(settings),
             middlewares=tuple(broker_middlewares),
             logger=logging.getLogger(f"casework.{settings.service}.broker"),
             # "Received"/"Processed" for every message is debug detail, not an INFO log line
@@ -140,6 +140,12 @@ class ServiceRuntime:
             audit=AuditTrail(database["audit"], clock),
             deadlines=deadlines,
             scheduler=DeadlineScheduler(deadlines, clock=clock, metrics=metrics),
+            broker_probe=BrokerProbe(
+                connection,
+                prefix + events_topic(settings.service),
+                timeout_s=settings.readiness_timeout_s,
+                cache_s=settings.readiness_broker_cache_s,
+            ),
         )
 
     def consume(self, *handlers: EventHandler) -> None:
@@ -160,11 +166,21 @@ class ServiceRuntime:
     @property
     def topics(self) -> list[str]:
         """Every topic this service writes or reads (with the namespace prefix)."""
-        own = [events_topic(self.settings.service)]
+        return sorted(spec.name for spec in self.topic_specs)
+
+    @property
+    def topic_specs(self) -> list[TopicSpec]:
+        """Those topics with the partitions, replication and retention of the settings:
+        event topics (its own and those it reads) and its dead-letter topics."""
+        prefix = topic_prefix(self.settings)
+        own = events_topic(self.settings.service)
         read = {t for h in self.handlers for t in h.topics}
         dead = [dead_letter_topic(self.settings.service, h.name) for h in self.handlers]
-        prefix = topic_prefix(self.settings)
-        return sorted(prefix + t for t in {*own, *read, *dead})
+        return topic_specs(
+            self.settings,
+            events=[prefix + t for t in {own, *read}],
+            dead_letters=[prefix + t for t in dead],
+        )
 
     async def start(self) -> None:
         """Indexes, topics, consumers, relay, deadline scheduler — in that order."""
@@ -173,7 +189,7 @@ class ServiceRuntime:
         await self.deadlines.ensure_indexes()
         for handler in self.handlers:
             await handler.ensure_indexes()
-        await ensure_topics(self.settings.kafka_bootstrap_servers, self.topics, self.partitions)
+        await create_topics(kafka_client_options(self.settings), self.topic_specs)
         await self.broker.start()
         await self.relay.start()
         await self.scheduler.start()
@@ -186,6 +202,9 @@ class ServiceRuntime:
             await self.relay.stop()
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        if self.broker_probe is not None:
+            with contextlib.suppress(Exception):
+                await self.broker_probe.close()
         await self.client.close()
 
     @contextlib.asynccontextmanager
@@ -197,25 +216,62 @@ class ServiceRuntime:
         finally:
             await self.stop()
 
-    def readiness(self) -> dict[str, Callable[[], Awaitable[bool]]]:
-        """Checks behind `/readyz`: the database answers, Kafka takes events, consumers hold
-        their partitions."""
+    def readiness(self) -> Readiness:
+        """What `/readyz` reports: the database and the broker, each probed for itself, the
+        relay, and every consumer (`casework.health`)."""
+        assert self.broker_probe is not None
 
-        async def database() -> bool:
-            await self.client.admin.command("ping")
-            return True
+        async def ping() -> object:
+            return await self.client.admin.command("ping")
 
-        async def kafka() -> bool:
-            return self.relay.healthy
+        return Readiness(
+            service=self.settings.service,
+            ping_database=ping,
+            broker=self.broker_probe.probe,
+            relay=self.relay,
+            consumers=[
+                subscriber_view(runner, subscriber)
+                for runner, subscriber in zip(self.consumers, self.subscribers, strict=True)
+            ],
+            clock=self.clock,
+            timeout_s=self.settings.readiness_timeout_s,
+            lag_limit_s=self.settings.readiness_lag_limit_s,
+        )
 
-        async def consumers() -> bool:
-            for subscriber in self.subscribers:
-                consumer = getattr(subscriber, "consumer", None)
-                if consumer is None or not consumer.assignment():
-                    return False
-            return True
 
-        return {"database": database, "kafka": kafka, "consumers": consumers}
+def subscriber_view(runner: ConsumerRunner, subscriber: Any) -> ConsumerView:
+    """Readiness's view of a runner fed by a FastStream subscriber (its aiokafka consumer)."""
+
+    def running() -> bool:
+        tasks = getattr(subscriber, "tasks", [])
+        return subscriber.consumer is not None and any(not t.done() for t in tasks)
+
+    def partitions() -> int:
+        consumer = subscriber.consumer
+        return len(consumer.assignment()) if consumer is not None else 0
+
+    async def records_behind() -> int | None:
+        # Records not fetched yet (highwater of the last fetch minus position); a batch in hand
+        # is not counted: a stuck one shows as `failing_since`.
+        consumer = subscriber.consumer
+        if consumer is None:
+            return None
+        total = 0
+        for tp in list(consumer.assignment()):
+            assert isinstance(tp, TopicPartition)
+            high = consumer.highwater(tp)
+            if high is None:
+                return None
+            total += max(high - await consumer.position(tp), 0)
+        return total
+
+    return ConsumerView(
+        name=runner.handler.name,
+        runner=runner,
+        running=running,
+        partitions=partitions,
+        records_behind=records_behind,
+    )
 
 
 async def wait_until(

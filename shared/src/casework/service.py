@@ -17,7 +17,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
 from casework.access import AccessDenied, NotVisible
@@ -25,6 +25,7 @@ from casework.asyncapi import SERVICES, asyncapi_document, asyncapi_html
 from casework.audit import AuditMiddleware
 from casework.auth import build_verifier
 from casework.eventstore import AggregateNotFound, ConcurrencyConflict
+from casework.health import Readiness, status_code
 from casework.http import create_http_app
 from casework.logs import configure_logging
 from casework.projections import Projection
@@ -88,16 +89,38 @@ def service_app(
         version=version,
         routers=routers,
         lifespan=lifespan,
-        readiness=runtime.readiness(),
+        readiness=None,  # served below, from every part's own state
         metrics=runtime.metrics,
         verifier=build_verifier(settings),
         error_status={**PLATFORM_ERRORS, **(error_status or {})},
     )
+    app.include_router(readiness_router(runtime.readiness()))
     app.include_router(_asyncapi_router(settings.service))
     app.add_middleware(AuditMiddleware, trail=runtime.audit)
     instrument_fastapi(app, provider)
     app.state.runtime = runtime
     return app
+
+
+def readiness_router(readiness: Readiness) -> APIRouter:
+    """`/readyz`: 200 while the replica can serve (`ok` or `degraded`), 503 when it cannot
+    (`down`); the body names each part's state and why (`casework.health`). Open to all, as
+    `/healthz` is: it carries no client data."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get(
+        "/readyz",
+        summary="Readiness: can this replica serve, and what is behind",
+        responses={
+            200: {"description": "Serving: `status` is `ok`, or `degraded` with `reasons`"},
+            503: {"description": "Cannot serve (`status` `down`); `reasons` says why"},
+        },
+    )
+    async def readyz() -> JSONResponse:
+        report = await readiness.report()
+        return JSONResponse(report, status_code=status_code(report))
+
+    return router
 
 
 def _asyncapi_router(service: str) -> APIRouter:

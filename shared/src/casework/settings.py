@@ -2,18 +2,26 @@
 
 A `Settings` is built in a service's bootstrap and passed to whatever needs it; nothing here
 reads the environment at import time.
+
+Invariant: a process that was not told its environment is a production process. Production
+trusts only the identity provider's keys (`CASEWORK_JWT_JWKS_URL`), so a service started
+without `CASEWORK_ENVIRONMENT` refuses to start rather than trust a generated development key;
+`make up`, the tests and the benchmarks ask for `development` or `test` explicitly.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
 OtelExporter = Literal["none", "console", "otlp"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 DEV_JWT_ISSUER = "casework-dev"
 """Issuer of tokens signed with the local dev key; refused in production."""
@@ -27,9 +35,40 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CASEWORK_", extra="forbid")
 
     service: str = "casework"
-    environment: Environment = "development"
+    environment: Environment = Field(
+        default="production",
+        description=(
+            "production unless told otherwise: a service nobody configured must not trust a "
+            "generated development key (`make up` and the tests set development or test)."
+        ),
+    )
 
     kafka_bootstrap_servers: str = "localhost:9092"
+    # Connection security of every Kafka client the services build (`casework.kafka_clients`).
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: KafkaSaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle for the brokers' certificates; none: system CAs."
+    )
+    kafka_ssl_certfile: Path | None = Field(default=None, description="client certificate (mTLS)")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="its private key (mTLS)")
+    # Topics the services create (`casework.kafka_clients.create_topics`). The defaults suit
+    # one local broker; a production cluster wants replication 3 and min.insync.replicas 2.
+    kafka_topic_partitions: int = Field(default=6, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1)
+    kafka_events_retention_ms: int = Field(
+        default=-1,
+        ge=-1,
+        description="retention.ms of the event topics: -1 keeps every event (rebuilds read them).",
+    )
+    kafka_dead_letter_retention_ms: int = Field(
+        default=-1,
+        ge=-1,
+        description="retention.ms of the dead-letter topics: -1 keeps them until handled.",
+    )
     mongo_url: str = "mongodb://localhost:27017"
     mongo_database: str = Field(
         default="",
@@ -52,6 +91,23 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     relay_poll_interval_s: float = Field(default=1.0, gt=0)
+    readiness_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long `/readyz` waits for the database or the broker (under the "
+        "orchestrator's probe timeout; a busy database answering slowly is not down).",
+    )
+    readiness_broker_cache_s: float = Field(
+        default=3.0,
+        ge=0,
+        description="How long a broker probe's answer is reused by `/readyz` (probes are cheap "
+        "but every replica is probed every few seconds).",
+    )
+    readiness_lag_limit_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Outbox age or consumer lag beyond which a service reports itself degraded.",
+    )
     projection_max_attempts: int = Field(default=5, ge=1)
 
     namespace: str = Field(
@@ -75,6 +131,34 @@ class Settings(BaseSettings):
         if level not in {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}:
             raise ValueError("must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG")
         return level
+
+    @model_validator(mode="after")
+    def _kafka_settings_agree(self) -> Self:
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError(
+                "CASEWORK_KAFKA_MIN_INSYNC_REPLICAS cannot exceed "
+                "CASEWORK_KAFKA_REPLICATION_FACTOR: no write could ever be acknowledged"
+            )
+        if self.kafka_security_protocol.startswith("SASL_"):
+            if self.kafka_sasl_mechanism is None:
+                raise ValueError(
+                    f"CASEWORK_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                    "CASEWORK_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+                )
+            if not self.kafka_sasl_username or self.kafka_sasl_password is None:
+                raise ValueError(
+                    "SASL needs CASEWORK_KAFKA_SASL_USERNAME and CASEWORK_KAFKA_SASL_PASSWORD"
+                )
+        elif self.kafka_sasl_mechanism is not None:
+            raise ValueError(
+                "CASEWORK_KAFKA_SASL_MECHANISM is set but CASEWORK_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol}: use SASL_SSL (or SASL_PLAINTEXT)"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError(
+                "CASEWORK_KAFKA_SSL_CERTFILE and CASEWORK_KAFKA_SSL_KEYFILE go together"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_needs_real_identity_provider(self) -> Self:
@@ -121,3 +205,15 @@ class Settings(BaseSettings):
         if "http_port" not in settings.model_fields_set:
             settings.http_port = port
         return settings
+
+    @classmethod
+    def for_developer_tool(cls, **overrides: Any) -> Self:
+        """Settings for a developer's command (`casework token`): without a
+        `CASEWORK_ENVIRONMENT` it is development, not production.
+
+        Only for tools that never serve: minting a token with the dev key is harmless, as
+        services (production by default) refuse tokens signed with it.
+        """
+        if "CASEWORK_ENVIRONMENT" not in os.environ:
+            overrides.setdefault("environment", "development")
+        return cls(**overrides)

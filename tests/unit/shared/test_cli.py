@@ -51,7 +51,8 @@ def test_token_prints_one_line_that_verifies(
     assert dev_key_path.exists()  # created on first use
     assert out.endswith("\n")
     assert out.count("\n") == 1
-    principal = build_verifier(Settings()).verify(out.strip())
+    # the CLI, told no environment, mints for development; a development service verifies
+    principal = build_verifier(Settings(environment="development")).verify(out.strip())
     assert principal == Principal(
         sub="u-1",
         name="Ana",

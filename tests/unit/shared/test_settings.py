@@ -19,6 +19,27 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("CASEWORK_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("CASEWORK_ENVIRONMENT", "test")  # as the suite asks (tests/conftest.py)
+
+
+def test_without_an_environment_a_service_is_production_and_refuses_the_dev_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CASEWORK_ENVIRONMENT")
+
+    with pytest.raises(ValidationError, match="CASEWORK_JWT_JWKS_URL is required in production"):
+        Settings.for_service("cases", 8002)
+    assert Settings.model_fields["environment"].default == "production"
+
+
+def test_a_developer_tool_without_an_environment_is_development(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CASEWORK_ENVIRONMENT")
+    assert Settings.for_developer_tool().environment == "development"
+    monkeypatch.setenv("CASEWORK_ENVIRONMENT", "production")
+    with pytest.raises(ValidationError, match="JWKS"):
+        Settings.for_developer_tool()
 
 
 def test_database_name_defaults_to_casework_and_the_service() -> None:
