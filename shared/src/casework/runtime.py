@@ -152,6 +152,7 @@ class ServiceRuntime:
             metrics=self.metrics,
             max_attempts=self.settings.projection_max_attempts,
             prefix=topic_prefix(self.settings),
+            database=self.database,
         )
         self.handlers.extend(handlers)
         self.consumers.extend(new)
