@@ -326,6 +326,11 @@ class StreamParking:
             await self.records.delete_one({"_id": doc["_id"]})
         await self.markers.delete_one({"_id": stream})
 
+    async def forget_records(self, held: Sequence[Document]) -> None:
+        """Delete held records that were released (or became the new dead letter)."""
+        for doc in held:
+            await self.records.delete_one({"_id": doc["_id"]})
+
     async def counts(self) -> dict[str, int]:
         """Held records per parked stream."""
         counts: dict[str, int] = dict.fromkeys(await self.all(), 0)
@@ -400,6 +405,7 @@ class ConsumerRunner:
         self.failing_since: datetime | None = None
         self.failure_kind: str | None = None
         self.last_event_time: datetime | None = None
+        self.last_poison: str | None = None
 
     @property
     def group_id(self) -> str:
@@ -494,6 +500,16 @@ class ConsumerRunner:
         self._count(outcome)
         return outcome
 
+    async def reapply(self, record: ConsumerRecord[Any, Any]) -> str:
+        """Apply a dead letter or a held record on an operator's word (`casework.rebuild`):
+        like `process`, but past the stream's parking."""
+        outcome = await self._apply(record, stream_of(record), None)
+        self._count(outcome)
+        return outcome
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
     def _count(self, outcome: str) -> None:
         if self._metrics:
             self._metrics.events_projected.labels(self.handler.name, outcome).inc()
@@ -573,6 +589,7 @@ class ConsumerRunner:
         redelivers the record, which fails and is dead-lettered again — a duplicate letter,
         never a lost one)."""
         error = describe_error(exc)
+        self.last_poison = error
         frames = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
         log.error(
             "%s gives up on %s at %s:%d@%d after %d attempt(s): %s\n%s",
