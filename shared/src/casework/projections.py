@@ -242,7 +242,8 @@ def record_document(record: ConsumerRecord[Any, Any]) -> Document:
         "timestamp": record.timestamp,
         "key": record.key,
         "value": record.value,
-        "headers": [[k, bytes(v)] for k, v in (record.headers or ())],
+        # FerretDB 1.24 stores no nested arrays: one small document per header
+        "headers": [{"k": k, "v": bytes(v)} for k, v in (record.headers or ())],
     }
 
 
@@ -260,7 +261,7 @@ def record_from_document(doc: Mapping[str, Any]) -> ConsumerRecord[Any, Any]:
         checksum=None,
         serialized_key_size=len(key or b""),
         serialized_value_size=len(value or b""),
-        headers=[(k, bytes(v)) for k, v in doc.get("headers", [])],
+        headers=[(h["k"], bytes(h["v"])) for h in doc.get("headers", [])],
     )
 
 
@@ -356,6 +357,7 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Any) -> None:
         # streams parked by another replica may now be ours: read the markers again
         self.runner._parked_stale = True
+        self.runner.assignments += 1
 
 
 class ConsumerRunner:
@@ -406,6 +408,8 @@ class ConsumerRunner:
         self.failure_kind: str | None = None
         self.last_event_time: datetime | None = None
         self.last_poison: str | None = None
+        self.assignments = 0
+        """Partition assignments this runner's consumer received (one per rebalance)."""
 
     @property
     def group_id(self) -> str:
@@ -643,7 +647,19 @@ class ConsumerRunner:
         for done, record in enumerate(records):
             try:
                 await self.process(record, hold_until=hold_until)
-            except _HoldOff:
+            except Exception as exc:
+                if not isinstance(exc, _HoldOff):
+                    # dead-lettering or parking itself failed, deterministically: never skip
+                    # the record; say why without quoting it, and try again after a pause
+                    log.error(
+                        "%s cannot dead-letter or park %s:%d@%d: %s",
+                        self.handler.name,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        describe_error(exc),
+                    )
+                    await asyncio.sleep(self._backoff_max_s)
                 rewind: dict[TopicPartition, int] = {}
                 for rest in records[done:]:
                     rewind.setdefault(TopicPartition(rest.topic, rest.partition), rest.offset)

@@ -40,13 +40,15 @@ def test_transient_failures_are_told_from_poison(exc: Exception, kind: str | Non
 
 
 def test_an_outage_wrapped_by_the_code_that_met_it_is_still_an_outage() -> None:
-    try:
+    def open_case() -> None:
         try:
             raise pymongo_errors.AutoReconnect("connection closed")
         except pymongo_errors.AutoReconnect as inner:
             raise RuntimeError("could not open the case") from inner
-    except RuntimeError as outer:
-        assert transient_kind(outer) == "database"
+
+    with pytest.raises(RuntimeError) as caught:
+        open_case()
+    assert transient_kind(caught.value) == "database"
 
 
 def _validation_error() -> ValidationError:
