@@ -1,7 +1,7 @@
 """Benchmark of a projection rebuild (`casework rebuild`): events folded per second, beside
 the raw limit measured in the same run on the same servers.
 
-A mixed history of referrals and cases (`tests/support/stories.py`, ~12 events per referral)
+A mixed history of referrals and cases (`casework.samples`, ~12 events per referral)
 is published to a private namespace; then each read model of the cases service is rebuilt
 from it with `casework.rebuild.rebuild_projection` (fold in memory, one `insert_many` per
 1,000 documents), and its figure is printed beside:
@@ -35,12 +35,12 @@ from casework.eventstore import Document
 from casework.projections import ConsumerRunner, Projection, dead_letter_topic
 from casework.rebuild import fresh_copy, rebuild_projection
 from casework.runtime import ensure_topics, topic_prefix
+from casework.samples import story
 from casework.settings import Settings
 
 from report import Row, measured, progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the story generator
-from support.stories import story
 
 EVENTS_PER_REFERRAL = 12.3
 

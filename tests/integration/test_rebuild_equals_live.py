@@ -15,11 +15,11 @@ from casework.metrics import Metrics
 from casework.projections import Projection, dead_letter_topic, runners
 from casework.rebuild import rebuild_projection
 from casework.runtime import ServiceRuntime, ensure_topics, topic_prefix, wait_until
+from casework.samples import story
 from casework.settings import Settings
 
 from casework_cases import bootstrap as cases_bootstrap
 from casework_intake import bootstrap as intake_bootstrap
-from support.stories import story
 
 REFERRALS = 120
 

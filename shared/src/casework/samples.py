@@ -1,6 +1,7 @@
-"""Synthetic but realistic event histories of referrals and their cases, for rebuild tests and
-the rebuild benchmark: every event type the intake and cases read models handle, in each
-stream's order, with stream ids by the platform's convention (`<type>-<id>`)."""
+"""Development tooling, like `casework.devstack`: synthetic but realistic event histories of
+referrals and their cases, for the rebuild tests and the rebuild benchmark. Every event type
+the intake and cases read models handle, in each stream's order, with stream ids by the
+platform's convention (`<type>-<id>`)."""
 
 from __future__ import annotations
 
