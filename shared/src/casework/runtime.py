@@ -46,7 +46,7 @@ def topic_prefix(settings: Settings) -> str:
     return f"{settings.namespace}." if settings.namespace else ""
 
 
-SERVER_SELECTION_TIMEOUT_MS = 2000
+SERVER_SELECTION_TIMEOUT_MS = 1000
 """How long an operation waits for a reachable database before `ServerSelectionTimeoutError`:
 short, so that an outage is answered promptly (503 at the HTTP edge) and retried by the
 consumers, instead of holding requests for seconds per operation."""
