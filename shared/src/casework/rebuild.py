@@ -96,8 +96,9 @@ class BufferedCollection:
 
     Invariant: a handler sees exactly what it would see on the real collection (reads by
     `_id` come from the buffer, or the server for documents already flushed; `insert_one` of
-    an existing `_id` raises `DuplicateKeyError`); any other query flushes first and goes to
-    the server. Memory is bounded by `max_buffered` documents: beyond it the buffer is
+    an existing `_id` raises `DuplicateKeyError`); a `find_one` by anything else flushes first
+    and asks the server; `find` is refused while documents are buffered, and so is every other
+    write (`update_one`, `delete_many`, ...), rather than bypassing the buffer. Memory is bounded by `max_buffered` documents: beyond it the buffer is
     flushed (documents flushed before and changed since are written with `replace_one`).
     """
 
@@ -108,8 +109,15 @@ class BufferedCollection:
         self._flushed: set[Any] = set()
         self.written = 0
 
+    _PASSED_THROUGH = frozenset(
+        {"name", "full_name", "database", "create_index", "create_indexes", "index_information"}
+    )
+
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.collection, name)  # name, create_index, ...
+        # Anything else (update_one, delete_many, ...) would bypass the buffer: refused loudly.
+        if name in self._PASSED_THROUGH:
+            return getattr(self.collection, name)
+        raise AttributeError(f"{name} is not supported on a collection being rebuilt in memory")
 
     @staticmethod
     def _by_id(filter: Mapping[str, Any]) -> Any:
