@@ -98,8 +98,9 @@ class BufferedCollection:
     `_id` come from the buffer, or the server for documents already flushed; `insert_one` of
     an existing `_id` raises `DuplicateKeyError`); a `find_one` by anything else flushes first
     and asks the server; `find` is refused while documents are buffered, and so is every other
-    write (`update_one`, `delete_many`, ...), rather than bypassing the buffer. Memory is bounded by `max_buffered` documents: beyond it the buffer is
-    flushed (documents flushed before and changed since are written with `replace_one`).
+    write (`update_one`, `delete_many`, ...), rather than bypassing the buffer. Memory is
+    bounded by `max_buffered` documents: beyond it the buffer is flushed (documents flushed
+    before and changed since are written with `replace_one`).
     """
 
     def __init__(self, collection: AsyncCollection[Document], max_buffered: int = 200_000):
