@@ -21,7 +21,7 @@ from casework.settings import Settings
 from casework_cases import bootstrap as cases_bootstrap
 from casework_intake import bootstrap as intake_bootstrap
 
-REFERRALS = 120
+REFERRALS = 80
 
 
 async def _publish(bootstrap: str, prefix: str, records: dict[str, list[Any]]) -> None:
