@@ -2,7 +2,8 @@
 # `make bench`: the event pipeline benchmark, then the case lifecycle through the APIs, on the
 # local servers (started if needed, and stopped again if this script started them).
 # BENCH_ARGS passes options to bench/pipeline.py (e.g. BENCH_ARGS="--events 20000"),
-# LIFECYCLE_ARGS to bench/lifecycle.py (e.g. LIFECYCLE_ARGS="--rates 10 30 --seconds 30").
+# LIFECYCLE_ARGS to bench/lifecycle.py (e.g. LIFECYCLE_ARGS="--rates 10 30 --seconds 30"),
+# REBUILD_ARGS to bench/rebuild.py (e.g. REBUILD_ARGS="--events 20000").
 set -euo pipefail
 
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,3 +27,8 @@ info "case lifecycle through the APIs: the five services on ports 18301-18305 (F
 # shellcheck disable=SC2086 # LIFECYCLE_ARGS is a list of options
 uv run --no-sync python bench/lifecycle.py "${servers[@]}" \
     --label "(FerretDB ${backend:-?})" ${LIFECYCLE_ARGS:-}
+
+echo
+info "projection rebuild of ~100k events vs raw insert_many of its documents (FerretDB ${backend:-?}); progress on stderr"
+# shellcheck disable=SC2086 # REBUILD_ARGS is a list of options
+uv run --no-sync python bench/rebuild.py "${servers[@]}" --label "(FerretDB ${backend:-?})" ${REBUILD_ARGS:-}

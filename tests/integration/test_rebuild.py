@@ -11,7 +11,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import Document, EventStore
-from casework.projections import ConsumerRunner, broker_dead_letter_publisher
+from casework.projections import (
+    ConsumerRunner,
+    StreamParking,
+    broker_dead_letter_publisher,
+    parking_base,
+)
 from casework.rebuild import GroupStillActive, rebuild_projection, replay_dead_letters
 from casework.runtime import ensure_topics, wait_until
 from casework.settings import Settings
@@ -131,6 +136,7 @@ async def test_dead_letters_are_applied_again_once_the_bug_is_fixed(
         service=service,
         publish_dead_letter=broker_dead_letter_publisher(broker, "balances"),
         max_attempts=1,
+        parking=StreamParking(database, parking_base(projection)),
     )
     runner.subscribe(broker)
     await broker.start()
@@ -145,10 +151,10 @@ async def test_dead_letters_are_applied_again_once_the_bug_is_fixed(
 
     projection.fixed = True
     report = await replay_dead_letters(projection, REGISTRY, settings, progress=lambda _: None)
-    assert (report.letters, report.outcomes) == (1, {"applied": 1})
+    assert (report.letters, report.outcomes, report.still_parked) == (1, {"applied": 1}, [])
     doc = await projection.read_model.get(sid)
     assert doc is not None
     assert doc["balance"] == 5
 
     again = await replay_dead_letters(projection, REGISTRY, settings, progress=lambda _: None)
-    assert again.letters == 0  # the replay's own group remembers where it stopped
+    assert again.letters == 0  # the stream was released: nothing is parked any more

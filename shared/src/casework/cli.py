@@ -8,10 +8,13 @@ messages to stderr, so that output can be captured (`TOKEN=$(casework token ...)
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from casework.asyncapi import SERVICES, asyncapi_document, json_schemas
 from casework.auth import DEFAULT_DEV_TOKEN_TTL_S, ROLES, mint_dev_token
@@ -109,9 +112,117 @@ def _contracts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service_runtime(service: str) -> Callable[[Settings], Any]:
+    """How to build a service's runtime from settings, found by the service's name (the shared
+    package never imports a service: `casework_<service>.bootstrap` is loaded by name)."""
+    try:
+        bootstrap = importlib.import_module(f"casework_{service}.bootstrap")
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"no service {service!r}; the services are {', '.join(SERVICES)}") from exc
+
+    def runtime_of(settings: Settings) -> Any:
+        built = bootstrap.build(settings)
+        return built[0] if isinstance(built, tuple) else built
+
+    runtime_of.port = bootstrap.PORT  # type: ignore[attr-defined]
+    return runtime_of
+
+
+def _run_offline(
+    service: str, command: str, name: str | None, streams: list[str] | None = None
+) -> int:
+    from casework.service import offline  # the service machinery: only when it is needed
+
+    runtime_of = _service_runtime(service)
+    try:
+        settings = Settings.for_service(service, runtime_of.port)  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return asyncio.run(offline(runtime_of, settings, command, name, streams=streams))
+
+
+_SERVICE_HELP = f"the service: {', '.join(SERVICES)}"
+_SETTINGS_NOTE = (
+    "Uses the service's settings from the environment (CASEWORK_MONGO_URL, "
+    "CASEWORK_KAFKA_BOOTSTRAP_SERVERS, CASEWORK_NAMESPACE, ...). Stop the service first: "
+    "the command refuses while its consumer group has live members."
+)
+
+
+def _add_projections(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "projections",
+        help="list a service's read models and policies",
+        description="List the read models and policies of a service, with the topics they read.",
+    )
+    parser.add_argument("service", help=_SERVICE_HELP)
+    parser.set_defaults(handler=lambda a: _run_offline(a.service, "projections", None))
+
+
+def _add_rebuild(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "rebuild",
+        help="rebuild a read model from the beginning of its topics",
+        description="Fold every event of the read model's topics into a fresh collection, swap "
+        "it in, and move the consumer group to where the rebuild stopped. " + _SETTINGS_NOTE,
+    )
+    parser.add_argument("service", help=_SERVICE_HELP)
+    parser.add_argument("projection", help="the read model, as `casework projections` lists it")
+    parser.set_defaults(handler=lambda a: _run_offline(a.service, "rebuild", a.projection))
+
+
+def _add_dead_letters(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "dead-letters",
+        help="replay or discard dead letters, releasing the streams parked behind them",
+        description="A poison event is dead-lettered and its stream parked: later events of "
+        "that stream wait. `replay` applies the dead letter again (once the bug is fixed), "
+        "`discard` drops it; either way the waiting events are then applied in order. "
+        + _SETTINGS_NOTE,
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    for action, help in (
+        ("replay", "apply the dead letters again, then release their streams"),
+        ("discard", "drop the dead letters, then release their streams"),
+    ):
+        sub = actions.add_parser(action, help=help, description=help + ". " + _SETTINGS_NOTE)
+        sub.add_argument("service", help=_SERVICE_HELP)
+        sub.add_argument("projection", help="the read model or policy")
+        which = sub.add_mutually_exclusive_group(required=action == "discard")
+        which.add_argument(
+            "--stream", action="append", dest="streams", metavar="STREAM", help="only this one"
+        )
+        which.add_argument("--all", action="store_true", help="every parked stream")
+        sub.set_defaults(
+            handler=lambda a: _run_offline(a.service, a.action, a.projection, a.streams)
+        )
+
+
+def _add_parked(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "parked",
+        help="list the streams parked behind a dead letter",
+        description="One line per parked stream: projection, stream, events held, since, the "
+        "dead letter's source (topic:partition@offset) and its error (no client data).",
+    )
+    parser.add_argument("service", nargs="*", help=f"services (default: all): {_SERVICE_HELP}")
+    parser.set_defaults(handler=_parked)
+
+
+def _parked(args: argparse.Namespace) -> int:
+    status = 0
+    for service in args.service or SERVICES:
+        status = max(status, _run_offline(service, "parked", None))
+    return status
+
+
 _SUBCOMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = (
     _add_token,
     _add_contracts,
+    _add_projections,
+    _add_rebuild,
+    _add_dead_letters,
+    _add_parked,
 )
 
 

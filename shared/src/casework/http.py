@@ -35,6 +35,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import ErrorDetails
+from pymongo.errors import ConnectionFailure
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -228,6 +229,24 @@ def _domain_error_handler(
         )
 
     return domain_error
+
+
+DATABASE_RETRY_AFTER_S: Final = 5
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """A database outage (PyMongo `ConnectionFailure`: no server selectable, connection lost,
+    network timeout, not primary) is 503 with `Retry-After`, not 500: the request may succeed
+    once the database is back, and nothing was changed unless its events were stored."""
+    _log.warning("database unavailable (%s): answered 503", type(exc).__name__)
+    return problem_response(
+        503,
+        "The database is unavailable; nothing was changed unless the answer said so. "
+        "Try again shortly.",
+        title="Database unavailable",
+        code="DatabaseUnavailable",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
 
 
 class RequestIdMiddleware:
@@ -485,6 +504,7 @@ def create_http_app(
     domain_error = _domain_error_handler(dict(error_status))
     for exc_type in error_status:
         app.add_exception_handler(exc_type, domain_error)
+    app.add_exception_handler(ConnectionFailure, _database_unavailable)
 
     # Added innermost first: request id → metrics → unhandled errors → routes.
     app.add_middleware(UnhandledErrorMiddleware)

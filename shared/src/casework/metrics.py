@@ -73,13 +73,33 @@ class Metrics:
         self.events_projected = Counter(
             "casework_events_projected_total",
             "Events handled by a projection or policy, by outcome "
-            "(applied, unchanged, skipped, dead_lettered).",
+            "(applied, unchanged, skipped, dead_lettered, parked).",
             ["projection", "outcome"],
             registry=r,
         )
         self.dead_letters = Counter(
             "casework_dead_letters_total",
             "Events sent to a dead-letter topic after their retries ran out.",
+            ["projection"],
+            registry=r,
+        )
+        self.parked_streams = Gauge(
+            "casework_parked_streams",
+            "Streams whose events wait behind a dead letter until an operator replays or "
+            "discards it, per projection or policy.",
+            ["projection"],
+            registry=r,
+        )
+        self.transient_retries = Counter(
+            "casework_transient_retries_total",
+            "Retries of a projection or policy during an outage, by failing part "
+            "(database, broker).",
+            ["projection", "kind"],
+            registry=r,
+        )
+        self.consumer_holdoffs = Counter(
+            "casework_consumer_holdoffs_total",
+            "Times a consumer handed its records back to the poll loop during a long outage.",
             ["projection"],
             registry=r,
         )

@@ -1,14 +1,25 @@
-"""Projections: Kafka consumer groups that build read models in MongoDB (DESIGN §5).
+"""Projections and policies: Kafka consumer groups that build read models in MongoDB or act on
+other services' events (DESIGN §5).
 
-- Each projection is one FastStream batch subscriber with its own consumer group. Auto-commit
-  is off; offsets are committed after the batch's read-model writes (ack after processing).
+- Each handler is one FastStream batch subscriber with its own consumer group. Auto-commit
+  is off; offsets are committed after the batch's writes (ack after processing).
 - Idempotent: a read-model document remembers, per source stream, the last version applied
   to it; a redelivered or older event changes nothing.
 - One writer per document: a document is keyed by an aggregate, so the partition that owns
   the aggregate's stream owns the document.
-- Poison events: after `max_attempts` failures the record goes to the dead-letter topic with
-  the error in its headers, and the projection moves on.
-- Rebuild: replays the topics from the beginning into a fresh collection and swaps it in.
+- Outages heal: a failure `transient_kind` recognises (database or broker unreachable, a
+  timeout, a replica set without a primary) is retried with capped exponential backoff for
+  as long as it lasts. Nothing is skipped or dead-lettered and no offset moves past the
+  record that failed; every `hold_s` seconds the runner rewinds its partitions to that record
+  and returns to the poll loop, so the consumer stays in its group however long the outage.
+- Poison parks its stream: any other failure is retried `max_attempts` times, then the record
+  goes to the dead-letter topic (error class and a message without input values in its
+  headers) and its stream is *parked* in `StreamParking`, durably: later records of the same
+  stream are stored there instead of applied, so nothing is applied on top of a missing
+  event; other streams go on. An operator replays the dead letter (then the parked records
+  are applied in order) or discards it (then they are applied without it): `casework
+  dead-letters` (`casework.rebuild`).
+- Rebuild: `casework.rebuild` folds the topics into a fresh collection in memory and swaps it in.
 """
 
 from __future__ import annotations
@@ -17,14 +28,18 @@ import asyncio
 import logging
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import errors as kafka_errors
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
+from pydantic import ValidationError as PydanticValidationError
+from pymongo import errors as pymongo_errors
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -33,10 +48,11 @@ from casework.clock import Clock, SystemClock
 from casework.envelope import Envelope, MalformedEnvelope
 from casework.events import DomainEvent, EventRegistry, UnknownEventType
 from casework.eventstore import Document
-from casework.health import FailureKind, failure_kind
 from casework.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 APPLIED = "_applied"
 """Field of a read-model document: {source stream id: last version applied}."""
@@ -124,8 +140,234 @@ def consumer_group(service: str, projection: str) -> str:
     return f"casework.{service}.{projection}"
 
 
+# --- transient or poison -------------------------------------------------------------------
+
+# Server error codes that mean "not now" rather than "never": shutdown, no primary, step-down,
+# network trouble between servers, an operation timed out.
+_TRANSIENT_MONGO_CODES = frozenset(
+    {6, 7, 50, 89, 91, 189, 202, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436}
+)
+
+
+def transient_kind(exc: BaseException) -> str | None:
+    """`"database"` or `"broker"` when `exc` (or what caused it) is an outage that retrying
+    heals; None when it is deterministic (a bug, a contract violation: poison).
+
+    Database: PyMongo's `ConnectionFailure` family (`AutoReconnect`, `NetworkTimeout`,
+    `NotPrimaryError`, `ServerSelectionTimeoutError`), `ExecutionTimeout`, `WTimeoutError`,
+    and server errors with a transient code or the `RetryableWriteError` label. Broker:
+    aiokafka's `KafkaConnectionError`, `KafkaTimeoutError`, `NodeNotReadyError`,
+    `RequestTimedOutError` and every other error aiokafka marks `retriable`.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(
+            current,
+            pymongo_errors.ConnectionFailure
+            | pymongo_errors.ExecutionTimeout
+            | pymongo_errors.WTimeoutError,
+        ):
+            return "database"
+        if isinstance(current, pymongo_errors.PyMongoError) and (
+            current.has_error_label("RetryableWriteError")
+            or (
+                isinstance(current, pymongo_errors.OperationFailure)
+                and current.code in _TRANSIENT_MONGO_CODES
+            )
+        ):
+            return "database"
+        if isinstance(
+            current,
+            kafka_errors.KafkaConnectionError
+            | kafka_errors.KafkaTimeoutError
+            | kafka_errors.NodeNotReadyError
+            | kafka_errors.RequestTimedOutError,
+        ) or (isinstance(current, kafka_errors.KafkaError) and current.retriable):
+            return "broker"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def describe_error(exc: BaseException) -> str:
+    """The error class and a message that quotes no input value, for dead-letter headers and
+    logs (client data must not reach them).
+
+    A pydantic `ValidationError` is reduced to each error's field location and type (its own
+    text quotes the rejected values: a note, presenting concerns); a `UnicodeError` to its
+    class (it quotes the bytes). Other messages are the code's own text, cut at 300
+    characters, and the frame that raised is named.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, PydanticValidationError):
+        errors = exc.errors(include_input=False, include_url=False, include_context=False)
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['type']}" for e in errors
+        )
+        message = f"{exc.title}: {len(errors)} error(s): {fields}"
+    elif isinstance(exc, UnicodeError):
+        message = "undecodable input"
+    else:
+        message = str(exc)[:300]
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {frames[-1].name}, {Path(frames[-1].filename).name}:{frames[-1].lineno})"
+    return f"{name}: {message}{where if frames else ''}"
+
+
+class _HoldOff(Exception):
+    """The outage outlasted `hold_s`: hand the records back to the poll loop."""
+
+
+class ParkedStream(Exception):
+    """A record of a parked stream reached a step that must not apply it."""
+
+
+def stream_of(record: ConsumerRecord[Any, Any]) -> str | None:
+    """The stream a record belongs to: its `ce_subject`, else its key."""
+    for key, value in record.headers or ():
+        if key == "ce_subject" and value:
+            return bytes(value).decode(errors="replace")
+    if record.key:
+        return bytes(record.key).decode(errors="replace")
+    return None
+
+
+def record_document(record: ConsumerRecord[Any, Any]) -> Document:
+    """A Kafka record as stored by `StreamParking` (bytes kept as they came)."""
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "key": record.key,
+        "value": record.value,
+        # FerretDB 1.24 stores no nested arrays: one small document per header
+        "headers": [{"k": k, "v": bytes(v)} for k, v in (record.headers or ())],
+    }
+
+
+def record_from_document(doc: Mapping[str, Any]) -> ConsumerRecord[Any, Any]:
+    """The Kafka record `record_document` stored."""
+    key, value = doc.get("key"), doc.get("value")
+    return ConsumerRecord(
+        topic=doc["topic"],
+        partition=doc["partition"],
+        offset=doc["offset"],
+        timestamp=doc.get("timestamp") or 0,
+        timestamp_type=0,
+        key=bytes(key) if key is not None else None,
+        value=bytes(value) if value is not None else None,
+        checksum=None,
+        serialized_key_size=len(key or b""),
+        serialized_value_size=len(value or b""),
+        headers=[(h["k"], bytes(h["v"])) for h in doc.get("headers", [])],
+    )
+
+
+class StreamParking:
+    """The durable parked state of one handler (DESIGN §7 subset: inserts and deletes only).
+
+    - `<base>__parked`: one *marker* per parked stream, `_id` = the stream id, holding the
+      dead-lettered record (topic, partition, offset, key, value, headers) and its error.
+    - `<base>__parked_records`: the later records of parked streams, `_id` =
+      `<stream>|<topic>|<partition>|<offset>`, so a redelivered record is stored once.
+
+    Invariant: while a stream's marker exists, no record of that stream after the dead
+    letter is applied; each is in `__parked_records` (or will be, on redelivery, since its
+    offset is committed only after the insert). Releasing applies them in offset order (one
+    stream lives on one partition) and deletes the records, then the marker.
+    """
+
+    def __init__(self, database: AsyncDatabase[Document], base: str) -> None:
+        self.markers = database[f"{base}__parked"]
+        self.records = database[f"{base}__parked_records"]
+
+    async def all(self) -> dict[str, Document]:
+        """Every marker, by stream."""
+        return {d["_id"]: dict(d) async for d in self.markers.find({})}
+
+    async def park(
+        self, stream: str, record: ConsumerRecord[Any, Any], error: str, attempts: int, at: Any
+    ) -> Document:
+        """Park `stream` at its dead letter `record`; returns the marker in force."""
+        marker = {
+            "_id": stream,
+            **record_document(record),
+            "error": error,
+            "attempts": attempts,
+            "since": at,
+        }
+        try:
+            await self.markers.insert_one(marker)
+        except DuplicateKeyError:
+            existing = await self.markers.find_one({"_id": stream})
+            return dict(existing) if existing else marker
+        return marker
+
+    async def hold(self, stream: str, record: ConsumerRecord[Any, Any]) -> bool:
+        """Keep a later record of a parked stream; False if it was kept already."""
+        doc_id = f"{stream}|{record.topic}|{record.partition}|{record.offset:020d}"
+        try:
+            await self.records.insert_one(
+                {"_id": doc_id, "stream": stream, **record_document(record)}
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def held(self, stream: str) -> list[Document]:
+        """The records kept for `stream`, in stream order (a full scan: parked sets are small)."""
+        docs = [dict(d) async for d in self.records.find({"stream": stream})]
+        return sorted(docs, key=lambda d: (d["topic"], d["partition"], d["offset"]))
+
+    async def forget(self, stream: str, held: Sequence[Document]) -> None:
+        """Delete what was released: the held records first, then the marker."""
+        for doc in held:
+            await self.records.delete_one({"_id": doc["_id"]})
+        await self.markers.delete_one({"_id": stream})
+
+    async def forget_records(self, held: Sequence[Document]) -> None:
+        """Delete held records that were released (or became the new dead letter)."""
+        for doc in held:
+            await self.records.delete_one({"_id": doc["_id"]})
+
+    async def counts(self) -> dict[str, int]:
+        """Held records per parked stream."""
+        counts: dict[str, int] = dict.fromkeys(await self.all(), 0)
+        async for doc in self.records.find({}, {"stream": 1}):
+            counts[doc["stream"]] = counts.get(doc["stream"], 0) + 1
+        return counts
+
+
+def parking_base(handler: EventHandler) -> str:
+    """Collections of a handler's parked state are named after its read model, else itself."""
+    if isinstance(handler, Projection):
+        return handler.read_model.collection.name
+    return handler.name
+
+
+class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        # streams parked by another replica may now be ours: read the markers again
+        self.runner._parked_stale = True
+        self.runner.assignments += 1
+
+
 class ConsumerRunner:
-    """Feeds one projection or policy from Kafka: decode, apply with retries, dead-letter, ack."""
+    """Feeds one projection or policy from Kafka: decode, apply, retry transient failures for
+    as long as they last, dead-letter poison and park its stream, ack.
+
+    State for readiness (`/readyz`): `failing_since` and `failure_kind` ("database" or
+    "broker") while a transient failure is being retried, `parked_streams`, and
+    `last_event_time` (the time of the last event applied, for the lag in seconds).
+    """
 
     def __init__(
         self,
@@ -139,6 +381,10 @@ class ConsumerRunner:
         max_attempts: int = 5,
         retry_delay: float = 0.05,
         prefix: str = "",
+        parking: StreamParking | None = None,
+        backoff_initial_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+        hold_s: float | None = None,
     ) -> None:
         self.handler = handler
         self._prefix = prefix  # the namespace: before every topic and group name
@@ -149,11 +395,21 @@ class ConsumerRunner:
         self._clock = clock or SystemClock()
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
-        # What `/readyz` reports (casework.health.RunnerState).
+        self.parking = parking
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self.hold_s = hold_s
+        """Longest time one call of the batch handler retries an outage before it rewinds
+        and returns to the poll loop (None: retry in place forever, for offline tools)."""
+        self._parked: dict[str, Document] = {}
+        self._parked_stale = parking is not None
+        self._backoff = backoff_initial_s
         self.failing_since: datetime | None = None
-        self.failure_kind: FailureKind | None = None
-        self.parked_streams = 0
+        self.failure_kind: str | None = None
         self.last_event_time: datetime | None = None
+        self.last_poison: str | None = None
+        self.assignments = 0
+        """Partition assignments this runner's consumer received (one per rebalance)."""
 
     @property
     def group_id(self) -> str:
@@ -163,56 +419,210 @@ class ConsumerRunner:
     def dead_letter_topic(self) -> str:
         return self._prefix + dead_letter_topic(self.service, self.handler.name)
 
-    async def process(self, record: ConsumerRecord[Any, Any]) -> str:
+    @property
+    def parked_streams(self) -> int:
+        """Streams of this handler waiting for an operator (as last read or parked here)."""
+        return len(self._parked)
+
+    # --- transient failures ---
+
+    async def _outage(self, exc: BaseException, kind: str, hold_until: float | None) -> None:
+        """Note the outage, wait the next backoff step; `_HoldOff` when past `hold_until`."""
+        if self.failing_since is None:
+            self.failing_since = self._clock.now()
+            log.warning(
+                "%s: %s unavailable (%s); retrying until it is back",
+                self.handler.name,
+                kind,
+                type(exc).__name__,
+            )
+        self.failure_kind = kind
+        if self._metrics:
+            self._metrics.transient_retries.labels(self.handler.name, kind).inc()
+        loop = asyncio.get_running_loop()
+        delay = self._backoff
+        self._backoff = min(self._backoff * 2, self._backoff_max_s)
+        if hold_until is not None:
+            delay = min(delay, max(hold_until - loop.time(), 0.0))
+        await asyncio.sleep(delay)
+        if hold_until is not None and loop.time() >= hold_until:
+            raise _HoldOff
+
+    def _healthy(self) -> None:
+        if self.failing_since is not None:
+            log.info("%s: recovered after %s", self.handler.name, self.failure_kind)
+        self.failing_since = None
+        self.failure_kind = None
+        self._backoff = self._backoff_initial_s
+
+    async def _retrying(self, step: Callable[[], Awaitable[T]], hold_until: float | None) -> T:
+        """Run `step` until it does not fail transiently (poison is raised)."""
+        while True:
+            try:
+                return await step()
+            except Exception as exc:
+                kind = transient_kind(exc)
+                if kind is None:
+                    raise
+                await self._outage(exc, kind, hold_until)
+
+    # --- one record ---
+
+    async def load_parked(self, hold_until: float | None = None) -> None:
+        """Read the parked streams from the database (at start and after each rebalance)."""
+        if self.parking is None:
+            return
+        parking = self.parking
+        self._parked = await self._retrying(parking.all, hold_until)
+        self._parked_stale = False
+        self._set_parked_gauge()
+
+    def _set_parked_gauge(self) -> None:
+        if self._metrics:
+            self._metrics.parked_streams.labels(self.handler.name).set(len(self._parked))
+
+    async def process(
+        self, record: ConsumerRecord[Any, Any], *, hold_until: float | None = None
+    ) -> str:
         """Handle one record.
 
         Returns the outcome: `applied`, `unchanged` (a duplicate, an older version, or an
-        event the handler ignores), `skipped` (a type unknown here) or `dead_lettered`.
+        event the handler ignores), `skipped` (a type unknown here), `dead_lettered` (its
+        stream is now parked) or `parked` (a later record of a parked stream, kept for the
+        operator's decision). Transient failures are retried inside; `_HoldOff` when they
+        outlast `hold_until` (loop time).
         """
+        if self._parked_stale:
+            await self.load_parked(hold_until)
+        stream = stream_of(record)
+        if stream is not None and stream in self._parked:
+            outcome = await self._park_later(stream, record, hold_until)
+            if outcome is not None:
+                self._count(outcome)
+                return outcome
+        outcome = await self._apply(record, stream, hold_until)
+        self._count(outcome)
+        return outcome
+
+    async def reapply(self, record: ConsumerRecord[Any, Any]) -> str:
+        """Apply a dead letter or a held record on an operator's word (`casework.rebuild`):
+        like `process`, but past the stream's parking."""
+        outcome = await self._apply(record, stream_of(record), None)
+        self._count(outcome)
+        return outcome
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics:
+            self._metrics.events_projected.labels(self.handler.name, outcome).inc()
+
+    async def _park_later(
+        self, stream: str, record: ConsumerRecord[Any, Any], hold_until: float | None
+    ) -> str | None:
+        """Keep `record` if it comes after its parked stream's dead letter; None to apply it
+        (a redelivered record from before the dead letter)."""
+        marker = self._parked[stream]
+        same_partition = (marker["topic"], marker["partition"]) == (record.topic, record.partition)
+        if same_partition and record.offset == marker["offset"]:
+            return "parked"  # the dead letter itself, redelivered: already in the topic
+        if same_partition and record.offset < marker["offset"]:
+            return None
+        assert self.parking is not None
+        parking = self.parking
+        await self._retrying(lambda: parking.hold(stream, record), hold_until)
+        return "parked"
+
+    async def _apply(
+        self, record: ConsumerRecord[Any, Any], stream: str | None, hold_until: float | None
+    ) -> str:
         name = self.handler.name
         try:
             envelope = Envelope.from_kafka(record.value, record.headers or ())
         except MalformedEnvelope as exc:
-            await self._dead_letter(record, f"MalformedEnvelope: {exc}", 1)
+            await self._poison(record, stream, exc, 1, hold_until)
             return "dead_lettered"
         if envelope.type not in self._registry:
-            outcome = "skipped"  # an event this version of the service does not know
-        else:
-            attempt = 0
-            while True:
+            self._healthy()
+            return "skipped"  # an event this version of the service does not know
+        attempt = 0
+        while True:
+            try:
+                event = self._registry.parse(envelope.type, dict(envelope.data))
+                changed = await self.handler.handle(envelope, event)
+                outcome = "applied" if changed else "unchanged"
+                break
+            except UnknownEventType:
+                outcome = "skipped"
+                break
+            except Exception as exc:
+                kind = transient_kind(exc)
+                if kind is not None:
+                    await self._outage(exc, kind, hold_until)
+                    continue  # an outage costs no attempt: it says nothing about the event
                 attempt += 1
-                try:
-                    event = self._registry.parse(envelope.type, dict(envelope.data))
-                    changed = await self.handler.handle(envelope, event)
-                    outcome = "applied" if changed else "unchanged"
-                    self.failing_since = self.failure_kind = None
-                    self.last_event_time = envelope.time
-                    break
-                except UnknownEventType:
-                    outcome = "skipped"
-                    break
-                except Exception as exc:
-                    self.failing_since = self.failing_since or self._clock.now()
-                    self.failure_kind = failure_kind(exc)
-                    if attempt >= self._max_attempts:
-                        log.exception(
-                            "projection %s gives up on %s v%s after %d attempts",
-                            name,
-                            envelope.subject,
-                            envelope.stream_version,
-                            attempt,
-                        )
-                        detail = "".join(traceback.format_exception_only(exc)).strip()
-                        await self._dead_letter(record, detail, attempt)
-                        self.failing_since = self.failure_kind = None  # it moved on
-                        return "dead_lettered"
-                    await asyncio.sleep(self._retry_delay * 2 ** (attempt - 1))
-            if self._metrics:
-                lag = (self._clock.now() - envelope.time).total_seconds()
-                self._metrics.projection_lag.labels(name).observe(max(lag, 0.0))
+                if attempt >= self._max_attempts:
+                    await self._poison(record, envelope.subject, exc, attempt, hold_until)
+                    return "dead_lettered"
+                log.warning(
+                    "%s: attempt %d on %s v%s failed: %s",
+                    name,
+                    attempt,
+                    envelope.subject,
+                    envelope.stream_version,
+                    describe_error(exc),
+                )
+                await asyncio.sleep(self._retry_delay * 2 ** (attempt - 1))
+        self._healthy()
+        self.last_event_time = envelope.time
         if self._metrics:
-            self._metrics.events_projected.labels(name, outcome).inc()
+            lag = (self._clock.now() - envelope.time).total_seconds()
+            self._metrics.projection_lag.labels(name).observe(max(lag, 0.0))
         return outcome
+
+    async def _poison(
+        self,
+        record: ConsumerRecord[Any, Any],
+        stream: str | None,
+        exc: BaseException,
+        attempts: int,
+        hold_until: float | None,
+    ) -> None:
+        """Dead-letter `record`, then park its stream (in that order: a crash in between
+        redelivers the record, which fails and is dead-lettered again — a duplicate letter,
+        never a lost one)."""
+        error = describe_error(exc)
+        self.last_poison = error
+        frames = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
+        log.error(
+            "%s gives up on %s at %s:%d@%d after %d attempt(s): %s\n%s",
+            self.handler.name,
+            stream,
+            record.topic,
+            record.partition,
+            record.offset,
+            attempts,
+            error,
+            frames.rstrip(),
+        )
+        await self._retrying(
+            lambda: self._publish_dead_letter(self.dead_letter_topic, record, error, attempts),
+            hold_until,
+        )
+        if self._metrics:
+            self._metrics.dead_letters.labels(self.handler.name).inc()
+        if self.parking is not None and stream is not None:
+            parking = self.parking
+            marker = await self._retrying(
+                lambda: parking.park(stream, record, error, attempts, self._clock.now()),
+                hold_until,
+            )
+            self._parked[stream] = marker
+            self._set_parked_gauge()
+        self._healthy()
+
+    # --- the consumer ---
 
     def _record_consumer_lag(self, message: Any, last: ConsumerRecord[Any, Any]) -> None:
         consumer = getattr(message, "consumer", None)
@@ -224,23 +634,58 @@ class ConsumerRunner:
                 self.handler.name, last.topic, str(last.partition)
             ).set(max(highwater - last.offset - 1, 0))
 
-    async def _dead_letter(
-        self, record: ConsumerRecord[Any, Any], error: str, attempts: int
-    ) -> None:
-        await self._publish_dead_letter(self.dead_letter_topic, record, error, attempts)
-        if self._metrics:
-            self._metrics.dead_letters.labels(self.handler.name).inc()
-            self._metrics.events_projected.labels(self.handler.name, "dead_lettered").inc()
+    async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]], consumer: Any) -> int:
+        """Process a batch in order; returns how many records were processed.
 
-    def subscribe(self, broker: KafkaBroker, *, max_records: int = 500) -> Any:
-        """Register this runner as a batch subscriber on the broker; returns the subscriber."""
+        When an outage outlasts `hold_s`, each partition of the unprocessed rest is rewound
+        (`consumer.seek`) to its first unprocessed record and the call returns: the ack then
+        commits exactly what was processed, the poll loop runs (so the consumer stays in its
+        group: aiokafka's `max_poll_interval_ms`), and the same records come back.
+        """
+        loop = asyncio.get_running_loop()
+        hold_until = None if self.hold_s is None else loop.time() + self.hold_s
+        for done, record in enumerate(records):
+            try:
+                await self.process(record, hold_until=hold_until)
+            except Exception as exc:
+                if not isinstance(exc, _HoldOff):
+                    # dead-lettering or parking itself failed, deterministically: never skip
+                    # the record; say why without quoting it, and try again after a pause
+                    log.error(
+                        "%s cannot dead-letter or park %s:%d@%d: %s",
+                        self.handler.name,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        describe_error(exc),
+                    )
+                    await asyncio.sleep(self._backoff_max_s)
+                rewind: dict[TopicPartition, int] = {}
+                for rest in records[done:]:
+                    rewind.setdefault(TopicPartition(rest.topic, rest.partition), rest.offset)
+                for tp, offset in rewind.items():
+                    consumer.seek(tp, offset)
+                if self._metrics:
+                    self._metrics.consumer_holdoffs.labels(self.handler.name).inc()
+                return done
+        return len(records)
+
+    def subscribe(
+        self, broker: KafkaBroker, *, max_records: int = 500, max_poll_interval_ms: int = 300_000
+    ) -> Any:
+        """Register this runner as a batch subscriber on the broker; returns the subscriber.
+
+        Unless set, `hold_s` becomes a quarter of `max_poll_interval_ms`.
+        """
+        if self.hold_s is None:
+            self.hold_s = max_poll_interval_ms / 4000
 
         async def on_batch(message: KafkaMessage) -> None:
             raw = message.raw_message
             records = raw if isinstance(raw, tuple) else (raw,)
-            for record in records:
-                await self.process(record)
-            self._record_consumer_lag(message, records[-1])
+            done = await self.handle_batch(records, getattr(message, "consumer", None))
+            if done:
+                self._record_consumer_lag(message, records[done - 1])
 
         subscriber = broker.subscriber(
             *(self._prefix + t for t in self.handler.topics),
@@ -248,7 +693,9 @@ class ConsumerRunner:
             auto_offset_reset="earliest",
             batch=True,
             max_records=max_records,
+            max_poll_interval_ms=max_poll_interval_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            listener=_RebalanceListener(self),
             title=f"{self.group_id}",
             description=f"`{self.handler.name}` of the {self.service} service",
         )
@@ -259,7 +706,8 @@ class ConsumerRunner:
 def dead_letter_headers(
     record: ConsumerRecord[Any, Any], error: str, attempts: int, projection: str
 ) -> dict[str, str]:
-    """The original headers plus where the record came from and why it failed."""
+    """The original headers plus where the record came from and why it failed (`error` comes
+    from `describe_error`: no input values)."""
     headers = {
         k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
         for k, v in (record.headers or ())
@@ -304,8 +752,10 @@ def runners(
     metrics: Metrics | None = None,
     max_attempts: int = 5,
     prefix: str = "",
+    database: AsyncDatabase[Document] | None = None,
 ) -> list[ConsumerRunner]:
-    """One runner per projection or policy, dead-lettering through `broker`."""
+    """One runner per projection or policy, dead-lettering through `broker` and parking
+    poisoned streams in `database` (the service's)."""
     return [
         ConsumerRunner(
             p,
@@ -315,6 +765,7 @@ def runners(
             metrics=metrics,
             max_attempts=max_attempts,
             prefix=prefix,
+            parking=StreamParking(database, parking_base(p)) if database is not None else None,
         )
         for p in projections
     ]

@@ -52,9 +52,17 @@ def topic_prefix(settings: Settings) -> str:
     return f"{settings.namespace}." if settings.namespace else ""
 
 
+SERVER_SELECTION_TIMEOUT_MS = 1000
+"""How long an operation waits for a reachable database before `ServerSelectionTimeoutError`:
+short, so that an outage is answered promptly (503 at the HTTP edge) and retried by the
+consumers, instead of holding requests for seconds per operation."""
+
+
 def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
     """A client whose datetimes come back timezone-aware (UTC), as they went in."""
-    return AsyncMongoClient(settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+    return AsyncMongoClient(
+        settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS
+    )
 
 
 async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> None:
@@ -158,6 +166,7 @@ class ServiceRuntime:
             metrics=self.metrics,
             max_attempts=self.settings.projection_max_attempts,
             prefix=topic_prefix(self.settings),
+            database=self.database,
         )
         self.handlers.extend(handlers)
         self.consumers.extend(new)

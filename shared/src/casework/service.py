@@ -28,8 +28,7 @@ from casework.eventstore import AggregateNotFound, ConcurrencyConflict
 from casework.health import Readiness, status_code
 from casework.http import create_http_app
 from casework.logs import configure_logging
-from casework.projections import Projection
-from casework.rebuild import rebuild_projection, replay_dead_letters
+from casework.rebuild import run_offline
 from casework.runtime import ServiceRuntime
 from casework.settings import Settings
 from casework.tracing import configure_tracing, instrument_fastapi, instrument_pymongo
@@ -150,59 +149,64 @@ def service_main(
     """The command line of a service (`python -m casework_<name> ...`):
 
     - `serve` (the default): run the HTTP API, the relay and the consumers;
-    - `projections`: list the read models and policies this service feeds;
-    - `rebuild NAME`: rebuild one read model from the beginning of its topics;
-    - `replay-dead-letters NAME`: apply a read model's dead letters again.
-
-    The last two need the service stopped (see `casework.rebuild`).
+    - `projections`, `parked`, `rebuild NAME`, `replay-dead-letters NAME`,
+      `discard-dead-letters NAME`: the operator commands, also found as `casework rebuild`,
+      `casework dead-letters`, `casework parked` (`casework.rebuild.run_offline`; the
+      service must be stopped).
     """
     parser = argparse.ArgumentParser(prog=f"python -m casework_{name}")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the service (the default)")
     commands.add_parser("projections", help="list the read models and policies")
-    rebuild = commands.add_parser("rebuild", help="rebuild a read model from its topics")
-    rebuild.add_argument("projection", help="its name, as `projections` lists it")
-    replay = commands.add_parser(
-        "replay-dead-letters", help="apply a read model's dead letters again"
-    )
-    replay.add_argument("projection", help="its name, as `projections` lists it")
+    commands.add_parser("parked", help="list the streams parked behind a dead letter")
+    for command, help in (
+        ("rebuild", "rebuild a read model from its topics"),
+        ("replay-dead-letters", "apply dead letters again, then release their streams"),
+        ("discard-dead-letters", "drop dead letters, then release their streams"),
+    ):
+        sub = commands.add_parser(command, help=help)
+        sub.add_argument("projection", help="its name, as `projections` lists it")
+        if command != "rebuild":
+            sub.add_argument("--stream", action="append", dest="streams", help="only this")
     args = parser.parse_args(argv)
     settings = Settings.for_service(name, port)
     if args.command in (None, "serve"):
         serve(app_factory, settings)
         return 0
     configure_logging(settings)
+    command = {"replay-dead-letters": "replay", "discard-dead-letters": "discard"}.get(
+        args.command, args.command
+    )
     return asyncio.run(
-        _offline(args.command, getattr(args, "projection", None), settings, runtime_of)
+        offline(
+            runtime_of,
+            settings,
+            command,
+            getattr(args, "projection", None),
+            streams=getattr(args, "streams", None),
+        )
     )
 
 
-async def _offline(
-    command: str,
-    projection: str | None,
-    settings: Settings,
+async def offline(
     runtime_of: Callable[[Settings], ServiceRuntime],
+    settings: Settings,
+    command: str,
+    name: str | None,
+    *,
+    streams: list[str] | None = None,
 ) -> int:
+    """Build the service's runtime (not started) and run one operator command on it."""
     # Kafka clients must be made inside the event loop that runs them.
     runtime = runtime_of(settings)
     try:
-        projections = {h.name: h for h in runtime.handlers if isinstance(h, Projection)}
-        if command == "projections":
-            for handler in runtime.handlers:
-                kind = "read model" if isinstance(handler, Projection) else "policy"
-                print(f"{handler.name:<40} {kind:<11} {', '.join(handler.topics)}")
-            return 0
-        if projection not in projections:
-            print(
-                f"no read model {projection!r}; this service has: {', '.join(sorted(projections))}",
-                file=sys.stderr,
-            )
-            return 2
-        if command == "rebuild":
-            await rebuild_projection(projections[projection], runtime.registry, settings)
-        else:
-            await replay_dead_letters(projections[projection], runtime.registry, settings)
-        return 0
+        return await run_offline(
+            runtime,
+            command,
+            name,
+            streams=streams,
+            progress=lambda line: print(line, file=sys.stderr),
+        )
     finally:
         await runtime.stop()  # closes the clients it made, started or not
 
