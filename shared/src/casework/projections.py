@@ -18,6 +18,7 @@ import logging
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from aiokafka import ConsumerRecord, TopicPartition
@@ -29,7 +30,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from casework.clock import Clock, SystemClock
-from casework.envelope import Envelope, MalformedEnvelope
+from casework.envelope import Envelope, MalformedEnvelope, Position
 from casework.events import DomainEvent, EventRegistry, UnknownEventType
 from casework.eventstore import Document
 from casework.metrics import Metrics
@@ -165,6 +166,9 @@ class ConsumerRunner:
         name = self.handler.name
         try:
             envelope = Envelope.from_kafka(record.value, record.headers or ())
+            envelope = replace(
+                envelope, position=Position(record.topic, record.partition, record.offset)
+            )
         except MalformedEnvelope as exc:
             await self._dead_letter(record, f"MalformedEnvelope: {exc}", 1)
             return "dead_lettered"

@@ -15,8 +15,8 @@ projections and the queries, and applies the case access rule to every answer.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from datetime import datetime
 
 from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
@@ -32,9 +32,13 @@ from casework_cases.adapters.read_models.case_summaries import (
     CaseSummary,
     caseload_order,
 )
-from casework_cases.adapters.read_models.documents import maybe_utc
+from casework_cases.adapters.read_models.documents import iso_week, week_key
 from casework_cases.adapters.read_models.referral_summaries import ReferralSummaries
-from casework_cases.adapters.read_models.register import SiteRegister, site_register, week_starts
+from casework_cases.adapters.read_models.register import (
+    SiteRegister,
+    register_from_counts,
+    week_starts,
+)
 from casework_cases.adapters.read_models.timeline import CaseTimeline, Timeline
 from casework_cases.domain.access import CaseScope, can_reach_case
 
@@ -55,7 +59,7 @@ _READ_ANY_CASELOAD = frozenset({"supervisor", "site_manager", "regional_admin"})
 
 
 class Caseload(BaseModel):
-    """A caseworker's open cases, most pressing first."""
+    """A caseworker's open cases, most pressing first, a page at a time."""
 
     worker_id: str
     cases: list[CaseSummary] = Field(
@@ -63,6 +67,10 @@ class Caseload(BaseModel):
             "Open cases (not closed): crises first, then by risk (imminent, high, medium, "
             "low, unrated), then by the next activity due"
         )
+    )
+    next_after: str | None = Field(
+        default=None,
+        description="More cases follow: pass this as `after` for the next page",
     )
 
 
@@ -86,12 +94,17 @@ class ReadModels:
         """Every projection, for `ServiceRuntime.consume`."""
         return [self.case_summaries, self.referral_summaries, self.timeline]
 
-    async def caseload(self, worker_id: str, principal: Principal) -> Caseload:
-        """The worker's open cases the principal may reach.
+    async def caseload(
+        self, worker_id: str, principal: Principal, *, limit: int = 100, after: str | None = None
+    ) -> Caseload:
+        """The worker's open cases the principal may reach, `limit` at a time after the case
+        `after` (a page's `next_after`).
 
         A caseworker reads only their own caseload; supervisors, site managers and regional
         admins read anyone's, seeing the cases the access rule lets them reach (a supervisor:
-        their team's).
+        their team's). The worker's open cases are read by equality on one indexed field
+        (as many as a person carries, ~25) and put in order here: the order changes with
+        every crisis and risk change, so it is not stored.
         """
         own = principal.has_role("caseworker") and principal.sub == worker_id
         if not own and not principal.has_role(*_READ_ANY_CASELOAD):
@@ -112,7 +125,15 @@ class ReadModels:
                     referral = referrals.get(case.get("referral_id") or "", {})
                     case["client_name"] = referral.get("client_name")
         cases.sort(key=caseload_order)
-        return Caseload(worker_id=worker_id, cases=[CaseSummary.from_document(c) for c in cases])
+        if after is not None:
+            ids = [c["_id"] for c in cases]
+            cases = cases[ids.index(after) + 1 :] if after in ids else []
+        page, more = cases[:limit], len(cases) > limit
+        return Caseload(
+            worker_id=worker_id,
+            cases=[CaseSummary.from_document(c) for c in page],
+            next_after=page[-1]["_id"] if more and page else None,
+        )
 
     async def case_timeline(self, case_id: str, principal: Principal) -> CaseTimeline:
         """Every event of the case, its referral's included, oldest first; a case the
@@ -135,27 +156,29 @@ class ReadModels:
     async def site_register(self, site: str, principal: Principal, weeks: int) -> SiteRegister:
         """The site's cases by phase and risk, open crises, referrals per ISO week over the
         last `weeks` weeks, and the times from referral to acceptance and to first
-        assignment; only for a site the principal works at (or a regional admin)."""
+        assignment; only for a site the principal works at (or a regional admin).
+
+        Read from the partition counters the summaries keep: one small read per site and
+        per week of the window, each summing a document per partition; nothing scans the
+        site's cases.
+        """
         require_site(principal, site)
         now = self.clock.now()
-        since: datetime = week_starts(now, weeks)[0]
-        cases = await self.case_summaries.of_site(site)
-        referrals = {r["_id"]: r for r in await self.referral_summaries.of_site_since(site, since)}
-        # A case first assigned in the window whose referral was decided before it, and
-        # whose opening did not repeat when the referral arrived: look the referral up.
-        missing = {
-            c["referral_id"]
-            for c in cases
-            if c.get("opened_site") == site
-            and c.get("referral_id")
-            and c["referral_id"] not in referrals
-            and c.get("referral_received_at") is None
-            and (assigned := maybe_utc(c.get("first_assigned_at"))) is not None
-            and assigned >= since
-        }
-        if missing:
-            referrals.update(await self.referral_summaries.by_ids(missing))
-        return site_register(site, cases=cases, referrals=referrals, now=now, weeks=weeks)
+        weeks_of = [iso_week(start) for start in week_starts(now, weeks)]
+        keys = [week_key(site, w) for w in weeks_of]
+        current, case_weeks, referral_weeks = await asyncio.gather(
+            self.case_summaries.counters.totals(site),
+            self.case_summaries.counters.totals_of(keys),
+            self.referral_summaries.counters.totals_of(keys),
+        )
+        return register_from_counts(
+            site,
+            now=now,
+            weeks=weeks,
+            current=current,
+            case_weeks={w: case_weeks[k] for w, k in zip(weeks_of, keys, strict=True)},
+            referral_weeks={w: referral_weeks[k] for w, k in zip(weeks_of, keys, strict=True)},
+        )
 
 
 def build_read_models(database: AsyncDatabase[Document], clock: Clock) -> ReadModels:
