@@ -16,7 +16,6 @@ from casework.access import AccessDenied, NotVisible
 from casework.auth import Principal
 from casework.clock import FixedClock
 from casework.contracts import registry
-from casework.counters import is_counter
 from casework.contracts.cases import (
     AssessmentRecorded,
     CaseClosed,
@@ -54,6 +53,7 @@ from casework.contracts.intake import (
     RiskScreened,
     ScreeningAnswers,
 )
+from casework.counters import is_counter
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import Document
