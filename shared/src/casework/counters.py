@@ -23,7 +23,9 @@ document** by giving each Kafka partition its own:
   (`difference(before, after)`): a case moving from `active` to `review` takes one from one
   count and adds one to the other, in the same partition's document.
 - **The query sums** the documents of a key, one per partition: equality on the indexed
-  `counter` field, which FerretDB hands to PostgreSQL; a handful of small documents.
+  `counter` field, which FerretDB hands to PostgreSQL; a handful of small documents. Keys
+  that are read together (a site's figures of every week of a year) share a `group`, so that
+  one query (equality on `group`) reads them all.
 
 The counter documents may live in the same collection as the entity documents they count
 (the projection's collection), so that a rebuild into a fresh collection rebuilds both, and
@@ -58,6 +60,8 @@ Counts = Mapping[str, Mapping[str, int]]
 
 COUNTER: Final = "counter"
 """The field naming a counter document's key; entity documents do not have it."""
+GROUP: Final = "counter_group"
+"""The field naming the group of keys a counter document is read with."""
 ID_PREFIX: Final = "counter:"
 
 
@@ -99,14 +103,22 @@ def fold_counts(contributions: Iterable[Counts]) -> dict[str, Counter[str]]:
 
 
 class PartitionCounters:
-    """Counter documents in `collection`, one per (key, partition); see the module docstring."""
+    """Counter documents in `collection`, one per (key, partition); see the module docstring.
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
+    `group_of` names the group of a key (default: the key itself)."""
+
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        group_of: Callable[[str], str] | None = None,
+    ) -> None:
         self.collection = collection
+        self._group_of = group_of or (lambda key: key)
 
     async def ensure_indexes(self) -> None:
-        """The index the sums read by: equality on `counter`."""
+        """The indexes the sums read by: equality on `counter` or on `group`."""
         await self.collection.create_index([(COUNTER, ASCENDING)])
+        await self.collection.create_index([(GROUP, ASCENDING)])
 
     async def add(self, position: Position, changes: Counts) -> bool:
         """Add `changes` to the documents of `position`'s partition, each unless that document
@@ -139,6 +151,7 @@ class PartitionCounters:
             new: Document = {
                 "_id": doc_id,
                 COUNTER: key,
+                GROUP: self._group_of(key),
                 "topic": position.topic,
                 "partition": position.partition,
                 "offset": position.offset,
@@ -170,6 +183,20 @@ class PartitionCounters:
         found = await asyncio.gather(*(self.totals(k) for k in wanted))
         return dict(zip(wanted, found, strict=True))
 
+    async def groups(self, groups: Iterable[str]) -> dict[str, Counter[str]]:
+        """The counts of every key in these groups, summed over partitions: one query per
+        group, read concurrently. Keys with nothing counted may be missing."""
+
+        async def read(group: str) -> list[Document]:
+            cursor = self.collection.find({GROUP: group}, {COUNTER: 1, "counts": 1})
+            return [dict(d) async for d in cursor]
+
+        totals: dict[str, Counter[str]] = {}
+        for docs in await asyncio.gather(*(read(g) for g in dict.fromkeys(groups))):
+            for doc in docs:
+                totals.setdefault(doc[COUNTER], Counter()).update(doc.get("counts") or {})
+        return totals
+
     async def documents(self) -> list[Document]:
         """Every counter document (for checks and tests; a scan of the counters)."""
         return [dict(d) async for d in self.collection.find({COUNTER: {"$exists": True}})]
@@ -194,9 +221,10 @@ class CountedDocuments:
         self,
         collection: AsyncCollection[Document],
         contributions: Callable[[Mapping[str, Any]], Counts],
+        group_of: Callable[[str], str] | None = None,
     ) -> None:
         self.collection = collection
-        self.counters = PartitionCounters(collection)
+        self.counters = PartitionCounters(collection, group_of)
         self._contributions = contributions
 
     async def apply(

@@ -32,7 +32,7 @@ from casework_cases.adapters.read_models.case_summaries import (
     CaseSummary,
     caseload_order,
 )
-from casework_cases.adapters.read_models.documents import iso_week, week_key
+from casework_cases.adapters.read_models.documents import counter_groups, iso_week, week_key
 from casework_cases.adapters.read_models.referral_summaries import ReferralSummaries
 from casework_cases.adapters.read_models.register import (
     SiteRegister,
@@ -142,15 +142,12 @@ class ReadModels:
         if case is None or not can_reach_case(principal, _scope(case)):
             raise NotVisible(f"no case {case_id}")
         referral_id = case.get("referral_id")
-        # The streams of the case and of its referral, and how far the summaries have read
-        # them; named by the platform's convention (`Aggregate.stream_id_for`) in case a
-        # summary has not read its stream yet.
-        known: dict[str, int] = {f"case-{case_id}": 0}
+        # The streams of the case and of its referral, named by the platform's convention
+        # (`Aggregate.stream_id_for`), and any other stream that fed the case's summary.
+        streams = [f"case-{case_id}", *case.get(APPLIED, {})]
         if referral_id:
-            known[f"referral-{referral_id}"] = 0
-            known.update(await self.referral_summaries.streams(referral_id))
-        known.update(case.get(APPLIED, {}))
-        entries = await self.timeline.of_streams(known)
+            streams.append(f"referral-{referral_id}")
+        entries = await self.timeline.of_streams(streams)
         return CaseTimeline(case_id=case_id, referral_id=referral_id, entries=entries)
 
     async def site_register(self, site: str, principal: Principal, weeks: int) -> SiteRegister:
@@ -158,26 +155,25 @@ class ReadModels:
         last `weeks` weeks, and the times from referral to acceptance and to first
         assignment; only for a site the principal works at (or a regional admin).
 
-        Read from the partition counters the summaries keep: one small read per site and
-        per week of the window, each summing a document per partition; nothing scans the
-        site's cases.
+        Read from the partition counters the summaries keep: a query for the site's
+        current figures and one per ISO year the window touches, each returning a document
+        per partition (and week); nothing scans the site's cases.
         """
         require_site(principal, site)
         now = self.clock.now()
         weeks_of = [iso_week(start) for start in week_starts(now, weeks)]
-        keys = [week_key(site, w) for w in weeks_of]
-        current, case_weeks, referral_weeks = await asyncio.gather(
-            self.case_summaries.counters.totals(site),
-            self.case_summaries.counters.totals_of(keys),
-            self.referral_summaries.counters.totals_of(keys),
+        groups = counter_groups(site, weeks_of)
+        cases, referrals = await asyncio.gather(
+            self.case_summaries.counters.groups(groups),
+            self.referral_summaries.counters.groups(groups[1:]),
         )
         return register_from_counts(
             site,
             now=now,
             weeks=weeks,
-            current=current,
-            case_weeks={w: case_weeks[k] for w, k in zip(weeks_of, keys, strict=True)},
-            referral_weeks={w: referral_weeks[k] for w, k in zip(weeks_of, keys, strict=True)},
+            current=cases.get(site, {}),
+            case_weeks={w: cases.get(week_key(site, w), {}) for w in weeks_of},
+            referral_weeks={w: referrals.get(week_key(site, w), {}) for w in weeks_of},
         )
 
 

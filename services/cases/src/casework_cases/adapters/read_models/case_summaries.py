@@ -48,6 +48,7 @@ from casework.runtime import events_topic
 
 from casework_cases.adapters.read_models.documents import (
     UNRATED,
+    counter_group,
     enum_value,
     hours_between,
     iso_week,
@@ -333,7 +334,7 @@ class CaseSummaries(Projection):
 
     def __init__(self, database: AsyncDatabase[Document], collection: str | None = None) -> None:
         super().__init__(database, collection)
-        self.documents = CountedDocuments(self.read_model.collection, contributions)
+        self.documents = CountedDocuments(self.read_model.collection, contributions, counter_group)
         self.counters = self.documents.counters
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:

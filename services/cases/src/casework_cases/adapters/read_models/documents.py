@@ -77,6 +77,19 @@ def week_key(site: str, week: str) -> str:
     return f"{site}|{week}"
 
 
+def counter_group(key: str) -> str:
+    """The group a register counter is read with: a site's current figures alone
+    (`north`), its weekly figures by ISO year (`north|2026-W09` → `north|2026`), so that a
+    window of weeks is read with a query per year it touches."""
+    site, _, week = key.partition("|")
+    return f"{site}|{week[:4]}" if week else site
+
+
+def counter_groups(site: str, weeks: list[str]) -> list[str]:
+    """The groups holding these weeks of the site, and its current figures."""
+    return [site, *dict.fromkeys(counter_group(week_key(site, w)) for w in weeks)]
+
+
 def hours_between(start: Any, end: Any) -> float | None:
     """Hours from `start` to `end`, never negative: two services' clocks stamp the two ends,
     and a little skew must not give negative times. None if either is unknown."""

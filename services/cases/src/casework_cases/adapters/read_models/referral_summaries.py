@@ -34,6 +34,7 @@ from casework.projections import APPLIED, Projection
 from casework.runtime import events_topic
 
 from casework_cases.adapters.read_models.documents import (
+    counter_group,
     enum_value,
     hours_between,
     iso_week,
@@ -134,7 +135,7 @@ class ReferralSummaries(Projection):
 
     def __init__(self, database: AsyncDatabase[Document], collection: str | None = None) -> None:
         super().__init__(database, collection)
-        self.documents = CountedDocuments(self.read_model.collection, contributions)
+        self.documents = CountedDocuments(self.read_model.collection, contributions, counter_group)
         self.counters = self.documents.counters
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
