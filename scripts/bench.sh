@@ -2,7 +2,8 @@
 # `make bench`: the event pipeline benchmark, then the case lifecycle through the APIs, on the
 # local servers (started if needed, and stopped again if this script started them).
 # BENCH_ARGS passes options to bench/pipeline.py (e.g. BENCH_ARGS="--events 20000"),
-# LIFECYCLE_ARGS to bench/lifecycle.py (e.g. LIFECYCLE_ARGS="--rates 10 30 --seconds 30").
+# LIFECYCLE_ARGS to bench/lifecycle.py (e.g. LIFECYCLE_ARGS="--rates 10 30 --seconds 30"),
+# QUERIES_ARGS to bench/queries.py (e.g. QUERIES_ARGS="--cases 20000").
 set -euo pipefail
 
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,3 +27,8 @@ info "case lifecycle through the APIs: the five services on ports 18301-18305 (F
 # shellcheck disable=SC2086 # LIFECYCLE_ARGS is a list of options
 uv run --no-sync python bench/lifecycle.py "${servers[@]}" \
     --label "(FerretDB ${backend:-?})" ${LIFECYCLE_ARGS:-}
+
+echo
+info "read-model queries at 200k open cases through the APIs: ports 18401-18405 (FerretDB ${backend:-?}); seeding takes a few minutes; progress on stderr"
+# shellcheck disable=SC2086 # QUERIES_ARGS is a list of options
+uv run --no-sync python bench/queries.py "${servers[@]}" --label "(FerretDB ${backend:-?})" ${QUERIES_ARGS:-}

@@ -1077,6 +1077,110 @@ async def test_a_caseload_is_the_workers_open_cases_most_pressing_first(
     assert second.last_activity_at == at("2026-02-01", "09:04")
 
 
+async def test_a_caseload_comes_in_pages(caseloads: ReadModels) -> None:
+    carl = person("caseworker", "carl", team="t1")
+
+    first = await caseloads.caseload("carl", carl, limit=2)
+    second = await caseloads.caseload("carl", carl, limit=2, after=first.next_after)
+    last = await caseloads.caseload("carl", carl, limit=2, after=second.next_after)
+
+    assert (ids(first), first.next_after) == (["medium-crisis", "high-soon"], "high-soon")
+    assert (ids(second), second.next_after) == (["high-late", "low-soon"], "low-soon")
+    assert (ids(last), last.next_after) == (["other-team"], None)
+    assert ids(await caseloads.caseload("carl", carl, after="not-in-it")) == []
+
+
+async def test_a_case_moves_between_caseloads_and_register_counts(read_models: ReadModels) -> None:
+    story = Story()
+    stream = story.case("M1")
+    t = at("2026-02-23", "09:00")
+    steps: list[DomainEvent] = [
+        CaseOpened(
+            case_id="M1",
+            client_id="K",
+            referral_id="RM1",
+            site="north",
+            risk_level=RiskLevel.LOW,
+            opened_at=t,
+            referral_received_at=t - timedelta(hours=5),
+        ),
+        CaseworkerAssigned(
+            case_id="M1", caseworker_id="carl", team="t1", assigned_by="sam", assigned_at=t
+        ),
+    ]
+    for n, event in enumerate(steps):
+        stream.add(event, t + timedelta(minutes=n))
+    await deliver(read_models, story.of("cases"))
+    carl, cara = person("caseworker", "carl", team="t1"), person("caseworker", "cara", team="t1")
+    assert ids(await read_models.caseload("carl", carl)) == ["M1"]
+    north = await read_models.site_register("north", ADMIN, 1)
+    assert (north.cases_by_phase["assessment"], north.cases_by_risk["low"]) == (1, 1)
+    assert north.referral_to_first_assignment.count == 1
+
+    more: list[DomainEvent] = [
+        CaseworkerAssigned(
+            case_id="M1",
+            caseworker_id="cara",
+            team="t1",
+            assigned_by="sam",
+            assigned_at=t,
+            previous_caseworker_id="carl",
+        ),
+        RiskLevelChanged(
+            case_id="M1",
+            site="north",
+            previous_level=RiskLevel.LOW,
+            risk_level=RiskLevel.HIGH,
+            reason="...",
+            changed_by="cara",
+            changed_at=t,
+        ),
+        AssessmentRecorded(
+            case_id="M1",
+            assessment_id="A",
+            needs={},
+            narrative="...",
+            recorded_by="cara",
+            recorded_at=t,
+        ),
+    ]
+    for n, event in enumerate(more, start=len(steps)):
+        stream.add(event, t + timedelta(minutes=n))
+    await deliver(read_models, story.of("cases"))  # the first two again, then the rest
+
+    assert ids(await read_models.caseload("carl", carl)) == []
+    assert ids(await read_models.caseload("cara", cara)) == ["M1"]
+    north = await read_models.site_register("north", ADMIN, 1)
+    assert north.cases_by_phase == {
+        "assessment": 0,
+        "planning": 1,
+        "active": 0,
+        "review": 0,
+        "closed": 0,
+    }
+    assert (north.cases_by_risk["low"], north.cases_by_risk["high"]) == (0, 1)
+    assert north.referral_to_first_assignment.count == 1  # the first assignment only
+
+    closing: list[DomainEvent] = [
+        ClosureRequested(
+            case_id="M1",
+            outcome=CaseOutcome.GOALS_MET,
+            evaluation="...",
+            requested_by="cara",
+            requested_at=t,
+        ),
+        CaseClosed(case_id="M1", outcome=CaseOutcome.GOALS_MET, approved_by="sue", closed_at=t),
+    ]
+    for n, event in enumerate(closing, start=len(steps) + len(more)):
+        stream.add(event, t + timedelta(minutes=n))
+    await deliver(read_models, story.of("cases"))
+
+    assert ids(await read_models.caseload("cara", cara)) == []
+    north = await read_models.site_register("north", ADMIN, 1)
+    assert (north.cases_by_phase["closed"], north.cases_by_phase["planning"]) == (1, 0)
+    assert sum(north.cases_by_risk.values()) == 0  # closed cases have no risk count
+
+
 async def test_others_see_the_cases_of_a_caseload_they_reach(caseloads: ReadModels) -> None:
     everything = ["medium-crisis", "high-soon", "high-late", "low-soon", "other-team"]
     assert ids(await caseloads.caseload("carl", ADMIN)) == everything
