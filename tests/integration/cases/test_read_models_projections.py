@@ -867,6 +867,9 @@ async def test_the_register_counts_the_story(read_models: ReadModels) -> None:
     }  # C2 went to south
     assert north.cases_by_risk == {"low": 0, "medium": 0, "high": 1, "imminent": 0, "unrated": 0}
     assert north.open_crises == 1
+    crises = await read_models.case_summaries.open_crises_at("north")
+    assert [c["_id"] for c in crises] == ["C1"]
+    assert await read_models.case_summaries.open_crises_at("south") == []
     assert [(w.week, w.received, w.accepted, w.declined) for w in north.referrals_per_week] == [
         ("2026-W08", 2, 2, 0),
         ("2026-W09", 1, 0, 1),

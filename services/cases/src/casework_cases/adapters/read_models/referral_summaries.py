@@ -30,7 +30,7 @@ from casework.counters import CountedDocuments, Counts, duration_bucket
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import Document
-from casework.projections import APPLIED, Projection
+from casework.projections import Projection
 from casework.runtime import events_topic
 
 from casework_cases.adapters.read_models.documents import (
@@ -146,12 +146,6 @@ class ReferralSummaries(Projection):
 
     async def ensure_indexes(self) -> None:
         await self.counters.ensure_indexes()
-
-    async def streams(self, referral_id: str) -> dict[str, int]:
-        """The streams that fed the referral's summary, each with the last version applied."""
-        doc = await self.read_model.collection.find_one({"_id": referral_id}, {APPLIED: 1})
-        applied: dict[str, int] = dict(doc.get(APPLIED, {})) if doc else {}
-        return applied
 
     async def by_ids(self, referral_ids: Iterable[str]) -> dict[str, Document]:
         """Referrals by id, each looked up by `_id`: FerretDB hands exact `_id` filters to
