@@ -49,7 +49,7 @@ import httpx
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
-from casework.counters import counter_id, fold_counts
+from casework.counters import counter_id, encode_counts, fold_counts
 from casework.devstack import running_stack
 from casework.eventstore import Document
 from casework.projections import APPLIED
@@ -239,7 +239,7 @@ def counters(
                     "topic": topic,
                     "partition": partition,
                     "offset": 10**9,
-                    "counts": dict(counts),
+                    "counts": encode_counts(counts),
                 }
             )
     return out

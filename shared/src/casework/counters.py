@@ -8,7 +8,9 @@ returns). Instead the projection keeps the totals as documents, and keeps **one 
 document** by giving each Kafka partition its own:
 
 - A counter document is `{"_id": "counter:<key>:<partition>", "counter": <key>,
-  "topic": …, "partition": …, "offset": <last offset applied>, "counts": {name: n}}`. Only
+  "topic": …, "partition": …, "offset": <last offset applied>, "counts": '{"name": n, …}'}`
+  (the counts as one JSON string: FerretDB decodes a document field by field in Go, and a
+  histogram has a hundred names; one string is one value to decode). Only
   the consumer that owns `<partition>` writes it, so a read-then-replace is safe without
   transactions (the MongoDB subset, DESIGN §7).
 - **Idempotent by offset**: a consumer applies an event's changes to a counter document only
@@ -42,6 +44,7 @@ entities (`fold_counts`) after such a replay.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -63,6 +66,20 @@ COUNTER: Final = "counter"
 GROUP: Final = "counter_group"
 """The field naming the group of keys a counter document is read with."""
 ID_PREFIX: Final = "counter:"
+
+
+COUNTS: Final = "counts"
+
+
+def encode_counts(counts: Mapping[str, int]) -> str:
+    """The `counts` field of a counter document: one JSON string (see the module docstring)."""
+    return json.dumps(dict(sorted(counts.items())), separators=(",", ":"))
+
+
+def decode_counts(doc: Mapping[str, Any]) -> dict[str, int]:
+    """The counts of a counter document."""
+    raw = doc.get(COUNTS)
+    return {str(k): int(v) for k, v in json.loads(raw).items()} if raw else {}
 
 
 class CounterTopicMismatch(ValueError):
@@ -141,7 +158,7 @@ class PartitionCounters:
                     )
                 if current["offset"] >= position.offset:
                     return False  # applied already: a redelivery or a replay
-            counts: dict[str, int] = dict(current["counts"]) if current else {}
+            counts = decode_counts(current) if current else {}
             for name, change in delta.items():
                 total = counts.get(name, 0) + change
                 if total:
@@ -155,7 +172,7 @@ class PartitionCounters:
                 "topic": position.topic,
                 "partition": position.partition,
                 "offset": position.offset,
-                "counts": counts,
+                COUNTS: encode_counts(counts),
             }
             if current is not None:
                 await self.collection.replace_one({"_id": doc_id}, new)
@@ -173,8 +190,8 @@ class PartitionCounters:
     async def totals(self, key: str) -> Counter[str]:
         """The counts of `key`, summed over its partitions' documents."""
         total: Counter[str] = Counter()
-        async for doc in self.collection.find({COUNTER: key}, {"counts": 1}):
-            total.update(doc.get("counts") or {})
+        async for doc in self.collection.find({COUNTER: key}, {COUNTS: 1}):
+            total.update(decode_counts(doc))
         return total
 
     async def totals_of(self, keys: Iterable[str]) -> dict[str, Counter[str]]:
@@ -188,13 +205,13 @@ class PartitionCounters:
         group, read concurrently. Keys with nothing counted may be missing."""
 
         async def read(group: str) -> list[Document]:
-            cursor = self.collection.find({GROUP: group}, {COUNTER: 1, "counts": 1})
+            cursor = self.collection.find({GROUP: group}, {COUNTER: 1, COUNTS: 1})
             return [dict(d) async for d in cursor]
 
         totals: dict[str, Counter[str]] = {}
         for docs in await asyncio.gather(*(read(g) for g in dict.fromkeys(groups))):
             for doc in docs:
-                totals.setdefault(doc[COUNTER], Counter()).update(doc.get("counts") or {})
+                totals.setdefault(doc[COUNTER], Counter()).update(decode_counts(doc))
         return totals
 
     async def documents(self) -> list[Document]:

@@ -9,12 +9,15 @@ import pytest
 
 from casework.counters import (
     bucket_hours,
+    decode_counts,
     difference,
     duration_bucket,
+    encode_counts,
     fold_counts,
     histogram_percentile,
 )
 
+from casework_cases.adapters.read_models.documents import counter_group
 from casework_cases.adapters.read_models.register import percentile
 
 
@@ -69,3 +72,26 @@ def test_a_histogram_percentile_of_nothing_is_refused() -> None:
         histogram_percentile({}, 50)
     with pytest.raises(ValueError, match="outside"):
         histogram_percentile({3: 1}, 101)
+
+
+def test_counts_travel_as_one_json_string() -> None:
+    counts = {"to_acceptance|120": 3, "received": 2}
+    encoded = encode_counts(counts)
+    assert isinstance(encoded, str)
+    assert decode_counts({"counts": encoded}) == counts
+    assert decode_counts({}) == {}
+
+
+@pytest.mark.parametrize(
+    ("key", "group"),
+    [
+        ("north", "north"),
+        ("north|2026-W01", "north|2026-Q1"),
+        ("north|2026-W13", "north|2026-Q1"),
+        ("north|2026-W14", "north|2026-Q2"),
+        ("north|2026-W52", "north|2026-Q4"),
+        ("north|2026-W53", "north|2026-Q4"),
+    ],
+)
+def test_register_counters_are_read_by_site_and_quarter(key: str, group: str) -> None:
+    assert counter_group(key) == group

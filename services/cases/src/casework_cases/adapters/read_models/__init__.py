@@ -156,7 +156,7 @@ class ReadModels:
         assignment; only for a site the principal works at (or a regional admin).
 
         Read from the partition counters the summaries keep: a query for the site's
-        current figures and one per ISO year the window touches, each returning a document
+        current figures and one per quarter the window touches, each returning a document
         per partition (and week); nothing scans the site's cases.
         """
         require_site(principal, site)

@@ -79,10 +79,14 @@ def week_key(site: str, week: str) -> str:
 
 def counter_group(key: str) -> str:
     """The group a register counter is read with: a site's current figures alone
-    (`north`), its weekly figures by ISO year (`north|2026-W09` → `north|2026`), so that a
-    window of weeks is read with a query per year it touches."""
+    (`north`), its weekly figures by quarter of the ISO year (`north|2026-W09` →
+    `north|2026-Q1`; week 53 goes with the fourth), so that a window of weeks is read with a
+    query per quarter it touches, each returning at most 14 weeks' documents per partition."""
     site, _, week = key.partition("|")
-    return f"{site}|{week[:4]}" if week else site
+    if not week:
+        return site
+    quarter = min((int(week[6:]) - 1) // 13 + 1, 4)
+    return f"{site}|{week[:4]}-Q{quarter}"
 
 
 def counter_groups(site: str, weeks: list[str]) -> list[str]:
