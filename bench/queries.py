@@ -55,7 +55,6 @@ from casework.eventstore import Document
 from casework.projections import APPLIED
 
 from casework_cases.adapters.read_models import case_summaries, referral_summaries
-from casework_cases.adapters.read_models.documents import counter_group
 from casework_cases.adapters.read_models.timeline import entry_id
 from casework_intake.adapters.intake_queue import QUEUE_KEY, WAITING_AT, queue_key
 from report import percentile_ms, progress
@@ -235,7 +234,7 @@ def counters(
                 {
                     "_id": counter_id(key, partition),
                     "counter": key,
-                    "counter_group": counter_group(key),
+                    "counter_group": key,
                     "topic": topic,
                     "partition": partition,
                     "offset": 10**9,

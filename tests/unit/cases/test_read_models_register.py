@@ -12,13 +12,12 @@ import pytest
 from casework.counters import fold_counts
 
 from casework_cases.adapters.read_models import case_summaries, referral_summaries
-from casework_cases.adapters.read_models.documents import week_key
 from casework_cases.adapters.read_models.register import (
     DurationStats,
     SiteRegister,
     iso_week,
     percentile,
-    register_from_counts,
+    register_from_totals,
     week_starts,
 )
 
@@ -103,16 +102,12 @@ def site_register(
 ) -> SiteRegister:
     """The register as the service answers it: every summary's contributions summed (what
     the partition counters hold, summed over partitions), read for the site and window."""
-    totals = fold_counts(case_summaries.contributions(c) for c in cases)
-    referral_totals = fold_counts(referral_summaries.contributions(r) for r in referrals.values())
-    window = [iso_week(s) for s in week_starts(now, weeks)]
-    return register_from_counts(
+    return register_from_totals(
         site,
         now=now,
         weeks=weeks,
-        current=totals.get(site, {}),
-        case_weeks={w: totals.get(week_key(site, w), {}) for w in window},
-        referral_weeks={w: referral_totals.get(week_key(site, w), {}) for w in window},
+        cases=fold_counts(case_summaries.contributions(c) for c in cases),
+        referrals=fold_counts(referral_summaries.contributions(r) for r in referrals.values()),
     )
 
 

@@ -32,11 +32,11 @@ from casework_cases.adapters.read_models.case_summaries import (
     CaseSummary,
     caseload_order,
 )
-from casework_cases.adapters.read_models.documents import counter_groups, iso_week, week_key
+from casework_cases.adapters.read_models.documents import iso_week, register_keys
 from casework_cases.adapters.read_models.referral_summaries import ReferralSummaries
 from casework_cases.adapters.read_models.register import (
     SiteRegister,
-    register_from_counts,
+    register_from_totals,
     week_starts,
 )
 from casework_cases.adapters.read_models.timeline import CaseTimeline, Timeline
@@ -157,24 +157,16 @@ class ReadModels:
 
         Read from the partition counters the summaries keep: a query for the site's
         current figures and one per quarter the window touches, each returning a document
-        per partition (and week); nothing scans the site's cases.
+        per partition; nothing scans the site's cases.
         """
         require_site(principal, site)
         now = self.clock.now()
-        weeks_of = [iso_week(start) for start in week_starts(now, weeks)]
-        groups = counter_groups(site, weeks_of)
+        keys = register_keys(site, [iso_week(start) for start in week_starts(now, weeks)])
         cases, referrals = await asyncio.gather(
-            self.case_summaries.counters.groups(groups),
-            self.referral_summaries.counters.groups(groups[1:]),
+            self.case_summaries.counters.groups(keys),
+            self.referral_summaries.counters.groups(keys[1:]),
         )
-        return register_from_counts(
-            site,
-            now=now,
-            weeks=weeks,
-            current=cases.get(site, {}),
-            case_weeks={w: cases.get(week_key(site, w), {}) for w in weeks_of},
-            referral_weeks={w: referrals.get(week_key(site, w), {}) for w in weeks_of},
-        )
+        return register_from_totals(site, now=now, weeks=weeks, cases=cases, referrals=referrals)
 
 
 def build_read_models(database: AsyncDatabase[Document], clock: Clock) -> ReadModels:

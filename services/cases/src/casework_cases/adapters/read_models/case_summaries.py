@@ -48,12 +48,11 @@ from casework.runtime import events_topic
 
 from casework_cases.adapters.read_models.documents import (
     UNRATED,
-    counter_group,
     enum_value,
     hours_between,
     iso_week,
     maybe_utc,
-    week_key,
+    quarter_key,
 )
 
 # The phases as the case contracts name them (contracts/cases.py).
@@ -243,8 +242,9 @@ def contributions(doc: Mapping[str, Any]) -> Counts:
     opened_site, assigned = doc.get("opened_site"), maybe_utc(doc.get("first_assigned_at"))
     hours = hours_between(doc.get("referral_received_at"), assigned)
     if opened_site and assigned is not None and hours is not None:
-        out[week_key(opened_site, iso_week(assigned))] = {
-            f"{TO_ASSIGNMENT}|{duration_bucket(hours)}": 1
+        week = iso_week(assigned)
+        out[quarter_key(opened_site, week)] = {
+            f"{week}|{TO_ASSIGNMENT}|{duration_bucket(hours)}": 1
         }
     return out
 
@@ -334,7 +334,7 @@ class CaseSummaries(Projection):
 
     def __init__(self, database: AsyncDatabase[Document], collection: str | None = None) -> None:
         super().__init__(database, collection)
-        self.documents = CountedDocuments(self.read_model.collection, contributions, counter_group)
+        self.documents = CountedDocuments(self.read_model.collection, contributions)
         self.counters = self.documents.counters
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:

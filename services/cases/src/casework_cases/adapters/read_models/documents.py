@@ -72,26 +72,19 @@ def iso_week(moment: datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
-def week_key(site: str, week: str) -> str:
-    """The counter key of a site's figures of one ISO week (`casework.counters`)."""
-    return f"{site}|{week}"
+def quarter_key(site: str, week: str) -> str:
+    """The counter key (`casework.counters`) holding a site's figures of the ISO weeks of
+    one quarter (`north|2026-Q1`; week 53 goes with the fourth); each figure's name starts
+    with its week (`2026-W09|received`). A window of weeks is read as the few documents per
+    partition of the quarters it touches, not one per week."""
+    number = min((int(week[6:]) - 1) // 13 + 1, 4)
+    return f"{site}|{week[:4]}-Q{number}"
 
 
-def counter_group(key: str) -> str:
-    """The group a register counter is read with: a site's current figures alone
-    (`north`), its weekly figures by quarter of the ISO year (`north|2026-W09` →
-    `north|2026-Q1`; week 53 goes with the fourth), so that a window of weeks is read with a
-    query per quarter it touches, each returning at most 14 weeks' documents per partition."""
-    site, _, week = key.partition("|")
-    if not week:
-        return site
-    quarter = min((int(week[6:]) - 1) // 13 + 1, 4)
-    return f"{site}|{week[:4]}-Q{quarter}"
-
-
-def counter_groups(site: str, weeks: list[str]) -> list[str]:
-    """The groups holding these weeks of the site, and its current figures."""
-    return [site, *dict.fromkeys(counter_group(week_key(site, w)) for w in weeks)]
+def register_keys(site: str, weeks: list[str]) -> list[str]:
+    """The counter keys the register of these weeks reads: the site's current figures and
+    the quarters the weeks fall in."""
+    return [site, *dict.fromkeys(quarter_key(site, w) for w in weeks)]
 
 
 def hours_between(start: Any, end: Any) -> float | None:

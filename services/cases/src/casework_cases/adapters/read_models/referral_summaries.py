@@ -34,12 +34,11 @@ from casework.projections import Projection
 from casework.runtime import events_topic
 
 from casework_cases.adapters.read_models.documents import (
-    counter_group,
     enum_value,
     hours_between,
     iso_week,
     maybe_utc,
-    week_key,
+    quarter_key,
 )
 
 TO_ACCEPTANCE: Final = "to_acceptance"
@@ -117,12 +116,14 @@ def contributions(doc: Mapping[str, Any]) -> Counts:
     for what in ("received", "accepted", "declined"):
         moment = maybe_utc(doc.get(f"{what}_at"))
         if moment is not None:
-            out.setdefault(week_key(site, iso_week(moment)), {})[what] = 1
+            week = iso_week(moment)
+            out.setdefault(quarter_key(site, week), {})[f"{week}|{what}"] = 1
     accepted = maybe_utc(doc.get("accepted_at"))
     hours = hours_between(doc.get("received_at"), accepted)
     if accepted is not None and hours is not None:
-        week = out.setdefault(week_key(site, iso_week(accepted)), {})
-        week[f"{TO_ACCEPTANCE}|{duration_bucket(hours)}"] = 1
+        week = iso_week(accepted)
+        counts = out.setdefault(quarter_key(site, week), {})
+        counts[f"{week}|{TO_ACCEPTANCE}|{duration_bucket(hours)}"] = 1
     return out
 
 
@@ -135,7 +136,7 @@ class ReferralSummaries(Projection):
 
     def __init__(self, database: AsyncDatabase[Document], collection: str | None = None) -> None:
         super().__init__(database, collection)
-        self.documents = CountedDocuments(self.read_model.collection, contributions, counter_group)
+        self.documents = CountedDocuments(self.read_model.collection, contributions)
         self.counters = self.documents.counters
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from casework.counters import histogram_percentile
 
 from casework_cases.adapters.read_models.case_summaries import PHASES, RISK_LEVELS, TO_ASSIGNMENT
-from casework_cases.adapters.read_models.documents import UNRATED, as_utc, iso_week
+from casework_cases.adapters.read_models.documents import UNRATED, as_utc, iso_week, quarter_key
 from casework_cases.adapters.read_models.referral_summaries import TO_ACCEPTANCE
 
 __all__ = [
@@ -36,7 +36,9 @@ __all__ = [
     "iso_week",
     "percentile",
     "register_from_counts",
+    "register_from_totals",
     "week_starts",
+    "weekly",
 ]
 
 
@@ -134,6 +136,41 @@ def histogram_of(counts: Mapping[str, int], stat: str) -> Counter[int]:
         if kind == stat and n:
             histogram[int(bucket)] += n
     return histogram
+
+
+def weekly(
+    totals: Mapping[str, Mapping[str, int]], site: str, weeks: Sequence[str]
+) -> dict[str, Counter[str]]:
+    """The figures of each of these weeks from the site's quarter counters
+    (`documents.quarter_key`), by name without the week."""
+    out: dict[str, Counter[str]] = {w: Counter() for w in weeks}
+    for key in dict.fromkeys(quarter_key(site, w) for w in weeks):
+        for name, n in totals.get(key, {}).items():
+            week, _, rest = name.partition("|")
+            if week in out:
+                out[week][rest] += n
+    return out
+
+
+def register_from_totals(
+    site: str,
+    *,
+    now: datetime,
+    weeks: int,
+    cases: Mapping[str, Mapping[str, int]],
+    referrals: Mapping[str, Mapping[str, int]],
+) -> SiteRegister:
+    """The register from the summed counters of the case and referral summaries, by key
+    (`documents.register_keys`)."""
+    window = [iso_week(start) for start in week_starts(now, weeks)]
+    return register_from_counts(
+        site,
+        now=now,
+        weeks=weeks,
+        current=cases.get(site, {}),
+        case_weeks=weekly(cases, site, window),
+        referral_weeks=weekly(referrals, site, window),
+    )
 
 
 def register_from_counts(
