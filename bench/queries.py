@@ -49,7 +49,7 @@ import httpx
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
-from casework.counters import counter_id, encode_counts, fold_counts
+from casework.counters import counter_documents, fold_counts
 from casework.devstack import running_stack
 from casework.eventstore import Document
 from casework.projections import APPLIED
@@ -227,20 +227,11 @@ def counters(
     by_partition: dict[int, list[Any]] = {}
     for stream, doc in docs:
         by_partition.setdefault(partition_of(stream), []).append(contributions(doc))
-    out = []
+    out: list[Document] = []
     for partition, contributed in by_partition.items():
-        for key, counts in fold_counts(contributed).items():
-            out.append(
-                {
-                    "_id": counter_id(key, partition),
-                    "counter": key,
-                    "counter_group": key,
-                    "topic": topic,
-                    "partition": partition,
-                    "offset": 10**9,
-                    "counts": encode_counts(counts),
-                }
-            )
+        out += counter_documents(
+            fold_counts(contributed), topic=topic, partition=partition, offset=10**9
+        )
     return out
 
 

@@ -20,6 +20,7 @@ from casework.counters import (
     Counts,
     MissingPosition,
     PartitionCounters,
+    counter_documents,
     fold_counts,
     is_counter,
 )
@@ -84,6 +85,28 @@ async def test_each_partition_owns_its_document_and_the_query_sums_them(
         "south": Counter({"open": 1}),
         "west": Counter(),
     }
+
+
+async def test_counter_documents_folded_in_memory_read_like_applied_ones(
+    database: AsyncDatabase[Document],
+) -> None:
+    """A rebuild that folds a partition in memory writes what applying would have."""
+    applied = PartitionCounters(database["applied"])
+    await applied.add(at(0, 1), {"north": {"open": 1}})
+    await applied.add(at(0, 2), {"north": {"open": -1, "closed": 1}, "south": {"open": 1}})
+    folded = PartitionCounters(database["folded"])
+    totals = fold_counts([{"north": {"closed": 1}}, {"south": {"open": 1}}])
+    await folded.collection.insert_many(
+        counter_documents(totals, topic=TOPIC, partition=0, offset=2)
+    )
+
+    for counters in (applied, folded):
+        assert await counters.totals_of(["north", "south"]) == {
+            "north": Counter({"closed": 1}),
+            "south": Counter({"open": 1}),
+        }
+        assert await counters.groups(["north"]) == {"north": Counter({"closed": 1})}
+    assert await folded.add(at(0, 2), {"north": {"closed": 1}}) is False  # offset remembered
 
 
 async def test_a_counter_refuses_another_topics_events(database: AsyncDatabase[Document]) -> None:

@@ -119,6 +119,34 @@ def fold_counts(contributions: Iterable[Counts]) -> dict[str, Counter[str]]:
     return {k: Counter({n: c for n, c in v.items() if c}) for k, v in totals.items()}
 
 
+def counter_documents(
+    totals: Mapping[str, Mapping[str, int]],
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    group_of: Callable[[str], str] | None = None,
+) -> list[Document]:
+    """The counter documents of one partition whose entities contribute `totals` in all
+    (`fold_counts` of their contributions), as if the records up to `offset` were applied:
+    for a rebuild that folds a partition's records in memory and writes each document once,
+    or to seed a benchmark."""
+    group = group_of or (lambda key: key)
+    return [
+        {
+            "_id": counter_id(key, partition),
+            COUNTER: key,
+            GROUP: group(key),
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            COUNTS: encode_counts({n: c for n, c in counts.items() if c}),
+        }
+        for key, counts in totals.items()
+        if any(counts.values())
+    ]
+
+
 class PartitionCounters:
     """Counter documents in `collection`, one per (key, partition); see the module docstring.
 
