@@ -4,6 +4,7 @@
 # BENCH_ARGS passes options to bench/pipeline.py (e.g. BENCH_ARGS="--events 20000"),
 # LIFECYCLE_ARGS to bench/lifecycle.py (e.g. LIFECYCLE_ARGS="--rates 10 30 --seconds 30"),
 # REBUILD_ARGS to bench/rebuild.py (e.g. REBUILD_ARGS="--events 20000").
+# QUERIES_ARGS to bench/queries.py (e.g. QUERIES_ARGS="--cases 20000").
 set -euo pipefail
 
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,3 +33,6 @@ echo
 info "projection rebuild of ~100k events vs raw insert_many of its documents (FerretDB ${backend:-?}); progress on stderr"
 # shellcheck disable=SC2086 # REBUILD_ARGS is a list of options
 uv run --no-sync python bench/rebuild.py "${servers[@]}" --label "(FerretDB ${backend:-?})" ${REBUILD_ARGS:-}
+info "read-model queries at 200k open cases through the APIs: ports 18401-18405 (FerretDB ${backend:-?}); seeding takes a few minutes; progress on stderr"
+# shellcheck disable=SC2086 # QUERIES_ARGS is a list of options
+uv run --no-sync python bench/queries.py "${servers[@]}" --label "(FerretDB ${backend:-?})" ${QUERIES_ARGS:-}

@@ -3,10 +3,22 @@ projections directly in tests."""
 
 from __future__ import annotations
 
+import itertools
+import zlib
 from datetime import datetime
 
-from casework.envelope import Envelope
+from casework.envelope import Envelope, Position
 from casework.events import DomainEvent
+from casework.runtime import events_topic
+
+_offsets = itertools.count()
+
+
+def position_of(stream: str, service: str) -> Position:
+    """Where a consumer would read the next event of `stream`: on a partition of the stream's
+    own (so that any delivery order keeping each stream's order keeps each partition's, as
+    Kafka does), at an offset past every one handed out before."""
+    return Position(events_topic(service), zlib.crc32(stream.encode()), next(_offsets))
 
 
 def envelope_of(
@@ -27,5 +39,6 @@ def envelope_of(
         data=event.model_dump(mode="json"),
         stream_version=version,
         site=site,
+        position=position_of(stream, event.service),
         **({"id": event_id} if event_id else {}),
     )

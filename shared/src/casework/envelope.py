@@ -26,6 +26,20 @@ class MalformedEnvelope(ValueError):
 
 
 @dataclass(frozen=True)
+class Position:
+    """Where a consumer read an event: its Kafka topic, partition and offset.
+
+    Not part of the event (a rebuild or another topic puts it elsewhere): the consumer sets
+    it on the envelope it hands to a projection, so that documents owned by one partition
+    (`casework.counters`) can tell what that partition already applied.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
 class Envelope:
     """One event with its CloudEvents attributes."""
 
@@ -42,6 +56,8 @@ class Envelope:
     causation_id: str | None = None
     traceparent: str | None = None
     tracestate: str | None = None
+    position: Position | None = field(default=None, compare=False)
+    """Where the consumer read it (None outside a consumer, e.g. in the event store)."""
 
     @property
     def key(self) -> bytes:

@@ -29,6 +29,7 @@ import logging
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -45,7 +46,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from casework.clock import Clock, SystemClock
-from casework.envelope import Envelope, MalformedEnvelope
+from casework.envelope import Envelope, MalformedEnvelope, Position
 from casework.events import DomainEvent, EventRegistry, UnknownEventType
 from casework.eventstore import Document
 from casework.metrics import Metrics
@@ -540,6 +541,9 @@ class ConsumerRunner:
         name = self.handler.name
         try:
             envelope = Envelope.from_kafka(record.value, record.headers or ())
+            envelope = replace(
+                envelope, position=Position(record.topic, record.partition, record.offset)
+            )
         except MalformedEnvelope as exc:
             await self._poison(record, stream, exc, 1, hold_until)
             return "dead_lettered"

@@ -182,6 +182,18 @@ async def test_intake_queue_orders_by_urgency_then_age_and_survives_redelivery(
             "Emma Morgan",
             "Una Morgan",
         ]
+
+        # paged: the next page starts after the last referral seen
+        async def page(after: str, limit: int = 2) -> list[str]:
+            waiting = await queue.waiting("north", limit=limit, after=after)
+            return [w.client_name.split()[0] for w in waiting]
+
+        assert await page(ids["Una"]) == ["Ursula", "Sonia"]
+        assert await page(ids["Sonia"], limit=10) == ["Rita", "Rob"]
+        assert await page(ids["Rob"]) == []
+        # a referral decided since it was seen keeps its place in the order
+        assert await page(ids["Abe"]) == ["Emma", "Una"]
+        assert await page("no-such-referral") == []
         before = [d async for d in queue.read_model.collection.find({}).sort("_id", 1)]
 
         await redeliver_everything(store, kafka_bootstrap, topic)

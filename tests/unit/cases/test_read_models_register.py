@@ -1,16 +1,23 @@
-"""The site register's arithmetic: percentiles, ISO weeks, and the register from documents."""
+"""The site register's arithmetic: percentiles, ISO weeks, and the register from what the
+case and referral summaries count (their contributions, summed as the counters sum them)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
+from casework.counters import fold_counts
+
+from casework_cases.adapters.read_models import case_summaries, referral_summaries
 from casework_cases.adapters.read_models.register import (
     DurationStats,
+    SiteRegister,
     iso_week,
     percentile,
-    site_register,
+    register_from_totals,
     week_starts,
 )
 
@@ -85,6 +92,32 @@ def case(case_id: str, **fields: object) -> dict[str, object]:
     return {"_id": case_id, "site": "north", "opened_site": "north", **fields}
 
 
+def site_register(
+    site: str,
+    *,
+    cases: list[dict[str, object]],
+    referrals: Mapping[str, Mapping[str, Any]],
+    now: datetime,
+    weeks: int,
+) -> SiteRegister:
+    """The register as the service answers it: every summary's contributions summed (what
+    the partition counters hold, summed over partitions), read for the site and window."""
+    return register_from_totals(
+        site,
+        now=now,
+        weeks=weeks,
+        cases=fold_counts(case_summaries.contributions(c) for c in cases),
+        referrals=fold_counts(referral_summaries.contributions(r) for r in referrals.values()),
+    )
+
+
+def approximately(stats: DurationStats, count: int, median: float, p90: float) -> None:
+    """Medians and 90th percentiles come from histograms: within 2.2% of the exact figure."""
+    assert stats.count == count
+    assert stats.median_hours == pytest.approx(median, rel=0.022)
+    assert stats.p90_hours == pytest.approx(p90, rel=0.022)
+
+
 def test_the_register_counts_the_sites_cases_by_phase_risk_and_crisis() -> None:
     cases = [
         case("c1", phase="active", risk_level="high", open_crises=[{"crisis_id": "x"}]),
@@ -156,17 +189,22 @@ def test_referrals_are_counted_in_the_week_of_each_event_within_the_window() -> 
         },
     ]
     # accepted in the window: r1 after 7 days, r3 after 15 days
-    assert register.referral_to_acceptance == DurationStats(
-        count=2, median_hours=264.0, p90_hours=340.8
-    )
+    approximately(register.referral_to_acceptance, 2, 264.0, 340.8)
 
 
 def test_time_to_first_assignment_counts_cases_opened_at_the_site_assigned_in_the_window() -> None:
-    referrals = {"r1": {"site": "north", "received_at": at("2026-02-20", 0)}}
+    # the referral's own summary is not joined: cases topic and intake topic are counted
+    # apart, and the opening repeats the arrival time
+    referrals = {"r1": {"site": "north", "received_at": at("2026-02-19", 0)}}
     cases = [
-        # the referral summary says when it arrived: 30 hours
-        case("c1", referral_id="r1", first_assigned_at=at("2026-02-21", 6)),
-        # no referral summary yet: the opening event repeated the arrival time: 10 hours
+        # 30 hours
+        case(
+            "c1",
+            referral_id="r1",
+            referral_received_at=at("2026-02-20", 0),
+            first_assigned_at=at("2026-02-21", 6),
+        ),
+        # 10 hours
         case(
             "c2",
             referral_id="r2",
@@ -188,7 +226,7 @@ def test_time_to_first_assignment_counts_cases_opened_at_the_site_assigned_in_th
             referral_received_at=at("2026-01-01"),
             first_assigned_at=at("2026-01-05"),
         ),
-        # not assigned yet; and one whose arrival time is unknown
+        # not assigned yet; and one whose opening did not say when the referral arrived
         case("c5", referral_id="r5", referral_received_at=at("2026-02-24")),
         case("c6", referral_id="r6", first_assigned_at=at("2026-02-24")),
         # opened at another site
@@ -203,9 +241,7 @@ def test_time_to_first_assignment_counts_cases_opened_at_the_site_assigned_in_th
 
     register = site_register("north", cases=cases, referrals=referrals, now=NOW, weeks=2)
 
-    assert register.referral_to_first_assignment == DurationStats(
-        count=3, median_hours=10.0, p90_hours=26.0
-    )
+    approximately(register.referral_to_first_assignment, 3, 10.0, 26.0)
 
 
 def test_clock_skew_between_services_never_gives_negative_hours() -> None:

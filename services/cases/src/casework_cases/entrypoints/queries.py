@@ -86,6 +86,7 @@ CASELOAD_EXAMPLE: Final[dict[str, Any]] = {
             "outcome": None,
         }
     ],
+    "next_after": None,
 }
 
 TIMELINE_EXAMPLE: Final[dict[str, Any]] = {
@@ -169,7 +170,9 @@ REGISTER_EXAMPLE: Final[dict[str, Any]] = {
         "high, medium, low, unrated), then by the next activity due.\n\n"
         "A caseworker reads their own caseload only. Supervisors, site managers and regional "
         "admins read anyone's, and see the cases they reach: a supervisor their team's, a site "
-        "manager their sites'."
+        "manager their sites'.\n\n"
+        "Paged: at most `limit` cases; when more follow, `next_after` names the last one, "
+        "to pass as `after` for the next page."
     ),
     responses={
         200: _ok("The caseload", CASELOAD_EXAMPLE),
@@ -177,9 +180,16 @@ REGISTER_EXAMPLE: Final[dict[str, Any]] = {
     },
 )
 async def get_caseload(
-    worker_id: WorkerId, principal: ReadsCaseloads, read_models: ReadModelsDep
+    worker_id: WorkerId,
+    principal: ReadsCaseloads,
+    read_models: ReadModelsDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="At most this many cases")] = 100,
+    after: Annotated[
+        str | None,
+        Query(min_length=1, max_length=128, description="The previous page's `next_after`"),
+    ] = None,
 ) -> Caseload:
-    return await read_models.caseload(worker_id, principal)
+    return await read_models.caseload(worker_id, principal, limit=limit, after=after)
 
 
 @router.get(

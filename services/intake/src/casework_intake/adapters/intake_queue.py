@@ -4,13 +4,21 @@ One document per referral, keyed by referral id, so the partition of the referra
 is its only writer (DESIGN §5). A decided referral keeps its document, marked `accepted` or
 `declined`, rather than losing it: the document remembers the versions applied, so a
 redelivered `ReferralReceived` cannot bring a decided referral back into the queue.
+
+Shaped for the one question it answers at regional scale (~200k referrals kept): the queue
+of a site is read by **equality on one indexed field**, `waiting_at` (the site while the
+referral waits, null once decided), which FerretDB hands to PostgreSQL, so a read costs the
+site's waiting referrals, not every referral ever received. The order is one stored string,
+`queue_key` (urgency, arrival, id), so that a page is `limit` documents sorted by it, and the
+next page starts after the last referral seen (`after`), not at an offset.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
 
 from casework.contracts.common import ReferralSource, RiskLevel, Urgency
 from casework.contracts.intake import (
@@ -38,6 +46,25 @@ URGENCY_RANK = {
     Urgency.ROUTINE: 1,
 }
 """The queue's order: the higher the rank, the nearer the front."""
+
+WAITING_AT: Final = "waiting_at"
+QUEUE_KEY: Final = "queue_key"
+
+
+def queue_key(urgency_rank: int, received_at: datetime, referral_id: str) -> str:
+    """The queue's order as one string: most urgent first, then oldest, then by id."""
+    utc = received_at.replace(tzinfo=UTC) if received_at.tzinfo is None else received_at
+    moment = utc.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return f"{9 - urgency_rank}|{moment}|{referral_id}"
+
+
+def _keys(doc: Document) -> Document:
+    """The derived fields the queue is read by (see the module docstring)."""
+    waiting = doc.get("status") == ReferralStatus.WAITING.value
+    doc[WAITING_AT] = doc.get("site") if waiting else None
+    if doc.get("urgency_rank") and isinstance(doc.get("received_at"), datetime):
+        doc[QUEUE_KEY] = queue_key(doc["urgency_rank"], doc["received_at"], doc["_id"])
+    return doc
 
 
 def _change(event: DomainEvent) -> tuple[str, dict[str, Any]] | None:
@@ -79,7 +106,7 @@ class IntakeQueue(Projection):
 
     async def ensure_indexes(self) -> None:
         await self.read_model.collection.create_index(
-            [("site", ASCENDING), ("status", ASCENDING), ("urgency_rank", DESCENDING)]
+            [(WAITING_AT, ASCENDING), (QUEUE_KEY, ASCENDING)]
         )
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
@@ -89,17 +116,26 @@ class IntakeQueue(Projection):
         referral_id, fields = change
 
         def update(doc: Document) -> Document:
-            return {"risk_level": None, "client_match": "no_candidates", **doc, **fields}
+            return _keys({"risk_level": None, "client_match": "no_candidates", **doc, **fields})
 
         return await self.read_model.apply(referral_id, envelope, update)
 
-    async def waiting(self, site: str, limit: int) -> list[WaitingReferral]:
-        """The site's waiting referrals, most urgent first, oldest first within an urgency."""
+    async def waiting(
+        self, site: str, limit: int, after: str | None = None
+    ) -> list[WaitingReferral]:
+        """The site's waiting referrals, most urgent first, oldest first within an urgency;
+        `limit` of them, after the referral `after` if given (the last one of the previous
+        page: it may have left the queue since, its place is remembered)."""
+        query: Document = {WAITING_AT: site}
+        if after is not None:
+            last = await self.read_model.collection.find_one({"_id": after}, {QUEUE_KEY: 1})
+            if last is None or QUEUE_KEY not in last:
+                return []
+            # A range, but only over the site's waiting referrals the equality found.
+            query[QUEUE_KEY] = {"$gt": last[QUEUE_KEY]}
         cursor = (
-            self.read_model.collection.find(
-                {"site": site, "status": ReferralStatus.WAITING.value}, {APPLIED: 0}
-            )
-            .sort([("urgency_rank", DESCENDING), ("received_at", ASCENDING), ("_id", ASCENDING)])
+            self.read_model.collection.find(query, {APPLIED: 0})
+            .sort([(QUEUE_KEY, ASCENDING)])
             .limit(limit)
         )
         return [

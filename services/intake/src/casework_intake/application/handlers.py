@@ -83,7 +83,7 @@ class Intake:
         ]
 
     async def intake_queue(
-        self, site: str, principal: Principal, limit: int = 500
+        self, site: str, principal: Principal, limit: int = 500, after: str | None = None
     ) -> list[QueuedReferral]:
         """A site's waiting referrals, most urgent first, with how long each has waited."""
         require_site(principal, site)
@@ -92,7 +92,7 @@ class Intake:
         now = self.clock.now()
         return [
             QueuedReferral(entry, _seconds_between(entry.received_at, now))
-            for entry in await self.queue.waiting(site, limit)
+            for entry in await self.queue.waiting(site, limit, after)
         ]
 
     # --- commands -----------------------------------------------------------------------

@@ -40,6 +40,9 @@ class WaitingReferral:
 class QueueReader(Protocol):
     """The intake queue read model."""
 
-    async def waiting(self, site: str, limit: int) -> list[WaitingReferral]:
-        """A site's waiting referrals, most urgent first and oldest first within urgency."""
+    async def waiting(
+        self, site: str, limit: int, after: str | None = None
+    ) -> list[WaitingReferral]:
+        """A site's waiting referrals, most urgent first and oldest first within urgency;
+        `limit` of them, after the referral `after` (the previous page's last) if given."""
         ...

@@ -21,7 +21,8 @@ router = APIRouter(tags=["intake queue"])
         "risk (null until screened) and how long each has waited, in seconds, as of this "
         "response. The caller must work at the site (regional administrators: any site).\n\n"
         "The queue is a read model fed by events: a referral taken or decided a moment ago "
-        "may take a second to appear or leave."
+        "may take a second to appear or leave. Paged: at most `limit` entries; for the next "
+        "page pass the last entry's `referral_id` as `after`."
     ),
     responses=problems(r403="You do not work at that site, or lack an intake role"),
 )
@@ -34,6 +35,14 @@ async def intake_queue(
     limit: Annotated[
         int, Query(ge=1, le=1000, description="At most this many referrals, from the front")
     ] = 500,
+    after: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            description="The next page: the `referral_id` of the previous page's last entry",
+        ),
+    ] = None,
 ) -> list[QueueEntryOut]:
     return [
         QueueEntryOut(
@@ -47,5 +56,5 @@ async def intake_queue(
             waiting_seconds=q.waiting_seconds,
             client_match=q.referral.client_match,
         )
-        for q in await intake.intake_queue(site, principal, limit)
+        for q in await intake.intake_queue(site, principal, limit, after)
     ]

@@ -15,8 +15,8 @@ projections and the queries, and applies the case access rule to every answer.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from datetime import datetime
 
 from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
@@ -32,9 +32,13 @@ from casework_cases.adapters.read_models.case_summaries import (
     CaseSummary,
     caseload_order,
 )
-from casework_cases.adapters.read_models.documents import maybe_utc
+from casework_cases.adapters.read_models.documents import iso_week, register_keys
 from casework_cases.adapters.read_models.referral_summaries import ReferralSummaries
-from casework_cases.adapters.read_models.register import SiteRegister, site_register, week_starts
+from casework_cases.adapters.read_models.register import (
+    SiteRegister,
+    register_from_totals,
+    week_starts,
+)
 from casework_cases.adapters.read_models.timeline import CaseTimeline, Timeline
 from casework_cases.domain.access import CaseScope, can_reach_case
 
@@ -55,7 +59,7 @@ _READ_ANY_CASELOAD = frozenset({"supervisor", "site_manager", "regional_admin"})
 
 
 class Caseload(BaseModel):
-    """A caseworker's open cases, most pressing first."""
+    """A caseworker's open cases, most pressing first, a page at a time."""
 
     worker_id: str
     cases: list[CaseSummary] = Field(
@@ -63,6 +67,10 @@ class Caseload(BaseModel):
             "Open cases (not closed): crises first, then by risk (imminent, high, medium, "
             "low, unrated), then by the next activity due"
         )
+    )
+    next_after: str | None = Field(
+        default=None,
+        description="More cases follow: pass this as `after` for the next page",
     )
 
 
@@ -86,12 +94,17 @@ class ReadModels:
         """Every projection, for `ServiceRuntime.consume`."""
         return [self.case_summaries, self.referral_summaries, self.timeline]
 
-    async def caseload(self, worker_id: str, principal: Principal) -> Caseload:
-        """The worker's open cases the principal may reach.
+    async def caseload(
+        self, worker_id: str, principal: Principal, *, limit: int = 100, after: str | None = None
+    ) -> Caseload:
+        """The worker's open cases the principal may reach, `limit` at a time after the case
+        `after` (a page's `next_after`).
 
         A caseworker reads only their own caseload; supervisors, site managers and regional
         admins read anyone's, seeing the cases the access rule lets them reach (a supervisor:
-        their team's).
+        their team's). The worker's open cases are read by equality on one indexed field
+        (as many as a person carries, ~25) and put in order here: the order changes with
+        every crisis and risk change, so it is not stored.
         """
         own = principal.has_role("caseworker") and principal.sub == worker_id
         if not own and not principal.has_role(*_READ_ANY_CASELOAD):
@@ -112,7 +125,15 @@ class ReadModels:
                     referral = referrals.get(case.get("referral_id") or "", {})
                     case["client_name"] = referral.get("client_name")
         cases.sort(key=caseload_order)
-        return Caseload(worker_id=worker_id, cases=[CaseSummary.from_document(c) for c in cases])
+        if after is not None:
+            ids = [c["_id"] for c in cases]
+            cases = cases[ids.index(after) + 1 :] if after in ids else []
+        page, more = cases[:limit], len(cases) > limit
+        return Caseload(
+            worker_id=worker_id,
+            cases=[CaseSummary.from_document(c) for c in page],
+            next_after=page[-1]["_id"] if more and page else None,
+        )
 
     async def case_timeline(self, case_id: str, principal: Principal) -> CaseTimeline:
         """Every event of the case, its referral's included, oldest first; a case the
@@ -121,41 +142,31 @@ class ReadModels:
         if case is None or not can_reach_case(principal, _scope(case)):
             raise NotVisible(f"no case {case_id}")
         referral_id = case.get("referral_id")
-        # The streams of the case and of its referral, and how far the summaries have read
-        # them; named by the platform's convention (`Aggregate.stream_id_for`) in case a
-        # summary has not read its stream yet.
-        known: dict[str, int] = {f"case-{case_id}": 0}
+        # The streams of the case and of its referral, named by the platform's convention
+        # (`Aggregate.stream_id_for`), and any other stream that fed the case's summary.
+        streams = [f"case-{case_id}", *case.get(APPLIED, {})]
         if referral_id:
-            known[f"referral-{referral_id}"] = 0
-            known.update(await self.referral_summaries.streams(referral_id))
-        known.update(case.get(APPLIED, {}))
-        entries = await self.timeline.of_streams(known)
+            streams.append(f"referral-{referral_id}")
+        entries = await self.timeline.of_streams(streams)
         return CaseTimeline(case_id=case_id, referral_id=referral_id, entries=entries)
 
     async def site_register(self, site: str, principal: Principal, weeks: int) -> SiteRegister:
         """The site's cases by phase and risk, open crises, referrals per ISO week over the
         last `weeks` weeks, and the times from referral to acceptance and to first
-        assignment; only for a site the principal works at (or a regional admin)."""
+        assignment; only for a site the principal works at (or a regional admin).
+
+        Read from the partition counters the summaries keep: a query for the site's
+        current figures and one per quarter the window touches, each returning a document
+        per partition; nothing scans the site's cases.
+        """
         require_site(principal, site)
         now = self.clock.now()
-        since: datetime = week_starts(now, weeks)[0]
-        cases = await self.case_summaries.of_site(site)
-        referrals = {r["_id"]: r for r in await self.referral_summaries.of_site_since(site, since)}
-        # A case first assigned in the window whose referral was decided before it, and
-        # whose opening did not repeat when the referral arrived: look the referral up.
-        missing = {
-            c["referral_id"]
-            for c in cases
-            if c.get("opened_site") == site
-            and c.get("referral_id")
-            and c["referral_id"] not in referrals
-            and c.get("referral_received_at") is None
-            and (assigned := maybe_utc(c.get("first_assigned_at"))) is not None
-            and assigned >= since
-        }
-        if missing:
-            referrals.update(await self.referral_summaries.by_ids(missing))
-        return site_register(site, cases=cases, referrals=referrals, now=now, weeks=weeks)
+        keys = register_keys(site, [iso_week(start) for start in week_starts(now, weeks)])
+        cases, referrals = await asyncio.gather(
+            self.case_summaries.counters.groups(keys),
+            self.referral_summaries.counters.groups(keys[1:]),
+        )
+        return register_from_totals(site, now=now, weeks=weeks, cases=cases, referrals=referrals)
 
 
 def build_read_models(database: AsyncDatabase[Document], clock: Clock) -> ReadModels:

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
 
 from casework.contracts.cases import (
     AssessmentRecorded,
@@ -38,13 +39,21 @@ from casework.contracts.cases import (
     RiskLevelChanged,
 )
 from casework.contracts.common import RiskLevel
+from casework.counters import CountedDocuments, Counts, duration_bucket, is_counter
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import Document
 from casework.projections import APPLIED, Projection
 from casework.runtime import events_topic
 
-from casework_cases.adapters.read_models.documents import enum_value, maybe_utc
+from casework_cases.adapters.read_models.documents import (
+    UNRATED,
+    enum_value,
+    hours_between,
+    iso_week,
+    maybe_utc,
+    quarter_key,
+)
 
 # The phases as the case contracts name them (contracts/cases.py).
 ASSESSMENT: Final = "assessment"
@@ -55,6 +64,9 @@ CLOSED: Final = "closed"
 PHASES: Final = (ASSESSMENT, PLANNING, ACTIVE, REVIEW, CLOSED)
 
 RISK_LEVELS: Final = tuple(level.value for level in RiskLevel)
+CASELOAD_OF: Final = "caseload_of"
+CRISIS_AT: Final = "crisis_at"
+TO_ASSIGNMENT: Final = "to_assignment"
 _RISK_RANK: Final = {"imminent": 0, "high": 1, "medium": 2, "low": 3}
 _FINISHED_GOALS: Final = frozenset({GoalProgress.ACHIEVED.value, GoalProgress.ABANDONED.value})
 
@@ -199,7 +211,42 @@ def evolve(doc: Document, event: DomainEvent, envelope: Envelope) -> Document:
     # Derived once here, so that queries can filter and sort on them.
     new["crisis_open"] = bool(new.get("open_crises"))
     new["next_activity_due"], new["next_activity"] = _next_activity(new)
+    # The keys of the lists, each read by equality alone (FerretDB hands equality on an
+    # indexed field to PostgreSQL, but not `$ne`): the worker whose caseload holds the case
+    # (none once closed), and the site whose open crises include it.
+    new[CASELOAD_OF] = new.get("caseworker_id") if new.get("phase") != CLOSED else None
+    new[CRISIS_AT] = new.get("site") if new["crisis_open"] else None
     return new
+
+
+def contributions(doc: Mapping[str, Any]) -> Counts:
+    """What one case counts for in the site register's counters (`casework.counters`):
+
+    - at its current site: its phase, its risk if open (`unrated` without one), and its
+      open crises;
+    - at the site that opened it, in the ISO week of its first assignment: the hours from
+      the referral's arrival (as the opening repeated it) to that assignment, as a histogram
+      bucket. A case whose opening did not carry the arrival time is not timed.
+    """
+    out: dict[str, dict[str, int]] = {}
+    site = doc.get("site")
+    if site:
+        phase = doc.get("phase") or "unknown"
+        counts = {f"phase|{phase}": 1}
+        if phase != CLOSED:
+            counts[f"risk|{doc.get('risk_level') or UNRATED}"] = 1
+        crises = len(doc.get("open_crises") or ())
+        if crises:
+            counts["crises"] = crises
+        out[site] = counts
+    opened_site, assigned = doc.get("opened_site"), maybe_utc(doc.get("first_assigned_at"))
+    hours = hours_between(doc.get("referral_received_at"), assigned)
+    if opened_site and assigned is not None and hours is not None:
+        week = iso_week(assigned)
+        out[quarter_key(opened_site, week)] = {
+            f"{week}|{TO_ASSIGNMENT}|{duration_bucket(hours)}": 1
+        }
+    return out
 
 
 def _risk_rank(risk_level: str | None) -> int:
@@ -278,55 +325,45 @@ class CaseSummary(BaseModel):
         )
 
 
-# What the register needs of each case, so that scans return small documents.
-_REGISTER_FIELDS: Final = (
-    "site",
-    "opened_site",
-    "phase",
-    "risk_level",
-    "open_crises",
-    "referral_id",
-    "referral_received_at",
-    "first_assigned_at",
-)
-
-
 class CaseSummaries(Projection):
-    """`case_summaries`: one document per case, from the cases topic."""
+    """`case_summaries`: one document per case, from the cases topic, and the site
+    register's counters of them (`casework.counters`) in the same collection."""
 
     name = "case_summaries"
     topics = (events_topic("cases"),)
+
+    def __init__(self, database: AsyncDatabase[Document], collection: str | None = None) -> None:
+        super().__init__(database, collection)
+        self.documents = CountedDocuments(self.read_model.collection, contributions)
+        self.counters = self.documents.counters
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
         case_id = getattr(event, "case_id", None)
         if not isinstance(event, CaseEvent) or not isinstance(case_id, str):
             return False
-        return await self.read_model.apply(
+        return await self.documents.apply(
             case_id, envelope, lambda doc: evolve(doc, event, envelope)
         )
 
     async def ensure_indexes(self) -> None:
         c = self.read_model.collection
-        await c.create_index([("caseworker_id", ASCENDING), ("phase", ASCENDING)])
-        await c.create_index([("site", ASCENDING), ("phase", ASCENDING)])
-        await c.create_index([("opened_site", ASCENDING)])
+        await c.create_index([(CASELOAD_OF, ASCENDING)])
+        await c.create_index([(CRISIS_AT, ASCENDING)])
+        await self.counters.ensure_indexes()
 
     async def get(self, case_id: str) -> Document | None:
         """One case's summary, by `_id` (the cheapest lookup on every server), with the
         versions applied per source stream under `APPLIED`."""
         doc = await self.read_model.collection.find_one({"_id": case_id})
-        return dict(doc) if doc else None
+        return dict(doc) if doc and not is_counter(doc) else None
 
     async def open_cases_of(self, worker_id: str) -> list[Document]:
-        """The cases the worker is assigned to and that are not closed."""
-        cursor = self.read_model.collection.find(
-            {"caseworker_id": worker_id, "phase": {"$ne": CLOSED}}, {APPLIED: 0}
-        )
+        """The cases the worker is assigned to and that are not closed: equality on one
+        indexed field, as many documents as the worker carries."""
+        cursor = self.read_model.collection.find({CASELOAD_OF: worker_id}, {APPLIED: 0})
         return [dict(d) async for d in cursor]
 
-    async def of_site(self, site: str) -> list[Document]:
-        """The cases at the site now, and those opened there (since transferred away)."""
-        cursor = self.read_model.collection.find(
-            {"$or": [{"site": site}, {"opened_site": site}]}, dict.fromkeys(_REGISTER_FIELDS, 1)
-        )
+    async def open_crises_at(self, site: str) -> list[Document]:
+        """The cases at the site with a crisis declared and not resolved."""
+        cursor = self.read_model.collection.find({CRISIS_AT: site}, {APPLIED: 0})
         return [dict(d) async for d in cursor]

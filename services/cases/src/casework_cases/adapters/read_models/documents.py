@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Final
+
+UNRATED: Final = "unrated"
+"""How the register names open cases without a risk level yet."""
 
 # Keys with "." or a leading "$" are refused by FerretDB and ambiguous on MongoDB. Event data
 # can carry such keys (an assessment's `needs` is keyed by whatever the assessor typed), so
@@ -61,3 +64,33 @@ def maybe_utc(moment: Any) -> datetime | None:
 def enum_value(member: Enum | None) -> str | None:
     """An enum member as the plain string stored in a document."""
     return None if member is None else str(member.value)
+
+
+def iso_week(moment: datetime) -> str:
+    """The ISO week of a moment, in UTC: `2026-W01`."""
+    year, week, _ = as_utc(moment).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def quarter_key(site: str, week: str) -> str:
+    """The counter key (`casework.counters`) holding a site's figures of the ISO weeks of
+    one quarter (`north|2026-Q1`; week 53 goes with the fourth); each figure's name starts
+    with its week (`2026-W09|received`). A window of weeks is read as the few documents per
+    partition of the quarters it touches, not one per week."""
+    number = min((int(week[6:]) - 1) // 13 + 1, 4)
+    return f"{site}|{week[:4]}-Q{number}"
+
+
+def register_keys(site: str, weeks: list[str]) -> list[str]:
+    """The counter keys the register of these weeks reads: the site's current figures and
+    the quarters the weeks fall in."""
+    return [site, *dict.fromkeys(quarter_key(site, w) for w in weeks)]
+
+
+def hours_between(start: Any, end: Any) -> float | None:
+    """Hours from `start` to `end`, never negative: two services' clocks stamp the two ends,
+    and a little skew must not give negative times. None if either is unknown."""
+    begin, finish = maybe_utc(start), maybe_utc(end)
+    if begin is None or finish is None:
+        return None
+    return max((finish - begin).total_seconds() / 3600, 0.0)

@@ -1,18 +1,21 @@
 """Referral summaries: one document per referral, fed by the intake topic.
 
-The site register counts referrals per week and times referral → acceptance from these, and
-the caseload falls back on them for a client's name. Keyed by the referral id; written only
-here; every event counts once by the referral stream's version.
+The caseload falls back on them for a client's name. The site register reads what they
+count (`contributions`): referrals received, accepted and declined per site and ISO week, and
+the hours from arrival to acceptance as a histogram, kept as partition counters
+(`casework.counters`) in the same collection. Keyed by the referral id; written only here;
+every event counts once by the referral stream's version, and once in the counters by the
+partition's offset.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
-from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
 
 from casework.contracts.intake import (
     ClientMatchConfirmed,
@@ -23,14 +26,22 @@ from casework.contracts.intake import (
     ReferralReceived,
     RiskScreened,
 )
+from casework.counters import CountedDocuments, Counts, duration_bucket
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import Document
-from casework.projections import APPLIED, Projection
+from casework.projections import Projection
 from casework.runtime import events_topic
 
-from casework_cases.adapters.read_models.documents import enum_value
+from casework_cases.adapters.read_models.documents import (
+    enum_value,
+    hours_between,
+    iso_week,
+    maybe_utc,
+    quarter_key,
+)
 
+TO_ACCEPTANCE: Final = "to_acceptance"
 WAITING: Final = "waiting"
 ACCEPTED: Final = "accepted"
 DECLINED: Final = "declined"
@@ -94,35 +105,48 @@ def evolve(doc: Document, event: DomainEvent) -> Document:
     return new
 
 
+def contributions(doc: Mapping[str, Any]) -> Counts:
+    """What one referral counts for in its site's weekly counters: received, accepted and
+    declined, each in the ISO week of its own moment, and the hours from arrival to
+    acceptance (a histogram bucket) in the week of the acceptance."""
+    site = doc.get("site")
+    if not site:
+        return {}
+    out: dict[str, dict[str, int]] = {}
+    for what in ("received", "accepted", "declined"):
+        moment = maybe_utc(doc.get(f"{what}_at"))
+        if moment is not None:
+            week = iso_week(moment)
+            out.setdefault(quarter_key(site, week), {})[f"{week}|{what}"] = 1
+    accepted = maybe_utc(doc.get("accepted_at"))
+    hours = hours_between(doc.get("received_at"), accepted)
+    if accepted is not None and hours is not None:
+        week = iso_week(accepted)
+        counts = out.setdefault(quarter_key(site, week), {})
+        counts[f"{week}|{TO_ACCEPTANCE}|{duration_bucket(hours)}"] = 1
+    return out
+
+
 class ReferralSummaries(Projection):
-    """`referral_summaries`: one document per referral, from the intake topic."""
+    """`referral_summaries`: one document per referral, from the intake topic, and the
+    register's weekly counters of them."""
 
     name = "referral_summaries"
     topics = (events_topic("intake"),)
+
+    def __init__(self, database: AsyncDatabase[Document], collection: str | None = None) -> None:
+        super().__init__(database, collection)
+        self.documents = CountedDocuments(self.read_model.collection, contributions)
+        self.counters = self.documents.counters
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
         referral_id = getattr(event, "referral_id", None)
         if not isinstance(event, IntakeEvent) or not isinstance(referral_id, str):
             return False  # the client registry's events are not about one referral
-        return await self.read_model.apply(referral_id, envelope, lambda doc: evolve(doc, event))
+        return await self.documents.apply(referral_id, envelope, lambda doc: evolve(doc, event))
 
     async def ensure_indexes(self) -> None:
-        await self.read_model.collection.create_index(
-            [("site", ASCENDING), ("latest_at", ASCENDING)]
-        )
-
-    async def streams(self, referral_id: str) -> dict[str, int]:
-        """The streams that fed the referral's summary, each with the last version applied."""
-        doc = await self.read_model.collection.find_one({"_id": referral_id}, {APPLIED: 1})
-        applied: dict[str, int] = dict(doc.get(APPLIED, {})) if doc else {}
-        return applied
-
-    async def of_site_since(self, site: str, since: datetime) -> list[Document]:
-        """The site's referrals with anything (received, accepted, declined) since `since`."""
-        cursor = self.read_model.collection.find(
-            {"site": site, "latest_at": {"$gte": since}}, {APPLIED: 0}
-        )
-        return [dict(d) async for d in cursor]
+        await self.counters.ensure_indexes()
 
     async def by_ids(self, referral_ids: Iterable[str]) -> dict[str, Document]:
         """Referrals by id, each looked up by `_id`: FerretDB hands exact `_id` filters to

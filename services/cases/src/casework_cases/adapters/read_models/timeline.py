@@ -6,13 +6,12 @@ entries of its case stream plus those of its referral's, merged and put in order
 which topic was read first therefore does not matter.
 
 The `_id` is the event's place in its stream, `<stream id>:<version>` (as unique as the event
-id, which is kept in `event_id`), so that a timeline is read by exact `_id` lookups, the one
-filter FerretDB on SQLite hands to SQLite (about 2 µs a document) instead of decoding every
-document itself (about 150 µs a timeline entry). The timeline is the largest collection of
-all: with 100,000 entries, one case's timeline took 1.6 s by `_id` against 14 s filtered by
-case id or referral id (still linear: FerretDB's SQLite tables have no usable `_id` index).
-On MongoDB every lookup uses the `_id` index. The case and referral summaries say which
-streams feed a case and how far each goes.
+id, which is kept in `event_id`). A timeline is read by equality on the indexed `stream`
+field, one query per stream of the case (its own and its referral's): FerretDB hands the
+equality to PostgreSQL (on PostgreSQL; on SQLite it filters in Go), and with the GIN indexes
+of `scripts/ferretdb-indexes.sh` PostgreSQL answers it from an index, so the cost is the
+case's own entries, however many other cases' entries the collection holds. The case and
+referral summaries say which streams feed a case.
 
 The client registry's events (`ClientRegistered`) are not projected: they belong to the
 client, who may have several cases over the years, not to one case.
@@ -27,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from casework.contracts.cases import (
@@ -66,8 +66,6 @@ from casework.projections import Projection
 from casework.runtime import events_topic
 
 from casework_cases.adapters.read_models.documents import as_utc, escape_keys, unescape_keys
-
-_LOOKUPS_AT_ONCE = 32
 
 
 def _words(value: str) -> str:
@@ -272,33 +270,15 @@ class Timeline(Projection):
             return False  # this event is on the timeline already
         return True
 
-    async def of_streams(self, known: Mapping[str, int]) -> list[TimelineEntry]:
-        """The entries of these streams, in order; `known` is how far each stream is known to
-        go (0 if not known at all).
+    async def ensure_indexes(self) -> None:
+        await self.read_model.collection.create_index([("stream", ASCENDING)])
 
-        The entries up to the known versions are looked up at once; then each stream is
-        followed further until a version is missing, in case this projection is ahead of the
-        summaries that said how far the streams go. A version without an entry (an event
-        type this code does not know) is skipped.
-        """
-        # One beyond each known version goes in the same round: a missing `_id` costs
-        # FerretDB a whole scan, better spent in parallel than after the rest.
-        wanted = [entry_id(s, v) for s, last in known.items() for v in range(1, last + 2)]
-        found = {d["_id"]: d for d in await self._lookup(wanted)}
-        for stream, last in known.items():
-            version = last + 1
-            while entry_id(stream, version) in found:
-                version += 1
-                found.update((d["_id"], d) for d in await self._lookup([entry_id(stream, version)]))
-        return merged(found.values())
+    async def of_streams(self, streams: Iterable[str]) -> list[TimelineEntry]:
+        """Every entry of these streams, in order: one equality query per stream."""
 
-    async def _lookup(self, ids: list[str]) -> list[Document]:
-        docs: list[Document] = []
-        # A bounded number at a time: each lookup is a connection's round trip.
-        for start in range(0, len(ids), _LOOKUPS_AT_ONCE):
-            batch = ids[start : start + _LOOKUPS_AT_ONCE]
-            results = await asyncio.gather(
-                *(self.read_model.collection.find_one({"_id": i}) for i in batch)
-            )
-            docs += [dict(d) for d in results if d is not None]
-        return docs
+        async def of(stream: str) -> list[Document]:
+            cursor = self.read_model.collection.find({"stream": stream})
+            return [dict(d) async for d in cursor]
+
+        found = await asyncio.gather(*(of(s) for s in dict.fromkeys(streams)))
+        return merged(d for docs in found for d in docs)
