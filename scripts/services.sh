@@ -63,8 +63,23 @@ cmd_up() {
         done
         ok "$name ready at $(url_of "$name")"
     done
+    ferretdb_gin_indexes
     seed_sites
     print_urls
+}
+
+# FerretDB on PostgreSQL filters equality with `@>`, which its own btree indexes cannot serve:
+# mirror them as GIN indexes once the services have created their collections
+# (scripts/ferretdb-indexes.sh says why). Not needed on SQLite or MongoDB.
+ferretdb_gin_indexes() {
+    [[ "$(cat "$STATE_DIR/ferretdb/backend" 2>/dev/null)" == postgresql ]] || return 0
+    local name dbs=()
+    for name in "${SERVICES[@]}"; do dbs+=("casework_$name"); done
+    if bash "$SCRIPTS_DIR/ferretdb-indexes.sh" "${dbs[@]}" >"$LOG_DIR/ferretdb-indexes.log" 2>&1; then
+        ok "PostgreSQL indexes for FerretDB's equality filters ensured"
+    else
+        warn "could not add FerretDB's GIN indexes (see $LOG_DIR/ferretdb-indexes.log); queries will scan"
+    fi
 }
 
 seed_sites() {
