@@ -4,18 +4,51 @@ effect, however many replicas run.
 A service schedules a deadline in reaction to its own events (`schedule`, `cancel`); the
 `DeadlineScheduler` loop finds those that are due and fires each by calling the handler
 registered for its kind, which sends a command to the owning aggregate — and the aggregate
-decides (a contact already logged is not overdue). So firing twice does no harm, and the
-mechanism only has to make it rare and never lose a deadline:
+decides (a contact already logged is not overdue).
 
-- To fire, a replica first inserts a claim with a unique `_id` (deadline key + due time): one
-  replica wins, the others skip it.
-- The deadline is deleted only after its handler succeeded, and only if it was not
-  rescheduled meanwhile (the delete matches the due time it fired for).
-- A claim whose replica died before finishing expires after `claim_ttl`; the next replica to
-  notice deletes it and claims again. A handler that raised releases its claim at once, so
-  the deadline is retried on the next tick.
+**Invariant: each (deadline, due time) is fired at most once to completion and at least once
+while its handler can succeed; a stuck deadline never delays another.** "Fired to completion"
+means its handler returned and the fact was stored; the handler can run a second time only if
+a replica died (or stalled longer than `claim_ttl`) after its handler's effect and before that
+fact was stored — the commands it sends must therefore be ones the aggregate decides (they are:
+an obligation already met is not overdue; the deadline's key and due time make an idempotency
+key).
 
-Only inserts, deletes and whole-document replaces are used (DESIGN §7).
+How it holds, using only inserts with a unique `_id`, deletes and replaces (DESIGN §7):
+
+- **Done records.** When a handler returns, an insert-only record `<key>@<due time>` goes into
+  `deadline_done_<due day>`. A replica fires an entry only after it holds the claim *and* has
+  seen no done record, and the done record is stored before the claim is released: a replica
+  working from an older snapshot, which claims after the first one released, finds the done
+  record (or the entry gone) and skips. A rescheduled deadline has a new due time, hence a new
+  record, and fires again. `cancel` and `schedule` (to another due time) store a
+  `superseded` done record for the due time they replace, so the scheduler never needs the
+  per-key document to decide.
+- **Claims** (`deadline_claims`, `_id` = `<key>@<due time>`): one insert wins. A claim older
+  than `claim_ttl` belongs to a dead replica; the next replica takes over by inserting the
+  next claim of a chain (`…+`, `…++`), so a takeover is also decided by one insert — never by a
+  delete-then-insert that two replicas could both win on FerretDB.
+- **Queue entries in time slots.** On FerretDB over PostgreSQL every filter — even `_id`
+  equality — is a sequential scan of the collection (measured: ~60 ms at 100k documents against
+  ~1 ms at 100), and ranges and sorts are done in Go. So entries live in one collection per day
+  (`deadline_queue_<yyyymmdd>`) with a `slot` field per minute, and a tick asks each minute from
+  a persisted cursor up to now by equality. A tick touches the entries of a few minutes, not
+  the pending deadlines; only writers (`schedule`, `cancel`) touch the per-key documents.
+- **Nothing blocks the queue.** A failing handler's entry moves to a later slot (capped
+  exponential backoff, the attempt count stored in the entry, so it survives restarts); an
+  entry of a kind this replica has no handler for is reported (metric, and a log line with the
+  key and kind, never the payload) and parked `unknown_kind_recheck` ahead. Every due entry of a
+  scanned minute is fetched, so stuck ones never fill a page in front of due ones.
+- **Slots and clocks.** A writer puts a past-due deadline into the slot of its own now. The
+  cursor advances only over minutes that were empty and are older than `margin`, so a writer
+  whose clock runs up to `margin` behind the scheduler's is still seen; minutes before the
+  cursor are never written again (the scheduler's own moves go forward in time), and a day's
+  collection is dropped once the cursor has passed it.
+- **Cleanup does not reopen the window.** Done records of a due day are dropped `retention`
+  after that day. By then every queue entry of those due times has been visited and deleted
+  (entries are revisited at least every `max(backoff cap, unknown_kind_recheck, claim_ttl)`,
+  far below `retention`), so nothing is left that could fire them again; only a new `schedule`
+  of the same key and due time would, and that is a new deadline.
 """
 
 from __future__ import annotations
@@ -27,10 +60,10 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -39,6 +72,12 @@ from casework.eventstore import Document
 from casework.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+QUEUE_PREFIX = "deadline_queue_"
+DONE_PREFIX = "deadline_done_"
+MINUTE = timedelta(minutes=1)
+FIRED = "fired"
+SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True)
@@ -50,55 +89,187 @@ class Deadline:
     due_at: datetime
     payload: Mapping[str, Any]
 
+    @property
+    def identity(self) -> str:
+        """`<key>@<due time>`: what fires at most once to completion."""
+        return identity(self.key, self.due_at)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A deadline's place in the queue: fire it at `at` (its due time, or later after a
+    failure); `attempts` failures so far."""
+
+    id: str
+    at: datetime
+    attempts: int
+    deadline: Deadline
+
+    @property
+    def slot(self) -> str:
+        return slot_of(self.at)
+
 
 DeadlineHandler = Callable[[Deadline], Awaitable[None]]
 
 
-class Deadlines:
-    """The `deadlines` collection of one service: schedule, cancel, read."""
+def identity(key: str, due_at: datetime) -> str:
+    return f"{key}@{_utc(due_at).isoformat()}"
 
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+
+def slot_of(at: datetime) -> str:
+    """The minute an entry is queued under, e.g. `20261201T0905`."""
+    return _utc(at).strftime("%Y%m%dT%H%M")
+
+
+def _utc(at: datetime) -> datetime:
+    return at.astimezone(UTC)
+
+
+def _stored(at: datetime) -> datetime:
+    """`at` as BSON keeps it (milliseconds), so identities read back equal those written."""
+    at = _utc(at)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def _minute(at: datetime) -> datetime:
+    return _utc(at).replace(second=0, microsecond=0)
+
+
+def _slot_start(slot: str) -> datetime:
+    return datetime.strptime(slot, "%Y%m%dT%H%M").replace(tzinfo=UTC)
+
+
+class Deadlines:
+    """The deadlines of one service: schedule, cancel, read; and the queue the scheduler
+    works from.
+
+    `deadlines` holds one document per key (what is scheduled now; read by `get`, `cancel` and
+    `schedule`). The scheduler never reads or writes it: it works from the queue entries and
+    the done records, so its cost does not depend on how many deadlines are pending.
+    """
+
+    def __init__(self, database: AsyncDatabase[Document], *, clock: Clock | None = None) -> None:
+        self.database = database
         self.collection = database["deadlines"]
         self.claims = database["deadline_claims"]
+        self.cursor = database["deadline_cursor"]
+        self.clock = clock or SystemClock()
 
     async def ensure_indexes(self) -> None:
-        await self.collection.create_index([("due_at", ASCENDING)])
+        """Nothing to create: every lookup is by `_id` or by `slot` in a small collection."""
+
+    def queue(self, slot: str) -> AsyncCollection[Document]:
+        """The collection of the day `slot` belongs to."""
+        return self.database[QUEUE_PREFIX + slot[:8]]
+
+    def done(self, due_at: datetime) -> AsyncCollection[Document]:
+        """The done records of deadlines due on `due_at`'s day."""
+        return self.database[DONE_PREFIX + _utc(due_at).strftime("%Y%m%d")]
 
     async def schedule(
         self, key: str, kind: str, due_at: datetime, payload: Mapping[str, Any] | None = None
     ) -> None:
-        """Create the deadline, or move it to a new due time (same key)."""
-        doc = {"_id": key, "kind": kind, "due_at": due_at, "payload": dict(payload or {})}
+        """Create the deadline, or move it to a new due time (same key).
+
+        Safe to repeat (a redelivered event schedules again): the steps are ordered so that a
+        crash between any two leaves at most a stale entry, never a lost deadline.
+        """
+        due_at = _stored(due_at)
+        deadline = Deadline(key, kind, due_at, dict(payload or {}))
+        previous = await self.collection.find_one({"_id": key})
+        if previous is not None and _utc(previous["due_at"]) != due_at:
+            # the old due time will not fire: recorded before anything points elsewhere
+            await self._insert_done(key, _utc(previous["due_at"]), SUPERSEDED)
+        # scheduled back to a due time it was moved away from: that one is wanted again
+        await self.done(due_at).delete_one({"_id": deadline.identity, "outcome": SUPERSEDED})
+        at = max(due_at, _stored(self.clock.now()))
+        entry = Entry(deadline.identity, at, 0, deadline)
+        with contextlib.suppress(DuplicateKeyError):
+            await self.queue(entry.slot).insert_one(_entry_doc(entry))
+        doc = {
+            "_id": key,
+            "kind": kind,
+            "due_at": due_at,
+            "payload": deadline.payload,
+            "entry_slot": entry.slot,
+        }
         try:
             await self.collection.replace_one({"_id": key}, doc, upsert=True)
         except DuplicateKeyError:
             # two upserts of a new key raced on FerretDB (NOTES.md): the document exists now
             await self.collection.replace_one({"_id": key}, doc, upsert=True)
+        if previous is not None and _utc(previous["due_at"]) != due_at:
+            await self._drop_first_entry(previous)
 
     async def cancel(self, key: str) -> None:
         """Forget the deadline (the obligation was met); nothing happens if it is gone."""
+        previous = await self.collection.find_one({"_id": key})
+        if previous is None:
+            return
+        await self._insert_done(key, _utc(previous["due_at"]), SUPERSEDED)
         await self.collection.delete_one({"_id": key})
+        await self._drop_first_entry(previous)
 
     async def get(self, key: str) -> Deadline | None:
+        """The deadline scheduled under `key`, unless it has fired or was cancelled."""
         doc = await self.collection.find_one({"_id": key})
-        return _deadline(doc) if doc else None
+        if doc is None:
+            return None
+        deadline = Deadline(key, doc["kind"], _utc(doc["due_at"]), doc["payload"])
+        if await self.done(deadline.due_at).find_one({"_id": deadline.identity}) is not None:
+            return None
+        return deadline
 
-    async def due(self, now: datetime, limit: int = 100) -> list[Deadline]:
-        """Deadlines due at `now`, earliest first."""
-        cursor = self.collection.find({"due_at": {"$lte": now}}).sort("due_at", ASCENDING)
-        return [_deadline(d) async for d in cursor.limit(limit)]
+    async def _insert_done(self, key: str, due_at: datetime, outcome: str) -> bool:
+        """Record that `key` at `due_at` is done; False if it already was."""
+        try:
+            await self.done(due_at).insert_one(
+                {"_id": identity(key, due_at), "outcome": outcome, "at": self.clock.now()}
+            )
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def _drop_first_entry(self, previous: Document) -> None:
+        # only tidiness: a leftover entry is skipped (and deleted) when its minute comes
+        slot = previous.get("entry_slot")
+        if slot:
+            await self.queue(slot).delete_one(
+                {"_id": identity(previous["_id"], _utc(previous["due_at"]))}
+            )
 
 
-def _deadline(doc: Document) -> Deadline:
-    return Deadline(key=doc["_id"], kind=doc["kind"], due_at=doc["due_at"], payload=doc["payload"])
+def _entry_doc(entry: Entry) -> Document:
+    d = entry.deadline
+    return {
+        "_id": entry.id,
+        "slot": entry.slot,
+        "at": entry.at,
+        "attempts": entry.attempts,
+        "key": d.key,
+        "kind": d.kind,
+        "due_at": d.due_at,
+        "payload": dict(d.payload),
+    }
 
 
-def _claim_id(deadline: Deadline) -> str:
-    return f"{deadline.key}@{deadline.due_at.isoformat()}"
+def _entry(doc: Document) -> Entry:
+    deadline = Deadline(doc["key"], doc["kind"], _utc(doc["due_at"]), doc["payload"])
+    return Entry(doc["_id"], _utc(doc["at"]), int(doc["attempts"]), deadline)
+
+
+@dataclass
+class Scan:
+    """What one look at the queue found: the due entries, earliest first, and whether the
+    cursor is still behind now (catching up after a downtime)."""
+
+    due: list[Entry]
+    behind: bool
 
 
 class DeadlineScheduler:
-    """Fires due deadlines through the handlers registered by kind."""
+    """Fires due deadlines through the handlers registered by kind (see the module doc)."""
 
     def __init__(
         self,
@@ -108,14 +279,38 @@ class DeadlineScheduler:
         metrics: Metrics | None = None,
         tick: float = 1.0,
         claim_ttl: timedelta = timedelta(minutes=2),
+        handler_timeout: timedelta | None = None,
+        backoff_base: timedelta = timedelta(seconds=5),
+        backoff_cap: timedelta = timedelta(hours=1),
+        unknown_kind_recheck: timedelta = timedelta(minutes=5),
+        margin: timedelta = timedelta(minutes=2),
+        retention: timedelta = timedelta(days=30),
+        concurrency: int = 8,
+        page: int = 1000,
+        max_slots: int = 240,
+        housekeeping_every: timedelta = timedelta(minutes=5),
     ) -> None:
         self.deadlines = deadlines
         self._clock = clock or SystemClock()
         self._metrics = metrics
         self._tick = tick
         self._claim_ttl = claim_ttl
+        # a live replica gives up well before its claim could be taken over
+        self._handler_timeout = handler_timeout or claim_ttl / 2
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._unknown_kind_recheck = unknown_kind_recheck
+        self._margin = margin
+        self._retention = retention
+        self._concurrency = concurrency
+        self._page = page
+        self._max_slots = max_slots
+        self._housekeeping_every = housekeeping_every
         self._handlers: dict[str, DeadlineHandler] = {}
         self._task: asyncio.Task[None] | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._last_housekeeping: datetime | None = None
+        self._stopping = asyncio.Event()
         self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
 
     def on(self, kind: str, handler: DeadlineHandler) -> None:
@@ -123,69 +318,274 @@ class DeadlineScheduler:
         self._handlers[kind] = handler
 
     async def start(self) -> None:
+        self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name="deadline-scheduler")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop firing: the round under way finishes (up to `grace` seconds); a fire cut
+        short after that leaves its claim, taken over after `claim_ttl`."""
+        self._stopping.set()
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            await asyncio.wait({self._task}, timeout=grace)
+        for task in (self._task, self._housekeeping):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._housekeeping = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
+            behind = False
             try:
-                await self.fire_due()
+                behind = await self._round()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("deadline round failed; retrying next tick")
-            await asyncio.sleep(self._tick)
+            except Exception as exc:
+                log.warning("deadline round failed (%s); retrying next tick", type(exc).__name__)
+            if not behind:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._tick)
+
+    async def _round(self) -> bool:
+        now = self._clock.now()
+        scan = await self.scan(now)
+        await self.fire_all(scan.due, now)
+        if self._last_housekeeping is None or (
+            now - self._last_housekeeping >= self._housekeeping_every
+        ):
+            self._last_housekeeping = now
+            if self._housekeeping is None or self._housekeeping.done():
+                self._housekeeping = asyncio.create_task(self.housekeeping(now))
+        return scan.behind
 
     async def fire_due(self) -> int:
         """One round: fire every due deadline this replica can claim; returns how many fired."""
-        now = self._clock.now()
-        due = await self.deadlines.due(now)
-        if self._metrics:
-            self._metrics.deadlines_overdue.set(len(due))
-            self._metrics.deadlines_pending.set(await self.deadlines.collection.count_documents({}))
-        fired = 0
-        for deadline in due:
-            handler = self._handlers.get(deadline.kind)
-            if handler is None or not await self._claim(deadline, now):
-                continue
-            try:
-                await handler(deadline)
-            except Exception:
-                log.exception("deadline %s (%s) failed; it stays due", deadline.key, deadline.kind)
-                await self.deadlines.claims.delete_one({"_id": _claim_id(deadline)})
-                continue
-            # done: unless it was rescheduled meanwhile, the deadline is gone
-            await self.deadlines.collection.delete_one(
-                {"_id": deadline.key, "due_at": deadline.due_at}
-            )
-            await self.deadlines.claims.delete_one({"_id": _claim_id(deadline)})
-            fired += 1
-            if self._metrics:
-                self._metrics.deadlines_fired.labels(deadline.kind).inc()
+        fired, behind = 0, True
+        while behind:
+            now = self._clock.now()
+            scan = await self.scan(now)
+            fired += await self.fire_all(scan.due, now)
+            behind = scan.behind
         return fired
 
-    async def _claim(self, deadline: Deadline, now: datetime) -> bool:
-        claim = {"_id": _claim_id(deadline), "owner": self.owner, "claimed_at": now}
-        try:
-            await self.deadlines.claims.insert_one(claim)
-            return True
-        except DuplicateKeyError:
-            pass
-        current = await self.deadlines.claims.find_one({"_id": claim["_id"]})
-        if current is None or now - current["claimed_at"] < self._claim_ttl:
-            return False  # another replica is firing it
-        # its replica died while firing: take it over (one of the racing inserts wins)
-        await self.deadlines.claims.delete_one(
-            {"_id": claim["_id"], "claimed_at": current["claimed_at"]}
+    # -- finding due entries ---------------------------------------------------------------
+
+    async def scan(self, now: datetime) -> Scan:
+        """The due entries of every minute from the cursor up to `now` (at most `max_slots`
+        minutes), and the cursor moved past minutes found empty and older than `margin`."""
+        cursor = await self._cursor(now)
+        last = _minute(now)
+        floor = _minute(now - self._margin)
+        minute, advanced, empty_so_far, scanned = cursor, cursor, True, 0
+        existing: set[str] | None = None
+        if _utc(cursor).date() < _utc(floor).date():  # catching up: skip days with no entries
+            existing = set(await self.deadlines.database.list_collection_names())
+        due: list[Entry] = []
+        while minute <= last and scanned < self._max_slots:
+            slot = slot_of(minute)
+            next_day = minute.replace(hour=0, minute=0) + timedelta(days=1)
+            if (
+                existing is not None
+                and next_day <= floor
+                and self.deadlines.queue(slot).name not in existing
+            ):
+                if empty_so_far:
+                    advanced = next_day
+                minute = next_day
+                continue
+            docs = await self.deadlines.queue(slot).find({"slot": slot}).to_list(self._page)
+            if docs:
+                empty_so_far = False
+            elif empty_so_far and minute < floor:
+                advanced = minute + MINUTE
+            due += [e for e in map(_entry, docs) if e.at <= now]
+            minute += MINUTE
+            scanned += 1
+        if advanced != cursor:
+            await self._move_cursor(cursor, advanced)
+        due.sort(key=lambda e: (e.at, e.id))
+        if self._metrics:
+            self._metrics.deadlines_overdue.set(len(due))
+        return Scan(due, behind=minute <= last)
+
+    async def _cursor(self, now: datetime) -> datetime:
+        doc = await self.deadlines.cursor.find_one({"_id": "cursor"})
+        if doc is not None:
+            return _slot_start(doc["slot"])
+        # first run over this database: start at the earliest entry (read once, ever)
+        start = _minute(now - self._margin)
+        days = sorted(
+            name
+            for name in await self.deadlines.database.list_collection_names()
+            if name.startswith(QUEUE_PREFIX)
         )
+        for day in days:
+            slots = [d["slot"] async for d in self.deadlines.database[day].find({}, {"slot": 1})]
+            if slots:
+                start = min(start, _slot_start(min(slots)))
+                break
+        await self.deadlines.cursor.replace_one(
+            {"_id": "cursor"}, {"_id": "cursor", "slot": slot_of(start)}, upsert=True
+        )
+        return start
+
+    async def _move_cursor(self, old: datetime, new: datetime) -> None:
+        await self.deadlines.cursor.replace_one(
+            {"_id": "cursor"}, {"_id": "cursor", "slot": slot_of(new)}, upsert=True
+        )
+        # whole days behind the cursor are empty and are never written again
+        day = _utc(old).replace(hour=0, minute=0)
+        while day + timedelta(days=1) <= new:
+            await self.deadlines.queue(slot_of(day)).drop()
+            day += timedelta(days=1)
+
+    # -- firing ------------------------------------------------------------------------------
+
+    async def fire_all(self, entries: list[Entry], now: datetime) -> int:
+        """Fire `entries` (a scan's snapshot, however old), `concurrency` at a time; returns
+        how many fired to completion here."""
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(entry: Entry) -> bool:
+            async with gate:
+                try:
+                    return await self.fire(entry, now) == FIRED
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    # the database failed us: the claim expires, the entry stays for later
+                    log.warning(
+                        "deadline %s (%s) not fired: %s",
+                        entry.deadline.key,
+                        entry.deadline.kind,
+                        type(exc).__name__,
+                    )
+                    return False
+
+        return sum(await asyncio.gather(*(one(e) for e in entries)))
+
+    async def fire(self, entry: Entry, now: datetime) -> str:
+        """Fire one entry if this replica wins its claim and it is still to be fired.
+
+        Returns the outcome: `fired`, `failed` (backed off), `unknown` (no handler; parked),
+        `busy` (another replica holds it), `gone` (handled since the snapshot) or `done`
+        (fired or superseded before; the leftover entry is deleted).
+        """
+        deadline = entry.deadline
+        claim = await self._claim(deadline, now)
+        if claim is None:
+            return "busy"
+        queue = self.deadlines.queue(entry.slot)
+        if await queue.find_one({"_id": entry.id}, {"_id": 1}) is None:
+            await self._release(claim)
+            return "gone"
+        if await self.deadlines.done(deadline.due_at).find_one({"_id": deadline.identity}):
+            await queue.delete_one({"_id": entry.id})
+            await self._release(claim)
+            return "done"
+        handler = self._handlers.get(deadline.kind)
+        if handler is None:
+            log.warning(
+                "deadline %s has kind %r, which this replica has no handler for; "
+                "looking again in %s",
+                deadline.key,
+                deadline.kind,
+                self._unknown_kind_recheck,
+            )
+            if self._metrics:
+                self._metrics.deadlines_unknown_kind.labels(deadline.kind).inc()
+            await self._move(entry, now + self._unknown_kind_recheck, entry.attempts)
+            await self._release(claim)
+            return "unknown"
         try:
-            await self.deadlines.claims.insert_one(claim)
-            return True
-        except DuplicateKeyError:
-            return False
+            await asyncio.wait_for(handler(deadline), self._handler_timeout.total_seconds())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            delay = min(self._backoff_cap, self._backoff_base * 2**entry.attempts)
+            log.warning(
+                "deadline %s (%s) failed (%s, attempt %d); retrying in %s",
+                deadline.key,
+                deadline.kind,
+                type(exc).__name__,
+                entry.attempts + 1,
+                delay,
+            )
+            if self._metrics:
+                self._metrics.deadlines_failed.labels(deadline.kind).inc()
+            await self._move(entry, now + delay, entry.attempts + 1)
+            await self._release(claim)
+            return "failed"
+        # the fact first, then the entry, then the claim: whoever claims next sees the fact
+        await self.deadlines._insert_done(deadline.key, deadline.due_at, FIRED)
+        await queue.delete_one({"_id": entry.id})
+        await self._release(claim)
+        if self._metrics:
+            self._metrics.deadlines_fired.labels(deadline.kind).inc()
+            fired_at = self._clock.now()
+            self._metrics.deadlines_lateness.observe(
+                max(0.0, (fired_at - deadline.due_at).total_seconds())
+            )
+        return FIRED
+
+    async def _claim(self, deadline: Deadline, now: datetime) -> list[str] | None:
+        """The claim chain this replica now holds for `deadline`, or None if another live
+        replica holds it."""
+        chain = [deadline.identity]
+        for _ in range(64):
+            try:
+                await self.deadlines.claims.insert_one(
+                    {"_id": chain[-1], "owner": self.owner, "claimed_at": now}
+                )
+                return chain
+            except DuplicateKeyError:
+                pass
+            current = await self.deadlines.claims.find_one({"_id": chain[-1]})
+            if current is None:
+                continue  # released just now: try the same claim again
+            if now - _utc(current["claimed_at"]) < self._claim_ttl:
+                return None  # another replica is firing it
+            # its replica died while firing: the next claim of the chain takes over
+            chain.append(chain[-1] + "+")
+        return None
+
+    async def _release(self, chain: list[str]) -> None:
+        for claim_id in reversed(chain):
+            await self.deadlines.claims.delete_one({"_id": claim_id})
+
+    async def _move(self, entry: Entry, at: datetime, attempts: int) -> None:
+        """Queue the entry again at `at` (a later minute), then drop it from where it was."""
+        moved = Entry(
+            f"{entry.deadline.identity}#{attempts}.{uuid.uuid4().hex[:8]}",
+            _stored(at),
+            attempts,
+            entry.deadline,
+        )
+        await self.deadlines.queue(moved.slot).insert_one(_entry_doc(moved))
+        await self.deadlines.queue(entry.slot).delete_one({"_id": entry.id})
+
+    # -- housekeeping (every `housekeeping_every`, off the firing path) ----------------------
+
+    async def housekeeping(self, now: datetime) -> None:
+        """Count the pending entries for the gauge and drop done records past `retention`.
+
+        Counting reads every queue collection (on FerretDB a scan of all pending entries):
+        that is why it runs every few minutes in the background and never per tick.
+        """
+        try:
+            names = await self.deadlines.database.list_collection_names()
+            pending = 0
+            for name in names:
+                if name.startswith(QUEUE_PREFIX):
+                    pending += await self.deadlines.database[name].count_documents({})
+            if self._metrics:
+                self._metrics.deadlines_pending.set(pending)
+            oldest_kept = (now - self._retention).strftime("%Y%m%d")
+            for name in names:
+                if name.startswith(DONE_PREFIX) and name[len(DONE_PREFIX) :] < oldest_kept:
+                    await self.deadlines.database[name].drop()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("deadline housekeeping failed (%s)", type(exc).__name__)
