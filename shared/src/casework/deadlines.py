@@ -122,6 +122,11 @@ def slot_of(at: datetime) -> str:
     return _utc(at).strftime("%Y%m%dT%H%M")
 
 
+def backoff(failures: int, base: timedelta, cap: timedelta) -> timedelta:
+    """How long to wait after the `failures`+1-th failure: base, twice base, four times, ... up to cap."""
+    return min(cap, base * 2 ** min(failures, 32))
+
+
 def _utc(at: datetime) -> datetime:
     return at.astimezone(UTC)
 
@@ -503,7 +508,7 @@ class DeadlineScheduler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            delay = min(self._backoff_cap, self._backoff_base * 2**entry.attempts)
+            delay = backoff(entry.attempts, self._backoff_base, self._backoff_cap)
             log.warning(
                 "deadline %s (%s) failed (%s, attempt %d); retrying in %s",
                 deadline.key,
