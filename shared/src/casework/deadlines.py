@@ -123,7 +123,7 @@ def slot_of(at: datetime) -> str:
 
 
 def backoff(failures: int, base: timedelta, cap: timedelta) -> timedelta:
-    """How long to wait after the `failures`+1-th failure: base, twice base, four times, ... up to cap."""
+    """The wait after failure number `failures` + 1: base, then doubling, up to cap."""
     return min(cap, base * 2 ** min(failures, 32))
 
 
