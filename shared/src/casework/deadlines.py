@@ -124,7 +124,8 @@ def slot_of(at: datetime) -> str:
 
 def backoff(failures: int, base: timedelta, cap: timedelta) -> timedelta:
     """The wait after failure number `failures` + 1: base, then doubling, up to cap."""
-    return min(cap, base * 2 ** min(failures, 32))
+    factor: int = 2 ** min(failures, 32)
+    return min(cap, base * factor)
 
 
 def _utc(at: datetime) -> datetime:
