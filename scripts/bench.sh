@@ -26,3 +26,7 @@ info "case lifecycle through the APIs: the five services on ports 18301-18305 (F
 # shellcheck disable=SC2086 # LIFECYCLE_ARGS is a list of options
 uv run --no-sync python bench/lifecycle.py "${servers[@]}" \
     --label "(FerretDB ${backend:-?})" ${LIFECYCLE_ARGS:-}
+
+echo; info "deadline scheduler, 100k pending (FerretDB ${backend:-?}); progress on stderr"
+# shellcheck disable=SC2086 # DEADLINES_ARGS is a list of options
+uv run --no-sync python bench/deadlines.py "${servers[@]}" --label "(FerretDB ${backend:-?})" ${DEADLINES_ARGS:-}

@@ -42,18 +42,24 @@ class Recorder:
         self.fired.append(deadline.key)
 
 
-class GatedInsert:
-    """A collection whose `insert_one` stops at a gate: `reached` is set when a caller
-    arrives, and the insert goes on once `release` is set."""
+class Gate:
+    """Stops a replica before it claims: `reached` is set when it arrives, and it goes on
+    once `release` is set."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
+    def __init__(self) -> None:
         self.reached = asyncio.Event()
         self.release = asyncio.Event()
 
+
+class GatedInsert:
+    """A collection whose `insert_one` waits at a gate."""
+
+    def __init__(self, inner: Any, gate: Gate) -> None:
+        self.inner, self.gate = inner, gate
+
     async def insert_one(self, doc: Document, *args: Any, **kwargs: Any) -> Any:
-        self.reached.set()
-        await self.release.wait()
+        self.gate.reached.set()
+        await self.gate.release.wait()
         return await self.inner.insert_one(doc, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
@@ -70,12 +76,13 @@ def scheduler(
 
 def gated_replica(
     database: AsyncDatabase[Document], clock: FixedClock, recorder: Recorder
-) -> tuple[DeadlineScheduler, GatedInsert]:
+) -> tuple[DeadlineScheduler, Gate]:
     """A replica whose claim insert waits at a gate: it has read the queue (its snapshot)
     and is about to claim."""
     deadlines = Deadlines(database, clock=clock)
-    gate = GatedInsert(deadlines.claims)
-    deadlines.claims = gate  # type: ignore[assignment]
+    gate = Gate()
+    claims = deadlines.claims
+    deadlines.claims = lambda due_at: GatedInsert(claims(due_at), gate)  # type: ignore[method-assign]
     return scheduler(deadlines, clock, recorder), gate
 
 
@@ -279,8 +286,8 @@ async def test_a_replica_that_died_while_firing_is_taken_over_after_the_claim_ex
     assert recorder.fired == ["c1"]
     # two replicas noticing the expired claim at once: one takes over (one insert wins)
     await deadlines.schedule("c2", "contact_overdue", clock.now())
-    await deadlines.claims.insert_one(
-        {"_id": f"c2@{clock.now().isoformat()}", "owner": "dead:0", "claimed_at": clock.now()}
+    await deadlines.claims(clock.now()).insert_one(
+        {"_id": f"c2@{clock.now().isoformat()}#0", "owner": "dead:0", "claimed_at": clock.now()}
     )
     clock.advance(timedelta(minutes=3))
     replicas = [scheduler(deadlines, clock, recorder) for _ in range(3)]
@@ -330,3 +337,40 @@ async def test_a_tick_reads_only_the_minutes_it_looks_at(
     assert cursor is not None
     assert cursor["slot"] == (clock.now() - timedelta(minutes=2)).strftime("%Y%m%dT%H%M")
     assert len((await s.scan(clock.now())).due) == 0
+
+
+async def test_housekeeping_counts_pending_and_drops_old_records_only_when_nothing_refers_to_them(
+    database: AsyncDatabase[Document],
+) -> None:
+    clock = FixedClock(T0)
+    deadlines = Deadlines(database, clock=clock)
+    await deadlines.schedule("c1", "contact_overdue", T0)
+    await deadlines.schedule("c2", "contact_overdue", T0)
+    recorder = Recorder()
+    metrics = Metrics("test")
+    s = DeadlineScheduler(deadlines, clock=clock, metrics=metrics)
+    s.on("contact_overdue", recorder)
+    recorder.fail = 0
+    assert await s.fire_due() == 2
+    await deadlines.schedule("c3", "contact_overdue", T0)
+    failing = Recorder(fail=10**6)
+    s.on("contact_overdue", failing)
+    assert await s.fire_due() == 0  # c3 keeps failing: its entry (due that day) stays
+
+    clock.advance(timedelta(days=31))
+    await s.housekeeping(clock.now())
+    assert metrics.registry.get_sample_value("casework_deadlines_pending") == 1
+    names = await database.list_collection_names()
+    assert "deadline_done_20261128" in names  # c3 is due that day and not done: kept
+
+    await deadlines.cancel("c3")
+    await s.fire_due()  # its moved entry is found superseded and deleted
+    await s.housekeeping(clock.now())
+    assert metrics.registry.get_sample_value("casework_deadlines_pending") == 0
+    names = await database.list_collection_names()
+    assert "deadline_done_20261128" not in names
+    assert "deadline_claims_20261128" not in names
+    # nothing left could fire c1 again; the emptied day's queue goes once the cursor passes
+    assert await s.fire_due() == 0
+    assert recorder.fired == ["c1", "c2"]
+    assert "deadline_queue_20261128" not in await database.list_collection_names()

@@ -75,7 +75,9 @@ log = logging.getLogger(__name__)
 
 QUEUE_PREFIX = "deadline_queue_"
 DONE_PREFIX = "deadline_done_"
+CLAIMS_PREFIX = "deadline_claims_"
 MINUTE = timedelta(minutes=1)
+WHOLE_DAY_AFTER = timedelta(minutes=30)
 FIRED = "fired"
 SUPERSEDED = "superseded"
 
@@ -104,6 +106,7 @@ class Entry:
     at: datetime
     attempts: int
     deadline: Deadline
+    generation: int = 0
 
     @property
     def slot(self) -> str:
@@ -158,7 +161,6 @@ class Deadlines:
     def __init__(self, database: AsyncDatabase[Document], *, clock: Clock | None = None) -> None:
         self.database = database
         self.collection = database["deadlines"]
-        self.claims = database["deadline_claims"]
         self.cursor = database["deadline_cursor"]
         self.clock = clock or SystemClock()
 
@@ -168,6 +170,10 @@ class Deadlines:
     def queue(self, slot: str) -> AsyncCollection[Document]:
         """The collection of the day `slot` belongs to."""
         return self.database[QUEUE_PREFIX + slot[:8]]
+
+    def claims(self, due_at: datetime) -> AsyncCollection[Document]:
+        """The claims on deadlines due on `due_at`'s day."""
+        return self.database[CLAIMS_PREFIX + _utc(due_at).strftime("%Y%m%d")]
 
     def done(self, due_at: datetime) -> AsyncCollection[Document]:
         """The done records of deadlines due on `due_at`'s day."""
@@ -192,7 +198,7 @@ class Deadlines:
         at = max(due_at, _stored(self.clock.now()))
         entry = Entry(deadline.identity, at, 0, deadline)
         with contextlib.suppress(DuplicateKeyError):
-            await self.queue(entry.slot).insert_one(_entry_doc(entry))
+            await self.queue(entry.slot).insert_one(entry_document(entry))
         doc = {
             "_id": key,
             "kind": kind,
@@ -200,11 +206,7 @@ class Deadlines:
             "payload": deadline.payload,
             "entry_slot": entry.slot,
         }
-        try:
-            await self.collection.replace_one({"_id": key}, doc, upsert=True)
-        except DuplicateKeyError:
-            # two upserts of a new key raced on FerretDB (NOTES.md): the document exists now
-            await self.collection.replace_one({"_id": key}, doc, upsert=True)
+        await _upsert(self.collection, doc)
         if previous is not None and _utc(previous["due_at"]) != due_at:
             await self._drop_first_entry(previous)
 
@@ -246,13 +248,24 @@ class Deadlines:
             )
 
 
-def _entry_doc(entry: Entry) -> Document:
+async def _upsert(collection: AsyncCollection[Document], doc: Document) -> None:
+    try:
+        await collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    except DuplicateKeyError:
+        # two upserts of a new _id raced on FerretDB (NOTES.md): the document exists now
+        await collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+
+def entry_document(entry: Entry) -> Document:
+    """The queue document of `entry` (what `schedule` and the scheduler write)."""
     d = entry.deadline
     return {
         "_id": entry.id,
         "slot": entry.slot,
         "at": entry.at,
         "attempts": entry.attempts,
+        "generation": entry.generation,
+        "due_day": d.due_at.strftime("%Y%m%d"),
         "key": d.key,
         "kind": d.kind,
         "due_at": d.due_at,
@@ -262,7 +275,9 @@ def _entry_doc(entry: Entry) -> Document:
 
 def _entry(doc: Document) -> Entry:
     deadline = Deadline(doc["key"], doc["kind"], _utc(doc["due_at"]), doc["payload"])
-    return Entry(doc["_id"], _utc(doc["at"]), int(doc["attempts"]), deadline)
+    return Entry(
+        doc["_id"], _utc(doc["at"]), int(doc["attempts"]), deadline, int(doc.get("generation", 0))
+    )
 
 
 @dataclass
@@ -341,25 +356,27 @@ class DeadlineScheduler:
         self._task = self._housekeeping = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
-            behind = False
+            started, behind = loop.time(), False
             try:
                 behind = await self._round()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("deadline round failed (%s); retrying next tick", type(exc).__name__)
-            if not behind:
+            rest = self._tick - (loop.time() - started)
+            if not behind and rest > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._tick)
+                    await asyncio.wait_for(self._stopping.wait(), rest)
 
     async def _round(self) -> bool:
         now = self._clock.now()
         scan = await self.scan(now)
         await self.fire_all(scan.due, now)
-        if self._last_housekeeping is None or (
-            now - self._last_housekeeping >= self._housekeeping_every
-        ):
+        if self._last_housekeeping is None:
+            self._last_housekeeping = now  # the first count comes one period after start
+        elif now - self._last_housekeeping >= self._housekeeping_every:
             self._last_housekeeping = now
             if self._housekeeping is None or self._housekeeping.done():
                 self._housekeeping = asyncio.create_task(self.housekeeping(now))
@@ -378,8 +395,14 @@ class DeadlineScheduler:
     # -- finding due entries ---------------------------------------------------------------
 
     async def scan(self, now: datetime) -> Scan:
-        """The due entries of every minute from the cursor up to `now` (at most `max_slots`
-        minutes), and the cursor moved past minutes found empty and older than `margin`."""
+        """The due entries from the cursor up to `now`, and the cursor moved past minutes
+        found empty and older than `margin`.
+
+        Normally the cursor is `margin` behind now and this asks a few minutes by equality.
+        Catching up (after a downtime, or on a first run), a span of more than
+        `WHOLE_DAY_AFTER` minutes of one day is read as that day's whole collection at once,
+        and days without a collection are skipped; `max_slots` bounds the queries of one scan.
+        """
         cursor = await self._cursor(now)
         last = _minute(now)
         floor = _minute(now - self._margin)
@@ -389,25 +412,32 @@ class DeadlineScheduler:
             existing = set(await self.deadlines.database.list_collection_names())
         due: list[Entry] = []
         while minute <= last and scanned < self._max_slots:
-            slot = slot_of(minute)
+            queue = self.deadlines.queue(slot_of(minute))
             next_day = minute.replace(hour=0, minute=0) + timedelta(days=1)
-            if (
-                existing is not None
-                and next_day <= floor
-                and self.deadlines.queue(slot).name not in existing
-            ):
+            if existing is not None and next_day <= floor and queue.name not in existing:
                 if empty_so_far:
                     advanced = next_day
                 minute = next_day
                 continue
-            docs = await self.deadlines.queue(slot).find({"slot": slot}).to_list(self._page)
-            if docs:
-                empty_so_far = False
-            elif empty_so_far and minute < floor:
-                advanced = minute + MINUTE
-            due += [e for e in map(_entry, docs) if e.at <= now]
-            minute += MINUTE
             scanned += 1
+            span_end = min(last + MINUTE, next_day)
+            if span_end - minute > WHOLE_DAY_AFTER:
+                docs = await queue.find({}).to_list(None)
+                ahead = sorted(d["slot"] for d in docs if d["slot"] >= slot_of(minute))
+                first = _slot_start(ahead[0]) if ahead else span_end
+                if empty_so_far:
+                    advanced = max(advanced, min(first, span_end, floor))
+                    empty_so_far = first >= span_end
+                minute = span_end
+            else:
+                slot = slot_of(minute)
+                docs = await queue.find({"slot": slot}).to_list(self._page)
+                if docs:
+                    empty_so_far = False
+                elif empty_so_far and minute < floor:
+                    advanced = minute + MINUTE
+                minute += MINUTE
+            due += [e for e in map(_entry, docs) if e.at <= now]
         if advanced != cursor:
             await self._move_cursor(cursor, advanced)
         due.sort(key=lambda e: (e.at, e.id))
@@ -431,15 +461,11 @@ class DeadlineScheduler:
             if slots:
                 start = min(start, _slot_start(min(slots)))
                 break
-        await self.deadlines.cursor.replace_one(
-            {"_id": "cursor"}, {"_id": "cursor", "slot": slot_of(start)}, upsert=True
-        )
+        await _upsert(self.deadlines.cursor, {"_id": "cursor", "slot": slot_of(start)})
         return start
 
     async def _move_cursor(self, old: datetime, new: datetime) -> None:
-        await self.deadlines.cursor.replace_one(
-            {"_id": "cursor"}, {"_id": "cursor", "slot": slot_of(new)}, upsert=True
-        )
+        await _upsert(self.deadlines.cursor, {"_id": "cursor", "slot": slot_of(new)})
         # whole days behind the cursor are empty and are never written again
         day = _utc(old).replace(hour=0, minute=0)
         while day + timedelta(days=1) <= new:
@@ -475,20 +501,23 @@ class DeadlineScheduler:
         """Fire one entry if this replica wins its claim and it is still to be fired.
 
         Returns the outcome: `fired`, `failed` (backed off), `unknown` (no handler; parked),
-        `busy` (another replica holds it), `gone` (handled since the snapshot) or `done`
-        (fired or superseded before; the leftover entry is deleted).
+        `busy` (another replica holds it, or did), `gone` (handled since the snapshot) or
+        `done` (fired or superseded before; the leftover entry is deleted).
+
+        Claims are never released: a replica working from an older snapshot finds the claim
+        taken and skips; a moved entry (failure, unknown kind) has the next generation, hence
+        a claim of its own. Only a takeover (the claim's replica died) has to look whether the
+        entry is still there.
         """
         deadline = entry.deadline
-        claim = await self._claim(deadline, now)
-        if claim is None:
+        chain = await self._claim(entry, now)
+        if chain is None:
             return "busy"
         queue = self.deadlines.queue(entry.slot)
-        if await queue.find_one({"_id": entry.id}, {"_id": 1}) is None:
-            await self._release(claim)
+        if len(chain) > 1 and await queue.find_one({"_id": entry.id}, {"_id": 1}) is None:
             return "gone"
         if await self.deadlines.done(deadline.due_at).find_one({"_id": deadline.identity}):
             await queue.delete_one({"_id": entry.id})
-            await self._release(claim)
             return "done"
         handler = self._handlers.get(deadline.kind)
         if handler is None:
@@ -502,7 +531,6 @@ class DeadlineScheduler:
             if self._metrics:
                 self._metrics.deadlines_unknown_kind.labels(deadline.kind).inc()
             await self._move(entry, now + self._unknown_kind_recheck, entry.attempts)
-            await self._release(claim)
             return "unknown"
         try:
             await asyncio.wait_for(handler(deadline), self._handler_timeout.total_seconds())
@@ -521,12 +549,10 @@ class DeadlineScheduler:
             if self._metrics:
                 self._metrics.deadlines_failed.labels(deadline.kind).inc()
             await self._move(entry, now + delay, entry.attempts + 1)
-            await self._release(claim)
             return "failed"
-        # the fact first, then the entry, then the claim: whoever claims next sees the fact
+        # the fact first, then the entry: whoever gets past a claim later sees the fact
         await self.deadlines._insert_done(deadline.key, deadline.due_at, FIRED)
         await queue.delete_one({"_id": entry.id})
-        await self._release(claim)
         if self._metrics:
             self._metrics.deadlines_fired.labels(deadline.kind).inc()
             fired_at = self._clock.now()
@@ -535,62 +561,66 @@ class DeadlineScheduler:
             )
         return FIRED
 
-    async def _claim(self, deadline: Deadline, now: datetime) -> list[str] | None:
-        """The claim chain this replica now holds for `deadline`, or None if another live
-        replica holds it."""
-        chain = [deadline.identity]
+    async def _claim(self, entry: Entry, now: datetime) -> list[str] | None:
+        """The claim chain this replica now holds for `entry`'s generation, or None if
+        another replica holds it (or held it and is not known dead)."""
+        claims = self.deadlines.claims(entry.deadline.due_at)
+        chain = [f"{entry.deadline.identity}#{entry.generation}"]
         for _ in range(64):
             try:
-                await self.deadlines.claims.insert_one(
-                    {"_id": chain[-1], "owner": self.owner, "claimed_at": now}
-                )
+                await claims.insert_one({"_id": chain[-1], "owner": self.owner, "claimed_at": now})
                 return chain
             except DuplicateKeyError:
                 pass
-            current = await self.deadlines.claims.find_one({"_id": chain[-1]})
+            current = await claims.find_one({"_id": chain[-1]})
             if current is None:
-                continue  # released just now: try the same claim again
+                continue  # dropped just now by housekeeping: try the same claim again
             if now - _utc(current["claimed_at"]) < self._claim_ttl:
-                return None  # another replica is firing it
-            # its replica died while firing: the next claim of the chain takes over
+                return None  # another replica is firing it, or fired or moved it
+            # taken over after claim_ttl: the next claim of the chain (one insert wins)
             chain.append(chain[-1] + "+")
         return None
 
-    async def _release(self, chain: list[str]) -> None:
-        for claim_id in reversed(chain):
-            await self.deadlines.claims.delete_one({"_id": claim_id})
-
     async def _move(self, entry: Entry, at: datetime, attempts: int) -> None:
-        """Queue the entry again at `at` (a later minute), then drop it from where it was."""
+        """Queue the entry again at `at` (a later minute) as its next generation, then drop
+        it from where it was."""
+        generation = entry.generation + 1
         moved = Entry(
-            f"{entry.deadline.identity}#{attempts}.{uuid.uuid4().hex[:8]}",
+            f"{entry.deadline.identity}#{generation}",
             _stored(at),
             attempts,
             entry.deadline,
+            generation,
         )
-        await self.deadlines.queue(moved.slot).insert_one(_entry_doc(moved))
+        with contextlib.suppress(DuplicateKeyError):  # a takeover moving it again
+            await self.deadlines.queue(moved.slot).insert_one(entry_document(moved))
         await self.deadlines.queue(entry.slot).delete_one({"_id": entry.id})
 
     # -- housekeeping (every `housekeeping_every`, off the firing path) ----------------------
 
     async def housekeeping(self, now: datetime) -> None:
-        """Count the pending entries for the gauge and drop done records past `retention`.
+        """Count the pending entries for the gauge; drop the done records and claims of due
+        days older than `retention` that no queue entry belongs to any more.
 
-        Counting reads every queue collection (on FerretDB a scan of all pending entries):
-        that is why it runs every few minutes in the background and never per tick.
+        This reads every queue entry (on FerretDB a scan of all pending deadlines): that is why
+        it runs every `housekeeping_every` in the background and never per tick.
         """
         try:
             names = await self.deadlines.database.list_collection_names()
-            pending = 0
+            pending, live_days = 0, set()
             for name in names:
                 if name.startswith(QUEUE_PREFIX):
-                    pending += await self.deadlines.database[name].count_documents({})
+                    async for doc in self.deadlines.database[name].find({}, {"due_day": 1}):
+                        pending += 1
+                        live_days.add(doc.get("due_day"))
             if self._metrics:
                 self._metrics.deadlines_pending.set(pending)
             oldest_kept = (now - self._retention).strftime("%Y%m%d")
             for name in names:
-                if name.startswith(DONE_PREFIX) and name[len(DONE_PREFIX) :] < oldest_kept:
-                    await self.deadlines.database[name].drop()
+                for prefix in (DONE_PREFIX, CLAIMS_PREFIX):
+                    day = name[len(prefix) :]
+                    if name.startswith(prefix) and day < oldest_kept and day not in live_days:
+                        await self.deadlines.database[name].drop()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
