@@ -17,38 +17,43 @@ key).
 How it holds, using only inserts with a unique `_id`, deletes and replaces (DESIGN §7):
 
 - **Done records.** When a handler returns, an insert-only record `<key>@<due time>` goes into
-  `deadline_done_<due day>`. A replica fires an entry only after it holds the claim *and* has
-  seen no done record, and the done record is stored before the claim is released: a replica
-  working from an older snapshot, which claims after the first one released, finds the done
-  record (or the entry gone) and skips. A rescheduled deadline has a new due time, hence a new
-  record, and fires again. `cancel` and `schedule` (to another due time) store a
-  `superseded` done record for the due time they replace, so the scheduler never needs the
-  per-key document to decide.
-- **Claims** (`deadline_claims`, `_id` = `<key>@<due time>`): one insert wins. A claim older
-  than `claim_ttl` belongs to a dead replica; the next replica takes over by inserting the
-  next claim of a chain (`…+`, `…++`), so a takeover is also decided by one insert — never by a
-  delete-then-insert that two replicas could both win on FerretDB.
+  `deadline_done_<due day>`, before the entry is deleted. A replica fires an entry only after
+  winning its claim and finding no done record. A rescheduled deadline has a new due time,
+  hence a new record, and fires again. `cancel` and `schedule` (to another due time) store a
+  `superseded` record for the due time they replace, so the scheduler never needs the per-key
+  document to decide.
+- **Claims** (`deadline_claims_<due day>`, `_id` = `<key>@<due time>#<generation>`): one
+  insert wins, and claims are never released: a replica working from an older snapshot finds
+  the claim taken and skips, however late it comes. An entry that is moved (failure, unknown
+  kind) becomes the next generation, with a claim of its own. A claim older than `claim_ttl`
+  belongs to a dead replica: the next replica takes over by inserting the next claim of a chain
+  (`…+`, `…++`) — again one insert decides, never a delete-then-insert that two replicas could
+  both win on FerretDB — and then checks the entry is still there.
 - **Queue entries in time slots.** On FerretDB over PostgreSQL every filter — even `_id`
   equality — is a sequential scan of the collection (measured: ~60 ms at 100k documents against
   ~1 ms at 100), and ranges and sorts are done in Go. So entries live in one collection per day
   (`deadline_queue_<yyyymmdd>`) with a `slot` field per minute, and a tick asks each minute from
   a persisted cursor up to now by equality. A tick touches the entries of a few minutes, not
-  the pending deadlines; only writers (`schedule`, `cancel`) touch the per-key documents.
-- **Nothing blocks the queue.** A failing handler's entry moves to a later slot (capped
-  exponential backoff, the attempt count stored in the entry, so it survives restarts); an
+  the pending deadlines; only writers (`schedule`, `cancel`, `get`) touch the per-key
+  documents.
+- **Nothing blocks the queue.** A failing handler's entry moves to a later minute (capped
+  exponential backoff; the attempt count is stored in the entry, so it survives restarts); an
   entry of a kind this replica has no handler for is reported (metric, and a log line with the
-  key and kind, never the payload) and parked `unknown_kind_recheck` ahead. Every due entry of a
+  key and kind, never the payload) and parked `unknown_kind_recheck` ahead. Every entry of a
   scanned minute is fetched, so stuck ones never fill a page in front of due ones.
 - **Slots and clocks.** A writer puts a past-due deadline into the slot of its own now. The
   cursor advances only over minutes that were empty and are older than `margin`, so a writer
   whose clock runs up to `margin` behind the scheduler's is still seen; minutes before the
   cursor are never written again (the scheduler's own moves go forward in time), and a day's
-  collection is dropped once the cursor has passed it.
-- **Cleanup does not reopen the window.** Done records of a due day are dropped `retention`
-  after that day. By then every queue entry of those due times has been visited and deleted
-  (entries are revisited at least every `max(backoff cap, unknown_kind_recheck, claim_ttl)`,
-  far below `retention`), so nothing is left that could fire them again; only a new `schedule`
-  of the same key and due time would, and that is a new deadline.
+  queue collection is dropped once the cursor has passed it.
+- **Cleanup does not reopen the window.** Done records and claims of a due day are dropped
+  (`housekeeping`) only when the day is older than `retention` and no queue entry of that due
+  day remains; with no entry left, nothing can fire those due times again (only a new
+  `schedule` of the same key and due time would, and that is a new deadline). A replica holding
+  a snapshot older than `retention` is outside this promise.
+- **The per-key document of a fired deadline stays** until the service reschedules or cancels
+  it (`get` reports it gone): on FerretDB a conditional delete reads then deletes, and could
+  remove a reschedule written in between.
 """
 
 from __future__ import annotations
