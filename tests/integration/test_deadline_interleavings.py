@@ -28,7 +28,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from casework.clock import FixedClock
-from casework.deadlines import Deadline, Deadlines, DeadlineScheduler
+from casework.deadlines import Deadline, Deadlines, DeadlineScheduler, identity
 from casework.eventstore import Document
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -210,8 +210,8 @@ async def one_run(seed: int, database: AsyncDatabase[Document]) -> int:
         clock.advance(timedelta(minutes=3))
         await final.fire_due()
 
-    idents = {k: f"{k}@{due[k].isoformat()}" for k in keys}
-    moved = f"{keys[1]}@{rescheduled_to.isoformat()}"
+    idents = {k: identity(k, due[k]) for k in keys}
+    moved = identity(keys[1], rescheduled_to, epoch=1)
     for ident in [*idents.values(), moved]:
         n = len(world.successes[ident])
         assert n <= 1 + world.excused[ident], (seed, ident, world.successes[ident])

@@ -13,7 +13,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from casework.clock import FixedClock
-from casework.deadlines import Deadline, Deadlines, DeadlineScheduler
+from casework.deadlines import Deadline, Deadlines, DeadlineScheduler, identity
 from casework.eventstore import Document
 from casework.metrics import Metrics
 
@@ -287,7 +287,7 @@ async def test_a_replica_that_died_while_firing_is_taken_over_after_the_claim_ex
     # two replicas noticing the expired claim at once: one takes over (one insert wins)
     await deadlines.schedule("c2", "contact_overdue", clock.now())
     await deadlines.claims(clock.now()).insert_one(
-        {"_id": f"c2@{clock.now().isoformat()}#0", "owner": "dead:0", "claimed_at": clock.now()}
+        {"_id": f"{identity('c2', clock.now())}#0", "owner": "dead:0", "claimed_at": clock.now()}
     )
     clock.advance(timedelta(minutes=3))
     replicas = [scheduler(deadlines, clock, recorder) for _ in range(3)]

@@ -95,11 +95,12 @@ class Deadline:
     kind: str
     due_at: datetime
     payload: Mapping[str, Any]
+    epoch: int = 0
 
     @property
     def identity(self) -> str:
-        """`<key>@<due time>`: what fires at most once to completion."""
-        return identity(self.key, self.due_at)
+        """`<key>@<due time>~<epoch>`: what fires at most once to completion."""
+        return identity(self.key, self.due_at, self.epoch)
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,10 @@ class Entry:
 DeadlineHandler = Callable[[Deadline], Awaitable[None]]
 
 
-def identity(key: str, due_at: datetime) -> str:
-    return f"{key}@{_utc(due_at).isoformat()}"
+def identity(key: str, due_at: datetime, epoch: int = 0) -> str:
+    """A key's schedule counts up (`epoch`) each time it changes, so a deadline moved away
+    and back to the same due time, or scheduled again after a cancel, is a new one."""
+    return f"{key}@{_utc(due_at).isoformat()}~{epoch}"
 
 
 def slot_of(at: datetime) -> str:
@@ -189,56 +192,60 @@ class Deadlines:
     ) -> None:
         """Create the deadline, or move it to a new due time (same key).
 
-        Safe to repeat (a redelivered event schedules again): the steps are ordered so that a
-        crash between any two leaves at most a stale entry, never a lost deadline.
+        Scheduling what is already scheduled (a redelivered event) changes nothing, and once
+        fired it does not fire again; any change (due time, kind, payload, or a schedule after
+        a cancel) starts the key's next epoch: a new deadline, and the old one is recorded as
+        superseded before anything else is written. A crash between any two steps leaves at
+        most a stale entry, never a lost deadline.
         """
         due_at = _stored(due_at)
-        deadline = Deadline(key, kind, due_at, dict(payload or {}))
+        payload = dict(payload or {})
         previous = await self.collection.find_one({"_id": key})
-        if previous is not None and _utc(previous["due_at"]) != due_at:
-            # the old due time will not fire: recorded before anything points elsewhere
-            await self._insert_done(key, _utc(previous["due_at"]), SUPERSEDED)
-        # scheduled back to a due time it was moved away from: that one is wanted again
-        await self.done(due_at).delete_one({"_id": deadline.identity, "outcome": SUPERSEDED})
+        epoch = 0
+        if previous is not None:
+            old = _pointer(previous)
+            unchanged = (old.kind, old.due_at, dict(old.payload)) == (kind, due_at, payload)
+            epoch = old.epoch if unchanged and not previous.get("cancelled") else old.epoch + 1
+            if epoch != old.epoch and not previous.get("cancelled"):
+                await self._insert_done(old, SUPERSEDED)
+        deadline = Deadline(key, kind, due_at, payload, epoch)
         at = max(due_at, _stored(self.clock.now()))
         entry = Entry(deadline.identity, at, 0, deadline)
         with contextlib.suppress(DuplicateKeyError):
             await self.queue(entry.slot).insert_one(entry_document(entry))
-        doc = {
-            "_id": key,
-            "kind": kind,
-            "due_at": due_at,
-            "payload": deadline.payload,
-            "entry_slot": entry.slot,
-        }
-        await _upsert(self.collection, doc)
-        if previous is not None and _utc(previous["due_at"]) != due_at:
+        await _upsert(self.collection, _pointer_document(deadline, entry.slot, cancelled=False))
+        if previous is not None and epoch != previous.get("epoch", 0):
             await self._drop_first_entry(previous)
 
     async def cancel(self, key: str) -> None:
-        """Forget the deadline (the obligation was met); nothing happens if it is gone."""
+        """Forget the deadline (the obligation was met); nothing happens if it is gone.
+
+        The key's document stays as a tombstone, so that its epoch keeps counting."""
         previous = await self.collection.find_one({"_id": key})
-        if previous is None:
+        if previous is None or previous.get("cancelled"):
             return
-        await self._insert_done(key, _utc(previous["due_at"]), SUPERSEDED)
-        await self.collection.delete_one({"_id": key})
+        old = _pointer(previous)
+        await self._insert_done(old, SUPERSEDED)
+        await _upsert(
+            self.collection, _pointer_document(old, previous.get("entry_slot"), cancelled=True)
+        )
         await self._drop_first_entry(previous)
 
     async def get(self, key: str) -> Deadline | None:
         """The deadline scheduled under `key`, unless it has fired or was cancelled."""
         doc = await self.collection.find_one({"_id": key})
-        if doc is None:
+        if doc is None or doc.get("cancelled"):
             return None
-        deadline = Deadline(key, doc["kind"], _utc(doc["due_at"]), doc["payload"])
+        deadline = _pointer(doc)
         if await self.done(deadline.due_at).find_one({"_id": deadline.identity}) is not None:
             return None
         return deadline
 
-    async def _insert_done(self, key: str, due_at: datetime, outcome: str) -> bool:
-        """Record that `key` at `due_at` is done; False if it already was."""
+    async def _insert_done(self, deadline: Deadline, outcome: str) -> bool:
+        """Record that `deadline` is done; False if it already was."""
         try:
-            await self.done(due_at).insert_one(
-                {"_id": identity(key, due_at), "outcome": outcome, "at": self.clock.now()}
+            await self.done(deadline.due_at).insert_one(
+                {"_id": deadline.identity, "outcome": outcome, "at": self.clock.now()}
             )
             return True
         except DuplicateKeyError:
@@ -248,9 +255,25 @@ class Deadlines:
         # only tidiness: a leftover entry is skipped (and deleted) when its minute comes
         slot = previous.get("entry_slot")
         if slot:
-            await self.queue(slot).delete_one(
-                {"_id": identity(previous["_id"], _utc(previous["due_at"]))}
-            )
+            await self.queue(slot).delete_one({"_id": _pointer(previous).identity})
+
+
+def _pointer(doc: Document) -> Deadline:
+    return Deadline(
+        doc["_id"], doc["kind"], _utc(doc["due_at"]), doc["payload"], int(doc.get("epoch", 0))
+    )
+
+
+def _pointer_document(deadline: Deadline, entry_slot: str | None, *, cancelled: bool) -> Document:
+    return {
+        "_id": deadline.key,
+        "kind": deadline.kind,
+        "due_at": deadline.due_at,
+        "payload": dict(deadline.payload),
+        "epoch": deadline.epoch,
+        "entry_slot": entry_slot,
+        "cancelled": cancelled,
+    }
 
 
 async def _upsert(collection: AsyncCollection[Document], doc: Document) -> None:
@@ -271,6 +294,7 @@ def entry_document(entry: Entry) -> Document:
         "attempts": entry.attempts,
         "generation": entry.generation,
         "due_day": d.due_at.strftime("%Y%m%d"),
+        "epoch": d.epoch,
         "key": d.key,
         "kind": d.kind,
         "due_at": d.due_at,
@@ -279,7 +303,9 @@ def entry_document(entry: Entry) -> Document:
 
 
 def _entry(doc: Document) -> Entry:
-    deadline = Deadline(doc["key"], doc["kind"], _utc(doc["due_at"]), doc["payload"])
+    deadline = Deadline(
+        doc["key"], doc["kind"], _utc(doc["due_at"]), doc["payload"], int(doc.get("epoch", 0))
+    )
     return Entry(
         doc["_id"], _utc(doc["at"]), int(doc["attempts"]), deadline, int(doc.get("generation", 0))
     )
@@ -556,7 +582,7 @@ class DeadlineScheduler:
             await self._move(entry, now + delay, entry.attempts + 1)
             return "failed"
         # the fact first, then the entry: whoever gets past a claim later sees the fact
-        await self.deadlines._insert_done(deadline.key, deadline.due_at, FIRED)
+        await self.deadlines._insert_done(deadline, FIRED)
         await queue.delete_one({"_id": entry.id})
         if self._metrics:
             self._metrics.deadlines_fired.labels(deadline.kind).inc()

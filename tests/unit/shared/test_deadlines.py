@@ -14,10 +14,11 @@ def test_an_entry_is_queued_under_its_utc_minute() -> None:
     assert slot_of(T0.astimezone(timezone(timedelta(hours=-5)))) == "20261128T0905"
 
 
-def test_the_identity_is_the_key_and_the_due_time_in_utc() -> None:
+def test_the_identity_is_the_key_the_due_time_in_utc_and_the_epoch() -> None:
     local = datetime(2026, 11, 28, 10, 0, tzinfo=timezone(timedelta(hours=1)))
-    assert identity("c1", local) == "c1@2026-11-28T09:00:00+00:00"
+    assert identity("c1", local) == "c1@2026-11-28T09:00:00+00:00~0"
     assert Deadline("c1", "contact_overdue", local, {}).identity == identity("c1", local)
+    assert Deadline("c1", "contact_overdue", local, {}, epoch=2).identity.endswith("~2")
 
 
 def test_backoff_doubles_up_to_its_cap() -> None:
