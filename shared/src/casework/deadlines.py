@@ -11,18 +11,22 @@ while its handler can succeed; a stuck deadline never delays another.** "Fired t
 means its handler returned and the fact was stored; the handler can run a second time only if
 a replica died (or stalled longer than `claim_ttl`) after its handler's effect and before that
 fact was stored — the commands it sends must therefore be ones the aggregate decides (they are:
-an obligation already met is not overdue; the deadline's key and due time make an idempotency
-key).
+an obligation already met is not overdue; the deadline's identity makes an idempotency key).
+
+The identity is `<key>@<due time>~<epoch>`. A key's epoch counts up whenever its schedule
+changes (due time, kind, payload, or a schedule after a cancel): scheduling the same thing again
+(a redelivered event) changes nothing and a fired deadline does not fire again, while a deadline
+moved away and back to the same due time is a new one.
 
 How it holds, using only inserts with a unique `_id`, deletes and replaces (DESIGN §7):
 
-- **Done records.** When a handler returns, an insert-only record `<key>@<due time>` goes into
+- **Done records.** When a handler returns, an insert-only record `<identity>` goes into
   `deadline_done_<due day>`, before the entry is deleted. A replica fires an entry only after
   winning its claim and finding no done record. A rescheduled deadline has a new due time,
-  hence a new record, and fires again. `cancel` and `schedule` (to another due time) store a
-  `superseded` record for the due time they replace, so the scheduler never needs the per-key
+  hence a new identity, and fires again. `cancel` and `schedule` (a change) store a
+  `superseded` record for the identity they replace, so the scheduler never needs the per-key
   document to decide.
-- **Claims** (`deadline_claims_<due day>`, `_id` = `<key>@<due time>#<generation>`): one
+- **Claims** (`deadline_claims_<due day>`, `_id` = `<identity>#<generation>`): one
   insert wins, and claims are never released: a replica working from an older snapshot finds
   the claim taken and skips, however late it comes. An entry that is moved (failure, unknown
   kind) becomes the next generation, with a claim of its own. A claim older than `claim_ttl`
@@ -48,12 +52,12 @@ How it holds, using only inserts with a unique `_id`, deletes and replaces (DESI
   queue collection is dropped once the cursor has passed it.
 - **Cleanup does not reopen the window.** Done records and claims of a due day are dropped
   (`housekeeping`) only when the day is older than `retention` and no queue entry of that due
-  day remains; with no entry left, nothing can fire those due times again (only a new
-  `schedule` of the same key and due time would, and that is a new deadline). A replica holding
+  day remains; with no entry left, nothing can fire those identities again. A replica holding
   a snapshot older than `retention` is outside this promise.
 - **The per-key document of a fired deadline stays** until the service reschedules or cancels
-  it (`get` reports it gone): on FerretDB a conditional delete reads then deletes, and could
-  remove a reschedule written in between.
+  it (`get` reports it gone; a cancel leaves a tombstone, so the epoch keeps counting): on
+  FerretDB a conditional delete reads then deletes, and could remove a reschedule written in
+  between.
 """
 
 from __future__ import annotations
