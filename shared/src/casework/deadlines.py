@@ -317,11 +317,13 @@ def _entry(doc: Document) -> Entry:
 
 @dataclass
 class Scan:
-    """What one look at the queue found: the due entries, earliest first, and whether the
-    cursor is still behind now (catching up after a downtime)."""
+    """What one look at the queue found: the due entries, earliest first; whether the
+    cursor is still behind now (catching up after a downtime); whether a minute had more
+    entries than a page, some of them due."""
 
     due: list[Entry]
     behind: bool
+    more: bool = False
 
 
 class DeadlineScheduler:
@@ -406,26 +408,34 @@ class DeadlineScheduler:
                     await asyncio.wait_for(self._stopping.wait(), rest)
 
     async def _round(self) -> bool:
+        """One pass, and the housekeeping when its time has come; True if there is more to
+        do at once."""
+        _, again = await self._pass()
         now = self._clock.now()
-        scan = await self.scan(now)
-        await self.fire_all(scan.due, now)
         if self._last_housekeeping is None:
             self._last_housekeeping = now  # the first count comes one period after start
         elif now - self._last_housekeeping >= self._housekeeping_every:
             self._last_housekeeping = now
             if self._housekeeping is None or self._housekeeping.done():
                 self._housekeeping = asyncio.create_task(self.housekeeping(now))
-        return scan.behind
+        return again
 
     async def fire_due(self) -> int:
-        """One round: fire every due deadline this replica can claim; returns how many fired."""
-        fired, behind = 0, True
-        while behind:
-            now = self._clock.now()
-            scan = await self.scan(now)
-            fired += await self.fire_all(scan.due, now)
-            behind = scan.behind
+        """Fire every due deadline this replica can claim; returns how many fired."""
+        fired, again = 0, True
+        while again:
+            n, again = await self._pass()
+            fired += n
         return fired
+
+    async def _pass(self) -> tuple[int, bool]:
+        """Scan and fire; how many fired, and whether to go on at once: the cursor is behind,
+        or a full page held due entries and this pass moved some of them on."""
+        now = self._clock.now()
+        scan = await self.scan(now)
+        outcomes = await self.fire_all(scan.due, now)
+        progressed = any(o not in ("busy", "error") for o in outcomes)
+        return outcomes.count(FIRED), scan.behind or (scan.more and progressed)
 
     # -- finding due entries ---------------------------------------------------------------
 
@@ -441,7 +451,7 @@ class DeadlineScheduler:
         cursor = await self._cursor(now)
         last = _minute(now)
         floor = _minute(now - self._margin)
-        minute, advanced, empty_so_far, scanned = cursor, cursor, True, 0
+        minute, advanced, empty_so_far, scanned, more = cursor, cursor, True, 0, False
         existing: set[str] | None = None
         if _utc(cursor).date() < _utc(floor).date():  # catching up: skip days with no entries
             existing = set(await self.deadlines.database.list_collection_names())
@@ -467,6 +477,8 @@ class DeadlineScheduler:
             else:
                 slot = slot_of(minute)
                 docs = await queue.find({"slot": slot}).to_list(self._page)
+                if len(docs) >= self._page and any(_utc(d["at"]) <= now for d in docs):
+                    more = True
                 if docs:
                     empty_so_far = False
                 elif empty_so_far and minute < floor:
@@ -478,7 +490,7 @@ class DeadlineScheduler:
         due.sort(key=lambda e: (e.at, e.id))
         if self._metrics:
             self._metrics.deadlines_overdue.set(len(due))
-        return Scan(due, behind=minute <= last)
+        return Scan(due, behind=minute <= last, more=more)
 
     async def _cursor(self, now: datetime) -> datetime:
         doc = await self.deadlines.cursor.find_one({"_id": "cursor"})
@@ -509,28 +521,28 @@ class DeadlineScheduler:
 
     # -- firing ------------------------------------------------------------------------------
 
-    async def fire_all(self, entries: list[Entry], now: datetime) -> int:
+    async def fire_all(self, entries: list[Entry], now: datetime) -> list[str]:
         """Fire `entries` (a scan's snapshot, however old), `concurrency` at a time; returns
-        how many fired to completion here."""
+        each one's outcome (see `fire`; `error` if the database failed us)."""
         gate = asyncio.Semaphore(self._concurrency)
 
-        async def one(entry: Entry) -> bool:
+        async def one(entry: Entry) -> str:
             async with gate:
                 try:
-                    return await self.fire(entry, now) == FIRED
+                    return await self.fire(entry, now)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    # the database failed us: the claim expires, the entry stays for later
+                    # the claim expires and the entry stays: it is taken over after claim_ttl
                     log.warning(
                         "deadline %s (%s) not fired: %s",
                         entry.deadline.key,
                         entry.deadline.kind,
                         type(exc).__name__,
                     )
-                    return False
+                    return "error"
 
-        return sum(await asyncio.gather(*(one(e) for e in entries)))
+        return list(await asyncio.gather(*(one(e) for e in entries)))
 
     async def fire(self, entry: Entry, now: datetime) -> str:
         """Fire one entry if this replica wins its claim and it is still to be fired.
