@@ -619,6 +619,10 @@ class DeadlineScheduler:
                 return chain
             except DuplicateKeyError:
                 pass
+            if now - entry.at < self._claim_ttl:
+                # claimed at or after the entry fell due: it cannot have expired yet, and the
+                # usual loser of a race (a replica a step behind) needs no read to know it
+                return None
             current = await claims.find_one({"_id": chain[-1]})
             if current is None:
                 continue  # dropped just now by housekeeping: try the same claim again
