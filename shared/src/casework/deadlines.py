@@ -32,7 +32,9 @@ How it holds, using only inserts with a unique `_id`, deletes and replaces (DESI
   kind) becomes the next generation, with a claim of its own. A claim older than `claim_ttl`
   belongs to a dead replica: the next replica takes over by inserting the next claim of a chain
   (`…+`, `…++`) — again one insert decides, never a delete-then-insert that two replicas could
-  both win on FerretDB — and then checks the entry is still there.
+  both win on FerretDB — then checks the entry is still there and acts as the next
+  generation (claiming it too), because the dead replica may have been inside a move that
+  already queued that generation: the two copies contend for one claim, never fire at once.
 - **Queue entries in time slots.** On FerretDB over PostgreSQL every filter — even `_id`
   equality — is a sequential scan of the collection (measured: ~60 ms at 100k documents against
   ~1 ms at 100), and ranges and sorts are done in Go. So entries live in one collection per day
@@ -68,7 +70,7 @@ import logging
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -561,8 +563,17 @@ class DeadlineScheduler:
         if chain is None:
             return "busy"
         queue = self.deadlines.queue(entry.slot)
-        if len(chain) > 1 and await queue.find_one({"_id": entry.id}, {"_id": 1}) is None:
-            return "gone"
+        while len(chain) > 1:
+            # taken over: its replica died, perhaps inside a move that already queued the
+            # next generation. Act as that generation, so that its entry and this one are
+            # never fired at once (they contend for the same claim).
+            if await queue.find_one({"_id": entry.id}, {"_id": 1}) is None:
+                return "gone"
+            entry = replace(entry, generation=entry.generation + 1)
+            chain = await self._claim(entry, now)
+            if chain is None:  # the next generation is being fired: this copy is stale
+                await queue.delete_one({"_id": entry.id})
+                return "gone"
         if await self.deadlines.done(deadline.due_at).find_one({"_id": deadline.identity}):
             await queue.delete_one({"_id": entry.id})
             return "done"
