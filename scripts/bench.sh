@@ -3,8 +3,9 @@
 # local servers (started if needed, and stopped again if this script started them).
 # BENCH_ARGS passes options to bench/pipeline.py (e.g. BENCH_ARGS="--events 20000"),
 # LIFECYCLE_ARGS to bench/lifecycle.py (e.g. LIFECYCLE_ARGS="--rates 10 30 --seconds 30"),
-# REBUILD_ARGS to bench/rebuild.py (e.g. REBUILD_ARGS="--events 20000").
-# QUERIES_ARGS to bench/queries.py (e.g. QUERIES_ARGS="--cases 20000").
+# REBUILD_ARGS to bench/rebuild.py (e.g. REBUILD_ARGS="--events 20000"),
+# QUERIES_ARGS to bench/queries.py (e.g. QUERIES_ARGS="--cases 20000"),
+# DEADLINES_ARGS to bench/deadlines.py.
 set -euo pipefail
 
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,6 +34,13 @@ echo
 info "projection rebuild of ~100k events vs raw insert_many of its documents (FerretDB ${backend:-?}); progress on stderr"
 # shellcheck disable=SC2086 # REBUILD_ARGS is a list of options
 uv run --no-sync python bench/rebuild.py "${servers[@]}" --label "(FerretDB ${backend:-?})" ${REBUILD_ARGS:-}
+
+echo
 info "read-model queries at 200k open cases through the APIs: ports 18401-18405 (FerretDB ${backend:-?}); seeding takes a few minutes; progress on stderr"
 # shellcheck disable=SC2086 # QUERIES_ARGS is a list of options
 uv run --no-sync python bench/queries.py "${servers[@]}" --label "(FerretDB ${backend:-?})" ${QUERIES_ARGS:-}
+
+echo
+info "deadline scheduler, 100k pending (FerretDB ${backend:-?}); progress on stderr"
+# shellcheck disable=SC2086 # DEADLINES_ARGS is a list of options
+uv run --no-sync python bench/deadlines.py "${servers[@]}" --label "(FerretDB ${backend:-?})" ${DEADLINES_ARGS:-}

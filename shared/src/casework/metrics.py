@@ -105,12 +105,30 @@ class Metrics:
         )
         self.deadlines_pending = Gauge(
             "casework_deadlines_pending",
-            "Durable deadlines not yet fired.",
+            "Queued deadline entries (counted every few minutes, not per tick).",
             registry=r,
         )
         self.deadlines_overdue = Gauge(
             "casework_deadlines_overdue",
-            "Durable deadlines past their due time and not yet fired.",
+            "Deadlines found due by the scheduler's last look at the queue.",
+            registry=r,
+        )
+        self.deadlines_failed = Counter(
+            "casework_deadlines_failed_total",
+            "Deadline handler failures (each backs off), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.deadlines_unknown_kind = Counter(
+            "casework_deadlines_unknown_kind_total",
+            "Due deadlines of a kind this replica has no handler for (parked), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.deadlines_lateness = Histogram(
+            "casework_deadline_lateness_seconds",
+            "Time from a deadline's due time to its firing.",
+            buckets=(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
             registry=r,
         )
         self.deadlines_fired = Counter(

@@ -109,7 +109,7 @@ class ServiceRuntime:
         clock = clock or SystemClock()
         client = mongo_client(settings)
         database = client[settings.database_name]
-        deadlines = Deadlines(database)
+        deadlines = Deadlines(database, clock=clock)
         store = EventStore(
             database, source=f"/casework/{settings.service}", metrics=metrics, clock=clock
         )
