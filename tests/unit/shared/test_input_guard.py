@@ -117,7 +117,8 @@ def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, Any] = response.json()
     assert body["status"] == status
-    assert isinstance(body["code"], str) and body["code"]
+    assert isinstance(body["code"], str)
+    assert body["code"]
     assert body["errors"], "every refusal names what is wrong"
     for error in body["errors"]:
         assert set(error) >= {"field", "code", "message"}
