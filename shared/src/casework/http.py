@@ -361,7 +361,6 @@ class UnhandledErrorMiddleware:
             await response(scope, receive, send)
 
 
-
 # --- input that cannot break a service -----------------------------------------------------
 
 BodyClass = Literal["command", "text"]
@@ -458,9 +457,7 @@ def check_json_body(raw: bytes) -> list[FieldProblem]:
     except UnicodeDecodeError:
         raise _malformed("the body is not valid UTF-8", "invalid_utf8") from None
     try:
-        document = json.loads(
-            text, parse_constant=_reject_json_constant, parse_float=_finite_float
-        )
+        document = json.loads(text, parse_constant=_reject_json_constant, parse_float=_finite_float)
     except RecursionError:
         raise _malformed(
             f"the body nests deeper than {MAX_JSON_DEPTH} levels", "too_deep"
