@@ -23,6 +23,7 @@ request with 422, and its record is still written, without the bad value).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Iterable
@@ -194,10 +195,9 @@ class AuditMiddleware:
             await self.app(scope, receive, send_after_recording)
         finally:
             if not recorded:  # the app failed before answering
-                try:
+                # A failure is already logged; the server answers 500 without a body.
+                with contextlib.suppress(AuditUnavailable):
                     await self._record(scope, 500, None)
-                except Exception:
-                    pass  # already logged; the server answers 500 without a body
 
     async def _unavailable(
         self, scope: Scope, receive: Receive, send: Send, request_id: str | None
