@@ -347,7 +347,10 @@ class ClientOut(BaseModel):
 
 
 class CandidateOut(BaseModel):
-    """A registered client who may be the person referred."""
+    """A registered client who may be the person referred.
+
+    A client registered at a site the reader does not work at is `masked`: only initials and
+    birth year are shown, and `access` says whom to ask."""
 
     client_id: str
     given_name: str | None
@@ -355,6 +358,13 @@ class CandidateOut(BaseModel):
     date_of_birth: date | None
     matched_on: list[MatchedOn] = Field(
         description="Why: the same normalised name and birth date, the same phone number, or both"
+    )
+    site: str | None = Field(default=None, description="Where the client is registered")
+    masked: bool = Field(default=False, description="Registered at a site you do not work at")
+    initials: str | None = Field(default=None, description="Initials, when masked (`A.M.`)")
+    birth_year: int | None = Field(default=None, description="Birth year, when masked")
+    access: str | None = Field(
+        default=None, description="When masked: why, and how to request access"
     )
 
 

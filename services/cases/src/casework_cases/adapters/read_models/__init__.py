@@ -15,6 +15,7 @@ projections and the queries, and applies the case access rule to every answer.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -66,6 +67,10 @@ class Caseload(BaseModel):
     )
 
 
+CurrentScopes = Callable[[Sequence[str]], Awaitable[Mapping[str, CaseScope]]]
+"""Who holds each case and where, as the cases' streams say now (`Cases.current_scopes`)."""
+
+
 def _scope(case: Document) -> CaseScope:
     return CaseScope(
         site=case.get("site"), caseworker_id=case.get("caseworker_id"), team=case.get("team")
@@ -86,20 +91,30 @@ class ReadModels:
         """Every projection, for `ServiceRuntime.consume`."""
         return [self.case_summaries, self.referral_summaries, self.timeline]
 
-    async def caseload(self, worker_id: str, principal: Principal) -> Caseload:
+    async def caseload(
+        self, worker_id: str, principal: Principal, current: CurrentScopes | None = None
+    ) -> Caseload:
         """The worker's open cases the principal may reach.
 
         A caseworker reads only their own caseload; supervisors, site managers and regional
         admins read anyone's, seeing the cases the access rule lets them reach (a supervisor:
-        their team's).
+        their team's). With `current`, each case is checked against who holds it now: a case
+        reassigned or transferred a moment ago, which the summaries still list, is left out.
         """
         own = principal.has_role("caseworker") and principal.sub == worker_id
         if not own and not principal.has_role(*_READ_ANY_CASELOAD):
             raise AccessDenied("a caseworker can read only their own caseload")
+        listed = await self.case_summaries.open_cases_of(worker_id)
+        scopes = {c["_id"]: _scope(c) for c in listed}
+        if current is not None:
+            now = await current(list(scopes))
+            scopes = {case_id: now[case_id] for case_id in scopes if case_id in now}
         cases = [
             c
-            for c in await self.case_summaries.open_cases_of(worker_id)
-            if can_reach_case(principal, _scope(c))
+            for c in listed
+            if (scope := scopes.get(c["_id"])) is not None
+            and scope.caseworker_id == worker_id
+            and can_reach_case(principal, scope)
         ]
         # Case events may not carry the client's name; the referral does.
         unnamed = [
@@ -114,11 +129,19 @@ class ReadModels:
         cases.sort(key=caseload_order)
         return Caseload(worker_id=worker_id, cases=[CaseSummary.from_document(c) for c in cases])
 
-    async def case_timeline(self, case_id: str, principal: Principal) -> CaseTimeline:
+    async def case_timeline(
+        self, case_id: str, principal: Principal, current: CurrentScopes | None = None
+    ) -> CaseTimeline:
         """Every event of the case, its referral's included, oldest first; a case the
-        principal does not reach is not found."""
+        principal does not reach is not found. With `current`, reach is decided on who holds
+        the case now, not on what the summary last heard."""
         case = await self.case_summaries.get(case_id)
-        if case is None or not can_reach_case(principal, _scope(case)):
+        if current is not None:
+            scope = (await current([case_id])).get(case_id)
+            case = case if case is not None else {"_id": case_id} if scope else None
+        else:
+            scope = _scope(case) if case is not None else None
+        if case is None or scope is None or not can_reach_case(principal, scope):
             raise NotVisible(f"no case {case_id}")
         referral_id = case.get("referral_id")
         # The streams of the case and of its referral, and how far the summaries have read
