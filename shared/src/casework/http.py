@@ -558,7 +558,7 @@ class InputGuardMiddleware:
             if scope["method"] in _BODY_METHODS:
                 receive = await self._checked_body(scope, receive)
         except _Rejected as rejected:
-            await self._identify_caller(scope)
+            await _identify_caller(Request(scope), self._authenticator)
             await rejected.response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -613,14 +613,16 @@ class InputGuardMiddleware:
 
         return replay
 
-    async def _identify_caller(self, scope: Scope) -> None:
-        request = Request(scope)
-        if "authorization" not in request.headers:
-            return
-        try:
-            await self._authenticator(request)  # puts the principal on the request state
-        except Exception:
-            return  # an unusable token: the record says nobody
+
+
+async def _identify_caller(request: Request, authenticator: Authenticator) -> None:
+    """Put the caller's principal on the request state for the audit record of a refusal."""
+    if "authorization" not in request.headers:
+        return
+    try:
+        await authenticator(request)  # puts the principal on the request state
+    except Exception:
+        return  # an unusable token: the record says nobody
 
 
 _BODY_SIZE_STATE: Final = "body_bytes"
@@ -656,6 +658,7 @@ async def guard_route(request: Request) -> None:
         if isinstance(value, str) and has_forbidden_characters(value)
     ]
     if problems:
+        await _identify_caller(request, request.app.state.authenticator)
         raise _RouteGuardFailed(_invalid_input(problems))
     size = getattr(request.state, _BODY_SIZE_STATE, 0)
     route = request.scope.get("route")
@@ -663,6 +666,7 @@ async def guard_route(request: Request) -> None:
     settings: Settings = request.app.state.settings
     limit = body_limit(settings, extra.get(BODY_CLASS_KEY, "command"))
     if size > limit:
+        await _identify_caller(request, request.app.state.authenticator)
         raise _RouteGuardFailed(_too_large(limit))
 
 
