@@ -614,7 +614,6 @@ class InputGuardMiddleware:
         return replay
 
 
-
 async def _identify_caller(request: Request, authenticator: Authenticator) -> None:
     """Put the caller's principal on the request state for the audit record of a refusal."""
     if "authorization" not in request.headers:
