@@ -205,7 +205,23 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         detail = _status_phrase(exc.status_code)
         extensions["context"] = exc.detail
-    return problem_response(exc.status_code, detail, headers=exc.headers, **extensions)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _documented_methods(request)):
+        # The router names only the first route matching the path; the OpenAPI document
+        # knows every method the path has.
+        headers["Allow"] = ", ".join(allowed)
+    return problem_response(exc.status_code, detail, headers=headers or None, **extensions)
+
+
+def _documented_methods(request: Request) -> list[str]:
+    app = request.app
+    if not isinstance(app, FastAPI):
+        return []
+    for template, item in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            return sorted(method.upper() for method in item)
+    return []
 
 
 def _domain_error_handler(
@@ -721,8 +737,17 @@ def _operations_router(
     return router
 
 
-def _document_problems(app: FastAPI) -> None:
-    """Make the OpenAPI schema describe the error bodies the app really sends."""
+def _document_problems(app: FastAPI, settings: Settings) -> None:
+    """Make the OpenAPI schema say what the app really answers.
+
+    Invariant: every status the edge itself can send is documented on the operations that
+    can get it, as `application/problem+json` with the `Problem` schema — 400 (malformed
+    body), 404 (no such resource, on operations with path parameters), 413 and 415 (bodies),
+    422 (invalid input: any operation, since the query string of any request is checked),
+    401/403 (operations needing a token), 503 (audit trail or database unavailable, on every
+    audited operation) — and a route's own error responses are re-declared with that media
+    type. `tests/e2e/test_schemathesis.py` holds the services to it.
+    """
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -740,18 +765,78 @@ def _document_problems(app: FastAPI) -> None:
             ref = {"$ref": "#/components/schemas/Problem"}
             return {"description": description, "content": {PROBLEM_CONTENT_TYPE: {"schema": ref}}}
 
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                responses = operation.get("responses", {})
-                if "422" in responses:
-                    responses["422"] = problem("Invalid request: `errors` lists each field")
-                if operation.get("security"):
-                    responses.setdefault("401", problem("Missing, invalid or expired token"))
-                    responses.setdefault("403", problem("The caller lacks the roles required"))
+        for path, path_item in schema.get("paths", {}).items():
+            for method, operation in path_item.items():
+                responses: dict[str, Any] = operation.setdefault("responses", {})
+                for status, response in list(responses.items()):
+                    if status[:1] in ("4", "5"):
+                        responses[status] = problem(response.get("description", ""))
+                _document_edge_statuses(path, method, operation, responses, problem, settings)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_edge_statuses(
+    path: str,
+    method: str,
+    operation: dict[str, Any],
+    responses: dict[str, Any],
+    problem: Callable[[str], dict[str, Any]],
+    settings: Settings,
+) -> None:
+    operational = _OPERATIONS_TAG in operation.get("tags", [])
+    parameters = operation.get("parameters", [])
+    for parameter in parameters:
+        # A parameter is sent or left out; it is never JSON null, whatever the Python type.
+        param_schema = parameter.get("schema", {})
+        variants = param_schema.get("anyOf")
+        if isinstance(variants, list):
+            kept = [v for v in variants if v.get("type") != "null"]
+            if len(kept) == 1:
+                param_schema.pop("anyOf")
+                param_schema.update(kept[0])
+    responses["422"] = problem(
+        "Invalid request: `errors` names each field (`body.…`, `path.…`, `query.…`, "
+        "`header.…`); control characters are refused in every parameter and body string"
+    )
+    if "requestBody" in operation or any(p.get("in") == "header" for p in parameters):
+        responses.setdefault(
+            "400", problem("Malformed request: the body is not UTF-8 JSON, or nests too deep")
+        )
+    if method.upper() in _BODY_METHODS:
+        body_class = operation.get(BODY_CLASS_KEY, "command")
+        limit = body_limit(settings, body_class)
+        responses.setdefault(
+            "413", problem(f"The body is larger than {limit} bytes (route class `{body_class}`)")
+        )
+        responses.setdefault("415", problem("The body is not `application/json` encoded as UTF-8"))
+        responses.setdefault(
+            "400", problem("Malformed request: the body is not UTF-8 JSON, or nests too deep")
+        )
+    if "{" in path:
+        responses.setdefault("404", problem("No such resource, or not one you may reach"))
+    if method.upper() in _BODY_METHODS and not operational:
+        # Any command can lose a race to a concurrent writer (`ConcurrencyConflict`).
+        responses.setdefault(
+            "409", problem("Refused by a rule, or another change won a race: reload, retry")
+        )
+    if any(p.get("in") == "header" and p.get("name", "").lower() == "if-match" for p in parameters):
+        responses.setdefault(
+            "412", problem("`If-Match` names a version other than the current one: reload")
+        )
+    if operation.get("security"):
+        responses.setdefault("401", problem("Missing, invalid or expired token"))
+        responses.setdefault("403", problem("The caller lacks the roles required"))
+    if not operational:
+        responses.setdefault(
+            "503",
+            problem(
+                "The audit trail or the database is unavailable: nothing was answered; "
+                "retry after `Retry-After` seconds"
+            ),
+        )
 
 
 def create_http_app(
@@ -810,5 +895,5 @@ def create_http_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
 
-    _document_problems(app)
+    _document_problems(app, settings)
     return app

@@ -223,10 +223,38 @@ class ScreeningOut(BaseModel):
 # --- client match ------------------------------------------------------------------------
 
 
+# The cross-field rule, as the schema states it: confirm (a `client_id`, no reason) or
+# override (`new_client: true` and a `reason`), never both, never neither.
+_ONE_DECISION: dict[str, Any] = {
+    "oneOf": [
+        {
+            "title": "Confirm",
+            "required": ["client_id"],
+            "properties": {
+                "client_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                "new_client": {"const": False},
+                "reason": {"type": "null"},
+            },
+        },
+        {
+            "title": "Override",
+            "required": ["new_client", "reason"],
+            "properties": {
+                "client_id": {"type": "null"},
+                "new_client": {"const": True},
+                "reason": {"type": "string", "minLength": 1, "maxLength": 2000},
+            },
+        },
+    ]
+}
+
+
 class ClientMatchIn(BaseModel):
     """Either `client_id` (confirm that candidate) or `new_client: true` with a `reason`."""
 
-    model_config = _STRICT_INPUT
+    model_config = ConfigDict(
+        str_strip_whitespace=True, extra="forbid", json_schema_extra=_ONE_DECISION
+    )
 
     client_id: str | None = Field(
         default=None,
