@@ -15,6 +15,7 @@ from casework.contracts.intake import (
     ClientMatchOverridden,
     ScreeningAnswers,
 )
+from casework.http import text_body
 from casework.requests import Context, IfMatch
 
 from casework_intake.application.handlers import Candidate, Intake
@@ -177,6 +178,7 @@ async def _view(
 
 @router.post(
     "",
+    openapi_extra=text_body(),
     status_code=status.HTTP_201_CREATED,
     summary="Take a referral",
     description=(
