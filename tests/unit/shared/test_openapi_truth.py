@@ -24,7 +24,6 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, A
     keys = tmp_path_factory.mktemp("keys")
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("CASEWORK_")}
 
-
     async def build() -> dict[str, dict[str, Any]]:
         # The apps are built (Kafka clients need a running loop), never started.
         docs = {}
