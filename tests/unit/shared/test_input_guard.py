@@ -82,6 +82,10 @@ def app(tmp_path: Path, calls: Calls) -> FastAPI:
         calls.seen.append((case_id, site))
         return {"case_id": case_id}
 
+    @router.delete("/cases/{case_id}")
+    async def forget(case_id: str) -> dict[str, str]:
+        return {"case_id": case_id}
+
     @router.post("/cases/{case_id}/accept")
     async def accept(case_id: str) -> dict[str, str]:
         calls.seen.append(case_id)
@@ -391,3 +395,13 @@ async def test_a_refused_request_keeps_the_callers_principal_for_the_audit(
 
 def test_check_json_body_accepts_clean_json() -> None:
     assert check_json_body(b'{"a": ["x\\ty", 1, 2.5, true, null, {"b": "c"}]}') == []
+
+
+async def test_a_wrong_method_names_every_documented_method_in_allow(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.put("/cases/c1", json={})
+
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["allow"] == "DELETE, GET"
