@@ -4,7 +4,8 @@ response that breaks its schema, no schema-valid request refused for anything bu
 documented rule, no schema-invalid request accepted.
 
 CI budget by default (a fixed seed, 5 examples per operation, the examples, coverage and
-fuzzing phases: about a minute and a half for the five services on two cores). A bigger run:
+fuzzing phases, two workers: about a minute for the five services on two cores). A bigger
+run:
 `CASEWORK_FUZZ_EXAMPLES=100 CASEWORK_FUZZ_PHASES=examples,coverage,fuzzing,stateful`.
 Settings: `tests/e2e/schemathesis.toml`; tokens are handed out in turn by
 `tests/support/fuzz_hooks.py`.
@@ -34,6 +35,7 @@ SERVICES = ("intake", "cases", "contacts", "supervision", "notifications")
 EXAMPLES = os.environ.get("CASEWORK_FUZZ_EXAMPLES", "5")
 PHASES = os.environ.get("CASEWORK_FUZZ_PHASES", "examples,coverage,fuzzing")
 SEED = os.environ.get("CASEWORK_FUZZ_SEED", "20261201")
+WORKERS = os.environ.get("CASEWORK_FUZZ_WORKERS", "2")
 
 
 def _register_site(stack: Stack) -> str:
@@ -96,7 +98,7 @@ def test_the_openapi_document_tells_the_truth(stack: Stack, tokens: str, service
             "--seed",
             SEED,
             "--workers",
-            "1",
+            WORKERS,
             "--generation-database",
             "none",
             "--request-timeout",
