@@ -66,6 +66,18 @@ ps: ## State of the services and the infrastructure
 	@bash scripts/services.sh status
 	@bash $(INFRA) status
 
+##@ Trying it
+
+comma := ,
+.PHONY: token
+token: ## Print a dev token: make -s token ROLE=intake_worker SITE=north [SUB=ivy] [TEAM=t1] (ROLE, SITE: comma-separated)
+	@if [ -z "$(ROLE)" ]; then echo "usage: make -s token ROLE=<role>[,<role>] [SITE=<site>[,<site>]] [SUB=<user>] [TEAM=<team>]" >&2; exit 2; fi
+	@CASEWORK_ENVIRONMENT="$${CASEWORK_ENVIRONMENT:-development}" uv run --no-sync casework token \
+		--sub "$(or $(SUB),$(firstword $(subst $(comma), ,$(ROLE))))" \
+		$(foreach role,$(subst $(comma), ,$(ROLE)),--role $(role)) \
+		$(foreach site,$(subst $(comma), ,$(SITE)),--site $(site)) \
+		$(if $(TEAM),--team $(TEAM))
+
 ##@ Quality
 
 .PHONY: test lint

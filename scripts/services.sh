@@ -114,7 +114,8 @@ print_urls() {
   Health: /healthz (alive) and /readyz (ok / degraded / down, with each part's state:
   database, broker, relay, every consumer) on every service.
   A token for the Swagger UI's "Authorize" button:
-    uv run casework token --sub ivy --role intake_worker --site north
+    make -s token ROLE=intake_worker SITE=north SUB=ivy
+  (ROLE and SITE take comma-separated lists; TEAM=... for a team; see the README's walk-through)
   Logs: $LOG_DIR   Stop everything: make down
 EOT
 }

@@ -217,9 +217,11 @@ def test_a_stale_if_match_is_refused_with_412_and_nothing_is_stored(
             f"/referrals/{rid}/decline", json={"reason": "x"}, headers={"If-Match": '"0"'}
         )
         assert_problem(stale, 412)
-        assert_problem(
-            intake.post(f"/referrals/{rid}/accept", headers={"If-Match": "yesterday"}), 400
+        # not a version ETag: refused by the documented pattern, naming the header
+        bad_etag = assert_problem(
+            intake.post(f"/referrals/{rid}/accept", headers={"If-Match": "yesterday"}), 422
         )
+        assert [e["field"] for e in bad_etag["errors"]] == ["header.if-match"]
         assert event_count(stack) == before
         current = intake.post(
             f"/referrals/{rid}/screening", json=NO_RISK, headers={"If-Match": '"1"'}
@@ -259,6 +261,11 @@ def test_a_returning_client_is_found_and_must_be_confirmed_or_overridden(
                 "family_name": known["family_name"],
                 "date_of_birth": known["date_of_birth"],
                 "matched_on": ["name_and_birth_date"],
+                "site": site,
+                "masked": False,
+                "initials": None,
+                "birth_year": None,
+                "access": None,
             }
         ]
         assert second["client_match"]["state"] == "undecided"

@@ -132,7 +132,12 @@ def _asyncapi_router(service: str) -> APIRouter:
     async def asyncapi_json() -> dict[str, Any]:
         return asyncapi_document(known)
 
-    @router.get("/asyncapi", summary="The events this service publishes, as a page")
+    @router.get(
+        "/asyncapi",
+        summary="The events this service publishes, as a page",
+        response_class=HTMLResponse,
+        responses={200: {"description": "An HTML page", "content": {"text/html": {}}}},
+    )
     async def asyncapi_page() -> HTMLResponse:
         return HTMLResponse(asyncapi_html(asyncapi_document(known)))
 

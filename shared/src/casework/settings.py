@@ -77,6 +77,9 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
+    # Request body limits by route class (`casework.http.BodyClass`); larger bodies get 413.
+    http_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    http_max_text_body_bytes: int = Field(default=256 * 1024, ge=1024)
 
     jwt_issuer: str = DEV_JWT_ISSUER
     jwt_audience: str = "casework"

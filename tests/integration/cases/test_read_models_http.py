@@ -3,7 +3,7 @@ who gets an answer, who gets 403 or 404, and the shape of the answers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -25,6 +25,7 @@ from casework.service import PLATFORM_ERRORS
 from casework.settings import Settings
 
 from casework_cases.adapters.read_models import ReadModels, build_read_models
+from casework_cases.domain.access import CaseScope
 from casework_cases.entrypoints.queries import router
 from support.envelopes import envelope_of
 
@@ -125,6 +126,15 @@ async def feed(read_models: ReadModels) -> None:
                 await projection.handle(env, event)
 
 
+class StreamScopes:
+    """Stands in for `Cases.current_scopes`: who holds each case as its stream says (here
+    the same as the events fed to the read models; e2e tests try it against a real stream)."""
+
+    async def current_scopes(self, case_ids: Sequence[str]) -> dict[str, CaseScope]:
+        known = {"C1": CaseScope(site="north", caseworker_id="carl", team="t1")}
+        return {case_id: known[case_id] for case_id in case_ids if case_id in known}
+
+
 @pytest.fixture
 async def client(database: AsyncDatabase[Document]) -> AsyncIterator[httpx.AsyncClient]:
     app = create_http_app(
@@ -141,6 +151,7 @@ async def client(database: AsyncDatabase[Document]) -> AsyncIterator[httpx.Async
     )
     read_models = build_read_models(database, FixedClock(NOW))
     app.state.read_models = read_models
+    app.state.cases = StreamScopes()
     await feed(read_models)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://cases") as c:

@@ -36,6 +36,12 @@ SOUTH = CaseScope(site="south", caseworker_id="sam", team="t9")
         (who("caseworker", sub="cara", team="t1"), ASSIGNED, True),
         (who("caseworker", sub="cara", team="t2"), ASSIGNED, False),
         (who("caseworker", sub="cara"), UNASSIGNED, False),
+        # a team code reused at another site grants nothing there (issue 7)
+        (who("supervisor", team="t1", sites=("south",)), ASSIGNED, False),
+        (who("caseworker", sub="cara", team="t1", sites=("south",)), ASSIGNED, False),
+        (who("caseworker", sub="cara", team="t1", sites=()), ASSIGNED, False),
+        # the assigned caseworker reaches their case wherever their token says they work
+        (who("caseworker", sub="carl", sites=("south",)), ASSIGNED, True),
         (who("intake_worker"), ASSIGNED, False),
         (who("ops"), ASSIGNED, False),
         (who("integration"), ASSIGNED, False),

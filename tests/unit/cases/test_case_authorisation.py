@@ -130,8 +130,10 @@ async def test_a_matching_if_match_lets_the_change_through() -> None:
 
 
 async def test_a_transfer_is_requested_by_someone_at_the_cases_current_site() -> None:
+    # Team reach is site and team together: the same team code at another site reaches
+    # nothing, so the case is not even visible.
     team_supervisor_elsewhere = who("supervisor", team="t1", sites=("south",))
-    with pytest.raises(AccessDenied, match="north"):
+    with pytest.raises(NotVisible):
         await app(*IN_ACTIVE).execute(REQUEST_TRANSFER, team_supervisor_elsewhere, CTX)
     case = await app(*IN_ACTIVE).execute(REQUEST_TRANSFER, who("site_manager"), CTX)
     assert case.pending_transfer is not None
@@ -195,3 +197,19 @@ async def test_a_caseload_move_needs_a_role_that_assigns() -> None:
     move = MoveCaseload("carl", "dan", "t1", "leave", "carl")
     with pytest.raises(AccessDenied):
         await app(*IN_ASSESSMENT).move_caseload(move, who("caseworker", sub="carl"), CTX)
+
+
+async def test_an_assigner_assigns_only_at_a_site_they_hold() -> None:
+    assign = commands.AssignCaseworker(
+        case_id=C, caseworker_id="cara", team="t1", reason="cover", assigned_by="u1"
+    )
+    # A supervisor of team t1 at south does not reach north's t1 cases at all.
+    with pytest.raises(NotVisible):
+        await app(*IN_ACTIVE).execute(assign, who("supervisor", team="t1", sites=("south",)), CTX)
+    # A site manager of south cannot assign a north case, even with north's team code.
+    with pytest.raises(NotVisible):
+        await app(*IN_ACTIVE).execute(assign, who("site_manager", sites=("south",)), CTX)
+    case = await app(*IN_ACTIVE).execute(assign, who("site_manager", sites=("north",)), CTX)
+    assert case.caseworker_id == "cara"
+    case = await app(*IN_ACTIVE).execute(assign, who("regional_admin", sites=()), CTX)
+    assert case.caseworker_id == "cara"

@@ -296,9 +296,16 @@ async def test_malformed_json_is_a_body_error(client: httpx.AsyncClient) -> None
         "/cases", content=b'{"client": ', headers={"content-type": "application/json"}
     )
 
-    assert response.status_code == 422
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "json_invalid"
     assert response.json()["errors"] == [
-        {"field": "body", "message": "JSON decode error", "type": "json_invalid"}
+        {
+            "field": "body",
+            "code": "json_invalid",
+            "message": "the body is not valid JSON",
+            "type": "json_invalid",
+        }
     ]
 
 
@@ -315,6 +322,7 @@ async def test_a_domain_error_gets_its_mapped_status_title_and_code(
         "status": 409,
         "detail": "case closed was closed on 2025-03-01",
         "code": "CaseAlreadyClosed",
+        "errors": [],
     }
 
 
@@ -337,6 +345,7 @@ async def test_a_pydantic_error_mapped_to_422_is_reported_field_by_field(
     assert response.json()["errors"] == [
         {
             "field": "title",
+            "code": "string_too_short",
             "message": "String should have at least 1 character",
             "type": "string_too_short",
         }
@@ -370,6 +379,8 @@ async def test_http_exceptions_pass_through_as_problems(client: httpx.AsyncClien
         "title": "Not Found",
         "status": 404,
         "detail": "no case hidden",
+        "code": "NotFound",
+        "errors": [],
     }
 
 

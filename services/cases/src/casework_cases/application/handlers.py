@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -11,7 +13,7 @@ from casework.clock import Clock
 from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
 from casework.service import VersionMismatch
 
-from casework_cases.domain.access import can_reach_case
+from casework_cases.domain.access import CaseScope, can_reach_case
 from casework_cases.domain.case import Case
 from casework_cases.domain.commands import (
     AcceptTransfer,
@@ -77,6 +79,12 @@ class Cases:
         if case is None or not can_reach_case(principal, case.scope):
             raise NotVisible(f"no case {case_id}")
         return case
+
+    async def current_scopes(self, case_ids: Sequence[str]) -> dict[str, CaseScope]:
+        """Who holds each case and where, as its stream says now (not as a read model last
+        heard): reads authorise against it, so a reassignment or transfer counts at once."""
+        found = await asyncio.gather(*(self.cases.find(case_id) for case_id in case_ids))
+        return {case.id: case.scope for case in found if case is not None}
 
     async def open_case(self, cmd: OpenCase, ctx: CommitContext) -> Case:
         """Open the case of an accepted referral (raises `CaseAlreadyOpened` the second time)."""
@@ -158,7 +166,9 @@ def _authorise(cmd: CaseCommand, case: Case, principal: Principal) -> None:
                     f"only staff of the receiving site {pending.to_site} accept or reject "
                     "this transfer"
                 )
-        case RequestTransfer():
+        case RequestTransfer() | AssignCaseworker():
+            # An assigner assigns, and a transfer starts, only at a site the assigner holds:
+            # reaching a case through a team is not enough.
             if not can_reach_case(principal, case.scope):
                 raise NotVisible(f"no case {case.id}")
             require_site(principal, case.site or "")

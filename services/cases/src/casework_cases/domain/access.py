@@ -4,11 +4,16 @@
 |-----------------|---------------------------------------------------------------------------|
 | regional_admin  | always                                                                    |
 | site_manager    | the case is at one of the manager's sites                                 |
-| supervisor      | the case belongs to the team supervised (the token's `team`), or it has   |
-|                 | no team yet (unassigned) and is at one of the supervisor's sites          |
+| supervisor      | the case belongs to the team supervised (the token's `team`) at one of    |
+|                 | the supervisor's sites, or it has no team yet (unassigned) and is at one  |
+|                 | of the supervisor's sites                                                 |
 | caseworker      | the caseworker is assigned to it, or it belongs to the caseworker's team  |
+|                 | at one of the caseworker's sites                                          |
 | crisis_worker   | the case is at one of the crisis worker's sites (on call for the site)    |
 | anyone else     | never                                                                     |
+
+A team is known by its code within a site: team reach is site and team together, so a
+team code reused at another site grants nothing there.
 
 A principal whose role may work with cases but who does not reach this one is told the case
 does not exist (404): its existence is client data too.
@@ -44,13 +49,14 @@ def can_reach_case(principal: Principal, case: CaseScope) -> bool:
         return True
     if "crisis_worker" in roles and at_site:
         return True
-    if "supervisor" in roles and principal.team is not None and case.team == principal.team:
+    in_team = principal.team is not None and case.team == principal.team and at_site
+    if "supervisor" in roles and in_team:
         return True
     if "supervisor" in roles and case.team is None and at_site:
         return True
     if "caseworker" in roles:
         if case.caseworker_id is not None and case.caseworker_id == principal.sub:
             return True
-        if principal.team is not None and case.team == principal.team:
+        if in_team:
             return True
     return False

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Response
 
 from casework.auth import Principal
+from casework.http import text_body
 from casework.requests import Context, IfMatch
 
 from casework_cases.domain.commands import (
@@ -115,6 +116,7 @@ async def resolve_crisis(
 
 @notes.post(
     "/notes",
+    openapi_extra=text_body(),
     summary="Record a case note",
     description=(
         "Notes are append-only: a correction is a new note naming the note it corrects in "
@@ -144,6 +146,7 @@ async def record_case_note(
 
 @closure.post(
     "/closure",
+    openapi_extra=text_body(),
     summary="Request closure, with the outcome evaluation",
     description=(
         "Moves an active case into review until a supervisor decides. Refused while a crisis "

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
+from casework import audit
 from casework.auth import Principal, require_roles
 from casework.http import Problem
 
@@ -75,6 +76,8 @@ def answer(case: Case, response: Response) -> CaseOut:
     responses=READ_RESPONSES,
 )
 async def get_case(
-    case_id: CaseId, principal: ReadsCases, cases: CasesApp, response: Response
+    case_id: CaseId, principal: ReadsCases, cases: CasesApp, response: Response, request: Request
 ) -> CaseOut:
-    return answer(await cases.case(case_id, principal), response)
+    case = await cases.case(case_id, principal)
+    audit.note(request, client_id=case.client_id, referral_id=case.referral_id)
+    return answer(case, response)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Response
 
 from casework.auth import Principal
 from casework.contracts.cases import Goal, Intervention
+from casework.http import text_body
 from casework.requests import Context, IfMatch
 
 from casework_cases.domain.commands import (
@@ -39,6 +40,7 @@ def _new_id() -> str:
 
 @router.post(
     "/assessment",
+    openapi_extra=text_body(),
     summary="Record the assessment",
     description=(
         "A structured assessment — needs by domain, risk and protective factors, narrative — "
@@ -70,6 +72,7 @@ async def record_assessment(
 
 @router.post(
     "/plan",
+    openapi_extra=text_body(),
     summary="Propose the plan, or a revision of it",
     description=(
         "Goals with target dates, and interventions saying who does what and which goals "

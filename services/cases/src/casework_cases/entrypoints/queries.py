@@ -11,12 +11,14 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from casework import audit
 from casework.auth import Principal, require_roles
 from casework.http import PROBLEM_CONTENT_TYPE
 
 from casework_cases.adapters.read_models import Caseload, ReadModels
 from casework_cases.adapters.read_models.register import SiteRegister
 from casework_cases.adapters.read_models.timeline import CaseTimeline
+from casework_cases.entrypoints.http import CasesApp
 
 router = APIRouter()
 
@@ -183,13 +185,24 @@ async def get_caseload(
     worker_id: WorkerId,
     principal: ReadsCaseloads,
     read_models: ReadModelsDep,
+    cases: CasesApp,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=500, description="At most this many cases")] = 100,
     after: Annotated[
         str | None,
         Query(min_length=1, max_length=128, description="The previous page's `next_after`"),
     ] = None,
 ) -> Caseload:
-    return await read_models.caseload(worker_id, principal, limit=limit, after=after)
+    # Reach is decided on who holds each case now (its stream), not on the read model.
+    caseload = await read_models.caseload(
+        worker_id, principal, cases.current_scopes, limit=limit, after=after
+    )
+    audit.note(
+        request,
+        case_ids=[c.case_id for c in caseload.cases],
+        client_ids=[c.client_id for c in caseload.cases if c.client_id],
+    )
+    return caseload
 
 
 @router.get(
@@ -207,9 +220,16 @@ async def get_caseload(
     },
 )
 async def get_case_timeline(
-    case_id: CaseId, principal: ReadsTimelines, read_models: ReadModelsDep
+    case_id: CaseId,
+    principal: ReadsTimelines,
+    read_models: ReadModelsDep,
+    cases: CasesApp,
+    request: Request,
 ) -> CaseTimeline:
-    return await read_models.case_timeline(case_id, principal)
+    timeline = await read_models.case_timeline(case_id, principal, cases.current_scopes)
+    if timeline.referral_id:
+        audit.note(request, referral_ids=[timeline.referral_id])
+    return timeline
 
 
 @router.get(

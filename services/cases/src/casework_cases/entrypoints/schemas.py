@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from casework.contracts.cases import CaseOutcome, GoalProgress
 from casework.contracts.common import RiskLevel
+from casework.requests import IsoDate
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 
@@ -109,7 +109,7 @@ class GoalIn(BaseModel):
         "over into a revision; interventions name goals by id",
     )
     description: Annotated[str, Field(min_length=1, max_length=1_000)]
-    target_date: date
+    target_date: IsoDate
 
 
 class InterventionIn(BaseModel):

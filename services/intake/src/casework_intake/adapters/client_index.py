@@ -40,6 +40,7 @@ from casework.eventstore import Document
 from casework.projections import APPLIED, Projection
 from casework.runtime import events_topic
 
+from casework_intake.application.ports import RegisteredClient
 from casework_intake.domain.client import match_key, normalise_phone
 
 MAX_SLOTS = 10_000
@@ -143,11 +144,19 @@ class ClientIndex(Projection):
 
     async def details(self, client_ids: Sequence[str]) -> dict[str, ClientDetails]:
         """What the index holds about these clients, by id (unknown ids are left out)."""
-        known: dict[str, ClientDetails] = {}
+        return {
+            client_id: known.details
+            for client_id, known in (await self.registered(client_ids)).items()
+        }
+
+    async def registered(self, client_ids: Sequence[str]) -> dict[str, RegisteredClient]:
+        """Their details and the site each is registered at (unknown ids are left out)."""
+        known: dict[str, RegisteredClient] = {}
         for client_id in client_ids:
             doc = await self.read_model.get(f"client:{client_id}")
             if doc is not None:
-                known[client_id] = ClientDetails.model_validate(
+                details = ClientDetails.model_validate(
                     {k: doc.get(k) for k in ClientDetails.model_fields if k in doc}
                 )
+                known[client_id] = RegisteredClient(details=details, site=doc.get("site"))
         return known

@@ -32,12 +32,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Candidate:
-    """A registered client who may be the person referred, and why."""
+    """A registered client who may be the person referred, and why.
+
+    `visible` is False for a client registered at a site the reader does not work at: the
+    reader is shown only initials and birth year, and asks that site for access.
+    """
 
     client_id: str
     details: ClientDetails | None
     """None when the registry no longer knows the client (a read model being rebuilt)."""
     matched_on: list[MatchedOn] = field(default_factory=list)
+    site: str | None = None
+    visible: bool = True
 
 
 @dataclass(frozen=True)
@@ -66,21 +72,31 @@ class Intake:
             raise NotVisible(f"no referral {referral_id}")
         return referral
 
-    async def duplicate_candidates(self, referral: Referral) -> list[Candidate]:
-        """The registered clients the referral may be about, as the registry knows them now."""
+    async def duplicate_candidates(
+        self, referral: Referral, principal: Principal
+    ) -> list[Candidate]:
+        """The registered clients the referral may be about, as the registry knows them now;
+        those at sites the principal does not work at are marked not `visible`."""
         if not referral.candidates or referral.received is None:
             return []
-        known = await self.registry.details(referral.candidates)
-        return [
-            Candidate(
-                client_id=client_id,
-                details=known.get(client_id),
-                matched_on=matched_on(referral.received.client, known[client_id])
-                if client_id in known
-                else [],
+        known = await self.registry.registered(referral.candidates)
+        candidates = []
+        for client_id in referral.candidates:
+            registered = known.get(client_id)
+            if registered is None:
+                candidates.append(Candidate(client_id=client_id, details=None))
+                continue
+            candidates.append(
+                Candidate(
+                    client_id=client_id,
+                    details=registered.details,
+                    matched_on=matched_on(referral.received.client, registered.details),
+                    site=registered.site,
+                    visible=registered.site is not None
+                    and can_reach_site(principal, registered.site),
+                )
             )
-            for client_id in referral.candidates
-        ]
+        return candidates
 
     async def intake_queue(
         self, site: str, principal: Principal, limit: int = 500, after: str | None = None
@@ -100,9 +116,11 @@ class Intake:
     async def receive_referral(
         self, cmd: ReceiveReferral, principal: Principal, ctx: CommitContext
     ) -> Referral:
+        # The caller's site first: nothing about the site or its clients is said to a caller
+        # who does not work there.
+        require_site(principal, cmd.site)
         if not await self.sites.exists(cmd.site):
             raise UnknownSite(cmd.site)
-        require_site(principal, cmd.site)
         candidates = await self.registry.candidates(cmd.client)
         referral = self.referrals.new(cmd.referral_id)
         referral.receive(cmd, self.clock.now(), candidates)

@@ -22,6 +22,16 @@ class ClientLookup(Protocol):
         """What the registry holds about these clients (the ones it knows)."""
         ...
 
+    async def registered(self, client_ids: Sequence[str]) -> dict[str, RegisteredClient]:
+        """What the registry holds about these clients, with the site each is registered at."""
+        ...
+
+
+@dataclass(frozen=True)
+class RegisteredClient:
+    details: ClientDetails
+    site: str | None
+
 
 @dataclass(frozen=True)
 class WaitingReferral:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+
+from casework import audit
 
 from casework_intake.entrypoints.dependencies import IntakeApp, IntakeStaff, problems
 from casework_intake.entrypoints.schemas import QueueEntryOut
@@ -32,6 +34,7 @@ async def intake_queue(
     ],
     principal: IntakeStaff,
     intake: IntakeApp,
+    request: Request,
     limit: Annotated[
         int, Query(ge=1, le=1000, description="At most this many referrals, from the front")
     ] = 500,
@@ -44,6 +47,8 @@ async def intake_queue(
         ),
     ] = None,
 ) -> list[QueueEntryOut]:
+    waiting = await intake.intake_queue(site, principal, limit, after)
+    audit.note(request, referral_ids=[q.referral.referral_id for q in waiting])
     return [
         QueueEntryOut(
             referral_id=q.referral.referral_id,
@@ -56,5 +61,5 @@ async def intake_queue(
             waiting_seconds=q.waiting_seconds,
             client_match=q.referral.client_match,
         )
-        for q in await intake.intake_queue(site, principal, limit, after)
+        for q in waiting
     ]

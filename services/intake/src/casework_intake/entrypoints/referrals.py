@@ -5,14 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 
+from casework import audit
+from casework.auth import Principal
 from casework.contracts.intake import (
     ClientDetails,
     ClientMatchConfirmed,
     ClientMatchOverridden,
     ScreeningAnswers,
 )
+from casework.http import text_body
 from casework.requests import Context, IfMatch
 
 from casework_intake.application.handlers import Candidate, Intake
@@ -62,12 +65,28 @@ def _etag(response: Response, referral: Referral) -> None:
 
 def _candidate(candidate: Candidate) -> CandidateOut:
     details = candidate.details
+    if details is not None and not candidate.visible:
+        # Another site's client: enough to recognise, not enough to identify.
+        return CandidateOut(
+            client_id=candidate.client_id,
+            given_name=None,
+            family_name=None,
+            date_of_birth=None,
+            matched_on=candidate.matched_on,
+            site=candidate.site,
+            masked=True,
+            initials=f"{details.given_name[:1]}.{details.family_name[:1]}.".upper(),
+            birth_year=details.date_of_birth.year,
+            access=f"Registered at site {candidate.site}, where you do not work: ask a site "
+            "manager there for access before confirming this match.",
+        )
     return CandidateOut(
         client_id=candidate.client_id,
         given_name=details.given_name if details else None,
         family_name=details.family_name if details else None,
         date_of_birth=details.date_of_birth if details else None,
         matched_on=candidate.matched_on,
+        site=candidate.site,
     )
 
 
@@ -112,9 +131,19 @@ def _decision(referral: Referral) -> DecisionOut | None:
     return None
 
 
-async def _view(referral: Referral, intake: Intake) -> ReferralOut:
+async def _view(
+    referral: Referral, intake: Intake, principal: Principal, request: Request
+) -> ReferralOut:
     received, screening = referral.received, referral.screening
-    candidates = await intake.duplicate_candidates(referral)
+    candidates = await intake.duplicate_candidates(referral, principal)
+    # The audit record names the referral, its client, and every candidate it showed.
+    client_id = referral.accepted.client_id if referral.accepted else referral.matched_client_id
+    audit.note(
+        request,
+        referral_id=referral.id,
+        client_id=client_id,
+        client_ids=[c.client_id for c in candidates],
+    )
     return ReferralOut(
         referral_id=referral.id,
         status=referral.status.value,
@@ -149,6 +178,7 @@ async def _view(referral: Referral, intake: Intake) -> ReferralOut:
 
 @router.post(
     "",
+    openapi_extra=text_body(),
     status_code=status.HTTP_201_CREATED,
     summary="Take a referral",
     description=(
@@ -170,6 +200,7 @@ async def receive_referral(
     intake: IntakeApp,
     ctx: Context,
     response: Response,
+    request: Request,
 ) -> ReferralOut:
     cmd = ReceiveReferral(
         referral_id=str(uuid.uuid4()),
@@ -185,7 +216,7 @@ async def receive_referral(
     referral = await intake.receive_referral(cmd, principal, ctx)
     response.headers["Location"] = f"/referrals/{referral.id}"
     _etag(response, referral)
-    return await _view(referral, intake)
+    return await _view(referral, intake, principal, request)
 
 
 @router.get(
@@ -199,11 +230,15 @@ async def receive_referral(
     responses=problems(r404=NOT_FOUND),
 )
 async def get_referral(
-    referral_id: ReferralId, principal: IntakeStaff, intake: IntakeApp, response: Response
+    referral_id: ReferralId,
+    principal: IntakeStaff,
+    intake: IntakeApp,
+    response: Response,
+    request: Request,
 ) -> ReferralOut:
     referral = await intake.referral(referral_id, principal)
     _etag(response, referral)
-    return await _view(referral, intake)
+    return await _view(referral, intake, principal, request)
 
 
 @router.post(
@@ -285,6 +320,7 @@ async def decide_client_match(
     ctx: Context,
     if_match: IfMatch,
     response: Response,
+    request: Request,
 ) -> ReferralOut:
     if body.client_id is not None:
         referral = await intake.confirm_client_match(
@@ -309,7 +345,7 @@ async def decide_client_match(
             ctx,
         )
     _etag(response, referral)
-    return await _view(referral, intake)
+    return await _view(referral, intake, principal, request)
 
 
 @router.post(
@@ -338,6 +374,7 @@ async def accept_referral(
     ctx: Context,
     if_match: IfMatch,
     response: Response,
+    request: Request,
 ) -> Accepted:
     cmd = AcceptReferral(
         referral_id=referral_id,
@@ -351,6 +388,7 @@ async def accept_referral(
     accepted = referral.accepted
     assert accepted is not None  # just accepted
     assert accepted.risk_level is not None  # acceptance needs a screen
+    audit.note(request, client_id=accepted.client_id, case_id=accepted.case_id)
     return Accepted(
         referral_id=referral.id,
         case_id=accepted.case_id,
@@ -382,6 +420,7 @@ async def decline_referral(
     ctx: Context,
     if_match: IfMatch,
     response: Response,
+    request: Request,
 ) -> ReferralOut:
     cmd = DeclineReferral(
         referral_id=referral_id,
@@ -392,4 +431,4 @@ async def decline_referral(
     )
     referral = await intake.decline_referral(cmd, principal, ctx)
     _etag(response, referral)
-    return await _view(referral, intake)
+    return await _view(referral, intake, principal, request)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from casework.contracts.common import ReferralSource, RiskLevel, Urgency
 from casework.contracts.intake import Frequency
+from casework.requests import IsoDate, StrictBool
 
 from casework_intake.domain.client import MatchedOn
 from casework_intake.domain.referral import ClientMatch
@@ -26,7 +27,7 @@ class ClientIn(BaseModel):
 
     given_name: str = Field(min_length=1, max_length=100, examples=["Alex"])
     family_name: str = Field(min_length=1, max_length=100, examples=["Morgan"])
-    date_of_birth: date = Field(examples=["1990-04-12"])
+    date_of_birth: IsoDate = Field(examples=["1990-04-12"])
     phone: str | None = Field(
         default=None, pattern=r"^\+?[0-9][0-9 ()-]{5,19}$", examples=["+44 7700 900123"]
     )
@@ -63,7 +64,7 @@ class ReferralIn(BaseModel):
     urgency: Urgency = Field(
         description="How fast a response is needed: `routine`, `soon`, `urgent`, `emergency`"
     )
-    consent_to_share: bool = Field(
+    consent_to_share: StrictBool = Field(
         default=False, description="Whether the person consented to information being shared"
     )
 
@@ -131,21 +132,21 @@ class ScreeningIn(BaseModel):
 
     model_config = _STRICT_INPUT
 
-    wish_to_be_dead: bool = Field(
+    wish_to_be_dead: StrictBool = Field(
         description="In the past month, has the person wished they were dead, or wished they "
         "could go to sleep and not wake up?"
     )
-    suicidal_thoughts: bool = Field(
+    suicidal_thoughts: StrictBool = Field(
         description="In the past month, has the person had thoughts of killing themselves?"
     )
-    thoughts_with_method: bool = Field(
+    thoughts_with_method: StrictBool = Field(
         default=False, description="Have they thought about how they might do it (a method)?"
     )
-    suicidal_intent: bool = Field(
+    suicidal_intent: StrictBool = Field(
         default=False,
         description="Have they had these thoughts with some intention of acting on them?",
     )
-    intent_with_plan: bool = Field(
+    intent_with_plan: StrictBool = Field(
         default=False,
         description="Have they worked out, or started to work out, the details of how to do "
         "it, and do they intend to carry the plan out?",
@@ -155,23 +156,23 @@ class ScreeningIn(BaseModel):
         description="The most recent time they did anything, started to, or prepared to, to "
         "end their life: `now`, `past_week`, `past_month`, or `never` (not in the past month)",
     )
-    harm_to_others: bool = Field(
+    harm_to_others: StrictBool = Field(
         default=False, description="Have they had thoughts of harming someone else?"
     )
-    harm_to_others_intent: bool = Field(
+    harm_to_others_intent: StrictBool = Field(
         default=False, description="Do they intend to act on thoughts of harming someone else?"
     )
-    children_at_home_at_risk: bool = Field(
+    children_at_home_at_risk: StrictBool = Field(
         default=False, description="Is a child in the household at risk of harm?"
     )
-    vulnerable_adult_at_risk: bool = Field(
+    vulnerable_adult_at_risk: StrictBool = Field(
         default=False, description="Is a vulnerable adult in the household at risk of harm?"
     )
-    substance_use: bool = Field(
+    substance_use: StrictBool = Field(
         default=False,
         description="Do they use alcohol or drugs in a way that worries them or others?",
     )
-    substance_use_severe: bool = Field(
+    substance_use_severe: StrictBool = Field(
         default=False,
         description="Is that use severe: dependence, heavy daily use, or a risk of overdose?",
     )
@@ -222,10 +223,38 @@ class ScreeningOut(BaseModel):
 # --- client match ------------------------------------------------------------------------
 
 
+# The cross-field rule, as the schema states it: confirm (a `client_id`, no reason) or
+# override (`new_client: true` and a `reason`), never both, never neither.
+_ONE_DECISION: dict[str, Any] = {
+    "oneOf": [
+        {
+            "title": "Confirm",
+            "required": ["client_id"],
+            "properties": {
+                "client_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                "new_client": {"const": False},
+                "reason": {"type": "null"},
+            },
+        },
+        {
+            "title": "Override",
+            "required": ["new_client", "reason"],
+            "properties": {
+                "client_id": {"type": "null"},
+                "new_client": {"const": True},
+                "reason": {"type": "string", "minLength": 1, "maxLength": 2000},
+            },
+        },
+    ]
+}
+
+
 class ClientMatchIn(BaseModel):
     """Either `client_id` (confirm that candidate) or `new_client: true` with a `reason`."""
 
-    model_config = _STRICT_INPUT
+    model_config = ConfigDict(
+        str_strip_whitespace=True, extra="forbid", json_schema_extra=_ONE_DECISION
+    )
 
     client_id: str | None = Field(
         default=None,
@@ -233,7 +262,7 @@ class ClientMatchIn(BaseModel):
         max_length=64,
         description="The duplicate candidate the referral is about (confirms the match)",
     )
-    new_client: bool = Field(
+    new_client: StrictBool = Field(
         default=False,
         validate_default=True,
         description="`true`: the referral is about a new person, whatever the candidates "
@@ -346,7 +375,10 @@ class ClientOut(BaseModel):
 
 
 class CandidateOut(BaseModel):
-    """A registered client who may be the person referred."""
+    """A registered client who may be the person referred.
+
+    A client registered at a site the reader does not work at is `masked`: only initials and
+    birth year are shown, and `access` says whom to ask."""
 
     client_id: str
     given_name: str | None
@@ -354,6 +386,13 @@ class CandidateOut(BaseModel):
     date_of_birth: date | None
     matched_on: list[MatchedOn] = Field(
         description="Why: the same normalised name and birth date, the same phone number, or both"
+    )
+    site: str | None = Field(default=None, description="Where the client is registered")
+    masked: bool = Field(default=False, description="Registered at a site you do not work at")
+    initials: str | None = Field(default=None, description="Initials, when masked (`A.M.`)")
+    birth_year: int | None = Field(default=None, description="Birth year, when masked")
+    access: str | None = Field(
+        default=None, description="When masked: why, and how to request access"
     )
 
 

@@ -16,6 +16,7 @@ projections and the queries, and applies the case access rule to every answer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
@@ -74,6 +75,10 @@ class Caseload(BaseModel):
     )
 
 
+CurrentScopes = Callable[[Sequence[str]], Awaitable[Mapping[str, CaseScope]]]
+"""Who holds each case and where, as the cases' streams say now (`Cases.current_scopes`)."""
+
+
 def _scope(case: Document) -> CaseScope:
     return CaseScope(
         site=case.get("site"), caseworker_id=case.get("caseworker_id"), team=case.get("team")
@@ -95,24 +100,39 @@ class ReadModels:
         return [self.case_summaries, self.referral_summaries, self.timeline]
 
     async def caseload(
-        self, worker_id: str, principal: Principal, *, limit: int = 100, after: str | None = None
+        self,
+        worker_id: str,
+        principal: Principal,
+        current: CurrentScopes | None = None,
+        *,
+        limit: int = 100,
+        after: str | None = None,
     ) -> Caseload:
         """The worker's open cases the principal may reach, `limit` at a time after the case
         `after` (a page's `next_after`).
 
         A caseworker reads only their own caseload; supervisors, site managers and regional
         admins read anyone's, seeing the cases the access rule lets them reach (a supervisor:
-        their team's). The worker's open cases are read by equality on one indexed field
-        (as many as a person carries, ~25) and put in order here: the order changes with
-        every crisis and risk change, so it is not stored.
+        their team's). With `current`, each case is checked against who holds it now: a case
+        reassigned or transferred a moment ago, which the summaries still list, is left out.
+        The worker's open cases are read by equality on one indexed field (as many as a person
+        carries, ~25) and put in order here: the order changes with every crisis and risk
+        change, so it is not stored.
         """
         own = principal.has_role("caseworker") and principal.sub == worker_id
         if not own and not principal.has_role(*_READ_ANY_CASELOAD):
             raise AccessDenied("a caseworker can read only their own caseload")
+        listed = await self.case_summaries.open_cases_of(worker_id)
+        scopes = {c["_id"]: _scope(c) for c in listed}
+        if current is not None:
+            now = await current(list(scopes))
+            scopes = {case_id: now[case_id] for case_id in scopes if case_id in now}
         cases = [
             c
-            for c in await self.case_summaries.open_cases_of(worker_id)
-            if can_reach_case(principal, _scope(c))
+            for c in listed
+            if (scope := scopes.get(c["_id"])) is not None
+            and scope.caseworker_id == worker_id
+            and can_reach_case(principal, scope)
         ]
         # Case events may not carry the client's name; the referral does.
         unnamed = [
@@ -135,11 +155,19 @@ class ReadModels:
             next_after=page[-1]["_id"] if more and page else None,
         )
 
-    async def case_timeline(self, case_id: str, principal: Principal) -> CaseTimeline:
+    async def case_timeline(
+        self, case_id: str, principal: Principal, current: CurrentScopes | None = None
+    ) -> CaseTimeline:
         """Every event of the case, its referral's included, oldest first; a case the
-        principal does not reach is not found."""
+        principal does not reach is not found. With `current`, reach is decided on who holds
+        the case now, not on what the summary last heard."""
         case = await self.case_summaries.get(case_id)
-        if case is None or not can_reach_case(principal, _scope(case)):
+        if current is not None:
+            scope = (await current([case_id])).get(case_id)
+            case = case if case is not None else {"_id": case_id} if scope else None
+        else:
+            scope = _scope(case) if case is not None else None
+        if case is None or scope is None or not can_reach_case(principal, scope):
             raise NotVisible(f"no case {case_id}")
         referral_id = case.get("referral_id")
         # The streams of the case and of its referral, named by the platform's convention
