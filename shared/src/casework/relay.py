@@ -10,7 +10,9 @@ One round:
 2. Per stream, walk the intents of the current scan in version order, and stop at the first
    that is unripe or must wait (below): nothing of a stream goes past a commit that may still
    come.
-3. **Read the commits** of the ripe intents with one `_id: {$in: …}` query. For each intent:
+3. **Read the commits** of the ripe intents, each by exact `_id`, many at once (on FerretDB
+   an `_id: {$in: …}` query is not pushed down to SQL and would decode every stored
+   commit). For each intent:
    - its slot holds a commit: publish *that stored commit's* events, with their stored ids;
    - its slot holds a void: publish nothing;
    - its slot is empty: wait while the relay has seen the intent for less than `grace`;
@@ -19,7 +21,8 @@ One round:
      the stalled writer can never store its commit (its insert meets the void).
 4. **Produce** the whole batch with the idempotent producer (acks=all, key = stream id),
    every send in flight at once, then await every acknowledgement.
-5. Only then **delete** the batch's intents (`_id: {$in: …}`). A newer intent with the same
+5. Only then **delete** the batch's intents (`_id: {$in: …}`: a scan, but of the intents
+   only, which are as many as the backlog). A newer intent with the same
    `_id` (a writer that loaded a stale version) guards a slot that is taken for ever, so
    deleting it loses nothing: that writer's commit insert fails.
 
@@ -188,6 +191,7 @@ class OutboxRelay:
         batch_size: int = 1000,
         poll_interval: float = 1.0,
         grace: timedelta = timedelta(seconds=10),
+        read_concurrency: int = 32,
     ) -> None:
         self._store = store
         self._producer = producer
@@ -198,6 +202,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._grace = grace
+        self._read_concurrency = read_concurrency
         self._first_seen: dict[tuple[str, str | None], datetime] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -274,10 +279,7 @@ class OutboxRelay:
         ready = self._ready_in_order(intents, unripe)
         if not ready:
             return 0
-        stored = {
-            c["_id"]: c
-            async for c in self._store.commits.find({"_id": {"$in": [i.id for i in ready]}})
-        }
+        stored = await self._read_commits([i.id for i in ready])
         now = self._clock.now()
         batch: list[Document] = []
         settled: list[str] = []
@@ -332,6 +334,19 @@ class OutboxRelay:
                     break
                 ready.append(intent)
         return ready
+
+    async def _read_commits(self, ids: list[str]) -> dict[str, Document]:
+        """The stored commits in these slots, each by exact `_id` (pushed down to SQL on
+        FerretDB, where `_id: {$in: …}` is not: it decodes the whole commits collection in
+        Go, so its cost would grow with the event store), many reads in flight at once."""
+        limit = asyncio.Semaphore(self._read_concurrency)
+
+        async def read(cid: str) -> Document | None:
+            async with limit:
+                return await self._store.commits.find_one({"_id": cid})
+
+        found = await asyncio.gather(*(read(cid) for cid in ids))
+        return {c["_id"]: c for c in found if c is not None}
 
     async def _fence(self, intent: _Intent) -> Document:
         """Make the slot void, or return the commit that landed in it first."""
