@@ -264,6 +264,8 @@ async def test_randomized_faults_never_lose_invent_or_reorder(
         totals["published"] += verdict.published_records
         totals["crashes"] += sum(1 for t in plan.trace if t[2] == "crash")
         totals["stalls"] += sum(1 for t in plan.trace if t[2] == "stall")
+        if (run - seed + 1) % 250 == 0:
+            print(f"fault runs: {run - seed + 1} of {runs} done: {totals}", flush=True)
     print(f"fault runs: seeds {seed}..{seed + runs - 1}: {totals}")
     # the runs did exercise the store: commits stored and faults injected
     assert totals["stored"] > runs
