@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=5000, help="commits in the burst stages")
     parser.add_argument("--streams", type=int, default=500, help="aggregates they spread over")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent appenders")
-    parser.add_argument("--batch", type=int, default=1000, help="relay batch size")
+    parser.add_argument("--batch", type=int, default=5000, help="relay batch size")
     parser.add_argument("--loads", type=int, default=200, help="stream loads measured")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--rate", type=int, default=100, help="offered commits/s, end to end")

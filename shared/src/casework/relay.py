@@ -11,8 +11,8 @@ One round:
    that is unripe or must wait (below): nothing of a stream goes past a commit that may still
    come.
 3. **Read the commits** of the ripe intents, each by exact `_id`, many at once (on FerretDB
-   an `_id: {$in: …}` query is not pushed down to SQL and would decode every stored
-   commit). For each intent:
+   an `_id: {$in: …}` query is not pushed down to SQL and decodes every stored commit; only
+   when the batch is a large share of the store is one scan of it cheaper). For each intent:
    - its slot holds a commit: publish *that stored commit's* events, with their stored ids;
    - its slot holds a void: publish nothing;
    - its slot is empty: wait while the relay has seen the intent for less than `grace`;
@@ -188,7 +188,7 @@ class OutboxRelay:
         lease: RelayLease | None = None,
         metrics: Metrics | None = None,
         clock: Clock | None = None,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         poll_interval: float = 1.0,
         grace: timedelta = timedelta(seconds=10),
         read_concurrency: int = 32,
@@ -336,9 +336,22 @@ class OutboxRelay:
         return ready
 
     async def _read_commits(self, ids: list[str]) -> dict[str, Document]:
-        """The stored commits in these slots, each by exact `_id` (pushed down to SQL on
-        FerretDB, where `_id: {$in: …}` is not: it decodes the whole commits collection in
-        Go, so its cost would grow with the event store), many reads in flight at once."""
+        """The stored commits in these slots.
+
+        Each by exact `_id`, many reads in flight at once: pushed down to SQL on FerretDB,
+        where `_id: {$in: …}` is not (it decodes the whole commits collection in Go, so its
+        cost grows with the event store). Only when the batch is a large share of all stored
+        commits (a backlog after an outage, on a young store) is the one `$in` query the
+        cheaper read: then the store is scanned once."""
+        if len(ids) >= 64:
+            stored = await self._store.commits.estimated_document_count()
+            if len(ids) * 4 >= stored:
+                # FerretDB tests `$in` against every document in Go, one list scan each; a
+                # plain scan filtered here by a set costs what reading the store costs
+                wanted = set(ids)
+                return {
+                    c["_id"]: c async for c in self._store.commits.find({}) if c["_id"] in wanted
+                }
         limit = asyncio.Semaphore(self._read_concurrency)
 
         async def read(cid: str) -> Document | None:
