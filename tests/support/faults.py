@@ -91,6 +91,7 @@ class Plan:
 
     async def point(self, actor: str, point: str) -> None:
         self._reached[(actor, point)].set()
+        self.changed.set()  # progress: the driver looks again at who is held
         action = self.scripted.pop((actor, point), None)
         if action is None and self.enabled and self.rng is not None:
             roll = self.rng.random()
@@ -110,6 +111,7 @@ class Plan:
         self.stalls.append(stall)
         self.changed.set()
         await stall.released.wait()
+        self.changed.set()
 
 
 class _FaultyCursor:
@@ -269,15 +271,17 @@ async def check_invariant(
 async def settle(
     tasks: list[asyncio.Task[Any]], plan: Plan, rng: random.Random, on_release: Callable[[], None]
 ) -> None:
-    """Drive the actors until all are done: whenever every live actor is held, or at random
-    when a new stall appears, release one held actor (calling `on_release` first: the test
-    moves the relays' clocks there). No sleeps: progress comes from the actors' own I/O."""
+    """Drive the actors until all are done: whenever there are as many held stalls as live
+    actors (all may be waiting on one), or at random when an actor passes a fault point,
+    release one held stall (calling `on_release` first: the test moves the relays' clocks
+    there). Every fault point passed wakes the driver, so a state where every actor waits on
+    a stall is always seen. No sleeps: progress comes from the actors' own I/O."""
     while True:
         live = [t for t in tasks if not t.done()]
         if not live:
             return
         held = [s for s in plan.stalls if not s.released.is_set()]
-        if held and (len(held) >= len(live) or rng.random() < 0.3):
+        if held and (len(held) >= len(live) or rng.random() < 0.1):
             on_release()
             rng.choice(held).release()
         plan.changed.clear()
