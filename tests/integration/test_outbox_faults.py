@@ -203,9 +203,15 @@ async def test_a_loser_never_deletes_the_winners_intent(
 # crashes and stalls at every step, writers' clocks off by up to ±30 s.
 
 
-async def one_run(database: AsyncDatabase[Document], seed: int) -> tuple[Verdict, Plan]:
+def plan_for(seed: int) -> tuple[Plan, random.Random]:
     rng = random.Random(seed)
     plan = Plan(rng=rng, crash=rng.choice([0.02, 0.05, 0.1]), stall=rng.choice([0.03, 0.08]))
+    return plan, rng
+
+
+async def one_run(
+    database: AsyncDatabase[Document], seed: int, plan: Plan, rng: random.Random
+) -> Verdict:
     rig = Rig(database, plan)
     streams = [f"ledger-{seed}-{uuid.uuid4().hex[:8]}" for _ in range(rng.randint(1, 3))]
 
@@ -243,7 +249,7 @@ async def one_run(database: AsyncDatabase[Document], seed: int) -> tuple[Verdict
     await settle(tasks, plan, rng, time_passes)
     await asyncio.gather(*tasks)  # an unexpected exception fails the run
     await rig.drain()
-    return await rig.verdict(streams), plan
+    return await rig.verdict(streams)
 
 
 RUNS = int(os.environ.get("CASEWORK_FAULT_RUNS", "40"))
@@ -258,7 +264,12 @@ async def test_randomized_faults_never_lose_invent_or_reorder(
     await EventStore(database, source="/casework/test").ensure_indexes()
     totals = {"stored": 0, "published": 0, "crashes": 0, "stalls": 0}
     for run in range(seed, seed + runs):
-        verdict, plan = await one_run(database, run)
+        plan, rng = plan_for(run)
+        try:
+            verdict = await asyncio.wait_for(one_run(database, run, plan, rng), 60)
+        except TimeoutError:
+            held = [(st.actor, st.point) for st in plan.stalls if not st.released.is_set()]
+            pytest.fail(f"seed {run} did not finish in 60 s; held: {held}; faults: {plan.trace}")
         assert verdict.holds, f"seed {run}: {verdict}; faults: {plan.trace}"
         totals["stored"] += verdict.stored_commits
         totals["published"] += verdict.published_records
