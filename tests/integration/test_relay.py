@@ -291,3 +291,24 @@ async def test_stream_order_holds_even_when_writers_clocks_disagree(
         await relay._producer.stop()
     records = await read_topic(kafka_bootstrap, topic, expect=2)
     assert versions_by_stream(records) == {sid: [1, 2]}
+
+
+async def test_the_backlog_counts_intents_and_dates_them_by_the_relays_clock(
+    store: EventStore, kafka_bootstrap: str, topic: str
+) -> None:
+    sid = f"ledger-{uuid.uuid4()}"
+    await store.append(sid, 0, [LedgerOpened(ledger_id=sid, owner="ann")])
+    clock = FixedClock(datetime.now(UTC) + timedelta(hours=1))  # the writer's clock lags
+    relay = relay_for(store, kafka_bootstrap, topic, clock=clock)
+    before = await relay.backlog()
+    assert before.count == 1
+    assert before.oldest_at is not None
+    assert before.oldest_at < clock.now()  # by the writer's clock until the relay saw it
+    await relay._scan()
+    assert await relay.backlog() == type(before)(1, clock.now())
+    await relay._producer.start()
+    try:
+        await relay.relay_once()
+    finally:
+        await relay._producer.stop()
+    assert await relay.backlog() == type(before)(0, None)

@@ -81,6 +81,15 @@ log = logging.getLogger(__name__)
 ErrorKind = Literal["database", "broker"]
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """Commits stored but not yet published (the same shape as `casework.health.Backlog`
+    on the main line, which this becomes on merging)."""
+
+    count: int
+    oldest_at: datetime | None
+
+
 def error_kind(exc: BaseException) -> ErrorKind | None:
     """Which part failed: the database (PyMongo) or the broker (aiokafka); None otherwise."""
     if isinstance(exc, PyMongoError):
@@ -398,6 +407,20 @@ class OutboxRelay:
                 d.add_done_callback(_ignore_outcome)
             raise
         return len(deliveries)
+
+    async def backlog(self) -> Backlog:
+        """The intents waiting, and since when: by this relay's clock from when it first saw
+        them if it is the one at work, else by their writers' `recorded_at` (informational:
+        a writer's clock may be off)."""
+        count = await self._store.pending.count_documents({})
+        if not count:
+            return Backlog(0, None)
+        if self._first_seen:
+            return Backlog(count, min(self._first_seen.values()))
+        oldest = await self._store.pending.find_one(
+            {}, {"recorded_at": 1}, sort=[("recorded_at", 1)]
+        )
+        return Backlog(count, oldest.get("recorded_at") if oldest else None)
 
     def _record_backlog(self, pending: int) -> None:
         if not self._metrics:
