@@ -3,11 +3,13 @@
 Each stage is measured beside its raw limit, taken in the same run on the same servers:
 
 - load: `EventStore.load` of one stream among all stored (what every command does first),
-  beside `find_one` by `_id`;
-- append: `EventStore.append` of one-event commits (outbox entry, commit, confirmation),
-  beside `insert_one` of the same documents at the same concurrency;
-- relay: `OutboxRelay` draining those commits to Kafka, beside aiokafka producing the same
-  records with the same settings (acks=all, idempotent, linger 5 ms);
+  and `EventStore.load_after` (what a repository with the stream cached does: one probe for
+  the next commit by exact `_id`), beside `find_one` by `_id`;
+- append: `EventStore.append` of one-event commits (an intent, then the commit), beside
+  `insert_one` of the same commit documents at the same concurrency;
+- relay: `OutboxRelay` draining those commits to Kafka, beside reading the same commits and
+  producing their records with the same settings (acks=all, idempotent, linger 5 ms, every
+  send in flight, then every acknowledgement awaited);
 - project: `ConsumerRunner` (a FastStream batch subscriber) applying them to a read model,
   beside `replace_one` upserts of the same documents, one at a time;
 - end to end: append → read model updated, at a steady offered load, relay and projection
@@ -145,7 +147,18 @@ class Bench:
         raw = self.db["raw_commits"]
 
         async def insert(i: int) -> None:
-            await raw.insert_one({"_id": f"r{i}", "stream_id": f"s{i}", "events": [sample]})
+            # the same fields as a commit document
+            await raw.insert_one(
+                {
+                    "_id": f"r{i}",
+                    "attempt": uuid.uuid4().hex,
+                    "stream_id": f"s{i}",
+                    "first": 1,
+                    "last": 1,
+                    "recorded_at": datetime.now(UTC),
+                    "events": [sample],
+                }
+            )
 
         seconds, latencies = await concurrently(a.events, a.concurrency, insert)
         raw_row = measured("raw insert_one", a.events, seconds, latencies)
@@ -186,18 +199,33 @@ class Bench:
         stage = f"load a stream ({a.events} commits stored)"
         self.rows.append(against(measured(stage, loads, seconds, latencies), raw_row))
 
+        versions = {
+            f"case-c{i * 7 % a.streams}": (
+                await self.store.load_stream(f"case-c{i * 7 % a.streams}")
+            ).version
+            for i in range(loads)
+        }
+
+        async def probe(i: int) -> None:
+            stream = f"case-c{i * 7 % a.streams}"
+            await self.store.load_after(stream, versions[stream])
+
+        seconds, latencies = await concurrently(loads, 1, probe)
+        stage = "load, stream cached (probe next commit)"
+        self.rows.append(against(measured(stage, loads, seconds, latencies), raw_row))
+
     async def relay_stage(self) -> None:
         a = self.args
-        progress(f"raw aiokafka produce of the {a.events} stored records")
-        envelopes = [
-            Envelope.from_document(e)
-            async for c in self.store.commits.find({})
-            for e in c["events"]
-        ]
+        progress(f"raw: read the {a.events} stored commits, produce their records")
         producer = kafka_producer(a.kafka, "bench-raw")
         await producer.start()
         try:
             started = time.perf_counter()
+            envelopes = [
+                Envelope.from_document(e)
+                async for c in self.store.commits.find({})
+                for e in c["events"]
+            ]
             sent: list[tuple[float, asyncio.Future[object]]] = []
             for e in envelopes:
                 future = await producer.send(
@@ -209,13 +237,16 @@ class Bench:
                 await future
                 latencies.append(time.perf_counter() - at)
             raw_row = measured(
-                "raw produce", len(envelopes), time.perf_counter() - started, latencies
+                "raw read commits + produce",
+                len(envelopes),
+                time.perf_counter() - started,
+                latencies,
             )
         finally:
             await producer.stop()
         self.rows.append(raw_row)
 
-        progress("OutboxRelay draining the outbox to Kafka")
+        progress("OutboxRelay draining the stored commits to Kafka")
         relay = OutboxRelay(
             self.store, kafka_producer(a.kafka, "bench-relay"), self.topic, batch_size=a.batch
         )
@@ -230,7 +261,7 @@ class Bench:
                 # every commit of a round is acknowledged when the round ends
                 latencies += [time.perf_counter() - round_started] * commits
             row = measured(
-                "relay (outbox → Kafka)", a.events, time.perf_counter() - started, latencies
+                "relay (commits → Kafka)", a.events, time.perf_counter() - started, latencies
             )
         finally:
             await relay._producer.stop()
@@ -354,7 +385,8 @@ def render(rows: list[Row], header: str) -> str:
     lines += [
         "",
         "ratio = the stage's ops/s over the raw limit measured just before it (raw insert_one "
-        "for append, find_one by _id for load, raw produce for relay, raw upsert for project).",
+        "for append, find_one by _id for load, raw read of the commits + produce for relay, "
+        "raw upsert for project).",
     ]
     return "\n".join(lines)
 
@@ -375,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=5000, help="commits in the burst stages")
     parser.add_argument("--streams", type=int, default=500, help="aggregates they spread over")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent appenders")
-    parser.add_argument("--batch", type=int, default=1000, help="relay batch size")
+    parser.add_argument("--batch", type=int, default=5000, help="relay batch size")
     parser.add_argument("--loads", type=int, default=200, help="stream loads measured")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--rate", type=int, default=100, help="offered commits/s, end to end")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
@@ -15,6 +16,7 @@ from casework.eventstore import (
     Document,
     EventStore,
     Repository,
+    void_commit,
 )
 from casework.metrics import Metrics
 
@@ -101,3 +103,53 @@ async def test_concurrent_repository_saves_conflict(store: EventStore) -> None:
     with pytest.raises(ConcurrencyConflict):
         await repo.save(second)
     assert (await repo.get("x")).balance == 1
+
+
+async def test_a_void_burns_its_version_and_loading_skips_it(store: EventStore) -> None:
+    repo = Repository(store, Ledger, REGISTRY)
+    # the first write of this ledger was abandoned and fenced by the relay
+    await store.commits.insert_one(void_commit("ledger-v", 1, datetime.now(UTC)))
+    assert await repo.find("v") is None
+    ledger = repo.new("v")
+    assert ledger.version == 1  # past the void
+    assert ledger.is_new
+    ledger.open("ann")
+    await repo.save(ledger)
+    await store.commits.insert_one(void_commit("ledger-v", 3, datetime.now(UTC)))
+    again = await Repository(store, Ledger, REGISTRY).get("v")
+    assert (again.owner, again.version) == ("ann", 3)
+    again.credit(4)
+    await repo.save(again)
+    assert [e.stream_version for e in await store.load("ledger-v")] == [2, 4]
+    assert (await repo.get("v")).balance == 4
+
+
+async def test_the_repository_cache_sees_commits_of_other_processes(store: EventStore) -> None:
+    here, there = Repository(store, Ledger, REGISTRY), Repository(store, Ledger, REGISTRY)
+    ledger = here.new("c")
+    ledger.open("ann")
+    await here.save(ledger)
+    assert (await here.get("c")).balance == 0  # cached now
+    other = await there.get("c")
+    other.credit(5)
+    other.credit(6)
+    await there.save(other)
+    other = await there.get("c")
+    other.credit(7)
+    await there.save(other)
+    loaded = await here.get("c")  # two commits after the cached version, found by _id
+    assert (loaded.balance, loaded.version) == (18, 4)
+    # every load is a fresh aggregate: one command's changes never leak into another's
+    first, second = await here.get("c"), await here.get("c")
+    assert first is not second
+    first.credit(100)
+    assert second.balance == 18
+    assert (await here.get("c")).balance == 18
+    stale = await here.get("c")
+    other = await there.get("c")
+    other.credit(1)
+    await there.save(other)
+    stale.credit(2)
+    with pytest.raises(ConcurrencyConflict):  # a cached stream is no excuse for a lost update
+        await here.save(stale)
+    assert (await here.get("c")).balance == 19

@@ -12,6 +12,7 @@ import pytest
 from cloudevents.core.bindings import kafka as ce_kafka
 from pymongo.asynchronous.database import AsyncDatabase
 
+from casework.clock import FixedClock
 from casework.envelope import Envelope
 from casework.eventstore import CommitContext, ConcurrencyConflict, Document, EventStore
 from casework.metrics import Metrics
@@ -68,8 +69,7 @@ async def test_relay_publishes_every_stream_in_order_and_empties_the_outbox(
     seen = versions_by_stream(records)
     assert set(seen) == set(streams)
     assert all(v == list(range(1, 9)) for v in seen.values()), seen
-    assert await store.outbox.count_documents({}) == 0
-    assert await store.confirmations.count_documents({}) == 0
+    assert await store.pending.count_documents({}) == 0
     assert await store.commits.count_documents({}) == 40  # the event store keeps everything
     assert metrics.events_published._value.get() == 40
 
@@ -79,13 +79,12 @@ async def test_a_crash_before_marking_published_means_redelivery_not_loss(
 ) -> None:
     await write_streams(store, streams=2, commits=3)
     relay = relay_for(store, kafka_bootstrap, topic)
-    entries = await store.outbox.find({}).to_list(None)
+    entries = await store.pending.find({}).to_list(None)
     await relay._producer.start()
     try:
         await relay.relay_once()
-        # the process died after Kafka acknowledged but before the entries were deleted
-        await store.outbox.insert_many(entries)
-        await store.confirmations.insert_many([{"_id": e["_id"]} for e in entries])
+        # the process died after Kafka acknowledged but before the intents were deleted
+        await store.pending.insert_many(entries)
         await relay.relay_once()
     finally:
         await relay._producer.stop()
@@ -174,55 +173,83 @@ async def test_the_cloudevents_sdk_reads_what_the_relay_wrote(
     uuid.UUID(event.get_id())
 
 
-async def test_an_append_that_died_before_its_commit_is_dropped_after_the_grace_period(
+async def test_an_append_that_died_before_its_commit_is_fenced_after_the_grace_period(
     store: EventStore, kafka_bootstrap: str, topic: str
 ) -> None:
     sid = f"ledger-{uuid.uuid4()}"
-    # step 1 of an append happened, then the writer died: an outbox entry, no commit
-    await store.outbox.insert_one(
+    # step 1 of an append happened, then the writer died: an intent, no commit; its clock
+    # said it wrote an hour ago, which the relay must not believe
+    await store.pending.insert_one(
         {
             "_id": f"{sid}:0000000001",
             "stream_id": sid,
             "first": 1,
-            "last": 1,
-            "recorded_at": datetime.now(UTC) - timedelta(minutes=1),
-            "events": [],
+            "attempt": "dead-writer",
+            "recorded_at": datetime.now(UTC) - timedelta(hours=1),
         }
     )
     other = f"ledger-{uuid.uuid4()}"
     await store.append(other, 0, [LedgerOpened(ledger_id=other, owner="bo")])
-    relay = relay_for(store, kafka_bootstrap, topic, grace=timedelta(seconds=10))
+    clock = FixedClock(datetime.now(UTC))
+    relay = relay_for(store, kafka_bootstrap, topic, grace=timedelta(seconds=10), clock=clock)
     await relay._producer.start()
     try:
         assert await relay.relay_once() == 1  # the other stream is not held up
+        assert await store.pending.count_documents({}) == 1  # within grace by the relay's clock
+        clock.advance(timedelta(seconds=11))
+        assert await relay.relay_once() == 1  # fenced
     finally:
         await relay._producer.stop()
-    assert await store.outbox.count_documents({}) == 0
-    # the stream is free again: the next writer at version 0 succeeds
-    await store.append(sid, 0, [LedgerOpened(ledger_id=sid, owner="ann")])
+    assert await store.pending.count_documents({}) == 0
+    assert (await store.commits.find_one({"_id": f"{sid}:0000000001"}) or {}).get("void")
+    # the version is burned: a writer at version 0 conflicts, the next one goes on at 1
+    with pytest.raises(ConcurrencyConflict):
+        await store.append(sid, 0, [LedgerOpened(ledger_id=sid, owner="ann")])
+    history = await store.load_stream(sid)
+    assert (history.version, history.events) == (1, [])
+    await store.append(sid, 1, [LedgerOpened(ledger_id=sid, owner="ann")])
+    assert [e.stream_version for e in await store.load(sid)] == [2]
+    records = await read_topic(kafka_bootstrap, topic, expect=1)
+    assert versions_by_stream(records) == {other: [1]}
 
 
-async def test_a_commit_whose_confirmation_was_lost_is_published_after_the_grace_period(
+async def test_a_commit_whose_writer_is_still_at_work_holds_back_its_stream(
     store: EventStore, kafka_bootstrap: str, topic: str
 ) -> None:
     sid = f"ledger-{uuid.uuid4()}"
     await store.append(sid, 0, [LedgerOpened(ledger_id=sid, owner="ann")])
-    await store.append(sid, 1, [AmountCredited(ledger_id=sid, amount=3)])
-    # the writer of version 1 died after storing its commit, before confirming it
-    await store.confirmations.delete_one({"_id": f"{sid}:0000000001"})
-    waiting = relay_for(store, kafka_bootstrap, topic, grace=timedelta(minutes=5))
-    await waiting._producer.start()
+    # the writer of version 2 wrote its intent and has not stored its commit yet
+    await store.pending.insert_one(
+        {"_id": f"{sid}:0000000002", "stream_id": sid, "first": 2, "attempt": "slow"}
+    )
+    relay = relay_for(store, kafka_bootstrap, topic, grace=timedelta(minutes=5))
+    await relay._producer.start()
     try:
-        # within the grace period the unconfirmed commit holds back its stream's later commits
-        assert await waiting.relay_once() == 0
+        assert await relay.relay_once() == 1  # version 1 goes, version 2 waits
+        assert await relay.relay_once() == 0
+        await store.commits.insert_one(
+            {
+                "_id": f"{sid}:0000000002",
+                "attempt": "slow",
+                "stream_id": sid,
+                "first": 2,
+                "last": 2,
+                "recorded_at": datetime.now(UTC),
+                "events": [
+                    Envelope(
+                        type="casework.test.AmountCredited.v1",
+                        source="/casework/test",
+                        subject=sid,
+                        time=datetime.now(UTC),
+                        data={"ledger_id": sid, "amount": 3},
+                        stream_version=2,
+                    ).to_document()
+                ],
+            }
+        )
+        assert await relay.relay_once() == 1
     finally:
-        await waiting._producer.stop()
-    settling = relay_for(store, kafka_bootstrap, topic, grace=timedelta(0))
-    await settling._producer.start()
-    try:
-        assert await settling.relay_once() == 2
-    finally:
-        await settling._producer.stop()
+        await relay._producer.stop()
     records = await read_topic(kafka_bootstrap, topic, expect=2)
     assert versions_by_stream(records) == {sid: [1, 2]}
 
@@ -238,10 +265,10 @@ async def test_a_stale_writer_conflicts_after_the_winner_was_published(
         await relay.relay_once()
     finally:
         await relay._producer.stop()
-    assert await store.outbox.count_documents({}) == 0
+    assert await store.pending.count_documents({}) == 0
     with pytest.raises(ConcurrencyConflict):
         await store.append(sid, 0, [LedgerOpened(ledger_id=sid, owner="eve")])
-    assert await store.outbox.count_documents({}) == 0  # the loser left nothing behind
+    assert await store.pending.count_documents({}) == 0  # the loser left nothing behind
 
 
 async def test_stream_order_holds_even_when_writers_clocks_disagree(
@@ -251,7 +278,7 @@ async def test_stream_order_holds_even_when_writers_clocks_disagree(
     await store.append(sid, 0, [LedgerOpened(ledger_id=sid, owner="ann")])
     await store.append(sid, 1, [AmountCredited(ledger_id=sid, amount=1)])
     # the second writer's clock ran a minute behind the first's
-    await store.outbox.update_one(
+    await store.pending.update_one(
         {"_id": f"{sid}:0000000002"},
         {"$set": {"recorded_at": datetime.now(UTC) - timedelta(minutes=1)}},
     )
@@ -264,3 +291,24 @@ async def test_stream_order_holds_even_when_writers_clocks_disagree(
         await relay._producer.stop()
     records = await read_topic(kafka_bootstrap, topic, expect=2)
     assert versions_by_stream(records) == {sid: [1, 2]}
+
+
+async def test_the_backlog_counts_intents_and_dates_them_by_the_relays_clock(
+    store: EventStore, kafka_bootstrap: str, topic: str
+) -> None:
+    sid = f"ledger-{uuid.uuid4()}"
+    await store.append(sid, 0, [LedgerOpened(ledger_id=sid, owner="ann")])
+    clock = FixedClock(datetime.now(UTC) + timedelta(hours=1))  # the writer's clock lags
+    relay = relay_for(store, kafka_bootstrap, topic, clock=clock)
+    before = await relay.backlog()
+    assert before.count == 1
+    assert before.oldest_at is not None
+    assert before.oldest_at < clock.now()  # by the writer's clock until the relay saw it
+    await relay._scan()
+    assert await relay.backlog() == type(before)(1, clock.now())
+    await relay._producer.start()
+    try:
+        await relay.relay_once()
+    finally:
+        await relay._producer.stop()
+    assert await relay.backlog() == type(before)(0, None)

@@ -18,11 +18,20 @@ async def relay_all(store: EventStore, bootstrap: str, topic: str) -> None:
 
 
 async def requeue_everything(store: EventStore) -> None:
-    """As if the relay had died after Kafka acknowledged but before it deleted the outbox
-    entries: every stored commit is in the outbox again, confirmed."""
-    commits = await store.commits.find({}).to_list(None)
-    await store.outbox.delete_many({})
-    await store.confirmations.delete_many({})
+    """As if the relay had died after Kafka acknowledged but before it deleted the intents:
+    every stored commit has its intent again."""
+    commits = await store.commits.find({}, {"events": 0}).to_list(None)
+    await store.pending.delete_many({})
     if commits:
-        await store.outbox.insert_many(commits)
-        await store.confirmations.insert_many([{"_id": c["_id"]} for c in commits])
+        await store.pending.insert_many(
+            [
+                {
+                    "_id": c["_id"],
+                    "stream_id": c["stream_id"],
+                    "first": c["first"],
+                    "attempt": c.get("attempt"),
+                    "recorded_at": c["recorded_at"],
+                }
+                for c in commits
+            ]
+        )

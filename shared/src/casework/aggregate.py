@@ -16,7 +16,8 @@ from casework.events import DomainEvent
 
 
 class Aggregate(ABC):
-    """An aggregate root identified by `id`, versioned by the count of its events."""
+    """An aggregate root identified by `id`, versioned by its stream's version (the count of
+    its events, plus any version a fenced, abandoned write burned: `casework.eventstore`)."""
 
     stream_type: ClassVar[str]
     """Prefix of the stream id, e.g. `case` for `case-<id>`."""
@@ -24,6 +25,7 @@ class Aggregate(ABC):
     def __init__(self, id: str) -> None:
         self.id = id
         self.version = 0
+        self._stored = 0  # events stored (loaded or committed); a void burns a version, not this
         self.site: str | None = None
         self._pending: list[DomainEvent] = []
 
@@ -39,15 +41,20 @@ class Aggregate(ABC):
     @property
     def is_new(self) -> bool:
         """True while nothing about this aggregate has been stored or triggered."""
-        return self.version == 0 and not self._pending
+        return self._stored == 0 and not self._pending
 
     @classmethod
-    def rehydrate(cls, id: str, events: Iterable[DomainEvent]) -> Self:
-        """Rebuild an aggregate from its stored history."""
+    def rehydrate(cls, id: str, events: Iterable[DomainEvent], version: int | None = None) -> Self:
+        """Rebuild an aggregate from its stored history. `version` is the stream's version
+        as stored (which may exceed the count of events where a void burned one); without
+        it, the count of events."""
         aggregate = cls(id)
         for event in events:
             aggregate._apply(event)
             aggregate.version += 1
+            aggregate._stored += 1
+        if version is not None:
+            aggregate.version = version
         return aggregate
 
     def _trigger(self, event: DomainEvent) -> None:
@@ -66,4 +73,5 @@ class Aggregate(ABC):
     def mark_committed(self) -> None:
         """Called by the repository once the pending events are stored."""
         self.version += len(self._pending)
+        self._stored += len(self._pending)
         self._pending.clear()

@@ -43,7 +43,8 @@ CLOUDEVENTS_HEADERS: dict[str, Any] = {
         "ce_streamversion": {
             "type": "string",
             "description": "Version of the event in its stream (1, 2, ...): de-duplicate on "
-            "(subject, streamversion)",
+            "(subject, streamversion). Versions increase but may skip one where a write was "
+            "abandoned and fenced.",
         },
         "ce_site": {"type": "string"},
         "ce_correlationid": {"type": "string"},

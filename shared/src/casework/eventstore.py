@@ -1,4 +1,4 @@
-"""The MongoDB event store, which is also the outbox (DESIGN §4).
+"""The MongoDB event store, whose commits are also the outbox (DESIGN §4).
 
 A command's events are written as **one commit document**, so a command is all-or-nothing
 without transactions. The commit's `_id` is `<stream id>:<first version>`, zero-padded: two
@@ -6,26 +6,44 @@ writers that loaded the same version both try to insert the same `_id`, and the 
 lets exactly one win — the only concurrency primitive that behaves the same on MongoDB and
 FerretDB (DESIGN §7). The loser gets `ConcurrencyConflict`.
 
-The outbox is kept with inserts and deletes only, never updates: FerretDB rewrites a whole
-document per update (measured on its SQLite backend at ~50 ms per document in a 10k-document
-collection, against ~1 ms per insert; docs/benchmarks.md). An append writes three documents,
-each with the commit's `_id`:
+**The stored commit is the truth.** The relay (`casework.relay`) publishes only what it reads
+from the `events` collection, with the event ids stored there. To find what is unpublished
+without scanning the commits, an append writes two documents, inserts only (FerretDB rewrites
+a whole document per update):
 
-1. `outbox` — a copy of the commit, *before* the commit itself, so that no stored commit
-   can lack an outbox entry, whatever crashes when;
-2. `events` — the commit: the one write that decides whether the command happened;
-3. `outbox_committed` — the writer's confirmation that step 2 succeeded.
+1. `events_pending` — a small **intent** `{_id: <commit id>, stream_id, first, attempt}`,
+   `attempt` a fresh id of this append, *before* the commit, so that no stored commit can
+   lack an intent, whatever crashes when. Its unique `_id` also keeps a second writer of the
+   same slot out while the first is in flight or unpublished (`ConcurrencyConflict`).
+2. `events` — the commit `{_id, attempt, stream_id, first, last, recorded_at, events}`: the
+   one write that decides whether the command happened.
 
-The relay publishes confirmed entries and deletes them. An entry left unconfirmed (the writer
-died between steps) is settled by the relay after a grace period: published from the stored
-commit if there is one, dropped if there is none. The `events` collection is append-only.
+A writer whose commit insert meets a duplicate key lost the slot (to another writer, or to a
+**void** the relay stored there, see below): it deletes its *own* intent, matched by
+`{_id, attempt}` — never another writer's — and raises `ConcurrencyConflict`.
+
+**Voids.** An intent whose commit does not appear within the relay's grace period (the writer
+died or stalls) is *fenced*: the relay inserts a void commit `{_id, void: true, stream_id,
+first: N, last: N}` into the slot. Either the void lands — then the stalled writer's commit
+insert can only fail with a duplicate key, its command fails with 409 and never happened — or
+the real commit landed first and is published. A void burns version N: a stream's version is
+the `last` of its last commit, voids included, so the next writer targets N + 1, and the
+versions consumers see increase but may skip N. Loading a stream skips voids (no events).
+
+Invariants (held with `casework.relay`, tried by tests/integration/test_outbox_faults.py):
+- every stored commit is published at least once, with the event ids that were stored;
+- nothing that was not stored is ever published;
+- within a stream, commits are first published in version order.
+The crash windows and why each is safe are listed in docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from opentelemetry import propagate
@@ -71,6 +89,26 @@ def commit_id(stream_id: str, first_version: int) -> str:
     return f"{stream_id}:{first_version:010d}"
 
 
+def void_commit(stream_id: str, first: int, recorded_at: Any) -> Document:
+    """The commit that fences slot `first` of a stream: it burns that version, no events."""
+    return {
+        "_id": commit_id(stream_id, first),
+        "void": True,
+        "stream_id": stream_id,
+        "first": first,
+        "last": first,
+        "recorded_at": recorded_at,
+    }
+
+
+@dataclass
+class StreamHistory:
+    """Events of a stream (voids skipped) and its version: the `last` of its last commit."""
+
+    version: int = 0
+    events: list[Envelope] = field(default_factory=list)
+
+
 class EventStore:
     """Appends and loads the event streams of one service."""
 
@@ -85,8 +123,7 @@ class EventStore:
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.commits: AsyncCollection[Document] = database[collection]
-        self.outbox: AsyncCollection[Document] = database[f"{collection}_outbox"]
-        self.confirmations: AsyncCollection[Document] = database[f"{collection}_committed"]
+        self.pending: AsyncCollection[Document] = database[f"{collection}_pending"]
         self.source = source
         self._metrics = metrics
         self._clock = clock or SystemClock()
@@ -97,7 +134,7 @@ class EventStore:
         self._on_commit = callback
 
     async def ensure_indexes(self) -> None:
-        """The index that stream loading uses (the outbox collections stay small)."""
+        """The index that stream loading uses (the pending collection stays small)."""
         await self.commits.create_index([("stream_id", ASCENDING), ("first", ASCENDING)])
 
     async def append(
@@ -107,7 +144,11 @@ class EventStore:
         events: Sequence[DomainEvent],
         context: CommitContext | None = None,
     ) -> list[Envelope]:
-        """Store `events` as the next commit of the stream, or raise `ConcurrencyConflict`."""
+        """Store `events` as the next commit of the stream, or raise `ConcurrencyConflict`.
+
+        Any other exception leaves the outcome open (the commit may or may not be stored);
+        the relay settles it: published if stored, fenced by a void if not.
+        """
         if not events:
             return []
         context = context or CommitContext()
@@ -131,33 +172,43 @@ class EventStore:
             for offset, event in enumerate(events, start=1)
         ]
         first = expected_version + 1
-        commit = {
-            "_id": commit_id(stream_id, first),
-            "stream_id": stream_id,
-            "first": first,
-            "last": expected_version + len(events),
-            "recorded_at": now,
-            "events": [e.to_document() for e in envelopes],
-        }
+        cid = commit_id(stream_id, first)
+        attempt = uuid.uuid4().hex
         try:
-            # another writer's entry for this version, in flight or unpublished: it won
-            await self.outbox.insert_one(commit)
+            await self.pending.insert_one(
+                {
+                    "_id": cid,
+                    "stream_id": stream_id,
+                    "first": first,
+                    "attempt": attempt,
+                    "recorded_at": now,
+                }
+            )
         except DuplicateKeyError:
+            # another writer of this slot is in flight, or its commit is not yet published
             self._conflict()
             raise ConcurrencyConflict(stream_id, expected_version) from None
         try:
-            await self.commits.insert_one(commit)
+            await self.commits.insert_one(
+                {
+                    "_id": cid,
+                    "attempt": attempt,
+                    "stream_id": stream_id,
+                    "first": first,
+                    "last": expected_version + len(events),
+                    "recorded_at": now,
+                    "events": [e.to_document() for e in envelopes],
+                }
+            )
         except DuplicateKeyError:
-            # the winner's entry was already published and gone; ours must not linger
-            await self.outbox.delete_one({"_id": commit["_id"]})
-            self._conflict()
-            raise ConcurrencyConflict(stream_id, expected_version) from None
-        try:
-            await self.confirmations.insert_one({"_id": commit["_id"]})
-        except Exception:
-            # The command happened (the commit is stored); the relay will find the entry
-            # unconfirmed and publish it from the commit after its grace period.
-            log.warning("could not confirm commit %s; it will be relayed late", commit["_id"])
+            stored = await self.commits.find_one({"_id": cid}, {"attempt": 1})
+            if stored is None or stored.get("attempt") != attempt:
+                # The slot holds another writer's commit or a void: ours never happened.
+                # Only our own intent goes; the slot is taken for ever, so it guards nothing.
+                await self.pending.delete_one({"_id": cid, "attempt": attempt})
+                self._conflict()
+                raise ConcurrencyConflict(stream_id, expected_version) from None
+            # else: a retried insert whose first try had landed: the commit is ours
         if self._metrics:
             for e in envelopes:
                 self._metrics.events_appended.labels(e.type).inc()
@@ -171,8 +222,28 @@ class EventStore:
 
     async def load(self, stream_id: str) -> list[Envelope]:
         """Every event of the stream in version order (empty when the stream is unknown)."""
+        return (await self.load_stream(stream_id)).events
+
+    async def load_stream(self, stream_id: str) -> StreamHistory:
+        """The stream's events in version order and its version (voids count, see above)."""
+        history = StreamHistory()
         cursor = self.commits.find({"stream_id": stream_id}).sort("first", ASCENDING)
-        return [Envelope.from_document(e) async for c in cursor for e in c["events"]]
+        async for commit in cursor:
+            history.version = commit["last"]
+            history.events += [Envelope.from_document(e) for e in commit.get("events", ())]
+        return history
+
+    async def load_after(self, stream_id: str, version: int) -> StreamHistory:
+        """The commits after `version`, found by exact `_id` (pushed down on every backend):
+        commits are contiguous, so the next one, if any, is `commit_id(stream, version + 1)`.
+        One probe when nothing is new."""
+        history = StreamHistory(version=version)
+        while True:
+            commit = await self.commits.find_one({"_id": commit_id(stream_id, history.version + 1)})
+            if commit is None:
+                return history
+            history.version = commit["last"]
+            history.events += [Envelope.from_document(e) for e in commit.get("events", ())]
 
 
 A = TypeVar("A", bound=Aggregate)
@@ -187,21 +258,71 @@ class AggregateNotFound(LookupError):
         self.id = id
 
 
-class Repository(Generic[A]):
-    """Loads aggregates of one type from their streams and commits their pending events."""
+@dataclass
+class _Cached:
+    """What a repository remembers of one stream: a prefix of what is stored (commits are
+    immutable and their slots never reused), as plain event documents."""
 
-    def __init__(self, store: EventStore, aggregate: type[A], registry: EventRegistry) -> None:
+    version: int
+    events: list[tuple[str, dict[str, Any]]]
+
+
+class Repository(Generic[A]):
+    """Loads aggregates of one type from their streams and commits their pending events.
+
+    A bounded LRU cache keeps each recently used stream's stored history (event types and
+    data, and the stream version). A load then reads only the commits after the cached
+    version, by exact `_id` (`EventStore.load_after`: one probe when nothing is new), and a
+    miss of the cache loads the whole stream. Every load rehydrates a *fresh* aggregate by
+    parsing the cached data again, so no mutable state is shared between commands; the
+    cache can only be behind the store, never ahead of it or different from it.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        aggregate: type[A],
+        registry: EventRegistry,
+        *,
+        cache_size: int = 2048,
+    ) -> None:
         self._store = store
         self._aggregate = aggregate
         self._registry = registry
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+
+    async def _history(self, stream_id: str) -> _Cached:
+        cached = self._cache.get(stream_id)
+        if cached is None:
+            loaded = await self._store.load_stream(stream_id)
+            cached = _Cached(0, [])
+        else:
+            loaded = await self._store.load_after(stream_id, cached.version)
+        if loaded.version != cached.version:
+            cached = _Cached(
+                loaded.version, cached.events + [(e.type, dict(e.data)) for e in loaded.events]
+            )
+        self._remember(stream_id, cached)
+        return cached
+
+    def _remember(self, stream_id: str, cached: _Cached) -> None:
+        if self._cache_size <= 0:
+            return
+        self._cache[stream_id] = cached
+        self._cache.move_to_end(stream_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     async def find(self, id: str) -> A | None:
-        """The aggregate, or None when its stream is empty."""
-        history = await self._store.load(self._aggregate.stream_id_for(id))
-        if not history:
+        """The aggregate, or None when its stream holds no events."""
+        history = await self._history(self._aggregate.stream_id_for(id))
+        if not history.events:
             return None
         return self._aggregate.rehydrate(
-            id, (self._registry.parse(e.type, dict(e.data)) for e in history)
+            id,
+            (self._registry.parse(t, dict(data)) for t, data in history.events),
+            version=history.version,
         )
 
     async def get(self, id: str) -> A:
@@ -212,16 +333,32 @@ class Repository(Generic[A]):
         return aggregate
 
     def new(self, id: str) -> A:
-        """A fresh aggregate with no history."""
-        return self._aggregate(id)
+        """A fresh aggregate with no history. Should its stream hold only voids (a first
+        write that was abandoned and fenced), the version that `find` just read is kept, so
+        that the first commit targets the next free slot."""
+        aggregate = self._aggregate(id)
+        cached = self._cache.get(aggregate.stream_id)
+        if cached is not None and not cached.events:
+            aggregate.version = cached.version
+        return aggregate
 
     async def save(self, aggregate: A, context: CommitContext | None = None) -> list[Envelope]:
         """Commit the aggregate's pending events as one commit."""
         context = context or CommitContext()
         if context.site is None and aggregate.site is not None:
             context = CommitContext(context.correlation_id, context.causation_id, aggregate.site)
+        expected = aggregate.version
         envelopes = await self._store.append(
-            aggregate.stream_id, aggregate.version, aggregate.pending_events, context
+            aggregate.stream_id, expected, aggregate.pending_events, context
         )
         aggregate.mark_committed()
+        cached = self._cache.get(aggregate.stream_id)
+        if cached is not None and cached.version == expected and envelopes:
+            self._remember(
+                aggregate.stream_id,
+                _Cached(
+                    envelopes[-1].stream_version,
+                    cached.events + [(e.type, dict(e.data)) for e in envelopes],
+                ),
+            )
         return envelopes
