@@ -23,12 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import os
 import random
 import time
 import uuid
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, AsyncMongoClient
@@ -44,7 +41,7 @@ from casework.deadlines import (
 )
 from casework.eventstore import Document
 
-from report import Row, against, measured, progress
+from report import Row, against, measured, progress, server_options, write_json
 
 
 def entry_doc(key: str, kind: str, due_at: datetime, at: datetime) -> Document:
@@ -285,7 +282,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Deadline scheduler benchmark (see the module doc)."
     )
-    env = os.environ.get
     parser.add_argument("--pending", type=int, default=100_000, help="deadlines pending")
     parser.add_argument("--burst", type=int, default=2000, help="deadlines due at once")
     parser.add_argument("--replicas", type=int, default=2, help="schedulers firing")
@@ -295,12 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tick", type=float, default=1.0, help="scheduler tick, seconds")
     parser.add_argument("--ticks", type=int, default=50, help="idle ticks measured")
     parser.add_argument("--old-ticks", type=int, default=3, help="old-shape ticks measured")
-    parser.add_argument("--kafka", default=env("CASEWORK_KAFKA_BOOTSTRAP_SERVERS"), help="unused")
-    parser.add_argument(
-        "--mongo-url", default=env("CASEWORK_MONGO_URL", "mongodb://127.0.0.1:27017")
-    )
-    parser.add_argument("--label", default="", help="names the setup (e.g. the backend)")
-    parser.add_argument("--json", help="also write the figures to this file")
+    server_options(parser)  # --kafka is accepted for bench.sh and unused
     args = parser.parse_args(argv)
     rows = asyncio.run(main_async(args))
     print(
@@ -311,9 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.label}".rstrip(),
         )
     )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "rows": [asdict(r) for r in rows]}, f, indent=2)
+    write_json(args, rows)
     return 0
 
 

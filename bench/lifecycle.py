@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import re
 import tempfile
@@ -49,7 +48,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -61,7 +60,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from casework.devstack import Stack, running_stack
 from casework.eventstore import Document
 
-from report import Row, against, measured, percentile_ms, progress
+from report import Row, against, measured, percentile_ms, progress, server_options, write_json
 
 SITE_PREFIX = "bench"
 TEAM = "t-bench"
@@ -713,7 +712,6 @@ def bench(args: argparse.Namespace, workdir: Path) -> tuple[list[Row], list[Run]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Case lifecycle benchmark (see the module doc).")
-    env = os.environ.get
     parser.add_argument(
         "--rates",
         type=float,
@@ -730,15 +728,8 @@ def main(argv: list[str] | None = None) -> int:
         "--drain", type=float, default=30.0, help="seconds to wait for the read model after a run"
     )
     parser.add_argument("--base-port", type=int, default=18301, help="the stack's first port")
-    parser.add_argument(
-        "--kafka", default=env("CASEWORK_KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
-    )
-    parser.add_argument(
-        "--mongo-url", default=env("CASEWORK_MONGO_URL", "mongodb://127.0.0.1:27017")
-    )
-    parser.add_argument("--label", default="", help="names the setup (e.g. the backend)")
+    server_options(parser)
     parser.add_argument("--workdir", help="keep the services' logs here (default: a temp dir)")
-    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     if args.workdir:
         rows, runs = bench(args, Path(args.workdir))
@@ -755,35 +746,29 @@ def main(argv: list[str] | None = None) -> int:
             f"Kafka {args.kafka}, MongoDB-wire {args.mongo_url} {args.label}".rstrip(),
         )
     )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "args": vars(args),
-                    "rows": [asdict(r) for r in rows],
-                    "runs": [
-                        {
-                            "rate": r.rate,
-                            "seconds": r.seconds,
-                            "issued": len(r.commands),
-                            "elapsed": r.elapsed,
-                            "errors": dict(r.errors()),
-                            "late": len(r.late),
-                            "not_issued": r.dropped,
-                            "busy_before": r.busy_before,
-                            "read_model_polls": r.polls,
-                            "server": r.server,
-                            "cpu_seconds": r.cpu,
-                            "commits": r.commits,
-                            "stream_load_ms": r.stream_load_ms,
-                            "commit_by_id_ms": r.commit_by_id_ms,
-                        }
-                        for r in runs
-                    ],
-                },
-                f,
-                indent=2,
-            )
+    write_json(
+        args,
+        rows,
+        runs=[
+            {
+                "rate": r.rate,
+                "seconds": r.seconds,
+                "issued": len(r.commands),
+                "elapsed": r.elapsed,
+                "errors": dict(r.errors()),
+                "late": len(r.late),
+                "not_issued": r.dropped,
+                "busy_before": r.busy_before,
+                "read_model_polls": r.polls,
+                "server": r.server,
+                "cpu_seconds": r.cpu,
+                "commits": r.commits,
+                "stream_load_ms": r.stream_load_ms,
+                "commit_by_id_ms": r.commit_by_id_ms,
+            }
+            for r in runs
+        ],
+    )
     return 0
 
 

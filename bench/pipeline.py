@@ -24,13 +24,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -45,7 +42,7 @@ from casework.projections import ConsumerRunner, Projection, broker_dead_letter_
 from casework.relay import OutboxRelay, kafka_producer
 from casework.runtime import ensure_topics, wait_until
 
-from report import Row, against, measured, progress
+from report import Row, against, measured, progress, server_options, write_json
 
 TEXT = "Home visit completed; client engaged, mood improved, next visit agreed. " * 3
 
@@ -403,7 +400,6 @@ async def main_async(args: argparse.Namespace) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Event pipeline benchmark (see the module doc).")
-    env = os.environ.get
     parser.add_argument("--events", type=int, default=5000, help="commits in the burst stages")
     parser.add_argument("--streams", type=int, default=500, help="aggregates they spread over")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent appenders")
@@ -412,14 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--rate", type=int, default=100, help="offered commits/s, end to end")
     parser.add_argument("--seconds", type=int, default=10, help="length of the end-to-end run")
-    parser.add_argument(
-        "--kafka", default=env("CASEWORK_KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
-    )
-    parser.add_argument(
-        "--mongo-url", default=env("CASEWORK_MONGO_URL", "mongodb://127.0.0.1:27017")
-    )
-    parser.add_argument("--label", default="", help="names the setup (e.g. the backend)")
-    parser.add_argument("--json", help="also write the figures to this file")
+    server_options(parser)
     args = parser.parse_args(argv)
     rows = asyncio.run(main_async(args))
     print(
@@ -430,9 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Kafka {args.kafka}, MongoDB-wire {args.mongo_url} {args.label}".rstrip(),
         )
     )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "rows": [asdict(r) for r in rows]}, f, indent=2)
+    write_json(args, rows)
     return 0
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import subprocess
 import tempfile
@@ -57,7 +56,7 @@ from casework.projections import APPLIED
 from casework_cases.adapters.read_models import case_summaries, referral_summaries
 from casework_cases.adapters.read_models.timeline import entry_id
 from casework_intake.adapters.intake_queue import QUEUE_KEY, WAITING_AT, queue_key
-from report import percentile_ms, progress
+from report import percentile_ms, progress, server_options
 
 PARTITIONS = 6
 PHASES = ("assessment", "planning", "active", "review")
@@ -519,7 +518,6 @@ def run(args: argparse.Namespace) -> tuple[list[Row], float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Read-model queries at scale (see the doc).")
-    env = os.environ.get
     parser.add_argument("--cases", type=int, default=200_000, help="open cases in the region")
     parser.add_argument("--sites", type=int, default=100)
     parser.add_argument("--big-site", type=int, default=10_000, help="cases at the big site")
@@ -540,13 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         help="do not run scripts/ferretdb-indexes.sh (e.g. on MongoDB)",
     )
     parser.add_argument("--base-port", type=int, default=18401)
-    parser.add_argument(
-        "--kafka", default=env("CASEWORK_KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
-    )
-    parser.add_argument(
-        "--mongo-url", default=env("CASEWORK_MONGO_URL", "mongodb://127.0.0.1:27017")
-    )
-    parser.add_argument("--label", default="", help="names the setup (e.g. the backend)")
+    server_options(parser, json_output=False)
     args = parser.parse_args(argv)
     rows, seconds = run(args)
     print(

@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
-import os
 import sys
 import time
 import uuid
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +35,7 @@ from casework.runtime import ensure_topics, topic_prefix
 from casework.samples import story
 from casework.settings import Settings
 
-from report import Row, measured, progress
+from report import Row, measured, progress, server_options, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the story generator
 
@@ -208,7 +205,6 @@ async def main_async(args: argparse.Namespace) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Rebuild benchmark (see the module doc).")
-    env = os.environ.get
     parser.add_argument("--events", type=int, default=100_000, help="events in the history")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument(
@@ -220,14 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--before", type=int, default=3000, help="events through the per-event path (0: skip)"
     )
-    parser.add_argument(
-        "--kafka", default=env("CASEWORK_KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
-    )
-    parser.add_argument(
-        "--mongo-url", default=env("CASEWORK_MONGO_URL", "mongodb://127.0.0.1:27017")
-    )
-    parser.add_argument("--label", default="", help="names the setup (e.g. the backend)")
-    parser.add_argument("--json", help="also write the figures to this file")
+    server_options(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     rows = asyncio.run(main_async(args))
@@ -238,9 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             f"partitions; Kafka {args.kafka}, MongoDB-wire {args.mongo_url} {args.label}".rstrip(),
         )
     )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "rows": [asdict(r) for r in rows]}, f, indent=2)
+    write_json(args, rows)
     return 0
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass
@@ -45,3 +49,24 @@ def against(row: Row, raw: Row) -> Row:
 
 def progress(message: str) -> None:
     print(f"  … {message}", file=sys.stderr, flush=True)
+
+
+def server_options(parser: argparse.ArgumentParser, *, json_output: bool = True) -> None:
+    """The options every benchmark takes: the servers it talks to, a label for the setup,
+    and where to write its figures as JSON."""
+    parser.add_argument(
+        "--kafka", default=os.environ.get("CASEWORK_KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+    )
+    parser.add_argument(
+        "--mongo-url", default=os.environ.get("CASEWORK_MONGO_URL", "mongodb://127.0.0.1:27017")
+    )
+    parser.add_argument("--label", default="", help="names the setup (e.g. the backend)")
+    if json_output:
+        parser.add_argument("--json", help="also write the figures to this file")
+
+
+def write_json(args: argparse.Namespace, rows: Sequence[Row], **extra: Any) -> None:
+    """With `--json FILE`: the options and the rows (and `extra`) as JSON."""
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "rows": [asdict(r) for r in rows], **extra}, f, indent=2)
