@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import bson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
@@ -165,9 +166,15 @@ class BufferedCollection:
         return self.collection.find(*args, **kwargs)
 
     async def _put(self, doc_id: Any, doc: Document | None) -> None:
-        self._buffer[doc_id] = doc
+        # Kept as the server would return it (datetimes cut to milliseconds, tuples as
+        # lists, ...): a handler that derives a field from what it reads back must see the
+        # same values as on the live collection, or the rebuild would differ from it.
+        self._buffer[doc_id] = None if doc is None else self._as_stored(doc)
         if len(self._buffer) >= self.max_buffered:
             await self.flush()
+
+    def _as_stored(self, doc: Document) -> Document:
+        return bson.decode(bson.encode(doc), codec_options=self.collection.codec_options)
 
     async def flush(self, batch: int = 1000) -> None:
         """Write what the buffer holds: new documents in bulk, the rest one by one."""

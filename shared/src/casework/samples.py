@@ -86,7 +86,11 @@ def _stream_of(event: DomainEvent) -> str:
 
 def _referral(rnd: random.Random, n: str) -> Iterator[tuple[DomainEvent, datetime, str]]:
     site = rnd.choice(SITES)
-    at = T0 + timedelta(minutes=rnd.randrange(0, 60 * 24 * 90))
+    # microseconds too, as real clocks give them: the database keeps milliseconds, and a
+    # rebuild must come out the same as the live read model all the same
+    at = T0 + timedelta(
+        minutes=rnd.randrange(0, 60 * 24 * 90), microseconds=rnd.randrange(1_000_000)
+    )
     rid, cid, kid = f"R{n}", f"C{n}", f"K{n}"
     worker, team = f"w{rnd.randrange(40)}", f"t{rnd.randrange(8)}"
     urgency = rnd.choice(list(Urgency))

@@ -54,7 +54,9 @@ QUEUE_KEY: Final = "queue_key"
 def queue_key(urgency_rank: int, received_at: datetime, referral_id: str) -> str:
     """The queue's order as one string: most urgent first, then oldest, then by id."""
     utc = received_at.replace(tzinfo=UTC) if received_at.tzinfo is None else received_at
-    moment = utc.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    # milliseconds, as the database keeps a datetime: the key is the same whether it is
+    # derived from the event or from the stored document
+    moment = utc.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
     return f"{9 - urgency_rank}|{moment}|{referral_id}"
 
 
