@@ -35,10 +35,10 @@ SERVICES = ("intake", "cases", "contacts", "supervision", "notifications")
 EXAMPLES = os.environ.get("CASEWORK_FUZZ_EXAMPLES", "5")
 PHASES = os.environ.get("CASEWORK_FUZZ_PHASES", "examples,coverage,fuzzing")
 SEED = os.environ.get("CASEWORK_FUZZ_SEED", "20261201")
-# One worker: schemathesis' workers are threads, and CPython 3.11 before 3.11.8 keeps the
-# AST parser's recursion depth per interpreter, not per thread (python/cpython#106905), so
-# two threads describing hypothesis lambdas at once can fail with "SystemError: AST
-# constructor recursion depth mismatch" — a crash of the fuzzer, not of a service.
+# One worker: with two, schemathesis' worker threads made CPython 3.11.7's AST constructor
+# raise a spurious "SystemError: AST constructor recursion depth mismatch" (its error path
+# did not restore the depth; python/cpython#106905, seen in threaded programs, fixed in later
+# releases) — a crash of the fuzzer, not of a service.
 WORKERS = os.environ.get("CASEWORK_FUZZ_WORKERS", "1")
 
 
