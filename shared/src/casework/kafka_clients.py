@@ -126,8 +126,10 @@ async def create_topics(connection: Mapping[str, Any], specs: Sequence[TopicSpec
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
+            # The broker answers per topic; "already exists" means another client created it
+            # since this one's metadata was fetched: it is checked like any existing topic.
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
+                response = await admin.create_topics(
                     [
                         NewTopic(
                             s.name,
@@ -138,6 +140,11 @@ async def create_topics(connection: Mapping[str, Any], specs: Sequence[TopicSpec
                         for s in missing
                     ]
                 )
+                existing |= {
+                    error[0]
+                    for error in getattr(response, "topic_errors", ())
+                    if error[1] == TopicAlreadyExistsError.errno
+                }
         present = [s for s in specs if s.name in existing]
         if not present:
             return []
