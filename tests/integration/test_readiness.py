@@ -138,6 +138,12 @@ async def test_an_existing_topic_with_short_retention_is_reported_not_altered(
     try:
         week = str(7 * 24 * 3600 * 1000)
         await admin.create_topics([NewTopic(topic, 1, 1, topic_configs={RETENTION: week})])
+        # the broker describes a new topic once its metadata caught up with the controller:
+        # from then on the topic "exists" for this test (a condition, polled with a deadline)
+        deadline = asyncio.get_running_loop().time() + 30
+        while topic not in await describe_topic_configs(admin, [topic]):
+            assert asyncio.get_running_loop().time() < deadline, "the topic was never described"
+            await asyncio.sleep(0.1)
         with caplog.at_level(logging.WARNING, logger="casework.kafka_clients"):
             problems = await create_topics(
                 connection, topic_specs(settings, events=[topic], dead_letters=[])
