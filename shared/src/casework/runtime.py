@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import TopicPartition
 from faststream.kafka import KafkaBroker
@@ -35,7 +35,13 @@ from casework.kafka_clients import (
     topic_specs,
 )
 from casework.metrics import Metrics
-from casework.projections import ConsumerRunner, EventHandler, dead_letter_topic, runners
+from casework.projections import (
+    ConsumerRunner,
+    EventHandler,
+    dead_letter_topic,
+    runners,
+    transient_kind,
+)
 from casework.relay import OutboxRelay, RelayLease, kafka_producer
 from casework.settings import Settings
 
@@ -198,7 +204,11 @@ class ServiceRuntime:
         await self.deadlines.ensure_indexes()
         for handler in self.handlers:
             await handler.ensure_indexes()
-        await create_topics(kafka_client_options(self.settings), self.topic_specs)
+        await _while_transient(
+            lambda: create_topics(kafka_client_options(self.settings), self.topic_specs),
+            "creating the service's topics",
+            within=STARTUP_PATIENCE_S,
+        )
         await self.broker.start()
         await self.relay.start()
         await self.scheduler.start()
@@ -281,6 +291,38 @@ def subscriber_view(runner: ConsumerRunner, subscriber: Any) -> ConsumerView:
         partitions=partitions,
         records_behind=records_behind,
     )
+
+
+T = TypeVar("T")
+
+STARTUP_PATIENCE_S = 120.0
+"""How long a starting service waits out a broker or database that is slow or briefly away
+(a broker still loading its logs, say) before it gives up and exits."""
+
+
+async def _while_transient(step: Callable[[], Awaitable[T]], what: str, *, within: float) -> T:
+    """`step()`, retried with capped backoff while it fails with a transient error (an outage
+    or a timeout, `transient_kind`) and `within` seconds have not passed; anything else, or
+    the same failure after `within`, is raised."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + within
+    backoff = 0.5
+    while True:
+        try:
+            return await step()
+        except Exception as exc:
+            kind = transient_kind(exc)
+            if kind is None or loop.time() + backoff > give_up:
+                raise
+            log.warning(
+                "%s: the %s is not answering (%s); retrying in %.1fs",
+                what,
+                kind,
+                type(exc).__name__,
+                backoff,
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
 
 
 async def wait_until(
