@@ -14,9 +14,8 @@ right phase (it changes it); refused calls share one case per phase (they change
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from support.polling import eventually
 from support.stack import Stack
 
 TEAM = "t-authz"
@@ -137,19 +137,6 @@ LEAVES: dict[str, str] = {
     "/closure/return": "active",
     "/reopen": "assigned",
 }
-
-
-def eventually(
-    probe: Callable[[], httpx.Response],
-    done: Callable[[httpx.Response], bool],
-    within: float = 30.0,
-) -> httpx.Response:
-    deadline = time.monotonic() + within
-    while True:
-        response = probe()
-        if done(response) or time.monotonic() > deadline:
-            return response
-        time.sleep(0.1)
 
 
 def referral(site: str) -> dict[str, Any]:

@@ -5,16 +5,15 @@ transfer between sites, a caseload move and case notes."""
 
 from __future__ import annotations
 
-import time
 import uuid
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
+from support.polling import eventually
 from support.stack import Stack
 
 NO_RISK = {"wish_to_be_dead": False, "suicidal_thoughts": False}
@@ -46,19 +45,6 @@ PLAN = {
         }
     ],
 }
-
-
-def eventually(
-    probe: Callable[[], httpx.Response],
-    done: Callable[[httpx.Response], bool],
-    within: float = 30.0,
-) -> httpx.Response:
-    deadline = time.monotonic() + within
-    while True:
-        response = probe()
-        if done(response) or time.monotonic() > deadline:
-            return response
-        time.sleep(0.1)
 
 
 def referral(site: str) -> dict[str, Any]:

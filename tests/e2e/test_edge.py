@@ -6,32 +6,17 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from pymongo import MongoClient
 
+from support.polling import eventually
 from support.stack import Stack
 
 NO_RISK = {"wish_to_be_dead": False, "suicidal_thoughts": False}
-
-
-def eventually(
-    probe: Callable[[], httpx.Response],
-    done: Callable[[httpx.Response], bool],
-    within: float = 30.0,
-) -> httpx.Response:
-    """For setup only: waits for a read model to catch up with what the test just did."""
-    deadline = time.monotonic() + within
-    while True:
-        response = probe()
-        if done(response) or time.monotonic() > deadline:
-            return response
-        time.sleep(0.1)
 
 
 def person(**changes: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
+from support.polling import eventually
 from support.stack import Stack
 
 IMMINENT = {
@@ -25,19 +25,6 @@ IMMINENT = {
 }
 NO_RISK = {"wish_to_be_dead": False, "suicidal_thoughts": False}
 MEDIUM = {"wish_to_be_dead": True, "suicidal_thoughts": True}
-
-
-def eventually(
-    probe: Callable[[], httpx.Response],
-    done: Callable[[httpx.Response], bool],
-    within: float = 30.0,
-) -> httpx.Response:
-    deadline = time.monotonic() + within
-    while True:
-        response = probe()
-        if done(response) or time.monotonic() > deadline:
-            return response
-        time.sleep(0.25)
 
 
 def person(**changes: Any) -> dict[str, Any]:

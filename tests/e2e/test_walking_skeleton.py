@@ -3,7 +3,6 @@ invalid input refused with field-level messages and nothing stored."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +11,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
+from support.polling import eventually
 from support.stack import Stack
 
 REFERRAL: dict[str, Any] = {
@@ -27,19 +27,6 @@ REFERRAL: dict[str, Any] = {
     "urgency": "soon",
     "consent_to_share": True,
 }
-
-
-def eventually(
-    probe: Callable[[], httpx.Response],
-    done: Callable[[httpx.Response], bool],
-    within: float = 20.0,
-) -> httpx.Response:
-    deadline = time.monotonic() + within
-    while True:
-        response = probe()
-        if done(response) or time.monotonic() > deadline:
-            return response
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
