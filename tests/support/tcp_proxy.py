@@ -9,13 +9,16 @@ import contextlib
 
 class TcpProxy:
     """Forwards `127.0.0.1:port` to `target`; `cut` drops every connection and refuses new
-    ones until `restore`."""
+    ones until `restore`; `stall` keeps connections open but forwards nothing (a server that
+    hangs, a network black hole) until `flow`."""
 
     def __init__(self, target_host: str, target_port: int, port: int) -> None:
         self._target = (target_host, target_port)
         self.port = port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> None:
         """Listen (again)."""
@@ -31,6 +34,14 @@ class TcpProxy:
         self._writers.clear()
 
     restore = start
+
+    def stall(self) -> None:
+        """Hold every byte in both directions; connections stay open."""
+        self._flowing.clear()
+
+    def flow(self) -> None:
+        """Forward again what was held and what follows."""
+        self._flowing.set()
 
     async def stop(self) -> None:
         await self.cut()
@@ -49,6 +60,7 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):

@@ -65,9 +65,18 @@ consumers, instead of holding requests for seconds per operation."""
 
 
 def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
-    """A client whose datetimes come back timezone-aware (UTC), as they went in."""
+    """A client whose datetimes come back timezone-aware (UTC), as they went in.
+
+    Invariant: no database operation waits forever. A server that stops answering on an open
+    connection (a stalled process, a network black hole) fails the operation after
+    `mongo_socket_timeout_ms` with `NetworkTimeout`, which `transient_kind` classes as a
+    database outage; without it PyMongo would wait on the socket indefinitely.
+    """
     return AsyncMongoClient(
-        settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS
+        settings.mongo_url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS,
+        socketTimeoutMS=settings.mongo_socket_timeout_ms,
     )
 
 

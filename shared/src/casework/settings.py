@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         default="",
         description="Database name; empty means `casework_<service>` (see `database_name`).",
     )
+    mongo_socket_timeout_ms: int = Field(
+        default=20_000,
+        ge=1000,
+        description="How long one database operation may wait for the server's reply before it "
+        "fails as a transient outage (retried by consumers, 503 at the HTTP edge) instead of "
+        "hanging on a stalled server or network.",
+    )
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
