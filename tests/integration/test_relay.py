@@ -9,6 +9,8 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 from cloudevents.core.bindings import kafka as ce_kafka
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -17,6 +19,7 @@ from casework.envelope import Envelope
 from casework.eventstore import CommitContext, ConcurrencyConflict, Document, EventStore
 from casework.metrics import Metrics
 from casework.relay import OutboxRelay, RelayLease, kafka_producer
+from casework.runtime import wait_until
 
 from support.kafka import read_topic
 from support.ledger import AmountCredited, LedgerOpened
@@ -312,3 +315,49 @@ async def test_the_backlog_counts_intents_and_dates_them_by_the_relays_clock(
     finally:
         await relay._producer.stop()
     assert await relay.backlog() == type(before)(0, None)
+
+
+class _CutOffProducer(AIOKafkaProducer):  # type: ignore[misc]
+    """A real producer whose sends fail as if its broker were unreachable once `cut` is set
+    (a partition of this replica alone; the broker stays up for everyone else)."""
+
+    cut = False
+    refused = 0
+
+    async def send(self, *args: object, **kwargs: object) -> object:
+        if self.cut:
+            self.refused += 1
+            raise KafkaConnectionError("cut off from the broker (test)")
+        return await super().send(*args, **kwargs)
+
+
+async def test_a_replica_cut_off_from_the_broker_hands_publishing_to_one_that_is_not(
+    store: EventStore, database: AsyncDatabase[Document], kafka_bootstrap: str, topic: str
+) -> None:
+    # Replica A takes the lease first, then loses the broker (only A). Replica B must publish
+    # what follows; before the fix A kept renewing the lease and nothing was published.
+    leases = database["relay_lease"]
+    producer = _CutOffProducer(
+        bootstrap_servers=kafka_bootstrap, client_id="test-relay-cut-off", acks="all"
+    )
+    cut_off = OutboxRelay(store, producer, topic, lease=RelayLease(leases), poll_interval=0.05)
+    healthy = relay_for(store, kafka_bootstrap, topic, lease=RelayLease(leases), poll_interval=0.05)
+
+    async def a_holds_the_lease() -> bool:
+        return cut_off.holds_lease
+
+    await cut_off.start()
+    try:
+        await wait_until(a_holds_the_lease, within=10)
+        await healthy.start()
+        producer.cut = True
+        streams = await write_streams(store, streams=2, commits=3)
+        records = await read_topic(kafka_bootstrap, topic, expect=6, within=30.0)
+    finally:
+        await healthy.stop()
+        await cut_off.stop()
+
+    seen = versions_by_stream(records)
+    assert set(seen) == set(streams)
+    assert all(sorted(set(v)) == [1, 2, 3] for v in seen.values()), seen
+    assert producer.refused >= 1  # A did try, and failed on the broker, before B took over

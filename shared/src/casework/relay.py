@@ -50,9 +50,12 @@ Invariants:
 
 Woken right after an append (`wake`), with a poll as the fallback for commits written by
 other replicas or before a crash. A lease (one document with a unique `_id`) lets one replica
-work at a time; safety does not depend on it. For readiness and operations the relay exposes
-`healthy` (the last round, or the last attempt to take the lease, did not fail),
-`holds_lease`, `last_error_kind` ("database", "broker" or None) and `last_success_at`.
+work at a time; safety does not depend on it. A replica whose round failed on the broker
+gives the lease up before it backs off, so a replica that can reach Kafka takes over
+(liveness: one replica cut off from the broker does not hold publishing up). For readiness and
+operations the relay exposes `healthy` (the last round, or the last attempt to take the lease,
+did not fail), `holds_lease`, `last_error_kind` ("database", "broker" or None) and
+`last_success_at`.
 """
 
 from __future__ import annotations
@@ -254,11 +257,26 @@ class OutboxRelay:
                 self.healthy = False
                 self.last_error_kind = failure_kind(exc)
                 log.exception("outbox relay round failed; retrying in %.1fs", backoff)
+                if self.last_error_kind == "broker":
+                    await self._step_aside()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+
+    async def _step_aside(self) -> None:
+        """Give the lease up after a round failed on the broker, so that a replica that can
+        reach Kafka takes over while this one backs off (a replica cut off from the broker
+        alone would otherwise renew the lease and publish nothing for as long as it lasts).
+        Its next round competes for the lease again like any standby."""
+        if self._lease is None or not self.holds_lease:
+            return
+        self.holds_lease = False
+        self._first_seen.clear()
+        self._more = False
+        with contextlib.suppress(Exception):
+            await self._lease.release()
 
     async def relay_once(self) -> int:
         """One round (module docstring): returns the number of intents settled (commits
