@@ -29,7 +29,9 @@ PG_PORT="${CASEWORK_PG_PORT:-5433}"
 # --- behaviour ----------------------------------------------------------------------------
 READY_TIMEOUT="${CASEWORK_READY_TIMEOUT:-60}" # seconds to wait for a component to be ready
 STOP_TIMEOUT="${CASEWORK_STOP_TIMEOUT:-20}"   # seconds between SIGTERM and SIGKILL
-KAFKA_HEAP="${CASEWORK_KAFKA_HEAP:-512m}"
+# 1 GiB: a broker that has served a few full test runs holds metadata for thousands of
+# partitions (every test namespaces its topics); at 512 MiB a shared one ran out of heap.
+KAFKA_HEAP="${CASEWORK_KAFKA_HEAP:-1g}"
 LOG_TAIL_LINES=30
 
 # --- output -------------------------------------------------------------------------------
