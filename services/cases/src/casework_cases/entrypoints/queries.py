@@ -202,6 +202,7 @@ async def get_caseload(
         case_ids=[c.case_id for c in caseload.cases],
         client_ids=[c.client_id for c in caseload.cases if c.client_id],
     )
+    audit.subjects_shown(audit.client_subject(c.client_id) for c in caseload.cases if c.client_id)
     return caseload
 
 
@@ -229,6 +230,11 @@ async def get_case_timeline(
     timeline = await read_models.case_timeline(case_id, principal, cases.current_scopes)
     if timeline.referral_id:
         audit.note(request, referral_ids=[timeline.referral_id])
+    audit.subjects_shown(
+        audit.client_subject(client_id)
+        for entry in timeline.entries
+        if isinstance(client_id := entry.detail.get("client_id"), str)
+    )
     return timeline
 
 
