@@ -16,8 +16,9 @@ is not an AuditEvent (it cannot come from the services) is kept whole in
 
 A stored document: `_id` (the record id), `recorded_at` (a date, for ranges), `sub`,
 `roles`, `subjects` (the data subjects shown), `purpose` (the HL7 code), `action`,
-`outcome` (the HTTP status), `service`, `resource`, and `event` (the AuditEvent as
-published).
+`outcome` (the HTTP status), `service` (`casework/<name>`), `operation` (method and
+route), `resource` (the path), `request_id`, `about` (the ids the request was about, by
+kind: `case_id`, `referral_id`, `case_ids`, ...) and `event` (the AuditEvent as published).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from casework.audit import AUDIT_TOPIC, purpose_code, subjects_of
+from casework.audit import AUDIT_TOPIC, EXT_REQUEST_ID, purpose_code, subjects_of
 from casework.eventstore import Document
 from casework.kafka_clients import kafka_client_options
 from casework.projections import transient_kind
@@ -54,6 +55,24 @@ def store_document(event: Mapping[str, Any]) -> Document:
     agent = (event.get("agent") or [{}])[0]
     outcome_text = ((event.get("outcome") or {}).get("detail") or [{}])[0].get("text", "")
     entity0 = (event.get("entity") or [{}])[0]
+    about: dict[str, Any] = {}
+    for entity in event.get("entity", [])[1:]:
+        identifier = entity.get("what", {}).get("identifier", {})
+        kind = str(identifier.get("system", "")).removeprefix("urn:casework:")
+        if kind and kind != "data-subject":
+            value = identifier.get("value")
+            if kind.endswith("_ids"):
+                about.setdefault(kind, []).append(value)
+            else:
+                about[kind] = value
+    request_id = next(
+        (
+            e.get("valueString")
+            for e in event.get("extension", [])
+            if e.get("url") == EXT_REQUEST_ID
+        ),
+        None,
+    )
     return {
         "_id": str(event["id"]),
         "recorded_at": datetime.fromisoformat(str(event["recorded"])),
@@ -67,6 +86,8 @@ def store_document(event: Mapping[str, Any]) -> Document:
         "resource": entity0.get("what", {}).get("reference"),
         "outcome": int(outcome_text.removeprefix("HTTP ")) if outcome_text else None,
         "service": str(event.get("source", {}).get("observer", {}).get("display", "")),
+        "request_id": request_id,
+        "about": about,
         "event": dict(event),
     }
 
