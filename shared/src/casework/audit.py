@@ -61,6 +61,7 @@ from casework.eventstore import Document
 from casework.health import FailureKind, failure_kind
 from casework.http import (
     FieldProblem,
+    _incoming_request_id,
     has_forbidden_characters,
     problem_response,
     without_forbidden_characters,
@@ -531,7 +532,8 @@ class AuditMiddleware:
         collector: list[str],
     ) -> None:
         await _identify(scope)
-        request_id = (scope.get("state") or {}).get("request_id")
+        # Refused before the request-id middleware runs: the same id it would have given.
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         try:
             await self._record(scope, 422, request_id, collector)
         except AuditUnavailable:
@@ -543,6 +545,7 @@ class AuditMiddleware:
             title="Invalid request",
             code="InvalidRequest",
             errors=[problem],
+            headers={"X-Request-ID": request_id},
         )
         await response(scope, receive, send)
 

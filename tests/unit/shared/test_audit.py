@@ -14,6 +14,7 @@ import pytest
 from fastapi import APIRouter, FastAPI, Request
 
 from casework.audit import (
+    EXT_REQUEST_ID,
     AuditMiddleware,
     AuditTrail,
     action_code,
@@ -210,10 +211,15 @@ async def test_an_unknown_purpose_is_refused_with_422_and_recorded(
 
     response = await client.get(
         "/referrals/r-1",
-        headers={"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "curiosity"},
+        headers={
+            "Authorization": f"Bearer {token}",
+            "X-Purpose-Of-Use": "curiosity",
+            "X-Request-ID": "req-7",
+        },
     )
 
     assert response.status_code == 422
+    assert response.headers["X-Request-ID"] == "req-7"
     [problem] = response.json()["errors"]
     assert problem["field"] == "header.X-Purpose-Of-Use"
     assert problem["code"] == "unknown_purpose"
@@ -222,6 +228,7 @@ async def test_an_unknown_purpose_is_refused_with_422_and_recorded(
     [record] = records.inserted
     assert record["event"]["outcome"]["detail"] == [{"text": "HTTP 422"}]
     assert record["event"]["agent"][0]["who"]["identifier"]["value"] == "sue"
+    assert {"url": EXT_REQUEST_ID, "valueString": "req-7"} in record["event"]["extension"]
     assert subjects_of(record["event"]) == []
 
 
