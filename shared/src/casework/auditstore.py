@@ -175,10 +175,11 @@ class AuditStoreConsumer:
             records = [r for partition in batches.values() for r in partition]
             if not records:
                 continue
-            await self._store_until_done(records)
+            await self.store_batch(records)
             await self._commit_until_done()
 
-    async def _store_until_done(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    async def store_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Store one batch, retrying while the failure is transient (offsets not committed)."""
         documents: list[Document] = []
         unreadable: list[tuple[ConsumerRecord[bytes, bytes], str]] = []
         for record in records:
