@@ -6,6 +6,7 @@ this person look at" from the audit store, as a data-protection officer would as
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,11 +14,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from support.audit import wait_for_records
 from support.polling import eventually
 from support.stack import Stack
 
 NO_RISK = {"wish_to_be_dead": False, "suicidal_thoughts": False}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def register_site(stack: Stack, name: str) -> str:
@@ -135,3 +139,62 @@ def test_the_cli_answers_who_saw_a_client_and_what_a_person_looked_at(stack: Sta
     earlier = (started - timedelta(hours=1)).isoformat()
     assert casework(stack, "audit", "subject", subject, "--json", "--since", later) == ""
     assert casework(stack, "audit", "subject", subject, "--json", "--until", earlier) == ""
+
+
+def readme_block(after: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"```bash\n(.*?)```", readme[readme.index(after) :], re.DOTALL)
+    assert match, f"no bash block after {after!r}"
+    return match.group(1)
+
+
+@pytest.mark.timeout(240)
+def test_the_readme_access_audit_examples_work_when_pasted(stack: Stack, tmp_path: Path) -> None:
+    """The "Access audit" block runs as written after the "Try it" block, in a fresh bash,
+    against the test stack (its ports and this test's scratch directory replace the README's)."""
+    admin = stack.token("root", "regional_admin")
+    with stack.client("supervision", admin) as supervision:
+        registered = supervision.post("/sites", json={"site": "north", "name": "North"})
+        assert registered.status_code in (201, 409), registered.text
+    wait = (
+        f"for _ in $(seq 100); do curl -sf -o /dev/null '{stack.urls['intake']}/intake-queue"
+        f'?site=north\' -H "Authorization: Bearer $(make -s token ROLE=regional_admin)" '
+        "&& break; sleep 0.3; done\n"
+    )
+    script = (
+        (wait + readme_block("## Try it") + readme_block("### Access audit"))
+        .replace("http://127.0.0.1:8001", stack.urls["intake"])
+        .replace("http://127.0.0.1:8002", stack.urls["cases"])
+        .replace("/tmp/", f"{tmp_path}/")
+    )
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=230,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    out = run.stdout
+    client_id = json.loads((tmp_path / "accepted.json").read_text())["client_id"]
+    assert '"field":"header.X-Purpose-Of-Use"' in out  # the unknown purpose, refused
+    assert '"summary":"Break-glass access by cris' in out  # the supervisor's timeline
+    lines = out.splitlines()
+    header = next(
+        i for i, line in enumerate(lines) if line.split()[:3] == ["recorded", "who", "roles"]
+    )
+    who = {
+        line.split()[1]: line.split()[3]
+        for line in lines[header + 1 :]
+        if "casework/" in line and not line.startswith("{")
+    }
+    assert who["cara"] == "TREAT"
+    assert who["cris"] == "BTG"
+    [mine] = [json.loads(line) for line in lines if line.startswith('{"id"')]
+    assert (mine["who"], mine["purpose"], mine["subjects"]) == (
+        "cris",
+        "BTG",
+        [f"client:{client_id}"],
+    )
