@@ -478,3 +478,22 @@ def test_an_unknown_purpose_of_use_is_refused_and_recorded(world: World, role: s
     assert "curiosity" not in response.text
     [record] = wait_for_records(world.stack, {"request_id": request_id})
     assert (record["outcome"], record["sub"], record["subjects"]) == (422, f"{role}-own", [])
+
+
+def test_a_crisis_worker_reads_a_timeline_out_of_reach_only_by_breaking_the_glass(
+    world: World,
+) -> None:
+    case_id = world.case_in("assigned", fresh=True)
+    crisis = world.client("crisis_worker", "other")
+    assert crisis.get(f"/cases/{case_id}/timeline").status_code == 404
+    before = _version(world, case_id)
+
+    read = crisis.get(f"/cases/{case_id}/timeline", headers=GLASS)
+
+    assert read.status_code == 200, read.text
+    assert read.json()["case_id"] == case_id
+    assert "CaseOpened" in [e["event"] for e in read.json()["entries"]]
+    assert _version(world, case_id) == before + 1  # the review, committed before the answer
+    refused = world.client("caseworker").get(f"/cases/{case_id}/timeline", headers=GLASS)
+    assert refused.status_code == 403, refused.text
+    assert _version(world, case_id) == before + 1

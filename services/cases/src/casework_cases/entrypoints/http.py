@@ -22,7 +22,17 @@ from casework_cases.domain.case import Case
 from casework_cases.domain.permissions import READERS, roles_for
 from casework_cases.entrypoints.views import CaseOut, case_view
 
-__all__ = ["CaseId", "CaseOut", "Cases", "CasesApp", "ReadsCases", "may_issue", "router"]
+__all__ = [
+    "BreakGlass",
+    "CaseId",
+    "CaseOut",
+    "Cases",
+    "CasesApp",
+    "ReadsCases",
+    "may_issue",
+    "router",
+    "stated_reason",
+]
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
@@ -85,7 +95,8 @@ BreakGlass = Annotated[
 ]
 
 
-def _stated_reason(value: str) -> str:
+def stated_reason(value: str) -> str:
+    """The break-glass reason, or 422 naming the header when it says nothing."""
     reason = value.strip()
     if not reason:
         raise RequestValidationError(
@@ -131,7 +142,7 @@ async def get_case(
         case = await cases.case(case_id, principal)
     else:
         case, review = await cases.case_in_emergency(
-            case_id, principal, _stated_reason(break_glass), ctx
+            case_id, principal, stated_reason(break_glass), ctx
         )
         if review is not None:
             audit.break_glass(request, review_event_id=review)
