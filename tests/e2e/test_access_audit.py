@@ -166,7 +166,11 @@ def test_the_readme_access_audit_examples_work_when_pasted(stack: Stack, tmp_pat
         .replace("http://127.0.0.1:8001", stack.urls["intake"])
         .replace("http://127.0.0.1:8002", stack.urls["cases"])
         .replace("/tmp/", f"{tmp_path}/")
+        # a client of its own: the walk-through test registers "Alex Morgan" on this stack
+        # too, and a second referral of the same person waits for a duplicate decision
+        .replace('"family_name": "Morgan"', f'"family_name": "Morgan{uuid.uuid4().hex[:8]}"')
     )
+    assert 'Morgan"' not in script
     run = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=ROOT,
