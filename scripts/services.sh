@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The five Casework services as local processes (the infrastructure is scripts/infra.sh).
+# The five Casework services as local processes, and the audit store's consumer
+# (python -m casework.auditstore; the infrastructure is scripts/infra.sh).
 #
 # Usage: scripts/services.sh <command>
 #   up       start the services that are not running, wait until each /readyz answers,
@@ -28,6 +29,7 @@ export CASEWORK_MONGO_URL="${CASEWORK_MONGO_URL:-mongodb://127.0.0.1:$MONGO_PORT
 export CASEWORK_ENVIRONMENT="${CASEWORK_ENVIRONMENT:-development}"
 
 marker_of() { echo "casework_$1"; }
+AUDIT_MARKER=casework.auditstore
 url_of() { echo "http://127.0.0.1:${PORTS[$1]}"; }
 
 ready() { curl -fsS -o /dev/null --max-time 2 "$(url_of "$1")/readyz" 2>/dev/null; }
@@ -46,6 +48,11 @@ cmd_up() {
             env CASEWORK_HTTP_PORT="${PORTS[$name]}" "$PYTHON" -m "casework_$name"
         started+=("$name")
     done
+    if ! running_pid audit-store "$AUDIT_MARKER" >/dev/null; then
+        # the audit topic's consumer into the audit store (its own database, casework_audit)
+        start_detached audit-store "$LOG_DIR/audit-store.log" "$PYTHON" -m "$AUDIT_MARKER"
+        started+=(audit-store)
+    fi
     [[ ${#started[@]} -eq 0 ]] || info "starting ${started[*]} (logs in $LOG_DIR)"
     local deadline=$((SECONDS + SERVICE_READY_TIMEOUT))
     for name in "${SERVICES[@]}"; do
@@ -75,6 +82,7 @@ ferretdb_gin_indexes() {
     [[ "$(cat "$STATE_DIR/ferretdb/backend" 2>/dev/null)" == postgresql ]] || return 0
     local name dbs=()
     for name in "${SERVICES[@]}"; do dbs+=("casework_$name"); done
+    dbs+=(casework_audit)
     if bash "$SCRIPTS_DIR/ferretdb-indexes.sh" "${dbs[@]}" >"$LOG_DIR/ferretdb-indexes.log" 2>&1; then
         ok "PostgreSQL indexes for FerretDB's equality filters ensured"
     else
@@ -125,6 +133,7 @@ cmd_down() {
     for name in "${SERVICES[@]}"; do
         stop_component "$name" "$(marker_of "$name")"
     done
+    stop_component audit-store "$AUDIT_MARKER"
 }
 
 cmd_status() {
@@ -136,6 +145,7 @@ cmd_status() {
         fi
         printf '%-14s %-16s %s\n' "$name" "$state" "$(url_of "$name")"
     done
+    printf '%-14s %-16s %s\n' audit-store "$(pid_state audit-store "$AUDIT_MARKER")" "(consumer)"
 }
 
 case "${1:-}" in

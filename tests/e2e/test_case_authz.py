@@ -7,6 +7,10 @@ The expectations are the issue's words, not the service's tables:
 - a role that may, but does not reach the case (another site, another team), gets 404;
 - a regional admin reaches every case; everyone else who may, and reaches it, gets 200.
 
+Break-glass (a crisis worker opening a case out of reach with `X-Break-Glass: <reason>`)
+and the purpose of use (`X-Purpose-Of-Use`, or the role's default) are tried on the case
+read, down to the audit record each request left in the audit store.
+
 A transfer is answered at the RECEIVING site, so for accept/reject "own" means a principal
 at the site the case is being transferred to. Each allowed call gets a fresh case in the
 right phase (it changes it); refused calls share one case per phase (they change nothing).
@@ -14,6 +18,7 @@ right phase (it changes it); refused calls share one case per phase (they change
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
+from support.audit import wait_for_records
 from support.polling import eventually
 from support.stack import Stack
 
@@ -336,3 +342,158 @@ def test_who_may_move_a_caseload(world: World, role: str, where: str, status: in
         assert [m["case_id"] for m in report.json()["moved"]] == [case_id]
     else:  # 404 in the matrix's terms: out of reach, so not moved (and not named)
         assert (report.json()["moved"], report.json()["out_of_reach"]) == ([], 1)
+
+
+# Break-glass and purpose of use (issue 8): the same world, the case read.
+GLASS_REASON = "Crisis line call: client at immediate risk, home team unreachable"
+GLASS = {"X-Break-Glass": GLASS_REASON}
+
+
+def glass_expected(role: str, where: str) -> int:
+    """Only a crisis worker may break the glass; anyone else sending it is refused (403),
+    whether or not they reach the case. A crisis worker is shown the case either way: at
+    their own site as an ordinary read, elsewhere as a break-glass access."""
+    return 200 if role == "crisis_worker" else 403
+
+
+def _version(world: World, case_id: str) -> int:
+    read = world.client("site_manager").get(f"/cases/{case_id}")
+    assert read.status_code == 200, read.text
+    return int(read.json()["version"])
+
+
+@pytest.mark.parametrize(
+    ("role", "where", "status"),
+    [
+        pytest.param(role, where, glass_expected(role, where), id=f"{role} | {where} site")
+        for role in ROLES
+        for where in WHERE
+    ],
+)
+def test_who_may_break_the_glass(world: World, role: str, where: str, status: int) -> None:
+    breaks = status == 200 and where == "other"
+    case_id = world.case_in("assigned", fresh=breaks)
+    before = _version(world, case_id)
+    request_id = f"glass-{uuid.uuid4().hex}"
+    response = world.client(role, where).get(
+        f"/cases/{case_id}", headers={**GLASS, "X-Request-ID": request_id}
+    )
+    assert response.status_code == status, response.text
+    [record] = wait_for_records(world.stack, {"request_id": request_id})
+    assert GLASS_REASON not in json.dumps(record, default=str)  # the reason is not audited
+    if status != 200:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert _version(world, case_id) == before  # nothing raised
+        assert record["purpose"] != "BTG"
+        return
+    client_id = response.json()["client_id"]
+    assert record["subjects"] == [f"client:{client_id}"]
+    if not breaks:  # within reach: an ordinary read, nothing to review
+        assert response.json()["version"] == before
+        assert record["purpose"] == "TREAT"
+        return
+    # The review was raised before the case was shown: the answer already carries it.
+    assert response.json()["version"] == before + 1
+    assert record["purpose"] == "BTG"
+    review = f"case-{case_id}@{before + 1}"
+    assert {"url": "urn:casework:audit:break-glass-review", "valueString": review} in record[
+        "event"
+    ]["extension"]
+    # The case's supervisor sees it: on the timeline, with the reason, and in the caseload.
+    supervisor = world.client("supervisor")
+    timeline = eventually(
+        lambda: supervisor.get(f"/cases/{case_id}/timeline"),
+        lambda r: any(e["event"] == "BreakGlassUsed" for e in r.json().get("entries", [])),
+    )
+    [entry] = [e for e in timeline.json()["entries"] if e["event"] == "BreakGlassUsed"]
+    assert entry["actor"] == "crisis_worker-other"
+    assert entry["detail"]["reason"] == GLASS_REASON
+    caseload = eventually(
+        lambda: supervisor.get("/caseloads/caseworker-own"),
+        lambda r: any(c["case_id"] == case_id and c["break_glass"] for c in r.json()["cases"]),
+    )
+    [summary] = [c for c in caseload.json()["cases"] if c["case_id"] == case_id]
+    assert [u["used_by"] for u in summary["break_glass"]] == ["crisis_worker-other"]
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        pytest.param("", "header.X-Break-Glass", id="no reason"),
+        pytest.param("x" * 501, "header.X-Break-Glass", id="reason too long"),
+    ],
+)
+def test_breaking_the_glass_needs_a_reason(world: World, value: str, field: str) -> None:
+    case_id = world.case_in("assigned", fresh=False)
+    before = _version(world, case_id)
+    response = world.client("crisis_worker", "other").get(
+        f"/cases/{case_id}", headers={"X-Break-Glass": value}
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert "client_name" not in response.text
+    assert _version(world, case_id) == before  # no review raised, nothing shown
+
+
+@pytest.mark.parametrize(
+    ("role", "stated", "code"),
+    [
+        pytest.param("caseworker", None, "TREAT", id="caseworker, default: direct care"),
+        pytest.param("crisis_worker", None, "TREAT", id="crisis worker, default: direct care"),
+        pytest.param("supervisor", None, "HOPERAT", id="supervisor, default: supervision"),
+        pytest.param("site_manager", None, "HOPERAT", id="site manager, default: supervision"),
+        pytest.param("regional_admin", None, "HOPERAT", id="regional admin, default"),
+        pytest.param("supervisor", "direct-care", "TREAT", id="supervisor states direct care"),
+        pytest.param("site_manager", "audit", "HCOMPL", id="site manager states audit"),
+        pytest.param("regional_admin", "HOPERAT", "HOPERAT", id="stated by its HL7 code"),
+        pytest.param("caseworker", "integration", "COC", id="caseworker states integration"),
+    ],
+)
+def test_a_read_is_recorded_with_its_purpose_of_use(
+    world: World, role: str, stated: str | None, code: str
+) -> None:
+    case_id = world.case_in("assigned", fresh=False)
+    request_id = f"pou-{uuid.uuid4().hex}"
+    headers = {"X-Request-ID": request_id}
+    if stated is not None:
+        headers["X-Purpose-Of-Use"] = stated
+    response = world.client(role).get(f"/cases/{case_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    [record] = wait_for_records(world.stack, {"request_id": request_id})
+    assert record["purpose"] == code
+    assert record["sub"] == f"{role}-own"
+    assert record["subjects"] == [f"client:{response.json()['client_id']}"]
+
+
+@pytest.mark.parametrize("role", ["caseworker", "supervisor", "intake_worker", "ops"])
+def test_an_unknown_purpose_of_use_is_refused_and_recorded(world: World, role: str) -> None:
+    case_id = world.case_in("assigned", fresh=False)
+    request_id = f"pou-{uuid.uuid4().hex}"
+    response = world.client(role).get(
+        f"/cases/{case_id}", headers={"X-Purpose-Of-Use": "curiosity", "X-Request-ID": request_id}
+    )
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["errors"]
+    assert (problem["field"], problem["code"]) == ("header.X-Purpose-Of-Use", "unknown_purpose")
+    assert "curiosity" not in response.text
+    [record] = wait_for_records(world.stack, {"request_id": request_id})
+    assert (record["outcome"], record["sub"], record["subjects"]) == (422, f"{role}-own", [])
+
+
+def test_a_crisis_worker_reads_a_timeline_out_of_reach_only_by_breaking_the_glass(
+    world: World,
+) -> None:
+    case_id = world.case_in("assigned", fresh=True)
+    crisis = world.client("crisis_worker", "other")
+    assert crisis.get(f"/cases/{case_id}/timeline").status_code == 404
+    before = _version(world, case_id)
+
+    read = crisis.get(f"/cases/{case_id}/timeline", headers=GLASS)
+
+    assert read.status_code == 200, read.text
+    assert read.json()["case_id"] == case_id
+    assert "CaseOpened" in [e["event"] for e in read.json()["entries"]]
+    assert _version(world, case_id) == before + 1  # the review, committed before the answer
+    refused = world.client("caseworker").get(f"/cases/{case_id}/timeline", headers=GLASS)
+    assert refused.status_code == 403, refused.text
+    assert _version(world, case_id) == before + 1

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
+from support.audit import wait_for_records
 from support.polling import eventually
 from support.stack import Stack
 
@@ -69,9 +70,9 @@ def event_count(stack: Stack, service: str) -> int:
 
 
 def audit_records(stack: Stack, service: str, request_id: str) -> list[dict[str, Any]]:
-    client, db = database(stack, service)
-    with client:
-        return list(db["audit"].find({"request_id": request_id}).sort("time", 1))
+    # from the audit store, where the records arrive through the audit topic
+    query = {"request_id": request_id, "service": f"casework/{service}"}
+    return wait_for_records(stack, query)
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -208,13 +209,14 @@ def test_another_sites_candidates_are_masked_and_not_stored_with_their_details(
         stored = json.dumps(
             list(db["events"].find({"stream_id": f"referral-{south_referral}"})), default=str
         )
-        [record] = list(
-            db["audit"].find({"referral_id": south_referral, "action": "POST /referrals"})
-        )
+    [record] = wait_for_records(
+        stack, {"about.referral_id": south_referral, "operation": "POST /referrals"}
+    )
     assert known["family_name"] not in stored
     assert "Morgan" not in stored
     assert client_id in stored
-    assert record["client_ids"] == [client_id]
+    assert record["about"]["client_ids"] == [client_id]
+    assert known["family_name"] not in json.dumps(record, default=str)
 
     # Refused before anything is looked up: a north worker probing at south learns nothing.
     with stack.client("intake", north_worker) as intake:
@@ -296,7 +298,10 @@ def test_a_caseload_read_records_the_cases_and_clients_it_showed(stack: Stack, n
             lambda r: bool(r.json()["cases"]),
         )
         assert listed.status_code == 200
-    records = audit_records(stack, "cases", "r-" + worker)
-    assert records[-1]["case_ids"] == [case_id]
-    assert records[-1]["client_ids"] == [client_id]
-    assert records[-1]["worker_id"] == worker
+    # the polls before the case showed up used the same request id: the last is the one
+    records = wait_for_records(stack, {"request_id": "r-" + worker, "about.case_ids": case_id})
+    assert records[-1]["about"]["case_ids"] == [case_id]
+    assert records[-1]["about"]["client_ids"] == [client_id]
+    assert records[-1]["about"]["worker_id"] == worker
+    # every data subject the list showed
+    assert records[-1]["subjects"] == [f"client:{client_id}"]

@@ -13,6 +13,7 @@ import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,95 @@ def _parked(args: argparse.Namespace) -> int:
     return status
 
 
+def _add_audit(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "audit",
+        help="ask the audit store who saw a client's data, or what a person looked at",
+        description=(
+            "Read the audit store (CASEWORK_MONGO_URL, CASEWORK_AUDIT_MONGO_DATABASE). "
+            "`subject client:<id>`: who saw this data subject's data, when and why. "
+            "`agent <sub>`: what this person did and looked at. Times are ISO 8601 (UTC "
+            "when no offset is given); records are listed oldest first."
+        ),
+    )
+    questions = parser.add_subparsers(dest="question", required=True)
+    for question, what, help in (
+        ("subject", "SUBJECT", "who saw this data subject's data (e.g. client:<id>)"),
+        ("agent", "SUB", "what this person (a token's sub) looked at"),
+    ):
+        sub = questions.add_parser(question, help=help, description=help)
+        sub.add_argument("who", metavar=what)
+        sub.add_argument("--since", type=_instant, help="from this time (inclusive)")
+        sub.add_argument("--until", type=_instant, help="to this time (exclusive)")
+        sub.add_argument("--json", action="store_true", help="one JSON document per line")
+        sub.set_defaults(handler=_audit)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from casework.auditstore import AuditStore
+    from casework.runtime import mongo_client
+
+    settings = Settings.for_developer_tool()
+
+    async def ask() -> list[dict[str, Any]]:
+        client = mongo_client(settings)
+        try:
+            store = AuditStore(client[settings.audit_mongo_database])
+            if args.question == "subject":
+                return await store.about_subject(args.who, args.since, args.until)
+            return await store.by_agent(args.who, args.since, args.until)
+        finally:
+            await client.close()
+
+    records = asyncio.run(ask())
+    if args.json:
+        for record in records:
+            print(json.dumps(_audit_row(record), default=str))
+        return 0
+    rows = [_audit_row(record) for record in records]
+    columns = (
+        ["recorded", "who", "roles", "purpose", "action", "operation", "outcome", "service"]
+        if args.question == "subject"
+        else ["recorded", "purpose", "action", "operation", "outcome", "subjects", "service"]
+    )
+    table = [columns] + [[_cell(row[c]) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    for line in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+    print(f"{len(rows)} record(s)", file=sys.stderr)
+    return 0
+
+
+def _audit_row(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": record["_id"],
+        "recorded": record["recorded_at"].isoformat(),
+        "who": record.get("sub"),
+        "roles": record.get("roles", []),
+        "purpose": record.get("purpose"),
+        "action": record.get("action"),
+        "operation": record.get("operation"),
+        "resource": record.get("resource"),
+        "outcome": record.get("outcome"),
+        "subjects": record.get("subjects", []),
+        "service": record.get("service"),
+    }
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "-"
+    return "-" if value is None else str(value)
+
+
 _SUBCOMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = (
     _add_token,
     _add_contracts,
@@ -223,6 +313,7 @@ _SUBCOMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentPar
     _add_rebuild,
     _add_dead_letters,
     _add_parked,
+    _add_audit,
 )
 
 

@@ -39,6 +39,8 @@ class Stack:
     env: dict[str, str]
     logs: Path
     databases: dict[str, str] = field(default_factory=dict)
+    audit_database: str = ""
+    """The audit store's database (`casework.auditstore`, run as the process `audit`)."""
     pids: dict[str, int] = field(default_factory=dict)
     _tokens: dict[tuple[str, ...], str] = field(default_factory=dict)
 
@@ -99,16 +101,28 @@ def running_stack(
         "CASEWORK_JWT_DEV_KEY_PATH": str(workdir / "dev-jwt-key.pem"),
         "CASEWORK_RELAY_POLL_INTERVAL_S": "0.5",
         "CASEWORK_LOG_LEVEL": "INFO",
+        "CASEWORK_AUDIT_MONGO_DATABASE": f"{namespace}_audit",
         **(env or {}),
     }
     urls: dict[str, str] = {}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     databases: dict[str, str] = {}
+    audit_store: subprocess.Popen[bytes] | None = None
     try:
         # the first token creates the dev key before the services read it
         stack = Stack(namespace, urls, settings, logs, databases)
+        stack.audit_database = settings["CASEWORK_AUDIT_MONGO_DATABASE"]
         pids = stack.pids
         stack.token("setup", "ops")
+        with (logs / "audit.log").open("wb") as log:
+            # the audit store's consumer: its own process, as in production
+            audit_store = subprocess.Popen(
+                [sys.executable, "-m", "casework.auditstore"],
+                env=settings,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        pids["audit"] = audit_store.pid
         for name, offset in SERVICES.items():
             port = base_port + offset
             databases[name] = f"{namespace}_{name}"
@@ -129,14 +143,15 @@ def running_stack(
         _wait_ready(urls, procs, logs, within=90)
         yield stack
     finally:
-        for proc in procs.values():
+        everything = [*procs.values(), *([audit_store] if audit_store else [])]
+        for proc in everything:
             proc.terminate()
-        for proc in procs.values():
+        for proc in everything:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        _drop(mongo_url, databases.values())
+        _drop(mongo_url, [*databases.values(), settings["CASEWORK_AUDIT_MONGO_DATABASE"]])
 
 
 def _wait_ready(

@@ -20,7 +20,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from casework.audit import AuditTrail
+from casework.audit import AUDIT_TOPIC, OUTBOX_COLLECTION, AuditRelay, AuditTrail
 from casework.clock import Clock, SystemClock
 from casework.deadlines import Deadlines, DeadlineScheduler
 from casework.events import EventRegistry
@@ -108,6 +108,7 @@ class ServiceRuntime:
     consumers: list[ConsumerRunner] = field(default_factory=list)
     subscribers: list[Any] = field(default_factory=list)
     broker_probe: BrokerProbe | None = None
+    audit_relay: AuditRelay | None = None
 
     @classmethod
     def build(
@@ -150,6 +151,15 @@ class ServiceRuntime:
             # "Received"/"Processed" for every message is debug detail, not an INFO log line
             log_level=logging.DEBUG,
         )
+        audit = AuditTrail(database[OUTBOX_COLLECTION], clock, service=settings.service)
+        audit_relay = AuditRelay(
+            database[OUTBOX_COLLECTION],
+            kafka_producer(client_id=f"{settings.service}-audit-relay", **connection),
+            prefix + AUDIT_TOPIC,
+            lease=RelayLease(database["relay_lease"], "audit-relay", clock=clock),
+            poll_interval=settings.relay_poll_interval_s,
+        )
+        audit.on_record(audit_relay.wake)
         return cls(
             settings=settings,
             metrics=metrics,
@@ -160,7 +170,8 @@ class ServiceRuntime:
             relay=relay,
             broker=broker,
             clock=clock,
-            audit=AuditTrail(database["audit"], clock),
+            audit=audit,
+            audit_relay=audit_relay,
             deadlines=deadlines,
             scheduler=DeadlineScheduler(deadlines, clock=clock, metrics=metrics),
             broker_probe=BrokerProbe(
@@ -202,7 +213,8 @@ class ServiceRuntime:
         dead = [dead_letter_topic(self.settings.service, h.name) for h in self.handlers]
         return topic_specs(
             self.settings,
-            events=[prefix + t for t in {own, *read}],
+            # the audit topic keeps everything, as the event topics do
+            events=[prefix + t for t in {own, *read, AUDIT_TOPIC}],
             dead_letters=[prefix + t for t in dead],
         )
 
@@ -220,6 +232,8 @@ class ServiceRuntime:
         )
         await self.broker.start()
         await self.relay.start()
+        if self.audit_relay is not None:
+            await self.audit_relay.start()
         await self.scheduler.start()
 
     async def stop(self) -> None:
@@ -228,6 +242,9 @@ class ServiceRuntime:
             await self.scheduler.stop()
         with contextlib.suppress(Exception):
             await self.relay.stop()
+        if self.audit_relay is not None:
+            with contextlib.suppress(Exception):
+                await self.audit_relay.stop()
         with contextlib.suppress(Exception):
             await self.broker.stop()
         if self.broker_probe is not None:

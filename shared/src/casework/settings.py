@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         "hanging on a stalled server or network.",
     )
 
+    audit_mongo_database: str = Field(
+        default="casework_audit",
+        description="The audit store's database (`casework.auditstore`): written only by its "
+        "consumer, read by `casework audit`; never by a service.",
+    )
+
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     # Request body limits by route class (`casework.http.BodyClass`); larger bodies get 413.

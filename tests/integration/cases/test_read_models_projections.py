@@ -18,6 +18,7 @@ from casework.clock import FixedClock
 from casework.contracts import registry
 from casework.contracts.cases import (
     AssessmentRecorded,
+    BreakGlassUsed,
     CaseClosed,
     CaseNoteRecorded,
     CaseOpened,
@@ -549,6 +550,18 @@ def the_story() -> Story:
                 to_site="south",
                 accepted_by="mo",
                 accepted_at=at("2026-02-22", "11:00"),
+            ),
+        ),
+        (
+            "2026-02-22T23:00",
+            BreakGlassUsed(
+                case_id="C2",
+                client_id="CL1",
+                site="south",
+                reason="Crisis line call",
+                used_by="cris",
+                used_by_sites=("east",),
+                used_at=at("2026-02-22", "23:00"),
             ),
         ),
     ]

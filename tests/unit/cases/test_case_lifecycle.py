@@ -32,12 +32,14 @@ from unit.cases.case_fixtures import (
     RESOLVE,
     RETURN_CLOSURE,
     RETURN_PLAN,
+    C,
     given,
     when,
 )
 
 from casework.contracts.cases import (
     AssessmentRecorded,
+    BreakGlassUsed,
     CaseClosed,
     CaseNoteRecorded,
     CaseOpened,
@@ -56,7 +58,7 @@ from casework.contracts.cases import (
 from casework.events import DomainEvent
 
 from casework_cases.domain.case import Phase
-from casework_cases.domain.commands import CaseCommand
+from casework_cases.domain.commands import CaseCommand, UseBreakGlass
 from casework_cases.domain.errors import (
     CaseAlreadyClosed,
     CaseAlreadyOpened,
@@ -85,6 +87,11 @@ Outcome = Ok | type[CaseError]
 
 def ok(*events: type[DomainEvent], then: str) -> Ok:
     return events, Phase(then)
+
+
+BREAK_GLASS = UseBreakGlass(
+    case_id=C, reason="client phoned in crisis", used_by="cora", used_by_sites=("south",)
+)
 
 
 def stays(phase: str, *events: type[DomainEvent]) -> Ok:
@@ -230,6 +237,17 @@ TABLE: dict[str, tuple[CaseCommand, list[Outcome]]] = {
     "reopen": (
         REOPEN,
         [CaseNotOpened, *[WrongPhase] * 4, ok(CaseReopened, then="assessment")],
+    ),
+    # an emergency may need any opened case, a closed one included; the phase stays
+    "break the glass": (
+        BREAK_GLASS,
+        [
+            CaseNotOpened,
+            *(
+                stays(p, BreakGlassUsed)
+                for p in ("assessment", "planning", "active", "review", "closed")
+            ),
+        ],
     ),
 }
 

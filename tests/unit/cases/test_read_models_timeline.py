@@ -9,6 +9,7 @@ import pytest
 from casework.contracts import registry
 from casework.contracts.cases import (
     AssessmentRecorded,
+    BreakGlassUsed,
     CaseClosed,
     CaseNoteRecorded,
     CaseOpened,
@@ -286,6 +287,15 @@ def every_event() -> list[DomainEvent]:
         ClosureReturned(case_id=c, reason="not yet", returned_by="sue", returned_at=T0),
         CaseClosed(case_id=c, outcome=CaseOutcome.GOALS_MET, approved_by="sue", closed_at=T0),
         CaseReopened(case_id=c, reason="relapse", reopened_by="sue", reopened_at=T0),
+        BreakGlassUsed(
+            case_id=c,
+            client_id="cl-1",
+            site="north",
+            reason=SECRET,
+            used_by="cora",
+            used_by_sites=("south",),
+            used_at=T0,
+        ),
     ]
 
 

@@ -240,3 +240,22 @@ class CaseReopened(CaseEvent):
     reason: str
     reopened_by: str
     reopened_at: datetime
+
+
+class BreakGlassUsed(CaseEvent):
+    """A crisis worker opened this case, outside their reach, in an emergency ("breaking the
+    glass"). Allowed, and a review for the case's supervisor: the case timeline and the
+    supervisor's caseload view show it. The access itself is in the audit trail with the
+    HL7 purpose of use `BTG`, naming this event (`case-<id>@<version>`), never the reason."""
+
+    case_id: str
+    client_id: str | None = None
+    """The data subject of `reason` (the case's client)."""
+    site: str
+    """Where the case was when the glass was broken."""
+    team: str | None = None
+    caseworker_id: str | None = None
+    reason: str = sensitive("Why the emergency access was needed, as the worker stated it.")
+    used_by: str
+    used_by_sites: tuple[str, ...] = ()
+    used_at: datetime

@@ -23,6 +23,7 @@ from casework_cases.domain.commands import (
     OpenCase,
     RejectTransfer,
     RequestTransfer,
+    UseBreakGlass,
 )
 from casework_cases.domain.errors import CaseError, CaseworkerChanged, UnknownSite
 from casework_cases.domain.permissions import MAY_ISSUE, READERS
@@ -79,6 +80,39 @@ class Cases:
         if case is None or not can_reach_case(principal, case.scope):
             raise NotVisible(f"no case {case_id}")
         return case
+
+    async def case_in_emergency(
+        self, case_id: str, principal: Principal, reason: str, ctx: CommitContext
+    ) -> tuple[Case, str | None]:
+        """A case a crisis worker opens by breaking the glass, and the review it raised.
+
+        Within the worker's reach it is an ordinary read (no review: nothing was broken).
+        Outside it, `BreakGlassUsed` is committed before the case is returned, so the case
+        is never shown without its review: the second value names that event
+        (`case-<id>@<version>`). A concurrent change to the case is retried, not refused.
+        """
+        _require_roles(principal, MAY_ISSUE[UseBreakGlass], "break-glass access")
+        for attempt in range(_EMERGENCY_ATTEMPTS):
+            case = await self.cases.find(case_id)
+            if case is None:
+                raise NotVisible(f"no case {case_id}")
+            if can_reach_case(principal, case.scope):
+                return case, None
+            cmd = UseBreakGlass(
+                case_id=case_id,
+                reason=reason,
+                used_by=principal.sub,
+                used_by_sites=tuple(sorted(principal.sites)),
+            )
+            case.handle(cmd, self.clock.now())
+            try:
+                await self.cases.save(case, ctx)
+            except ConcurrencyConflict:
+                if attempt == _EMERGENCY_ATTEMPTS - 1:
+                    raise
+                continue
+            return case, f"{case.stream_id}@{case.version}"
+        raise AssertionError("unreachable")
 
     async def current_scopes(self, case_ids: Sequence[str]) -> dict[str, CaseScope]:
         """Who holds each case and where, as its stream says now (not as a read model last
@@ -143,6 +177,9 @@ class Cases:
             else:
                 report.moved.append(CaseMoved(case_id, case.version))
         return report
+
+
+_EMERGENCY_ATTEMPTS = 5
 
 
 def _require_roles(principal: Principal, roles: frozenset[str], action: str) -> None:

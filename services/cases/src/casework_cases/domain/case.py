@@ -21,6 +21,7 @@ from enum import StrEnum
 from casework.aggregate import Aggregate
 from casework.contracts.cases import (
     AssessmentRecorded,
+    BreakGlassUsed,
     CaseClosed,
     CaseNoteRecorded,
     CaseOpened,
@@ -67,6 +68,7 @@ from casework_cases.domain.commands import (
     ResolveCrisis,
     ReturnClosure,
     ReturnPlan,
+    UseBreakGlass,
 )
 from casework_cases.domain.errors import (
     AlreadyAssigned,
@@ -216,6 +218,9 @@ class Case(Aggregate):
                 raise CaseAlreadyOpened(self.id)
             case (None, _):
                 raise CaseNotOpened(self.id)
+            # an emergency may need a closed case's history too
+            case (_, UseBreakGlass() as c):
+                self._break_glass(c, at)
             case (Phase.CLOSED, ReopenCase() as c):
                 self._reopen(c, at)
             case (Phase.CLOSED, _):
@@ -549,6 +554,21 @@ class Case(Aggregate):
                 addendum_to=c.addendum_to,
                 recorded_by=c.recorded_by,
                 recorded_at=at,
+            )
+        )
+
+    def _break_glass(self, c: UseBreakGlass, at: datetime) -> None:
+        self._trigger(
+            BreakGlassUsed(
+                case_id=self.id,
+                client_id=self.client_id,
+                site=self._site,
+                team=self.team,
+                caseworker_id=self.caseworker_id,
+                reason=c.reason,
+                used_by=c.used_by,
+                used_by_sites=c.used_by_sites,
+                used_at=at,
             )
         )
 

@@ -129,6 +129,16 @@ class ResolveCrisis:
 
 
 @dataclass(frozen=True)
+class UseBreakGlass:
+    """Open the case in an emergency, outside the worker's reach, for a stated reason."""
+
+    case_id: str
+    reason: str
+    used_by: str
+    used_by_sites: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RecordCaseNote:
     case_id: str
     note_id: str
@@ -184,6 +194,7 @@ CaseCommand = (
     | ApproveClosure
     | ReturnClosure
     | ReopenCase
+    | UseBreakGlass
 )
 """Every command one case handles."""
 

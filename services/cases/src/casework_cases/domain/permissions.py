@@ -17,6 +17,8 @@ receiving site does before it reaches the case.
 | approve / return a plan or a closure            | supervisor (not the proposer: four eyes)   |
 | risk level, declare / resolve a crisis          | caseworker, supervisor, crisis_worker      |
 | reopen                                          | supervisor, site_manager                   |
+| break the glass: open a case out of reach in an | crisis_worker (a stated reason; raises a   |
+| emergency                                       | review for the case's supervisor)          |
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from casework_cases.domain.commands import (
     ResolveCrisis,
     ReturnClosure,
     ReturnPlan,
+    UseBreakGlass,
 )
 
 READERS = CASE_ROLES
@@ -51,6 +54,7 @@ SITE_LEADS = frozenset({"supervisor", "site_manager"})
 CASE_WORKERS = frozenset({"caseworker", "supervisor"})
 SUPERVISORS = frozenset({"supervisor"})
 RISK_WORKERS = frozenset({"caseworker", "supervisor", "crisis_worker"})
+GLASS_BREAKERS = frozenset({"crisis_worker"})
 
 MAY_ISSUE: Mapping[type, frozenset[str]] = {
     AssignCaseworker: ASSIGNERS,
@@ -71,6 +75,7 @@ MAY_ISSUE: Mapping[type, frozenset[str]] = {
     ApproveClosure: SUPERVISORS,
     ReturnClosure: SUPERVISORS,
     ReopenCase: SITE_LEADS,
+    UseBreakGlass: GLASS_BREAKERS,
 }
 """Command class → the roles that may issue it (any one of them suffices)."""
 

@@ -14,11 +14,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from casework import audit
 from casework.auth import Principal, require_roles
 from casework.http import PROBLEM_CONTENT_TYPE
+from casework.requests import Context
 
 from casework_cases.adapters.read_models import Caseload, ReadModels
 from casework_cases.adapters.read_models.register import SiteRegister
 from casework_cases.adapters.read_models.timeline import CaseTimeline
-from casework_cases.entrypoints.http import CasesApp
+from casework_cases.entrypoints.http import BreakGlass, CasesApp, stated_reason
 
 router = APIRouter()
 
@@ -202,6 +203,7 @@ async def get_caseload(
         case_ids=[c.case_id for c in caseload.cases],
         client_ids=[c.client_id for c in caseload.cases if c.client_id],
     )
+    audit.subjects_shown(audit.client_subject(c.client_id) for c in caseload.cases if c.client_id)
     return caseload
 
 
@@ -212,10 +214,14 @@ async def get_caseload(
     description=(
         "Every event of the case in order, from the referral on (intake's events included), "
         "each with a one-line summary, who did it, and the event's full detail (sensitive "
-        "text included: this read is audited). Ordered by time, then by stream version."
+        "text included: this read is audited). Ordered by time, then by stream version.\n\n"
+        "A crisis worker may read the timeline of a case outside their reach in an emergency "
+        "with `X-Break-Glass: <reason>`, as for the case itself (a review for its "
+        "supervisor; the audit record's purpose is `BTG`); any other role sending it: 403."
     ),
     responses={
         200: _ok("The timeline, oldest first", TIMELINE_EXAMPLE),
+        403: _problem("`X-Break-Glass` from a role that may not break the glass"),
         404: _problem("No such case, or not one the caller may reach"),
     },
 )
@@ -225,10 +231,28 @@ async def get_case_timeline(
     read_models: ReadModelsDep,
     cases: CasesApp,
     request: Request,
+    ctx: Context,
+    break_glass: BreakGlass = None,
 ) -> CaseTimeline:
-    timeline = await read_models.case_timeline(case_id, principal, cases.current_scopes)
+    granted = False
+    if break_glass is not None:
+        # as for the case read: the review is committed before anything is shown
+        _, review = await cases.case_in_emergency(
+            case_id, principal, stated_reason(break_glass), ctx
+        )
+        if review is not None:
+            audit.break_glass(request, review_event_id=review)
+            granted = True
+    timeline = await read_models.case_timeline(
+        case_id, principal, cases.current_scopes, reach_granted=granted
+    )
     if timeline.referral_id:
         audit.note(request, referral_ids=[timeline.referral_id])
+    audit.subjects_shown(
+        audit.client_subject(client_id)
+        for entry in timeline.entries
+        if isinstance(client_id := entry.detail.get("client_id"), str)
+    )
     return timeline
 
 

@@ -144,6 +144,10 @@ async def _view(
         client_id=client_id,
         client_ids=[c.client_id for c in candidates],
     )
+    # The data subjects shown: the referral's client once known, and every candidate.
+    audit.subjects_shown(
+        audit.client_subject(c) for c in [client_id, *(c.client_id for c in candidates)] if c
+    )
     return ReferralOut(
         referral_id=referral.id,
         status=referral.status.value,

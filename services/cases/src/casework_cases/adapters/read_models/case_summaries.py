@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from casework.contracts.cases import (
     AssessmentRecorded,
+    BreakGlassUsed,
     CaseClosed,
     CaseEvent,
     CaseOpened,
@@ -48,6 +49,7 @@ from casework.runtime import events_topic
 
 from casework_cases.adapters.read_models.documents import (
     UNRATED,
+    as_utc,
     enum_value,
     hours_between,
     iso_week,
@@ -195,6 +197,14 @@ def evolve(doc: Document, event: DomainEvent, envelope: Envelope) -> Document:
             new["phase"] = ACTIVE
         case CaseClosed():
             new.update(phase=CLOSED, closed_at=event.closed_at, outcome=event.outcome.value)
+        case BreakGlassUsed():
+            # An access, not care: the case's activity stays as it was.
+            new["last_activity_at"] = doc.get("last_activity_at")
+            uses = [
+                *doc.get("break_glass", []),
+                {"used_by": event.used_by, "used_at": event.used_at},
+            ]
+            new["break_glass"] = uses[-_BREAK_GLASS_KEPT:]
         case CaseReopened():
             # A new assessment and a new plan follow: the old plan's goals no longer bind.
             new.update(
@@ -217,6 +227,9 @@ def evolve(doc: Document, event: DomainEvent, envelope: Envelope) -> Document:
     new[CASELOAD_OF] = new.get("caseworker_id") if new.get("phase") != CLOSED else None
     new[CRISIS_AT] = new.get("site") if new["crisis_open"] else None
     return new
+
+
+_BREAK_GLASS_KEPT = 20
 
 
 def contributions(doc: Mapping[str, Any]) -> Counts:
@@ -261,6 +274,14 @@ def caseload_order(case: Mapping[str, Any]) -> tuple[bool, int, str, str]:
     return (not case.get("crisis_open"), _risk_rank(case.get("risk_level")), due_text, case["_id"])
 
 
+class BreakGlassUse(BaseModel):
+    """An emergency access to the case by someone outside its reach, for its supervisor to
+    review (the reason is on the case timeline)."""
+
+    used_by: str
+    used_at: datetime
+
+
 class CaseSummary(BaseModel):
     """One case as a caseload or a register shows it."""
 
@@ -297,6 +318,11 @@ class CaseSummary(BaseModel):
     next_activity: str | None = Field(default=None, description="What is due then")
     closed_at: datetime | None = None
     outcome: str | None = None
+    break_glass: list[BreakGlassUse] = Field(
+        default_factory=list,
+        description="Break-glass accesses to the case (the latest 20), for its supervisor to "
+        "review",
+    )
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> CaseSummary:
@@ -322,6 +348,10 @@ class CaseSummary(BaseModel):
             next_activity=doc.get("next_activity"),
             closed_at=maybe_utc(doc.get("closed_at")),
             outcome=doc.get("outcome"),
+            break_glass=[
+                BreakGlassUse(used_by=u["used_by"], used_at=as_utc(u["used_at"]))
+                for u in doc.get("break_glass", [])
+            ],
         )
 
 

@@ -31,6 +31,7 @@ from pymongo.errors import DuplicateKeyError
 
 from casework.contracts.cases import (
     AssessmentRecorded,
+    BreakGlassUsed,
     CaseClosed,
     CaseNoteRecorded,
     CaseOpened,
@@ -160,6 +161,11 @@ def describe(event: DomainEvent) -> str:
             return f"Case closed by {event.approved_by}: {_words(event.outcome)}"
         case CaseReopened():
             return f"Case reopened by {event.reopened_by}"
+        case BreakGlassUsed():
+            return (
+                f"Break-glass access by {event.used_by} (emergency, outside their reach): "
+                "for review by the case's supervisor"
+            )
         case ClientRegistered():
             return f"Client {event.client_id} registered"
     return _sentence(type(event).__name__)  # an event newer than this code
