@@ -18,6 +18,7 @@ from casework.contracts import all_events
 from casework.contracts.cases import CasePlanProposed, Goal, Intervention
 from casework.contracts.common import ReferralSource, Urgency
 from casework.contracts.intake import ClientDetails, ReferralReceived
+from casework.http import check_json_body
 from casework.privacy import REPLACEMENT, edge, is_sealed
 from casework.privacy.edge import OpenTokensMiddleware
 from casework.privacy.kek import KEY_BYTES
@@ -219,3 +220,9 @@ def test_the_edge_opens_an_authorised_answer_and_reports_its_subjects(
         assert int(body.headers["content-length"]) == len(body.content)
         assert client.get("/refused").json() == {"client_name": token}  # not opened
     assert reported == [["client:c-1"]]
+
+
+def test_a_request_body_carrying_a_token_is_refused_at_the_edge() -> None:
+    problems = check_json_body(b'{"client": {"given_name": "enc:v1:client:c-1/identity/v1:x"}}')
+    assert [(p.field, p.code) for p in problems] == [("body.client.given_name", "sealed_value")]
+    assert check_json_body(b'{"text": "an ordinary note"}') == []
