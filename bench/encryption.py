@@ -161,13 +161,16 @@ class Bench:
         a = self.args
         topics = {v: f"bench.{self.run_id}.{v}" for v in stores}
         await ensure_topics(a.kafka, list(topics.values()), a.partitions)
-        producer = AIOKafkaProducer(bootstrap_servers=a.kafka, linger_ms=5)
+        # idempotent: a retried batch (a fresh topic's leader moving) keeps its order
+        producer = AIOKafkaProducer(
+            bootstrap_servers=a.kafka, linger_ms=5, acks="all", enable_idempotence=True
+        )
         await producer.start()
         try:
             for variant, store in stores.items():
                 progress(f"producing the {variant} events to Kafka")
                 sends = []
-                async for commit in store.commits.find({}):
+                async for commit in store.commits.find({}).sort([("stream_id", 1), ("first", 1)]):
                     for doc in commit["events"]:
                         envelope = Envelope.from_document(doc)
                         sends.append(
@@ -214,7 +217,8 @@ class Bench:
                 for records in (await consumer.getmany(timeout_ms=500, max_records=500)).values():
                     for record in records:
                         one = time.perf_counter()
-                        assert await runner.process(record) == "applied"
+                        outcome = await runner.process(record)
+                        assert outcome == "applied", outcome
                         latencies.append(time.perf_counter() - one)
                         done += 1
             seconds = time.perf_counter() - started
