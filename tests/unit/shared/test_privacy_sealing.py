@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from casework.asyncapi import asyncapi_document
 from casework.contracts import all_events
 from casework.contracts.cases import CasePlanProposed, Goal, Intervention
 from casework.contracts.common import ReferralSource, Urgency
@@ -226,3 +227,22 @@ def test_a_request_body_carrying_a_token_is_refused_at_the_edge() -> None:
     problems = check_json_body(b'{"client": {"given_name": "enc:v1:client:c-1/identity/v1:x"}}')
     assert [(p.field, p.code) for p in problems] == [("body.client.given_name", "sealed_value")]
     assert check_json_body(b'{"text": "an ordinary note"}') == []
+
+
+def test_the_asyncapi_document_says_which_fields_are_encrypted_and_for_whom() -> None:
+    messages = asyncapi_document("cases")["components"]["messages"]
+    note = messages["casework_cases_CaseNoteRecorded_v1"]
+    assert note["x-encrypted-fields"] == [
+        {"field": "text", "subject_field": "client_id", "record_class": "notes"}
+    ]
+    text = note["payload"]["properties"]["text"]
+    assert text["x-casework-personal"] == {"subject": "client_id", "record_class": "notes"}
+    referral = asyncapi_document("intake")["components"]["messages"][
+        "casework_intake_ReferralReceived_v1"
+    ]
+    assert {
+        "field": "client.date_of_birth",
+        "subject_field": "subject_id",
+        "record_class": "identity",
+    } in referral["x-encrypted-fields"]
+    assert "enc:v1:" in asyncapi_document()["info"]["description"]
