@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import MongoClient
 
+from casework.contracts import all_events
 from casework.eventstore import Document
 from casework.privacy import REPLACEMENT, KeyService, LocalKeyFileProvider, create_key_file
 from casework.privacy.sealing import Opener
@@ -317,6 +318,20 @@ def test_no_personal_value_is_stored_or_published_in_plaintext_and_erasure_reach
     assert any(
         f"client:{erased_ids['client_id']}" in r.get("subjects_shown", []) for r in case_reads
     )
+
+    # every contract with personal fields was stored for this client (none escapes the scan)
+    streams = [f"referral-{erased_ids['referral_id']}", f"client-{erased_ids['client_id']}"]
+    streams.append(f"case-{erased_ids['case_id']}")
+    with MongoClient(stack.env["CASEWORK_MONGO_URL"]) as mongo:
+        stored_types = {
+            event["type"]
+            for service in ("intake", "cases")
+            for commit in mongo[stack.databases[service]]["events"].find(
+                {"stream_id": {"$in": streams}}
+            )
+            for event in commit.get("events", ())
+        }
+    assert {e.type_name() for e in all_events() if e.personal_fields()} <= stored_types
 
     # ... and nothing else holds them: event stores, read models, topics, dead letters, logs
     needles = [erased.marker, kept.marker, erased.marker.lower(), erased.phone_digits, BORN]
