@@ -33,6 +33,10 @@ Invariants:
   process may open a destroyed subject's values until its cached copy expires: an erasure's
   worst-case delay in answers is the TTL (tested in tests/integration/test_privacy_keys.py).
   A destroyed or missing key is remembered as such, so `[erased]` never turns back.
+
+Cost on the append path: a cached key costs nothing; after the TTL, two reads by exact `_id`
+(the key and the subject's tombstone); a subject's first value of a class, a read, an insert
+and a read (`bench/encryption.py`).
 """
 
 from __future__ import annotations
@@ -128,7 +132,10 @@ class KeyService:
                 raise KekError(
                     f"wrong key-encryption key: the key store {self.database.name} was made "
                     f"with KEK {canary['kek_id']}, and CASEWORK_KEK_FILE holds {kek_id}. "
-                    f"Refusing to start: nothing sealed could be read. ({exc})"
+                    f"Refusing to start: nothing sealed could be read. ({exc}) Restore the "
+                    "KEK file from its backup; only for a development installation whose "
+                    f"data may be lost, dropping the database {self.database.name} starts "
+                    "afresh (every value sealed before then reads [erased])."
                 ) from None
         await self.data_keys.create_index(
             [("subject", ASCENDING), ("record_class", ASCENDING), ("version", DESCENDING)]
