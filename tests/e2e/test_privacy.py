@@ -356,6 +356,23 @@ def test_no_personal_value_is_stored_or_published_in_plaintext_and_erasure_reach
     untouched = answers(stack, site, kept_ids)
     assert kept.marker in untouched
     assert REPLACEMENT not in untouched
+
+    # nothing new is kept about an erased person (410, nothing stored); facts still are, and
+    # the projections apply them without a key, nothing dead-lettered
+    path = f"/cases/{erased_ids['case_id']}"
+    carl = stack.client("cases", stack.token("carl", "caseworker", sites=(site,), team=TEAM))
+    sue = stack.client("cases", stack.token("sue", "supervisor", sites=(site,), team=TEAM))
+    with carl, sue:
+        late = carl.post(f"{path}/notes", json={"text": "after the erasure"})
+        assert late.status_code == 410, late.text
+        assert late.json()["code"] == "SubjectErased"
+        ok(sue.post(f"{path}/closure/approve"))
+    closed = eventually(lambda: answers(stack, site, erased_ids), lambda t: '"phase":"closed"' in t)
+    assert "after the erasure" not in closed
+    letters = [
+        v for t, vs in asyncio.run(topic_records(stack)).items() if t.endswith(".dlq") for v in vs
+    ]
+    assert not [v for v in letters if erased_ids["case_id"].encode() in v]
     # every read model rebuilt from the beginning still works, and shows [erased]
     rebuilt = asyncio.run(rebuild_everything(stack, f"rb{uuid.uuid4().hex[:4]}"))
     everything = json.dumps(rebuilt, default=str, ensure_ascii=False)
