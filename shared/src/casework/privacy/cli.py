@@ -1,4 +1,5 @@
-"""`casework keys ...`: the key store's operator commands.
+"""`casework keys ...`: the key store's operator commands (the parser is registered in
+`casework.cli`, which imports this module only when the command runs).
 
 - `init-kek` — create the KEK file (`CASEWORK_KEK_FILE`) if missing (development: `make up`
   runs it; production keeps its KEK in a KMS or secret store).
@@ -23,34 +24,6 @@ from typing import Any
 from casework.privacy.kek import LocalKeyFileProvider, create_key_file, new_kek_line
 from casework.privacy.keys import KeyService
 from casework.settings import Settings
-
-
-def add_keys(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `casework keys` and its actions."""
-    parser = subparsers.add_parser(
-        "keys",
-        help="the key store: KEK file, status, integrations' grants, KEK rotation",
-        description="Operate the platform's key store (CASEWORK_KEYS_MONGO_DB, "
-        "CASEWORK_KEK_FILE, CASEWORK_MONGO_URL from the environment).",
-    )
-    actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("init-kek", help="create the KEK file if it is missing")
-    actions.add_parser("status", help="KEK id and counts (JSON)")
-    for name, help in (
-        ("grant", "give an integration a record class's keys"),
-        ("revoke", "take an integration's grant back"),
-    ):
-        sub = actions.add_parser(name, help=help)
-        sub.add_argument("--integration", required=True, help="the integration's name")
-        sub.add_argument("--record-class", required=True, help="identity, clinical or notes")
-        sub.add_argument("--by", required=True, help="who decides (recorded)")
-        if name == "grant":
-            sub.add_argument("--reason", required=True, help="why (recorded)")
-    rotate = actions.add_parser("rotate-kek", help="new KEK, every data key re-wrapped")
-    rotate.add_argument(
-        "--retire", action="store_true", help="drop the old KEK from the file when done"
-    )
-    parser.set_defaults(handler=run_keys)
 
 
 def run_keys(args: argparse.Namespace) -> int:
