@@ -306,8 +306,43 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _add_keys(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "keys",
+        help="the key store: KEK file, status, integrations' grants, KEK rotation",
+        description="Operate the platform's key store (CASEWORK_KEYS_MONGO_DB, "
+        "CASEWORK_KEK_FILE, CASEWORK_MONGO_URL from the environment).",
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("init-kek", help="create the KEK file if it is missing")
+    actions.add_parser("status", help="KEK id and counts (JSON)")
+    for name, help in (
+        ("grant", "give an integration a record class's keys"),
+        ("revoke", "take an integration's grant back"),
+    ):
+        sub = actions.add_parser(name, help=help)
+        sub.add_argument("--integration", required=True, help="the integration's name")
+        sub.add_argument("--record-class", required=True, help="identity, clinical or notes")
+        sub.add_argument("--by", required=True, help="who decides (recorded)")
+        if name == "grant":
+            sub.add_argument("--reason", required=True, help="why (recorded)")
+    rotate = actions.add_parser("rotate-kek", help="new KEK, every data key re-wrapped")
+    rotate.add_argument(
+        "--retire", action="store_true", help="drop the old KEK from the file when done"
+    )
+    parser.set_defaults(handler=_keys)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    # imported here: the key store's dependencies are not needed by the other commands
+    from casework.privacy.cli import run_keys
+
+    return run_keys(args)
+
+
 _SUBCOMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = (
     _add_token,
+    _add_keys,
     _add_contracts,
     _add_projections,
     _add_rebuild,

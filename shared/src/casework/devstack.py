@@ -24,6 +24,7 @@ import httpx
 from pymongo import MongoClient
 
 from casework.eventstore import Document
+from casework.privacy import create_key_file
 
 SERVICES = {"intake": 0, "cases": 1, "contacts": 2, "supervision": 3, "notifications": 4}
 """Service name → its port's offset from the stack's base port."""
@@ -86,12 +87,14 @@ def running_stack(
 
     `bootstrap` and `mongo_url` name the servers; the services listen on `base_port` to
     `base_port + 4` (`SERVICES`); logs and the dev signing key go under `workdir`. The
-    namespace is `prefix` and eight random hex digits; `env` adds or overrides settings.
+    namespace is `prefix` and eight random hex digits; `env` adds or overrides settings. The
+    stack has a key store of its own (`<namespace>_keys`) and a fresh KEK file in `workdir`.
     Waits until every service's `/readyz` answers (90 s at most).
     """
     namespace = f"{prefix}{uuid.uuid4().hex[:8]}"
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    create_key_file(workdir / "kek")
     settings = {
         **os.environ,
         "CASEWORK_NAMESPACE": namespace,
@@ -99,6 +102,8 @@ def running_stack(
         "CASEWORK_MONGO_URL": mongo_url,
         "CASEWORK_ENVIRONMENT": "test",
         "CASEWORK_JWT_DEV_KEY_PATH": str(workdir / "dev-jwt-key.pem"),
+        "CASEWORK_KEK_FILE": str(workdir / "kek"),
+        "CASEWORK_KEYS_MONGO_DB": f"{namespace}_keys",
         "CASEWORK_RELAY_POLL_INTERVAL_S": "0.5",
         "CASEWORK_LOG_LEVEL": "INFO",
         "CASEWORK_AUDIT_MONGO_DATABASE": f"{namespace}_audit",
@@ -151,7 +156,14 @@ def running_stack(
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        _drop(mongo_url, [*databases.values(), settings["CASEWORK_AUDIT_MONGO_DATABASE"]])
+        _drop(
+            mongo_url,
+            [
+                *databases.values(),
+                settings["CASEWORK_AUDIT_MONGO_DATABASE"],
+                settings["CASEWORK_KEYS_MONGO_DB"],
+            ],
+        )
 
 
 def _wait_ready(

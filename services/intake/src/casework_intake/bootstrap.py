@@ -8,6 +8,7 @@ from casework.clock import Clock
 from casework.contracts import registry
 from casework.directory import KnownSites
 from casework.eventstore import Repository
+from casework.privacy.blind_index import BlindIndex
 from casework.runtime import ServiceRuntime
 from casework.service import service_app, telemetry_middlewares
 from casework.settings import Settings
@@ -31,6 +32,8 @@ def build(settings: Settings, clock: Clock | None = None) -> tuple[ServiceRuntim
     sites = KnownSites(runtime.database)
     client_index = ClientIndex(runtime.database)
     intake_queue = IntakeQueue(runtime.database)
+    match_index = BlindIndex(runtime.database["blind_index"], runtime.keys)
+    runtime.on_start(match_index.ensure_indexes)
     intake = Intake(
         referrals=Repository(runtime.store, Referral, runtime.registry),
         clients=Repository(runtime.store, Client, runtime.registry),
@@ -38,6 +41,9 @@ def build(settings: Settings, clock: Clock | None = None) -> tuple[ServiceRuntim
         queue=intake_queue,
         sites=sites,
         clock=runtime.clock,
+        match_index=match_index,
+        subjects=runtime.keys,
+        reveal=runtime.opener,
     )
     runtime.consume(sites, client_index, intake_queue, WhenReferralAcceptedRegisterClient(intake))
     return runtime, intake

@@ -340,6 +340,7 @@ class Case(Aggregate):
             self._trigger(
                 CrisisDeclared(
                     case_id=self.id,
+                    client_id=self.client_id,
                     crisis_id=c.crisis_id,
                     site=c.site,
                     risk_level=RiskLevel.IMMINENT,
@@ -416,6 +417,7 @@ class Case(Aggregate):
         self._trigger(
             AssessmentRecorded(
                 case_id=self.id,
+                client_id=self.client_id,
                 assessment_id=c.assessment_id,
                 needs=dict(c.needs),
                 risk_factors=c.risk_factors,
@@ -431,6 +433,7 @@ class Case(Aggregate):
         self._trigger(
             CasePlanProposed(
                 case_id=self.id,
+                client_id=self.client_id,
                 plan_version=self.last_plan_version + 1,
                 goals=c.goals,
                 interventions=c.interventions,
@@ -480,6 +483,7 @@ class Case(Aggregate):
         self._trigger(
             GoalProgressRecorded(
                 case_id=self.id,
+                client_id=self.client_id,
                 goal_id=c.goal_id,
                 progress=c.progress,
                 note=c.note,
@@ -497,6 +501,7 @@ class Case(Aggregate):
         self._trigger(
             RiskLevelChanged(
                 case_id=self.id,
+                client_id=self.client_id,
                 site=self._site,
                 previous_level=self.risk_level,
                 risk_level=level,
@@ -517,6 +522,7 @@ class Case(Aggregate):
         self._trigger(
             CrisisDeclared(
                 case_id=self.id,
+                client_id=self.client_id,
                 crisis_id=c.crisis_id,
                 site=self._site,
                 caseworker_id=self.caseworker_id,
@@ -534,6 +540,7 @@ class Case(Aggregate):
         self._trigger(
             CrisisResolved(
                 case_id=self.id,
+                client_id=self.client_id,
                 crisis_id=self.crisis.crisis_id,
                 resolution=c.resolution,
                 resolved_by=c.resolved_by,
@@ -549,6 +556,7 @@ class Case(Aggregate):
         self._trigger(
             CaseNoteRecorded(
                 case_id=self.id,
+                client_id=self.client_id,
                 note_id=c.note_id,
                 text=c.text,
                 addendum_to=c.addendum_to,
@@ -582,6 +590,7 @@ class Case(Aggregate):
         self._trigger(
             ClosureRequested(
                 case_id=self.id,
+                client_id=self.client_id,
                 outcome=c.outcome,
                 evaluation=c.evaluation,
                 requested_by=c.requested_by,
