@@ -27,6 +27,7 @@ DEV_JWT_ISSUER = "casework-dev"
 """Issuer of tokens signed with the local dev key; refused in production."""
 
 _DEFAULT_DEV_KEY_PATH = Path("~/.cache/casework/dev-jwt-key.pem")
+_DEFAULT_KEK_FILE = Path("~/.cache/casework/dev-kek")
 
 
 class Settings(BaseSettings):
@@ -73,6 +74,25 @@ class Settings(BaseSettings):
     mongo_database: str = Field(
         default="",
         description="Database name; empty means `casework_<service>` (see `database_name`).",
+    )
+
+    # Data protection (`casework.privacy`): one key store for the platform, its own database.
+    keys_mongo_db: str = Field(
+        default="casework_keys",
+        description="Database of the key store (data keys per subject and record class).",
+    )
+    kek_file: Path = Field(
+        default=_DEFAULT_KEK_FILE,
+        validate_default=True,
+        description="Key file of the key-encryption key (`LocalKeyFileProvider`); `make up` "
+        "and the tests create one. Without it, or with another one, services refuse to start.",
+    )
+    keys_cache_ttl_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How long a process keeps an unwrapped data key: an erasure reaches every "
+        "answer within this time (the erasing process at once).",
     )
 
     http_host: str = "127.0.0.1"
@@ -122,7 +142,7 @@ class Settings(BaseSettings):
         ),
     )
 
-    @field_validator("jwt_dev_key_path", mode="after")
+    @field_validator("jwt_dev_key_path", "kek_file", mode="after")
     @classmethod
     def _expand_user(cls, path: Path) -> Path:
         return path.expanduser()

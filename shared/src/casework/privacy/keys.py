@@ -1,0 +1,459 @@
+"""The key store: one data key per (data subject, record class), wrapped by a KEK.
+
+One key store serves the platform, in its own database (`CASEWORK_KEYS_MONGO_DB`, default
+`casework_keys`), reached only through `KeyService`. Its collections:
+
+- `data_keys` — `{_id: <key id>, subject, record_class, version, kek_id, wrapped,
+  created_at}`; a destroyed key is the same document without `wrapped` (replaced whole,
+  with `destroyed_at`, `reason`, `erasure_id`): its key material is gone for ever.
+- `erased` — a tombstone per erased subject, `{_id: <subject>, erasure_id, reason, at}`.
+- `links` — `{_id: "<subject>><owner>", subject, owner}`: erasing the owner erases the subject.
+- `kek_check` — a canary wrapped by the KEK, read at start: a lost or wrong KEK is found
+  before any request, and the service refuses to start (`KekError`).
+- `blind_index_keys` — the keyed-hash key of the blind indexes (`casework.privacy.blind_index`).
+- `grants`, `key_audit` — integrations' grants, and an insert-only record of every grant,
+  revocation, rotation and destruction (no personal data: subjects and key ids only).
+
+Invariants:
+- **A destroyed key's data is never readable again.** Destruction replaces the key document
+  by one without key material; no copy of a data key is stored anywhere else (wrapped keys
+  only in `data_keys`, unwrapped ones only in process memory, see the cache below).
+- **An erased subject gets no new key.** `destroy` inserts the tombstone *before* it destroys
+  the keys; `ensure` inserts a new key *then* reads the tombstone, and destroys its own key
+  if one is there. Whatever the interleaving, either `destroy` lists the new key, or `ensure`
+  sees the tombstone (one document store, read-your-writes). `link` is ordered the same way
+  against the owner's tombstone.
+- **Key creation is one insert with a unique `_id`** (`<subject>/<class>/v<N>`): two
+  processes creating the first key of a subject race on the insert, the loser reads the
+  winner's key. A crash after the insert and before the event's append leaves an unused
+  key (harmless); a crash before it leaves nothing. Nothing is sealed with a key that is not
+  stored first.
+- **Erasure reaches answers within the cache TTL.** Unwrapped keys are cached in the process
+  for `keys_cache_ttl_s` (default 5 s); the process that destroys evicts at once, any other
+  process may open a destroyed subject's values until its cached copy expires: an erasure's
+  worst-case delay in answers is the TTL (tested in tests/integration/test_privacy_keys.py).
+  A destroyed or missing key is remembered as such, so `[erased]` never turns back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from casework.clock import Clock, SystemClock
+from casework.privacy.kek import KEY_BYTES, KekError, KekProvider
+from casework.privacy.tokens import KeyId, check_record_class, check_subject
+
+Document = dict[str, Any]
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_TTL_S: Final = 5.0
+RECORD_CLASSES: Final = ("identity", "clinical", "notes")
+"""The record classes the contracts use (a class is any lower-case word; these are known)."""
+_CANARY_ID: Final = "kek"
+_CANARY_CONTEXT: Final = "casework-kek-canary"
+BLIND_INDEX_KEY_ID: Final = "blind-index/v1"
+
+
+class SubjectErased(Exception):
+    """The data subject was erased: nothing new is sealed for them."""
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(f"data subject {subject} was erased; no new personal data is kept")
+        self.subject = subject
+
+
+@dataclass
+class _Cached:
+    key: bytes | None  # None: destroyed (kept for ever) or missing
+    until: datetime | None  # None: for ever
+
+
+class KeyService:
+    """Creates, reads, links and destroys data keys (see module for the invariants)."""
+
+    def __init__(
+        self,
+        database: AsyncDatabase[Document],
+        kek: KekProvider,
+        *,
+        clock: Clock | None = None,
+        cache_ttl_s: float = DEFAULT_CACHE_TTL_S,
+    ) -> None:
+        self.database = database
+        self.data_keys = database["data_keys"]
+        self.erased = database["erased"]
+        self.links = database["links"]
+        self.kek_check = database["kek_check"]
+        self.grants = database["grants"]
+        self.key_audit = database["key_audit"]
+        self.blind_keys = database["blind_index_keys"]
+        self.kek = kek
+        self._clock = clock or SystemClock()
+        self.cache_ttl = timedelta(seconds=cache_ttl_s)
+        self._keys: dict[str, _Cached] = {}
+        self._current: dict[tuple[str, str], tuple[str, datetime]] = {}
+
+    # --- start ---------------------------------------------------------------------------
+
+    async def verify(self) -> str:
+        """Check the KEK against the key store's canary (creating it in a new store) and make
+        the indexes. `KekError` with a clear message when the KEK is lost or wrong: a service
+        calls it at start and refuses to start on it. Returns the current KEK id."""
+        kek_id = self.kek.current_id()  # KekError when the file is missing or unreadable
+        canary = await self.kek_check.find_one({"_id": _CANARY_ID})
+        if canary is None:
+            wrapped_id, wrapped = self.kek.wrap(secrets.token_bytes(16), context=_CANARY_CONTEXT)
+            try:
+                await self.kek_check.insert_one(
+                    {"_id": _CANARY_ID, "kek_id": wrapped_id, "wrapped": wrapped}
+                )
+            except DuplicateKeyError:
+                return await self.verify()  # another process made it first: check theirs
+        else:
+            try:
+                self.kek.unwrap(canary["kek_id"], canary["wrapped"], context=_CANARY_CONTEXT)
+            except KekError as exc:
+                raise KekError(
+                    f"wrong key-encryption key: the key store {self.database.name} was made "
+                    f"with KEK {canary['kek_id']}, and CASEWORK_KEK_FILE holds {kek_id}. "
+                    f"Refusing to start: nothing sealed could be read. ({exc})"
+                ) from None
+        await self.data_keys.create_index(
+            [("subject", ASCENDING), ("record_class", ASCENDING), ("version", DESCENDING)]
+        )
+        await self.links.create_index([("owner", ASCENDING)])
+        return kek_id
+
+    # --- the spec's API ------------------------------------------------------------------
+
+    async def ensure(self, subject: str, record_class: str) -> str:
+        """The id of the subject's current data key of this class, created when there is none
+        (or when the last one was destroyed on its own, by retention). `SubjectErased` when the
+        subject was erased."""
+        key_id, _ = await self.current_key(subject, record_class)
+        return key_id
+
+    async def destroy(
+        self, subject: str, *, record_class: str | None = None, reason: str, erasure_id: str
+    ) -> list[str]:
+        """Destroy the subject's data keys — of one class, or all (then the subject is erased
+        for good: no new key) — and those of every subject linked to it, transitively.
+
+        Idempotent: a repeated call destroys what is left and returns the same list, every
+        key id of those subjects (and class) that is destroyed now. No personal data in it."""
+        check_subject(subject)
+        if record_class is not None:
+            check_record_class(record_class)
+        subjects = await self.linked_subjects(subject)
+        at = self._clock.now()
+        if record_class is None:
+            for each in subjects:
+                # the tombstone first: an `ensure` racing with us either is listed below or
+                # sees it (module docstring)
+                with contextlib.suppress(DuplicateKeyError):
+                    await self.erased.insert_one(
+                        {"_id": each, "erasure_id": erasure_id, "reason": reason, "at": at}
+                    )
+        destroyed: list[str] = []
+        for each in subjects:
+            query: Document = {"subject": each}
+            if record_class is not None:
+                query["record_class"] = record_class
+            async for doc in self.data_keys.find(query, {"wrapped": 0}):
+                destroyed.append(doc["_id"])
+                await self._destroy_key(doc, reason=reason, erasure_id=erasure_id, at=at)
+        for each in subjects:
+            for key in list(self._current):
+                if key[0] == each and (record_class is None or key[1] == record_class):
+                    del self._current[key]
+        await self._audit(
+            "destroy",
+            subjects=subjects,
+            key_ids=sorted(destroyed),
+            reason=reason,
+            erasure_id=erasure_id,
+            record_class=record_class,
+        )
+        return sorted(destroyed)
+
+    async def link(self, subject: str, *, owner: str) -> None:
+        """Make `subject` part of `owner`: erasing the owner erases the subject too (a person
+        minted at referral, confirmed to be an existing client). Idempotent. Linking to an
+        owner already erased erases the subject at once."""
+        check_subject(subject)
+        check_subject(owner)
+        if subject == owner:
+            return
+        with contextlib.suppress(DuplicateKeyError):
+            await self.links.insert_one(
+                {
+                    "_id": f"{subject}>{owner}",
+                    "subject": subject,
+                    "owner": owner,
+                    "at": self._clock.now(),
+                }
+            )
+        # after the insert, as `ensure` does: an erasure of the owner that listed the links
+        # before our insert has left its tombstone for us to see
+        tombstone = await self.erased.find_one({"_id": owner})
+        if tombstone is not None:
+            await self.destroy(
+                subject,
+                reason="linked to an erased subject",
+                erasure_id=str(tombstone.get("erasure_id", "")),
+            )
+
+    async def is_destroyed(self, subject: str, record_class: str | None = None) -> bool:
+        """Whether the subject was erased, or (with a class) has no live key of that class
+        and had one."""
+        if await self.erased.find_one({"_id": subject}, {"_id": 1}) is not None:
+            return True
+        if record_class is None:
+            return False
+        latest = await self._latest(subject, record_class)
+        return latest is not None and "wrapped" not in latest
+
+    async def rotate_kek(self) -> int:
+        """Re-wrap every live data key (and the canary and blind-index keys) with the
+        provider's current KEK; returns how many were re-wrapped. Idempotent and resumable:
+        a document already under the current KEK is skipped, so a crash mid-way is finished by
+        running it again. The old KEK must stay in the provider until it returns."""
+        current = self.kek.current_id()
+        count = 0
+        for collection in (self.data_keys, self.blind_keys, self.kek_check):
+            async for doc in collection.find({"kek_id": {"$exists": True}}):
+                if doc["kek_id"] == current or "wrapped" not in doc:
+                    continue
+                context = (
+                    _CANARY_CONTEXT if collection is self.kek_check else _wrap_context(doc["_id"])
+                )
+                key = self.kek.unwrap(doc["kek_id"], doc["wrapped"], context=context)
+                kek_id, wrapped = self.kek.wrap(key, context=context)
+                # replace only the version we read: a concurrent destroy wins
+                result = await collection.replace_one(
+                    {"_id": doc["_id"], "kek_id": doc["kek_id"]},
+                    {**doc, "kek_id": kek_id, "wrapped": wrapped},
+                )
+                count += result.modified_count
+        await self._audit("rotate-kek", kek_id=current, rewrapped=count)
+        return count
+
+    # --- what sealing and opening use -----------------------------------------------------
+
+    async def current_key(self, subject: str, record_class: str) -> tuple[str, bytes]:
+        """The current data key of (subject, class), created if needed: (key id, key)."""
+        check_subject(subject)
+        check_record_class(record_class)
+        now = self._clock.now()
+        remembered = self._current.get((subject, record_class))
+        if remembered is not None and remembered[1] > now:
+            key = await self.data_key(remembered[0])
+            if key is not None:
+                return remembered[0], key
+        if await self.erased.find_one({"_id": subject}, {"_id": 1}) is not None:
+            raise SubjectErased(subject)
+        while True:
+            latest = await self._latest(subject, record_class)
+            if latest is not None and "wrapped" in latest:
+                key_id = latest["_id"]
+                key = self._unwrap(latest)
+            else:
+                version = 1 if latest is None else latest["version"] + 1
+                key_id = str(KeyId(subject, record_class, version))
+                key = secrets.token_bytes(KEY_BYTES)
+                kek_id, wrapped = self.kek.wrap(key, context=_wrap_context(key_id))
+                doc = {
+                    "_id": key_id,
+                    "subject": subject,
+                    "record_class": record_class,
+                    "version": version,
+                    "kek_id": kek_id,
+                    "wrapped": wrapped,
+                    "created_at": now,
+                }
+                try:
+                    await self.data_keys.insert_one(doc)
+                except DuplicateKeyError:
+                    continue  # another process created this version: read theirs
+                if await self.erased.find_one({"_id": subject}, {"_id": 1}) is not None:
+                    # erased while we created it: the erasure may not have listed our key
+                    await self._destroy_key(
+                        doc, reason="created during erasure", erasure_id="", at=now
+                    )
+                    raise SubjectErased(subject)
+            self._keys[key_id] = _Cached(key, now + self.cache_ttl)
+            self._current[(subject, record_class)] = (key_id, now + self.cache_ttl)
+            return key_id, key
+
+    async def data_key(self, key_id: str) -> bytes | None:
+        """The data key with this id, or None when it is destroyed or unknown (the value then
+        reads as `[erased]`). Cached for the TTL; a destroyed key is remembered for ever."""
+        now = self._clock.now()
+        cached = self._keys.get(key_id)
+        if cached is not None and (cached.until is None or cached.until > now):
+            return cached.key
+        doc = await self.data_keys.find_one({"_id": key_id})
+        if doc is None:
+            # unknown: not remembered, a key is stored before anything is sealed with it
+            self._keys.pop(key_id, None)
+            return None
+        if "wrapped" not in doc or await self.erased.find_one({"_id": doc["subject"]}, {"_id": 1}):
+            self._keys[key_id] = _Cached(None, None)
+            return None
+        key = self._unwrap(doc)
+        self._keys[key_id] = _Cached(key, now + self.cache_ttl)
+        return key
+
+    async def data_keys_for(self, key_ids: list[str]) -> dict[str, bytes | None]:
+        """`data_key` of several ids, fetched concurrently."""
+        unique = list(dict.fromkeys(key_ids))
+        found = await asyncio.gather(*(self.data_key(k) for k in unique))
+        return dict(zip(unique, found, strict=True))
+
+    async def linked_subjects(self, subject: str) -> list[str]:
+        """The subject and every subject linked to it, transitively (links may form chains)."""
+        found = [subject]
+        index = 0
+        while index < len(found):
+            async for link in self.links.find({"owner": found[index]}, {"subject": 1}):
+                if link["subject"] not in found:
+                    found.append(link["subject"])
+            index += 1
+        return found
+
+    async def blind_index_key(self) -> bytes:
+        """The platform's keyed-hash key for blind indexes, created once (unique insert)."""
+        cached = self._keys.get(BLIND_INDEX_KEY_ID)
+        if cached is not None and cached.key is not None:
+            return cached.key
+        while True:
+            doc = await self.blind_keys.find_one({"_id": BLIND_INDEX_KEY_ID})
+            if doc is not None:
+                key = self.kek.unwrap(
+                    doc["kek_id"], doc["wrapped"], context=_wrap_context(BLIND_INDEX_KEY_ID)
+                )
+                self._keys[BLIND_INDEX_KEY_ID] = _Cached(key, None)
+                return key
+            key = secrets.token_bytes(KEY_BYTES)
+            kek_id, wrapped = self.kek.wrap(key, context=_wrap_context(BLIND_INDEX_KEY_ID))
+            try:
+                await self.blind_keys.insert_one(
+                    {"_id": BLIND_INDEX_KEY_ID, "kek_id": kek_id, "wrapped": wrapped}
+                )
+            except DuplicateKeyError:
+                continue
+
+    def forget_cached(self) -> None:
+        """Drop every cached key (tests; after a rotation nothing needs it)."""
+        self._keys.clear()
+        self._current.clear()
+
+    # --- grants to integrations ----------------------------------------------------------
+
+    async def grant(
+        self, integration: str, *, record_class: str, granted_by: str, reason: str
+    ) -> None:
+        """Let an integration open values of one record class (all subjects). Audited."""
+        check_record_class(record_class)
+        await self.grants.replace_one(
+            {"_id": f"{integration}|{record_class}"},
+            {
+                "_id": f"{integration}|{record_class}",
+                "integration": integration,
+                "record_class": record_class,
+                "granted_by": granted_by,
+                "reason": reason,
+                "at": self._clock.now(),
+            },
+            upsert=True,
+        )
+        await self._audit(
+            "grant",
+            integration=integration,
+            record_class=record_class,
+            by=granted_by,
+            reason=reason,
+        )
+
+    async def revoke(self, integration: str, *, record_class: str, revoked_by: str) -> bool:
+        """Withdraw a grant (effective within the cache TTL in a running integration)."""
+        result = await self.grants.delete_one({"_id": f"{integration}|{record_class}"})
+        await self._audit(
+            "revoke", integration=integration, record_class=record_class, by=revoked_by
+        )
+        return result.deleted_count > 0
+
+    async def granted_classes(self, integration: str) -> set[str]:
+        """The record classes an integration may open."""
+        return {
+            doc["record_class"]
+            async for doc in self.grants.find({"integration": integration}, {"record_class": 1})
+        }
+
+    async def status(self) -> dict[str, Any]:
+        """Counts for operators (no subjects, no key material)."""
+        return {
+            "kek_id": self.kek.current_id(),
+            "data_keys": await self.data_keys.count_documents({"wrapped": {"$exists": True}}),
+            "destroyed_keys": await self.data_keys.count_documents({"wrapped": {"$exists": False}}),
+            "erased_subjects": await self.erased.count_documents({}),
+            "links": await self.links.count_documents({}),
+            "grants": [
+                {k: doc[k] for k in ("integration", "record_class", "granted_by", "at")}
+                async for doc in self.grants.find({})
+            ],
+        }
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _latest(self, subject: str, record_class: str) -> Document | None:
+        cursor = (
+            self.data_keys.find({"subject": subject, "record_class": record_class})
+            .sort("version", DESCENDING)
+            .limit(1)
+        )
+        async for doc in cursor:
+            return doc
+        return None
+
+    def _unwrap(self, doc: Document) -> bytes:
+        return self.kek.unwrap(doc["kek_id"], doc["wrapped"], context=_wrap_context(doc["_id"]))
+
+    async def _destroy_key(
+        self, doc: Document, *, reason: str, erasure_id: str, at: datetime
+    ) -> None:
+        if "destroyed_at" not in doc:
+            await self.data_keys.replace_one(
+                {"_id": doc["_id"]},
+                {
+                    "_id": doc["_id"],
+                    "subject": doc["subject"],
+                    "record_class": doc["record_class"],
+                    "version": doc["version"],
+                    "created_at": doc.get("created_at"),
+                    "destroyed_at": at,
+                    "reason": reason,
+                    "erasure_id": erasure_id,
+                },
+            )
+        self._keys[doc["_id"]] = _Cached(None, None)
+
+    async def _audit(self, action: str, **fields: Any) -> None:
+        await self.key_audit.insert_one(
+            {"_id": uuid.uuid4().hex, "action": action, "at": self._clock.now(), **fields}
+        )
+
+
+def _wrap_context(key_id: str) -> str:
+    return f"casework-data-key:{key_id}"
