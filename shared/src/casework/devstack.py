@@ -78,16 +78,20 @@ def running_stack(
     *,
     prefix: str = "e2e",
     env: Mapping[str, str] | None = None,
+    namespace: str | None = None,
+    drop: bool = True,
 ) -> Iterator[Stack]:
     """The five services running as processes until the block ends; then they are stopped
     and their databases dropped.
 
     `bootstrap` and `mongo_url` name the servers; the services listen on `base_port` to
     `base_port + 4` (`SERVICES`); logs and the dev signing key go under `workdir`. The
-    namespace is `prefix` and eight random hex digits; `env` adds or overrides settings.
-    Waits until every service's `/readyz` answers (90 s at most).
+    namespace is `prefix` and eight random hex digits, or `namespace` (a stack started again
+    on the databases and topics of an earlier one); `env` adds or overrides settings;
+    `drop=False` keeps the databases when the block ends. Waits until every service's
+    `/readyz` answers (90 s at most).
     """
-    namespace = f"{prefix}{uuid.uuid4().hex[:8]}"
+    namespace = namespace or f"{prefix}{uuid.uuid4().hex[:8]}"
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     settings = {
@@ -136,7 +140,8 @@ def running_stack(
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        _drop(mongo_url, databases.values())
+        if drop:
+            _drop(mongo_url, databases.values())
 
 
 def _wait_ready(

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from casework.access import NotVisible, can_reach_site
 from casework.auth import Principal
@@ -73,6 +73,9 @@ _RETENTION_IDS = uuid.UUID("5b0e6a9c-5f6e-4bb4-9a53-3f1f0e0c7a11")
 
 MAX_CONFLICTS = 5
 
+HOLD_RECHECK = timedelta(days=30)
+"""How long a retention refused by a legal hold waits before it is decided again."""
+
 
 @dataclass
 class DataProtection:
@@ -98,6 +101,10 @@ class DataProtection:
         self, client_id: str | None, limit: int, after: str | None
     ) -> list[ErasureProof]:
         return await self.proofs.proofs(client_id, limit, after)
+
+    async def open_cases(self, client_id: str) -> list[str]:
+        """Ids of the client's open (or opening) cases, as intake knows them."""
+        return [c.case_id for c in await self.cases.cases_of(client_id) if c.open]
 
     async def record(self, client_id: str, principal: Principal) -> Erasure:
         """The client's holds and erasures (empty for a client with neither)."""
@@ -140,12 +147,12 @@ class DataProtection:
                         reason=record.requested.reason.value,
                         erasure_id=erasure_id,
                     )
-                    erasure.record_keys_destroyed(erasure_id, key_ids, self.clock.now())
+                    erasure.record_keys_destroyed(erasure_id, key_ids, self._now())
                     await self.erasures.save(erasure, ctx)
                 deleted = 0  # the blind index holds identity only
                 if record.requested.record_class in (None, "identity"):
                     deleted = await self.blind_index.forget(record.requested.subject)
-                erasure.complete(erasure_id, deleted, self.clock.now())
+                erasure.complete(erasure_id, deleted, self._now())
                 await self.erasures.save(erasure, ctx)
                 return erasure
             except ConcurrencyConflict:
@@ -166,7 +173,7 @@ class DataProtection:
                 reference=cmd.reference,
                 site=cmd.site or site,
             ),
-            self.clock.now(),
+            self._now(),
         )
         await self.erasures.save(erasure, ctx)
         return erasure
@@ -176,7 +183,7 @@ class DataProtection:
     ) -> Erasure:
         await self._reachable_client(cmd.client_id, principal)
         erasure = await self.erasures.find(cmd.client_id) or self.erasures.new(cmd.client_id)
-        erasure.release_hold(cmd, self.clock.now())
+        erasure.release_hold(cmd, self._now())
         await self.erasures.save(erasure, ctx)
         return erasure
 
@@ -207,6 +214,12 @@ class DataProtection:
 
     # --- helpers ------------------------------------------------------------------------
 
+    def _now(self) -> datetime:
+        # to the millisecond, as the proof records' store keeps times: the request's answer
+        # and the proof record read later say the same
+        now = self.clock.now()
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
     async def _decide(self, cmd: RequestErasure, ctx: CommitContext) -> Erasure:
         for _ in range(MAX_CONFLICTS):
             open_cases = [
@@ -215,7 +228,7 @@ class DataProtection:
                 if c.open
             ]
             erasure = await self.erasures.find(cmd.client_id) or self.erasures.new(cmd.client_id)
-            erasure.request(cmd, open_cases, self.clock.now())
+            erasure.request(cmd, open_cases, self._now())
             try:
                 await self.erasures.save(erasure, ctx)
                 return erasure
@@ -286,9 +299,15 @@ class RetentionSchedule:
             return
         site = next((c.site for c in cases if c.case_id == case_id), None)
         erasure_id = str(uuid.uuid5(_RETENTION_IDS, deadline.identity))
-        await self.data_protection.apply_retention(
+        record = await self.data_protection.apply_retention(
             client_id, record_class, erasure_id, self.rules.rule_name(site, record_class)
         )
+        if record is not None and not record.carried_out:
+            # refused by a legal hold: look again later (a new epoch, hence a new erasure id
+            # and a new proof record each time), until the hold is released
+            await self.deadlines.schedule(
+                deadline.key, RETENTION, self.clock.now() + HOLD_RECHECK, deadline.payload
+            )
 
     def expired(self, cases: list[KnownCase], record_class: str, now: datetime) -> bool:
         """Whether the class's period has run out for every case of the client: none is

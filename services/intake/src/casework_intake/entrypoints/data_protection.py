@@ -86,9 +86,10 @@ def _from_proof(proof: ErasureProof) -> ErasureOut:
     )
 
 
-def _holds(erasure: Erasure) -> ClientHoldsOut:
+def _holds(erasure: Erasure, open_cases: list[str]) -> ClientHoldsOut:
     return ClientHoldsOut(
         client_id=erasure.client_id,
+        open_cases=open_cases,
         holds=[
             HoldOut(
                 hold_id=h.hold_id,
@@ -195,7 +196,10 @@ async def list_erasures(
 @router.get(
     "/clients/{client_id}/holds",
     summary="Legal holds on a client",
-    description="The holds standing on the client's records, and the client's erasures.",
+    description=(
+        "What would refuse an erasure of the client now — the legal holds standing on the "
+        "client's records and the client's open cases — and the client's erasures so far."
+    ),
     responses=problems(r403="You may not manage legal holds", r404=NO_CLIENT),
 )
 async def client_holds(
@@ -203,7 +207,7 @@ async def client_holds(
 ) -> ClientHoldsOut:
     audit.note(request, client_id=client_id)
     erasure = await app.record(client_id, principal)
-    return _holds(erasure)
+    return _holds(erasure, await app.open_cases(client_id))
 
 
 @router.post(
@@ -242,7 +246,7 @@ async def place_hold(
         principal,
         ctx,
     )
-    return _holds(erasure)
+    return _holds(erasure, await app.open_cases(client_id))
 
 
 @router.post(
@@ -265,4 +269,4 @@ async def release_hold(
         principal,
         ctx,
     )
-    return _holds(erasure)
+    return _holds(erasure, await app.open_cases(client_id))

@@ -118,9 +118,14 @@ class HoldOut(BaseModel):
 
 
 class ClientHoldsOut(BaseModel):
-    """The legal holds standing on a client, and the client's erasures so far."""
+    """What would refuse an erasure of the client now — the holds standing and the client's
+    open cases — and the client's erasures so far."""
 
     client_id: str
     holds: list[HoldOut]
+    open_cases: list[str] = Field(
+        description="Ids of the client's open cases, as intake knows them (a case closed a "
+        "moment ago may still be listed for a second)"
+    )
     erasures: list[str] = Field(description="Ids of the client's erasures, oldest first")
     erased: bool = Field(description="Whether the whole client has been erased")
