@@ -170,6 +170,16 @@ def test_an_erasure_under_way_refuses_another() -> None:
         erasure.request(request("e-2"), [], AT)
 
 
+def test_erasures_of_other_record_classes_may_run_side_by_side() -> None:
+    erasure = given(requested("r-1", "notes"), decided("r-1"))
+    erasure.request(request("r-2", "clinical"), [], AT)
+    assert erasure.pending_events == [requested("r-2", "clinical"), decided("r-2")]
+    with pytest.raises(ErasureInProgress):
+        erasure.request(request("r-3", "notes"), [], AT)
+    with pytest.raises(ErasureInProgress):
+        erasure.request(request("e-4"), [], AT)
+
+
 def test_an_erased_client_cannot_be_erased_again_nor_held() -> None:
     erasure = given(requested(), decided(), destroyed(), completed())
     with pytest.raises(ClientAlreadyErased):

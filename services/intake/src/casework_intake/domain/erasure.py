@@ -177,11 +177,18 @@ class Erasure(Aggregate):
 
         Asking again with the same `erasure_id` (a retried request, a re-fired retention
         deadline) changes nothing. A refused erasure may be asked for again with a new id.
+        Erasures that overlap (the whole client, or the same record class) are carried out
+        one at a time; retention of `notes` and of `clinical` may run side by side.
         """
         if cmd.erasure_id in self.erasures:
             return
-        if unfinished := self.unfinished():
-            raise ErasureInProgress(self.client_id, unfinished[0])
+        if overlapping := [
+            e
+            for e in self.unfinished()
+            if cmd.record_class is None
+            or self.erasures[e].requested.record_class in (None, cmd.record_class)
+        ]:
+            raise ErasureInProgress(self.client_id, overlapping[0])
         if (erased := self.erased_by()) is not None:
             raise ClientAlreadyErased(self.client_id, erased.requested.erasure_id)
         holds = self.holds_found(open_cases)
