@@ -34,6 +34,11 @@ ready() { curl -fsS -o /dev/null --max-time 2 "$(url_of "$1")/readyz" 2>/dev/nul
 
 cmd_up() {
     [[ -x "$PYTHON" ]] || die "the Python workspace is not installed: run 'make bootstrap' first"
+    # The dev KEK (casework.privacy): created on first start, kept afterwards (a new one could
+    # not read what the old one wrapped). Production sets CASEWORK_KEK_FILE to its own.
+    if [[ "$CASEWORK_ENVIRONMENT" == development ]]; then
+        "$REPO_ROOT/.venv/bin/casework" keys init-kek >/dev/null || die "could not create the dev KEK file"
+    fi
     local name pid started=()
     for name in "${SERVICES[@]}"; do
         if running_pid "$name" "$(marker_of "$name")" >/dev/null; then

@@ -9,23 +9,43 @@ engine, testcontainers starts Kafka and MongoDB instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from casework.eventstore import Document
+from casework.privacy import create_key_file
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # Services default to production (which refuses the dev key): the tests ask for the test
     # environment explicitly, for settings built here and for the processes they start.
     os.environ["CASEWORK_ENVIRONMENT"] = "test"
+    # A key store and a KEK of the run's own (casework.privacy), unless the caller chose:
+    # never the platform's `casework_keys` or the developer's KEK file.
+    if "CASEWORK_KEK_FILE" not in os.environ:
+        kek = Path(tempfile.mkdtemp(prefix="casework-kek-")) / "kek"
+        create_key_file(kek)
+        os.environ["CASEWORK_KEK_FILE"] = str(kek)
+    os.environ.setdefault("CASEWORK_KEYS_MONGO_DB", f"test_keys_{uuid.uuid4().hex[:12]}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    name = os.environ.get("CASEWORK_KEYS_MONGO_DB", "")
+    if not name.startswith("test_keys_"):
+        return
+    url = os.environ.get("CASEWORK_MONGO_URL", "mongodb://localhost:27017")
+    with contextlib.suppress(Exception), MongoClient(url, serverSelectionTimeoutMS=2000) as c:
+        c.drop_database(name)
 
 
 def _reachable(host: str, port: int) -> bool:

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from casework.contracts import all_events
-from casework.events import SENSITIVE_MARK, DomainEvent
+from casework.events import PERSONAL_MARK, DomainEvent
 
 SERVICES = ("intake", "cases", "contacts", "supervision", "notifications")
 
@@ -62,7 +62,8 @@ def _events_of(service: str | None) -> list[type[DomainEvent]]:
 
 
 def json_schemas(service: str | None = None) -> dict[str, dict[str, Any]]:
-    """{type name: JSON Schema of its data}; sensitive fields carry `x-casework-sensitive`."""
+    """{type name: JSON Schema of its data}; personal (encrypted) fields carry
+    `x-casework-personal` with their subject field and record class."""
     return {e.type_name(): e.model_json_schema(mode="serialization") for e in _events_of(service)}
 
 
@@ -84,7 +85,14 @@ def asyncapi_document(service: str | None = None) -> dict[str, Any]:
                 "contentType": "application/json",
                 "headers": CLOUDEVENTS_HEADERS,
                 "payload": schema,
-                "x-sensitive-fields": event.sensitive_fields(),
+                "x-encrypted-fields": [
+                    {
+                        "field": field.dotted,
+                        "subject_field": field.subject_field,
+                        "record_class": field.record_class,
+                    }
+                    for field in event.personal_fields()
+                ],
             }
             refs[key] = {"$ref": f"#/components/messages/{key}"}
         channel = f"casework_{svc}_events"
@@ -106,7 +114,15 @@ def asyncapi_document(service: str | None = None) -> dict[str, Any]:
             "version": "1.0.0",
             "description": "Public event contract. Type names are "
             "`casework.<service>.<EventName>.v<N>`; a `.vN` type only ever gains optional "
-            f"fields. Fields marked `{SENSITIVE_MARK}` hold clinical text or screening answers.",
+            f"fields. Fields marked `{PERSONAL_MARK}` (listed per message in "
+            "`x-encrypted-fields`) hold personal data and travel encrypted: each is a token "
+            "`enc:v1:<subject>/<record class>/v<N>:<base64url(nonce, ciphertext, tag)>`, "
+            "AES-256-GCM with the data key of the subject named by the event's field "
+            "`subject_field` (`client_id` c → subject `client:c`; `subject_id` holds a whole "
+            "subject id, `person:<uuid>`) and of the record class (identity, clinical, notes). "
+            "An integration reads them only under an explicit, audited grant "
+            "(`casework keys grant`); a destroyed key (erasure) leaves the token unreadable "
+            "for ever.",
         },
         "defaultContentType": "application/json",
         "channels": channels,

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 
@@ -96,6 +97,19 @@ def note(
         if ids:
             merged = list(dict.fromkeys([*current.get(key, []), *ids]))
             current[key] = merged[:_MAX_IDS]
+
+
+_SHOWN: ContextVar[list[str] | None] = ContextVar("casework_subjects_shown", default=None)
+
+
+def subjects_shown(ids: Iterable[str]) -> None:
+    """Add the data subjects (`client:<id>`, `person:<id>`) whose data this request's answer
+    shows to its audit record (`subjects_shown`); the HTTP edge calls it as it opens tokens."""
+    shown = _SHOWN.get()
+    if shown is None:
+        shown = []
+        _SHOWN.set(shown)
+    shown.extend(i for i in dict.fromkeys(ids) if i not in shown)
 
 
 def sanitised_query(raw: bytes) -> str:
@@ -226,6 +240,9 @@ class AuditMiddleware:
             and not has_forbidden_characters(value)
         }
         subject.update(state.get(_NOTE_STATE) or {})
+        if shown := _SHOWN.get():
+            subject["subjects_shown"] = shown[:_MAX_IDS]
+            _SHOWN.set(None)
         case_id = subject.pop("case_id", None)
         template = getattr(route, "path", None)
         try:

@@ -18,6 +18,7 @@ from typing import Any
 
 from casework.asyncapi import SERVICES, asyncapi_document, json_schemas
 from casework.auth import DEFAULT_DEV_TOKEN_TTL_S, ROLES, mint_dev_token
+from casework.privacy.cli import add_keys
 from casework.settings import Settings
 
 Handler = Callable[[argparse.Namespace], int]
@@ -218,6 +219,7 @@ def _parked(args: argparse.Namespace) -> int:
 
 _SUBCOMMANDS: Sequence[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = (
     _add_token,
+    add_keys,
     _add_contracts,
     _add_projections,
     _add_rebuild,

@@ -24,6 +24,7 @@ import httpx
 from pymongo import MongoClient
 
 from casework.eventstore import Document
+from casework.privacy import create_key_file
 
 SERVICES = {"intake": 0, "cases": 1, "contacts": 2, "supervision": 3, "notifications": 4}
 """Service name → its port's offset from the stack's base port."""
@@ -87,13 +88,15 @@ def running_stack(
     `bootstrap` and `mongo_url` name the servers; the services listen on `base_port` to
     `base_port + 4` (`SERVICES`); logs and the dev signing key go under `workdir`. The
     namespace is `prefix` and eight random hex digits, or `namespace` (a stack started again
-    on the databases and topics of an earlier one); `env` adds or overrides settings;
-    `drop=False` keeps the databases when the block ends. Waits until every service's
-    `/readyz` answers (90 s at most).
+    on the databases and topics of an earlier one); `env` adds or overrides settings. The
+    stack has a key store of its own (`<namespace>_keys`) and a KEK file in `workdir` (kept
+    when it exists). `drop=False` keeps the databases when the block ends. Waits until every
+    service's `/readyz` answers (90 s at most).
     """
     namespace = namespace or f"{prefix}{uuid.uuid4().hex[:8]}"
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    create_key_file(workdir / "kek")
     settings = {
         **os.environ,
         "CASEWORK_NAMESPACE": namespace,
@@ -101,6 +104,8 @@ def running_stack(
         "CASEWORK_MONGO_URL": mongo_url,
         "CASEWORK_ENVIRONMENT": "test",
         "CASEWORK_JWT_DEV_KEY_PATH": str(workdir / "dev-jwt-key.pem"),
+        "CASEWORK_KEK_FILE": str(workdir / "kek"),
+        "CASEWORK_KEYS_MONGO_DB": f"{namespace}_keys",
         "CASEWORK_RELAY_POLL_INTERVAL_S": "0.5",
         "CASEWORK_LOG_LEVEL": "INFO",
         **(env or {}),
@@ -141,7 +146,7 @@ def running_stack(
             except subprocess.TimeoutExpired:
                 proc.kill()
         if drop:
-            _drop(mongo_url, databases.values())
+            _drop(mongo_url, [*databases.values(), settings["CASEWORK_KEYS_MONGO_DB"]])
 
 
 def _wait_ready(

@@ -44,7 +44,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from opentelemetry import propagate
 from pymongo import ASCENDING
@@ -61,6 +61,13 @@ from casework.metrics import Metrics
 Document = dict[str, Any]
 
 log = logging.getLogger(__name__)
+
+
+class EventSealer(Protocol):
+    """What turns an event into the data stored and published (`casework.privacy.Sealer`:
+    personal fields sealed per data subject)."""
+
+    async def seal(self, event: DomainEvent) -> dict[str, Any]: ...
 
 
 class ConcurrencyConflict(Exception):
@@ -121,13 +128,17 @@ class EventStore:
         clock: Clock | None = None,
         collection: str = "events",
         on_commit: Callable[[], None] | None = None,
+        sealer: EventSealer | None = None,
     ) -> None:
+        """`sealer`: personal fields are sealed before anything is stored (the services'
+        runtime passes one; without it, event data is stored as `model_dump` gives it)."""
         self.commits: AsyncCollection[Document] = database[collection]
         self.pending: AsyncCollection[Document] = database[f"{collection}_pending"]
         self.source = source
         self._metrics = metrics
         self._clock = clock or SystemClock()
         self._on_commit = on_commit
+        self.sealer = sealer
 
     def set_on_commit(self, callback: Callable[[], None]) -> None:
         """Register the relay's wake-up call, run right after every successful append."""
@@ -155,13 +166,19 @@ class EventStore:
         now = self._clock.now()
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
+        # sealed before the intent is written: a key that cannot be had fails the command
+        # before anything is stored
+        data = [
+            await self.sealer.seal(event) if self.sealer else event.model_dump(mode="json")
+            for event in events
+        ]
         envelopes = [
             Envelope(
                 type=event.type_name(),
                 source=self.source,
                 subject=stream_id,
                 time=now,
-                data=event.model_dump(mode="json"),
+                data=event_data,
                 stream_version=expected_version + offset,
                 site=context.site,
                 correlation_id=context.correlation_id,
@@ -169,7 +186,7 @@ class EventStore:
                 traceparent=carrier.get("traceparent"),
                 tracestate=carrier.get("tracestate"),
             )
-            for offset, event in enumerate(events, start=1)
+            for offset, (event, event_data) in enumerate(zip(events, data, strict=True), start=1)
         ]
         first = expected_version + 1
         cid = commit_id(stream_id, first)

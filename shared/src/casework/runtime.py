@@ -35,6 +35,8 @@ from casework.kafka_clients import (
     topic_specs,
 )
 from casework.metrics import Metrics
+from casework.privacy import KeyService, LocalKeyFileProvider
+from casework.privacy.sealing import Opener, Sealer
 from casework.projections import (
     ConsumerRunner,
     EventHandler,
@@ -95,10 +97,13 @@ class ServiceRuntime:
     audit: AuditTrail
     deadlines: Deadlines
     scheduler: DeadlineScheduler
+    keys: KeyService
+    opener: Opener
     handlers: list[EventHandler] = field(default_factory=list)
     consumers: list[ConsumerRunner] = field(default_factory=list)
     subscribers: list[Any] = field(default_factory=list)
     broker_probe: BrokerProbe | None = None
+    startup: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -116,8 +121,18 @@ class ServiceRuntime:
         client = mongo_client(settings)
         database = client[settings.database_name]
         deadlines = Deadlines(database, clock=clock)
+        keys = KeyService(
+            client[settings.keys_mongo_db],
+            LocalKeyFileProvider(settings.kek_file),
+            clock=clock,
+            cache_ttl_s=settings.keys_cache_ttl_s,
+        )
         store = EventStore(
-            database, source=f"/casework/{settings.service}", metrics=metrics, clock=clock
+            database,
+            source=f"/casework/{settings.service}",
+            metrics=metrics,
+            clock=clock,
+            sealer=Sealer(keys),
         )
         prefix = topic_prefix(settings)
         connection = kafka_client_options(settings)
@@ -154,6 +169,8 @@ class ServiceRuntime:
             audit=AuditTrail(database["audit"], clock),
             deadlines=deadlines,
             scheduler=DeadlineScheduler(deadlines, clock=clock, metrics=metrics),
+            keys=keys,
+            opener=Opener(keys),
             broker_probe=BrokerProbe(
                 connection,
                 prefix + events_topic(settings.service),
@@ -161,6 +178,10 @@ class ServiceRuntime:
                 cache_s=settings.readiness_broker_cache_s,
             ),
         )
+
+    def on_start(self, step: Callable[[], Awaitable[object]]) -> None:
+        """Run `step` at start, after the platform's indexes (a service's own indexes)."""
+        self.startup.append(step)
 
     def consume(self, *handlers: EventHandler) -> None:
         """Subscribe projections and policies to their topics (before `start`)."""
@@ -198,12 +219,16 @@ class ServiceRuntime:
         )
 
     async def start(self) -> None:
-        """Indexes, topics, consumers, relay, deadline scheduler — in that order."""
+        """The KEK check, indexes, topics, consumers, relay, deadline scheduler — in that
+        order. A lost or wrong KEK raises `KekError` first: the service refuses to start."""
+        await _while_transient(self.keys.verify, "checking the KEK", within=STARTUP_PATIENCE_S)
         await self.store.ensure_indexes()
         await self.audit.ensure_indexes()
         await self.deadlines.ensure_indexes()
         for handler in self.handlers:
             await handler.ensure_indexes()
+        for step in self.startup:
+            await step()
         await _while_transient(
             lambda: create_topics(kafka_client_options(self.settings), self.topic_specs),
             "creating the service's topics",

@@ -28,6 +28,7 @@ from casework.eventstore import AggregateNotFound, ConcurrencyConflict
 from casework.health import Readiness, status_code
 from casework.http import create_http_app
 from casework.logs import configure_logging
+from casework.privacy.edge import OpenTokensMiddleware
 from casework.rebuild import run_offline
 from casework.runtime import ServiceRuntime
 from casework.settings import Settings
@@ -95,6 +96,8 @@ def service_app(
     )
     app.include_router(readiness_router(runtime.readiness()))
     app.include_router(_asyncapi_router(settings.service))
+    # inside the audit middleware: the subjects an answer shows are known when it records
+    app.add_middleware(OpenTokensMiddleware, opener=runtime.opener)
     app.add_middleware(AuditMiddleware, trail=runtime.audit)
     instrument_fastapi(app, provider)
     app.state.runtime = runtime

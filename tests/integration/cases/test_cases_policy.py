@@ -24,6 +24,7 @@ from casework.contracts.common import RiskLevel
 from casework.contracts.intake import ReferralAccepted
 from casework.envelope import Envelope
 from casework.eventstore import CommitContext, ConcurrencyConflict, Document
+from casework.privacy import is_sealed
 from casework.runtime import ServiceRuntime, events_topic, topic_prefix, wait_until
 from casework.settings import Settings
 
@@ -144,7 +145,10 @@ async def test_an_accepted_referral_delivered_twice_opens_one_case(
 
     case = await service.cases.case(case_id, ADMIN)
     assert case.referral_received_at == datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
-    assert case.client_name == "Alex Morgan"
+    # the policy's command sealed the name (casework.privacy); an authorised answer opens it
+    assert case.client_name is not None
+    assert is_sealed(case.client_name)
+    assert await service.runtime.opener.open_value(case.client_name) == "Alex Morgan"
     assert (case.crisis is not None) is (risk_level is RiskLevel.IMMINENT)
     if case.crisis is not None:
         assert case.crisis.declared_by == "ivy"

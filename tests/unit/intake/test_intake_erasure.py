@@ -241,7 +241,7 @@ def test_releasing_an_unknown_hold_is_refused() -> None:
 
 def test_no_event_of_the_erasure_stream_has_a_personal_field() -> None:
     for event in (requested(), decided(), destroyed(), completed(), hold_placed()):
-        assert type(event).sensitive_fields() == []
+        assert type(event).personal_fields() == []
 
 
 # --- retention rules -------------------------------------------------------------------------

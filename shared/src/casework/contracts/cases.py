@@ -12,7 +12,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from casework.contracts.common import RiskLevel
-from casework.events import DomainEvent, sensitive
+from casework.events import DomainEvent, Sealed, personal
 
 
 class CaseEvent(DomainEvent):
@@ -41,7 +41,9 @@ class Goal(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     goal_id: str
-    description: str
+    description: str | Sealed = personal(
+        "What the client works towards.", subject="client_id", record_class="clinical"
+    )
     target_date: date
 
 
@@ -49,7 +51,9 @@ class Intervention(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     intervention_id: str
-    description: str
+    description: str | Sealed = personal(
+        "What is done.", subject="client_id", record_class="clinical"
+    )
     responsible: str
     """Who carries it out: a staff id, or a named other (the client, a family member, a GP)."""
     frequency: str | None = None
@@ -66,7 +70,9 @@ class CaseOpened(CaseEvent):
     risk_level: RiskLevel | None = None
     opened_at: datetime
     referral_received_at: datetime | None = None
-    client_name: str | None = None
+    client_name: str | Sealed | None = personal(
+        "The client's name (copied sealed from the referral).", subject="client_id", default=None
+    )
 
 
 class CaseworkerAssigned(CaseEvent):
@@ -114,12 +120,24 @@ class AssessmentRecorded(CaseEvent):
 
     case_id: str
     assessment_id: str
-    needs: dict[str, str] = sensitive("Needs by domain (housing, health, family, ...).")
-    risk_factors: tuple[str, ...] = sensitive("Risk factors identified.", default=())
-    protective_factors: tuple[str, ...] = sensitive("Protective factors identified.", default=())
-    narrative: str = sensitive("The assessor's narrative.")
+    needs: dict[str, str] | Sealed = personal(
+        "Needs by domain (housing, health, family, ...).",
+        subject="client_id",
+        record_class="clinical",
+    )
+    risk_factors: tuple[str, ...] | Sealed = personal(
+        "Risk factors identified.", subject="client_id", record_class="clinical", default=()
+    )
+    protective_factors: tuple[str, ...] | Sealed = personal(
+        "Protective factors identified.", subject="client_id", record_class="clinical", default=()
+    )
+    narrative: str | Sealed = personal(
+        "The assessor's narrative.", subject="client_id", record_class="clinical"
+    )
     recorded_by: str
     recorded_at: datetime
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class CasePlanProposed(CaseEvent):
@@ -131,6 +149,8 @@ class CasePlanProposed(CaseEvent):
     interventions: tuple[Intervention, ...]
     proposed_by: str
     proposed_at: datetime
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class CasePlanApproved(CaseEvent):
@@ -157,9 +177,13 @@ class GoalProgressRecorded(CaseEvent):
     case_id: str
     goal_id: str
     progress: GoalProgress
-    note: str | None = sensitive("What was observed.", default=None)
+    note: str | Sealed | None = personal(
+        "What was observed.", subject="client_id", record_class="notes", default=None
+    )
     recorded_by: str
     recorded_at: datetime
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class RiskLevelChanged(CaseEvent):
@@ -167,9 +191,13 @@ class RiskLevelChanged(CaseEvent):
     site: str
     previous_level: RiskLevel | None
     risk_level: RiskLevel
-    reason: str = sensitive("Why the risk level changed.")
+    reason: str | Sealed = personal(
+        "Why the risk level changed.", subject="client_id", record_class="clinical"
+    )
     changed_by: str
     changed_at: datetime
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class CrisisDeclared(CaseEvent):
@@ -181,17 +209,25 @@ class CrisisDeclared(CaseEvent):
     caseworker_id: str | None = None
     team: str | None = None
     risk_level: RiskLevel
-    summary: str = sensitive("What is happening.")
+    summary: str | Sealed = personal(
+        "What is happening.", subject="client_id", record_class="clinical"
+    )
     declared_by: str
     declared_at: datetime
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class CrisisResolved(CaseEvent):
     case_id: str
     crisis_id: str
-    resolution: str = sensitive("How the crisis was resolved.")
+    resolution: str | Sealed = personal(
+        "How the crisis was resolved.", subject="client_id", record_class="clinical"
+    )
     resolved_by: str
     resolved_at: datetime
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class CaseNoteRecorded(CaseEvent):
@@ -199,10 +235,12 @@ class CaseNoteRecorded(CaseEvent):
 
     case_id: str
     note_id: str
-    text: str = sensitive("The note.")
+    text: str | Sealed = personal("The note.", subject="client_id", record_class="notes")
     addendum_to: str | None = None
     recorded_by: str
     recorded_at: datetime
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class ClosureRequested(CaseEvent):
@@ -210,9 +248,15 @@ class ClosureRequested(CaseEvent):
 
     case_id: str
     outcome: CaseOutcome
-    evaluation: str = sensitive("Outcome evaluation: what changed for the client.")
+    evaluation: str | Sealed = personal(
+        "Outcome evaluation: what changed for the client.",
+        subject="client_id",
+        record_class="clinical",
+    )
     requested_by: str
     requested_at: datetime
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class ClosureReturned(CaseEvent):

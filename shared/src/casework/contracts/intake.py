@@ -12,24 +12,29 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from casework.contracts.common import ReferralSource, RiskLevel, Urgency
-from casework.events import DomainEvent, sensitive
+from casework.events import DomainEvent, Sealed, personal
 
 
 class IntakeEvent(DomainEvent):
     service = "intake"
 
 
+PERSON = "subject_id"
+"""The subject field of referral events: the person minted at referral (`person:<uuid>`)."""
+
+
 class ClientDetails(BaseModel):
-    """Who the referral is about."""
+    """Who the referral is about (sealed per field, as the person's `identity` data; the
+    subject is the `subject_id` of the event that holds them)."""
 
     model_config = ConfigDict(frozen=True)
 
-    given_name: str
-    family_name: str
-    date_of_birth: date
-    phone: str | None = None
-    email: str | None = None
-    address: str | None = None
+    given_name: str | Sealed = personal("Given name.", subject=PERSON)
+    family_name: str | Sealed = personal("Family name.", subject=PERSON)
+    date_of_birth: date | Sealed = personal("Date of birth.", subject=PERSON)
+    phone: str | Sealed | None = personal("Phone number.", subject=PERSON, default=None)
+    email: str | Sealed | None = personal("Email address.", subject=PERSON, default=None)
+    address: str | Sealed | None = personal("Postal address.", subject=PERSON, default=None)
 
 
 class Frequency(StrEnum):
@@ -67,12 +72,24 @@ class ReferralReceived(IntakeEvent):
     site: str
     client: ClientDetails
     source: ReferralSource
-    referrer_name: str | None = None
-    presenting_concerns: str = sensitive("Why the person was referred, in the referrer's words.")
+    referrer_name: str | Sealed | None = personal(
+        "Who referred the person (kept as the referred person's data: erased with them).",
+        subject=PERSON,
+        default=None,
+    )
+    presenting_concerns: str | Sealed = personal(
+        "Why the person was referred, in the referrer's words.",
+        subject=PERSON,
+        record_class="clinical",
+    )
     urgency: Urgency
     consent_to_share: bool = False
     received_by: str
     received_at: datetime
+    subject_id: str | None = None
+    """The data subject the referral's personal fields belong to, `person:<uuid>`, minted at
+    referral; linked to the client once known (`KeyService.link`), so erasing the client
+    erases the referral's details too."""
 
 
 class DuplicateClientsFound(IntakeEvent):
@@ -104,12 +121,16 @@ class ClientMatchOverridden(IntakeEvent):
 class RiskScreened(IntakeEvent):
     referral_id: str
     site: str
-    answers: ScreeningAnswers = sensitive("The screening answers.")
+    answers: ScreeningAnswers | Sealed = personal(
+        "The screening answers.", subject=PERSON, record_class="clinical"
+    )
     risk_level: RiskLevel
     rule: str
     """Which clause of the screening rule decided the level, for the record."""
     screened_by: str
     screened_at: datetime
+    subject_id: str | None = None
+    """The referred person (`person:<uuid>`), as in `ReferralReceived`."""
 
 
 class ReferralAccepted(IntakeEvent):
@@ -125,7 +146,9 @@ class ReferralAccepted(IntakeEvent):
     new_client: bool = True
     urgency: Urgency | None = None
     received_at: datetime | None = None
-    client_name: str | None = None
+    client_name: str | Sealed | None = personal(
+        "The client's name (copied sealed from the referral).", subject="client_id", default=None
+    )
 
 
 class ReferralDeclined(IntakeEvent):
@@ -142,12 +165,15 @@ class ClientRegistered(IntakeEvent):
 
     client_id: str
     site: str
-    given_name: str
-    family_name: str
-    date_of_birth: date
-    phone: str | None = None
-    match_key: str
-    """Normalised family name, given name and birth date, used to spot duplicates."""
+    given_name: str | Sealed = personal("Given name.", subject="client_id")
+    family_name: str | Sealed = personal("Family name.", subject="client_id")
+    date_of_birth: date | Sealed = personal("Date of birth.", subject="client_id")
+    phone: str | Sealed | None = personal("Phone number.", subject="client_id", default=None)
+    match_key: str | Sealed = personal(
+        "The blind-index term of the normalised name and birth date (a keyed hash, sealed: "
+        "duplicates are found in intake's blind index, never by this field).",
+        subject="client_id",
+    )
     registered_at: datetime
 
 

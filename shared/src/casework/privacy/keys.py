@@ -354,6 +354,10 @@ class KeyService:
             except DuplicateKeyError:
                 continue
 
+    def now(self) -> datetime:
+        """The key service's clock (for its users' caches)."""
+        return self._clock.now()
+
     def forget_cached(self) -> None:
         """Drop every cached key (tests; after a rotation nothing needs it)."""
         self._keys.clear()

@@ -335,6 +335,7 @@ class Case(Aggregate):
             self._trigger(
                 CrisisDeclared(
                     case_id=self.id,
+                    client_id=self.client_id,
                     crisis_id=c.crisis_id,
                     site=c.site,
                     risk_level=RiskLevel.IMMINENT,
@@ -411,6 +412,7 @@ class Case(Aggregate):
         self._trigger(
             AssessmentRecorded(
                 case_id=self.id,
+                client_id=self.client_id,
                 assessment_id=c.assessment_id,
                 needs=dict(c.needs),
                 risk_factors=c.risk_factors,
@@ -426,6 +428,7 @@ class Case(Aggregate):
         self._trigger(
             CasePlanProposed(
                 case_id=self.id,
+                client_id=self.client_id,
                 plan_version=self.last_plan_version + 1,
                 goals=c.goals,
                 interventions=c.interventions,
@@ -475,6 +478,7 @@ class Case(Aggregate):
         self._trigger(
             GoalProgressRecorded(
                 case_id=self.id,
+                client_id=self.client_id,
                 goal_id=c.goal_id,
                 progress=c.progress,
                 note=c.note,
@@ -492,6 +496,7 @@ class Case(Aggregate):
         self._trigger(
             RiskLevelChanged(
                 case_id=self.id,
+                client_id=self.client_id,
                 site=self._site,
                 previous_level=self.risk_level,
                 risk_level=level,
@@ -512,6 +517,7 @@ class Case(Aggregate):
         self._trigger(
             CrisisDeclared(
                 case_id=self.id,
+                client_id=self.client_id,
                 crisis_id=c.crisis_id,
                 site=self._site,
                 caseworker_id=self.caseworker_id,
@@ -529,6 +535,7 @@ class Case(Aggregate):
         self._trigger(
             CrisisResolved(
                 case_id=self.id,
+                client_id=self.client_id,
                 crisis_id=self.crisis.crisis_id,
                 resolution=c.resolution,
                 resolved_by=c.resolved_by,
@@ -544,6 +551,7 @@ class Case(Aggregate):
         self._trigger(
             CaseNoteRecorded(
                 case_id=self.id,
+                client_id=self.client_id,
                 note_id=c.note_id,
                 text=c.text,
                 addendum_to=c.addendum_to,
@@ -562,6 +570,7 @@ class Case(Aggregate):
         self._trigger(
             ClosureRequested(
                 case_id=self.id,
+                client_id=self.client_id,
                 outcome=c.outcome,
                 evaluation=c.evaluation,
                 requested_by=c.requested_by,

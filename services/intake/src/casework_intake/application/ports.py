@@ -5,18 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from casework.contracts.common import ReferralSource, RiskLevel, Urgency
 from casework.contracts.intake import ClientDetails
 
 
 class ClientLookup(Protocol):
-    """The client registry as intake searches it for duplicates (eventually consistent)."""
-
-    async def candidates(self, client: ClientDetails) -> list[str]:
-        """Ids of registered clients who may be this person (same match key or phone)."""
-        ...
+    """The client registry as intake reads it (eventually consistent); its details are
+    sealed (tokens), as the events that fed it."""
 
     async def details(self, client_ids: Sequence[str]) -> dict[str, ClientDetails]:
         """What the registry holds about these clients (the ones it knows)."""
@@ -25,6 +22,34 @@ class ClientLookup(Protocol):
     async def registered(self, client_ids: Sequence[str]) -> dict[str, RegisteredClient]:
         """What the registry holds about these clients, with the site each is registered at."""
         ...
+
+
+class MatchIndex(Protocol):
+    """The blind index duplicates are found in (`casework.privacy.blind_index.BlindIndex`):
+    keyed hashes of the normalised values, never the values."""
+
+    async def term(self, kind: str, normalised: str) -> str: ...
+
+    async def stage(self, ref: str, terms: list[str], *, subject: str) -> None: ...
+
+    async def staged(self, ref: str) -> list[str]: ...
+
+    async def file(self, terms: list[str], *, owner: str, subject: str) -> None: ...
+
+    async def lookup(self, term: str) -> list[str]: ...
+
+
+class SubjectLinks(Protocol):
+    """The key store's links between data subjects (`casework.privacy.KeyService.link`)."""
+
+    async def link(self, subject: str, *, owner: str) -> None: ...
+
+
+class Reveal(Protocol):
+    """Opens sealed values, for the rare answer a route must compute from a plaintext (a
+    masked candidate's initials); `casework.privacy.sealing.Opener`."""
+
+    async def open_value(self, value: Any) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from casework_intake.domain.commands import RegisterClient
 _UNDECOMPOSABLE = str.maketrans(
     {"ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe", "\u0131": "i"}
 )
+SEALED_PREFIX = "enc:v1:"
 MIN_PHONE_DIGITS = 7
 """Shorter numbers (extensions, typos) are too weak to suggest a match."""
 
@@ -69,17 +70,30 @@ def normalise_phone(phone: str | None) -> str | None:
     return digits if len(digits) >= MIN_PHONE_DIGITS else None
 
 
+class DetailsSealed(ValueError):
+    """Matching values are computed from a command's input, never from sealed details."""
+
+
+def match_values(details: ClientDetails) -> dict[MatchedOn, str]:
+    """The normalised values a person is matched on, by rule (no phone value when the number
+    is too short to compare). Only from plaintext details — a command's input: the
+    application turns them into blind-index terms and keeps nothing else."""
+    born = details.date_of_birth
+    texts = (details.given_name, details.family_name, details.phone or "")
+    if not isinstance(born, date) or any(SEALED_PREFIX in text for text in texts):
+        raise DetailsSealed("matching needs the details as entered, not sealed ones")
+    values = {
+        MatchedOn.NAME_AND_BIRTH_DATE: match_key(details.given_name, details.family_name, born)
+    }
+    if (phone := normalise_phone(details.phone)) is not None:
+        values[MatchedOn.PHONE] = phone
+    return values
+
+
 def matched_on(referred: ClientDetails, candidate: ClientDetails) -> list[MatchedOn]:
     """Which of the matching rules connect a referred person and a registered client."""
-    reasons = []
-    if match_key(referred.given_name, referred.family_name, referred.date_of_birth) == match_key(
-        candidate.given_name, candidate.family_name, candidate.date_of_birth
-    ):
-        reasons.append(MatchedOn.NAME_AND_BIRTH_DATE)
-    phone = normalise_phone(referred.phone)
-    if phone is not None and phone == normalise_phone(candidate.phone):
-        reasons.append(MatchedOn.PHONE)
-    return reasons
+    mine, theirs = match_values(referred), match_values(candidate)
+    return [rule for rule, value in mine.items() if theirs.get(rule) == value]
 
 
 class ClientError(Exception):
@@ -112,9 +126,7 @@ class Client(Aggregate):
                 family_name=cmd.details.family_name,
                 date_of_birth=cmd.details.date_of_birth,
                 phone=cmd.details.phone,
-                match_key=match_key(
-                    cmd.details.given_name, cmd.details.family_name, cmd.details.date_of_birth
-                ),
+                match_key=cmd.match_term,
                 registered_at=at,
             )
         )

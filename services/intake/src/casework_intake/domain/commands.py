@@ -26,6 +26,9 @@ class ReceiveReferral:
     received_by: str
     referrer_name: str | None = None
     consent_to_share: bool = False
+    subject_id: str | None = None
+    """The data subject minted for the person referred (`person:<uuid>`; the application
+    mints one when the edge did not)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class RegisterClient:
     client_id: str
     site: str
     details: ClientDetails
+    match_term: str
+    """The blind-index term of the person's name and birth date (never the plaintext key)."""
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,11 @@ class Referral(Aggregate):
         return self.screening.risk_level if self.screening else None
 
     @property
+    def subject_id(self) -> str | None:
+        """The data subject of the person referred (`person:<uuid>`), once received."""
+        return self.received.subject_id if self.received else None
+
+    @property
     def client_name(self) -> str | None:
         if self.received is None:
             return None
@@ -174,6 +179,7 @@ class Referral(Aggregate):
                 consent_to_share=cmd.consent_to_share,
                 received_by=cmd.received_by,
                 received_at=at,
+                subject_id=cmd.subject_id,
             )
         )
         if candidates:
@@ -198,6 +204,7 @@ class Referral(Aggregate):
                 rule=result.rule,
                 screened_by=cmd.screened_by,
                 screened_at=at,
+                subject_id=received.subject_id,
             )
         )
 

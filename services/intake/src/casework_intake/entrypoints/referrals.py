@@ -75,8 +75,8 @@ def _candidate(candidate: Candidate) -> CandidateOut:
             matched_on=candidate.matched_on,
             site=candidate.site,
             masked=True,
-            initials=f"{details.given_name[:1]}.{details.family_name[:1]}.".upper(),
-            birth_year=details.date_of_birth.year,
+            initials=candidate.initials,
+            birth_year=candidate.birth_year,
             access=f"Registered at site {candidate.site}, where you do not work: ask a site "
             "manager there for access before confirming this match.",
         )
@@ -161,7 +161,9 @@ async def _view(
             risk_level=screening.risk_level,
             rule=screening.rule,
             meaning=meaning_of(screening.rule),
-            answers=screening.answers.model_dump(mode="json"),
+            answers=screening.answers
+            if isinstance(screening.answers, str)
+            else screening.answers.model_dump(mode="json"),
             screened_by=screening.screened_by,
             screened_at=screening.screened_at,
         )

@@ -366,9 +366,11 @@ class Accepted(BaseModel):
 
 
 class ClientOut(BaseModel):
+    """Opened for the reader; a field of an erased client reads `[erased]`."""
+
     given_name: str
     family_name: str
-    date_of_birth: date
+    date_of_birth: date | str = Field(description="ISO date, or `[erased]`")
     phone: str | None = None
     email: str | None = None
     address: str | None = None
@@ -383,7 +385,7 @@ class CandidateOut(BaseModel):
     client_id: str
     given_name: str | None
     family_name: str | None
-    date_of_birth: date | None
+    date_of_birth: date | str | None = Field(description="ISO date, or `[erased]`")
     matched_on: list[MatchedOn] = Field(
         description="Why: the same normalised name and birth date, the same phone number, or both"
     )
@@ -400,7 +402,9 @@ class ScreeningSummary(BaseModel):
     risk_level: RiskLevel
     rule: str
     meaning: str | None
-    answers: dict[str, Any]
+    answers: dict[str, Any] | str = Field(
+        description="The answers, by item (`[erased]` once the person's data is erased)"
+    )
     screened_by: str
     screened_at: datetime
 
