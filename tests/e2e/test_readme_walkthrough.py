@@ -1,8 +1,8 @@
 """The README's walk-through works when pasted into a new shell (issue 7), and so does the
 data-protection officer's (issue 8).
 
-The `bash` block under "## Try it" (and, in the second test, the one under "## Data
-protection" after it) runs as written — `make -s token …`, curl, python3, the
+The `bash` block under "## Try it", and the one under "## Data protection" after it, run as
+written — `make -s token …`, curl, python3, the
 wait for the case to open — in a fresh `bash`, against the five services of the test stack.
 Only what must differ is replaced: the services' addresses (the stack's own ports) and the
 scratch files (this test's temporary directory, not a shared `/tmp`).
@@ -63,9 +63,11 @@ def run_blocks(stack: Stack, tmp_path: Path, *headings: str) -> subprocess.Compl
     return run
 
 
-@pytest.mark.timeout(180)
-def test_the_readme_walkthrough_works_when_pasted(stack: Stack, tmp_path: Path) -> None:
-    run = run_blocks(stack, tmp_path, "## Try it")
+@pytest.mark.timeout(240)
+def test_the_readme_walkthroughs_work_when_pasted(stack: Stack, tmp_path: Path) -> None:
+    # one shell for both: the officer's block goes on from the walk-through's client (and
+    # erases it, so that the walk-through's duplicate check finds no one the next time)
+    run = run_blocks(stack, tmp_path, "## Try it", "## Data protection")
     accepted = json.loads((tmp_path / "accepted.json").read_text())
     out = run.stdout
     assert f'"case_id":"{accepted["case_id"]}"' in out, out[-3000:]
@@ -73,15 +75,7 @@ def test_the_readme_walkthrough_works_when_pasted(stack: Stack, tmp_path: Path) 
     assert '"entries":[' in out  # its timeline
     assert "Not Found" not in out
 
-
-@pytest.mark.timeout(240)
-def test_the_data_protection_officers_walkthrough_works_when_pasted(
-    stack: Stack, tmp_path: Path
-) -> None:
-    run = run_blocks(stack, tmp_path, "## Try it", "## Data protection")
-    out = run.stdout
-    accepted = json.loads((tmp_path / "accepted.json").read_text())
-    # refused while the case was open, naming it
+    # the officer's: refused while the case was open, naming it
     assert f'"holds":[{{"kind":"open_case","id":"{accepted["case_id"]}"' in out, out[-3000:]
     # then carried out, with its proof record
     erasure = json.loads((tmp_path / "erasure.json").read_text())
@@ -89,7 +83,6 @@ def test_the_data_protection_officers_walkthrough_works_when_pasted(
     assert erasure["key_ids"]
     assert out.count(f'"erasure_id":"{erasure["erasure_id"]}"') >= 3  # answer, proof, list
     # and the referral shows the client erased
-    assert out.rstrip().endswith("}"), out[-500:]
     referral = json.loads(out[out.rindex('{"referral_id"') :])
     assert referral["client"]["given_name"] == "[erased]"
     assert referral["presenting_concerns"] == "[erased]"

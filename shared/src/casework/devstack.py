@@ -81,6 +81,7 @@ def running_stack(
     env: Mapping[str, str] | None = None,
     namespace: str | None = None,
     drop: bool = True,
+    services: Iterable[str] | None = None,
 ) -> Iterator[Stack]:
     """The five services running as processes until the block ends; then they are stopped
     and their databases dropped.
@@ -90,8 +91,8 @@ def running_stack(
     namespace is `prefix` and eight random hex digits, or `namespace` (a stack started again
     on the databases and topics of an earlier one); `env` adds or overrides settings. The
     stack has a key store of its own (`<namespace>_keys`) and a KEK file in `workdir` (kept
-    when it exists). `drop=False` keeps the databases when the block ends. Waits until every
-    service's `/readyz` answers (90 s at most).
+    when it exists). `drop=False` keeps the databases when the block ends; `services` starts
+    only those. Waits until every service's `/readyz` answers (90 s at most).
     """
     namespace = namespace or f"{prefix}{uuid.uuid4().hex[:8]}"
     logs = workdir / "logs"
@@ -118,7 +119,10 @@ def running_stack(
         stack = Stack(namespace, urls, settings, logs, databases)
         pids = stack.pids
         stack.token("setup", "ops")
+        wanted = set(services) if services is not None else set(SERVICES)
         for name, offset in SERVICES.items():
+            if name not in wanted:
+                continue
             port = base_port + offset
             databases[name] = f"{namespace}_{name}"
             service_env = {
