@@ -70,3 +70,28 @@ def write_json(args: argparse.Namespace, rows: Sequence[Row], **extra: Any) -> N
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "rows": [asdict(r) for r in rows], **extra}, f, indent=2)
+
+
+def table(rows: Sequence[Row], header: str, note: str = "") -> str:
+    """A markdown table of rows, each beside its raw limit and the ratio to it."""
+
+    def cell(value: float | None, spec: str) -> str:
+        return "—" if value is None else format(value, spec)
+
+    lines = [
+        header,
+        "",
+        "| stage                                          |      n |   ops/s | p50 ms | p99 ms "
+        "| raw ops/s | ratio |",
+        "|------------------------------------------------|-------:|--------:|-------:|-------:"
+        "|----------:|------:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.stage:<46} | {r.n:>6} | {r.rate:>7.0f} | {cell(r.p50_ms, '6.1f'):>6} | "
+            f"{cell(r.p99_ms, '6.1f'):>6} | {cell(r.raw_rate, '9.0f'):>9} | "
+            f"{cell(r.ratio, '5.2f'):>5} |"
+        )
+    if note:
+        lines += ["", note]
+    return "\n".join(lines)

@@ -416,6 +416,7 @@ _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _BAD_IN_PARAMETER = re.compile(r"[\x00-\x1f\ud800-\udfff]")
 _BAD_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_SEALED_PREFIX: Final = "enc:v1:"
 
 
 def text_body() -> dict[str, Any]:
@@ -509,6 +510,16 @@ def check_json_body(raw: bytes) -> list[FieldProblem]:
         if isinstance(value, str):
             if has_forbidden_characters(value, free_text=True):
                 problems.append(_character_problem(field, value))
+            elif _SEALED_PREFIX in value:
+                # a sealed value (casework.privacy) is never input: stored as a copy, it
+                # would be opened in the answers of whoever reads this record
+                problems.append(
+                    FieldProblem(
+                        field=field,
+                        code="sealed_value",
+                        message="holds an encrypted token (enc:v1:...), which is never input",
+                    )
+                )
         elif isinstance(value, bool) or value is None or isinstance(value, float):
             continue
         elif isinstance(value, int):

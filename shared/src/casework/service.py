@@ -28,6 +28,7 @@ from casework.eventstore import AggregateNotFound, ConcurrencyConflict
 from casework.health import Readiness, status_code
 from casework.http import create_http_app
 from casework.logs import configure_logging
+from casework.privacy import SubjectErased
 from casework.privacy.edge import OpenTokensMiddleware
 from casework.rebuild import run_offline
 from casework.runtime import ServiceRuntime
@@ -53,6 +54,7 @@ PLATFORM_ERRORS: Mapping[type[Exception], int] = {
     AccessDenied: 403,
     ConcurrencyConflict: 409,
     VersionMismatch: 412,
+    SubjectErased: 410,  # the person was erased: nothing new is kept about them
 }
 
 

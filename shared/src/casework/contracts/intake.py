@@ -125,8 +125,12 @@ class RiskScreened(IntakeEvent):
         "The screening answers.", subject=PERSON, record_class="clinical"
     )
     risk_level: RiskLevel
-    rule: str
-    """Which clause of the screening rule decided the level, for the record."""
+    rule: str | Sealed = personal(
+        "Which clause of the screening rule decided the level, for the record (it names the "
+        "screening item answered, so it is sealed like the answers).",
+        subject=PERSON,
+        record_class="clinical",
+    )
     screened_by: str
     screened_at: datetime
     subject_id: str | None = None

@@ -5,12 +5,13 @@ tokens in it (read models and aggregates hold only tokens); the middleware holds
 successful JSON answer until it is complete, opens its tokens (`casework.privacy.sealing`),
 reports the subjects shown to the request's audit record (`casework.audit.subjects_shown`),
 and only then sends it. A refused request (4xx) never reaches a route's answer, so nothing is
-opened for it; an answer without tokens passes as it is (one byte search).
+opened for it; an answer without tokens passes as it is, byte for byte (one search).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Final
 
 from starlette.datastructures import MutableHeaders
@@ -18,9 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from casework.audit import subjects_shown
 from casework.privacy.sealing import Opener
-from casework.privacy.tokens import PREFIX
+from casework.privacy.tokens import PREFIX, TOKEN
 
 _MARKER: Final = PREFIX.encode()
+_TOKEN_BYTES: Final = re.compile(TOKEN.pattern.encode())
 
 
 class OpenTokensMiddleware:
@@ -54,7 +56,7 @@ class OpenTokensMiddleware:
             if message.get("more_body", False):
                 return
             body = b"".join(chunks)
-            if _MARKER in body:
+            if _MARKER in body and _TOKEN_BYTES.search(body):  # else sent as it is
                 opened, subjects = await self.opener.open(json.loads(body))
                 body = json.dumps(
                     opened, ensure_ascii=False, allow_nan=False, separators=(",", ":")

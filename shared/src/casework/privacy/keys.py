@@ -33,6 +33,10 @@ Invariants:
   process may open a destroyed subject's values until its cached copy expires: an erasure's
   worst-case delay in answers is the TTL (tested in tests/integration/test_privacy_keys.py).
   A destroyed or missing key is remembered as such, so `[erased]` never turns back.
+
+Cost on the append path: a cached key costs nothing; after the TTL, two reads by exact `_id`
+(the key and the subject's tombstone); a subject's first value of a class, a read, an insert
+and a read (`bench/encryption.py`).
 """
 
 from __future__ import annotations
@@ -102,7 +106,8 @@ class KeyService:
         self._clock = clock or SystemClock()
         self.cache_ttl = timedelta(seconds=cache_ttl_s)
         self._keys: dict[str, _Cached] = {}
-        self._current: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self._current: dict[tuple[str, str], str] = {}
+        """(subject, class) → the key id last sealed with (checked live through `_keys`)."""
 
     # --- start ---------------------------------------------------------------------------
 
@@ -127,7 +132,10 @@ class KeyService:
                 raise KekError(
                     f"wrong key-encryption key: the key store {self.database.name} was made "
                     f"with KEK {canary['kek_id']}, and CASEWORK_KEK_FILE holds {kek_id}. "
-                    f"Refusing to start: nothing sealed could be read. ({exc})"
+                    f"Refusing to start: nothing sealed could be read. ({exc}) Restore the "
+                    "KEK file from its backup; only for a development installation whose "
+                    f"data may be lost, dropping the database {self.database.name} starts "
+                    "afresh (every value sealed before then reads [erased])."
                 ) from None
         await self.data_keys.create_index(
             [("subject", ASCENDING), ("record_class", ASCENDING), ("version", DESCENDING)]
@@ -252,68 +260,87 @@ class KeyService:
     # --- what sealing and opening use -----------------------------------------------------
 
     async def current_key(self, subject: str, record_class: str) -> tuple[str, bytes]:
-        """The current data key of (subject, class), created if needed: (key id, key)."""
+        """The current data key of (subject, class), created if needed: (key id, key).
+
+        Reads by exact `_id` only: the version used last (v1 at first) is current while it
+        lives — a newer version is made only after the last one was destroyed."""
         check_subject(subject)
         check_record_class(record_class)
-        now = self._clock.now()
-        remembered = self._current.get((subject, record_class))
-        if remembered is not None and remembered[1] > now:
-            key = await self.data_key(remembered[0])
-            if key is not None:
-                return remembered[0], key
-        if await self.erased.find_one({"_id": subject}, {"_id": 1}) is not None:
-            raise SubjectErased(subject)
+        key_id = self._current.get((subject, record_class)) or str(KeyId(subject, record_class, 1))
         while True:
-            latest = await self._latest(subject, record_class)
-            if latest is not None and "wrapped" in latest:
-                key_id = latest["_id"]
-                key = self._unwrap(latest)
-            else:
-                version = 1 if latest is None else latest["version"] + 1
-                key_id = str(KeyId(subject, record_class, version))
-                key = secrets.token_bytes(KEY_BYTES)
-                kek_id, wrapped = self.kek.wrap(key, context=_wrap_context(key_id))
-                doc = {
-                    "_id": key_id,
-                    "subject": subject,
-                    "record_class": record_class,
-                    "version": version,
-                    "kek_id": kek_id,
-                    "wrapped": wrapped,
-                    "created_at": now,
-                }
-                try:
-                    await self.data_keys.insert_one(doc)
-                except DuplicateKeyError:
-                    continue  # another process created this version: read theirs
-                if await self.erased.find_one({"_id": subject}, {"_id": 1}) is not None:
-                    # erased while we created it: the erasure may not have listed our key
-                    await self._destroy_key(
-                        doc, reason="created during erasure", erasure_id="", at=now
-                    )
-                    raise SubjectErased(subject)
-            self._keys[key_id] = _Cached(key, now + self.cache_ttl)
-            self._current[(subject, record_class)] = (key_id, now + self.cache_ttl)
-            return key_id, key
+            state, key = await self._key_state(key_id)
+            if state == "live":
+                assert key is not None
+                self._current[(subject, record_class)] = key_id
+                return key_id, key
+            if state == "erased":
+                raise SubjectErased(subject)
+            if state == "destroyed":  # by retention, on its own: the latest, or a new version
+                latest = await self._latest(subject, record_class)
+                assert latest is not None
+                if "wrapped" in latest:
+                    key_id = latest["_id"]
+                    continue
+                key_id = str(KeyId(subject, record_class, latest["version"] + 1))
+            created = await self._create(key_id)
+            if created is not None:
+                self._current[(subject, record_class)] = key_id
+                return key_id, created
+            # another process created this version first: read theirs
+
+    async def _create(self, key_id: str) -> bytes | None:
+        """Insert a new data key (None when the `_id` is taken). Checks the subject's tombstone
+        *after* the insert and destroys its own key if there is one (module docstring)."""
+        parsed = KeyId.parse(key_id)
+        now = self._clock.now()
+        key = secrets.token_bytes(KEY_BYTES)
+        kek_id, wrapped = self.kek.wrap(key, context=_wrap_context(key_id))
+        doc = {
+            "_id": key_id,
+            "subject": parsed.subject,
+            "record_class": parsed.record_class,
+            "version": parsed.version,
+            "kek_id": kek_id,
+            "wrapped": wrapped,
+            "created_at": now,
+        }
+        try:
+            await self.data_keys.insert_one(doc)
+        except DuplicateKeyError:
+            return None
+        if await self.erased.find_one({"_id": parsed.subject}, {"_id": 1}) is not None:
+            # erased while we created it: the erasure may not have listed our key
+            await self._destroy_key(doc, reason="created during erasure", erasure_id="", at=now)
+            raise SubjectErased(parsed.subject)
+        self._keys[key_id] = _Cached(key, now + self.cache_ttl)
+        return key
 
     async def data_key(self, key_id: str) -> bytes | None:
         """The data key with this id, or None when it is destroyed or unknown (the value then
         reads as `[erased]`). Cached for the TTL; a destroyed key is remembered for ever."""
+        return (await self._key_state(key_id))[1]
+
+    async def _key_state(self, key_id: str) -> tuple[str, bytes | None]:
+        """`live` (and the key), `destroyed`, `erased` (the subject's tombstone is there,
+        whatever its keys' documents say yet) or `unknown`; by exact `_id`, cached."""
         now = self._clock.now()
         cached = self._keys.get(key_id)
         if cached is not None and (cached.until is None or cached.until > now):
-            return cached.key
+            return ("live", cached.key) if cached.key is not None else ("destroyed", None)
         doc = await self.data_keys.find_one({"_id": key_id})
         if doc is None:
             # unknown: not remembered, a key is stored before anything is sealed with it
             self._keys.pop(key_id, None)
-            return None
-        if "wrapped" not in doc or await self.erased.find_one({"_id": doc["subject"]}, {"_id": 1}):
+            return "unknown", None
+        if await self.erased.find_one({"_id": doc["subject"]}, {"_id": 1}) is not None:
             self._keys[key_id] = _Cached(None, None)
-            return None
+            return "erased", None
+        if "wrapped" not in doc:
+            self._keys[key_id] = _Cached(None, None)
+            return "destroyed", None
         key = self._unwrap(doc)
         self._keys[key_id] = _Cached(key, now + self.cache_ttl)
-        return key
+        return "live", key
 
     async def data_keys_for(self, key_ids: list[str]) -> dict[str, bytes | None]:
         """`data_key` of several ids, fetched concurrently."""

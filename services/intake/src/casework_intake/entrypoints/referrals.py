@@ -160,7 +160,8 @@ async def _view(
         screening=ScreeningSummary(
             risk_level=screening.risk_level,
             rule=screening.rule,
-            meaning=meaning_of(screening.rule),
+            # the rule names the screening item that decided: sealed like the answers
+            meaning=meaning_of(await intake.reveal.open_value(screening.rule)),
             answers=screening.answers
             if isinstance(screening.answers, str)
             else screening.answers.model_dump(mode="json"),
