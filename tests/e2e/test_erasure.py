@@ -234,6 +234,10 @@ def erased_everywhere(stack: Stack, story: Story, person: Person) -> None:
         # other processes may hold a data key for the key cache's lifetime (5 s)
         eventually(lambda: intake.get(f"/referrals/{story.referral_id}"), referral_erased)
         eventually(lambda: cases.get(f"/cases/{story.case_id}"), case_erased)
+        eventually(
+            lambda: cases.get(f"/cases/{story.case_id}/timeline"),
+            lambda r: r.status_code == 200 and person.note not in r.text,
+        )
     referral = intake_shows(stack, story)
     assert referral["client"]["given_name"] == ERASED
     assert referral["client"]["family_name"] == ERASED
