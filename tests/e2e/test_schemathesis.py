@@ -67,6 +67,7 @@ def tokens(stack: Stack) -> str:
             stack.token("fuzz-supervisor", "supervisor", sites=(site,), team="fuzz-team"),
             stack.token("fuzz-admin", "regional_admin"),
             stack.token("fuzz-ops", "ops"),
+            stack.token("fuzz-dpo", "dpo"),
         ]
     )
 

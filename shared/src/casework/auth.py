@@ -47,6 +47,7 @@ ROLES: Final[frozenset[str]] = frozenset(
         "regional_admin",
         "integration",
         "ops",
+        "dpo",
     }
 )
 """Every role the platform knows (DESIGN §8)."""

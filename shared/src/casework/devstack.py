@@ -81,17 +81,22 @@ def running_stack(
     *,
     prefix: str = "e2e",
     env: Mapping[str, str] | None = None,
+    namespace: str | None = None,
+    drop: bool = True,
+    services: Iterable[str] | None = None,
 ) -> Iterator[Stack]:
     """The five services running as processes until the block ends; then they are stopped
     and their databases dropped.
 
     `bootstrap` and `mongo_url` name the servers; the services listen on `base_port` to
     `base_port + 4` (`SERVICES`); logs and the dev signing key go under `workdir`. The
-    namespace is `prefix` and eight random hex digits; `env` adds or overrides settings. The
-    stack has a key store of its own (`<namespace>_keys`) and a fresh KEK file in `workdir`.
-    Waits until every service's `/readyz` answers (90 s at most).
+    namespace is `prefix` and eight random hex digits, or `namespace` (a stack started again
+    on the databases and topics of an earlier one); `env` adds or overrides settings. The
+    stack has a key store of its own (`<namespace>_keys`) and a KEK file in `workdir` (kept
+    when it exists). `drop=False` keeps the databases when the block ends; `services` starts
+    only those. Waits until every service's `/readyz` answers (90 s at most).
     """
-    namespace = f"{prefix}{uuid.uuid4().hex[:8]}"
+    namespace = namespace or f"{prefix}{uuid.uuid4().hex[:8]}"
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     create_key_file(workdir / "kek")
@@ -128,7 +133,10 @@ def running_stack(
                 stderr=subprocess.STDOUT,
             )
         pids["audit"] = audit_store.pid
+        wanted = set(services) if services is not None else set(SERVICES)
         for name, offset in SERVICES.items():
+            if name not in wanted:
+                continue
             port = base_port + offset
             databases[name] = f"{namespace}_{name}"
             service_env = {
@@ -156,14 +164,15 @@ def running_stack(
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        _drop(
-            mongo_url,
-            [
-                *databases.values(),
-                settings["CASEWORK_AUDIT_MONGO_DATABASE"],
-                settings["CASEWORK_KEYS_MONGO_DB"],
-            ],
-        )
+        if drop:
+            _drop(
+                mongo_url,
+                [
+                    *databases.values(),
+                    settings["CASEWORK_AUDIT_MONGO_DATABASE"],
+                    settings["CASEWORK_KEYS_MONGO_DB"],
+                ],
+            )
 
 
 def _wait_ready(

@@ -6,6 +6,7 @@ platform's convention (`<type>-<id>`)."""
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -55,8 +56,8 @@ class _Streams:
 
 def story(referrals: int, seed: int = 7, prefix: str = "") -> Story:
     """`referrals` referrals (most accepted, each accepted one a case with its assessment,
-    plan, notes, and for some a crisis, a transfer, a closure and a reopening); about 16
-    events per referral."""
+    plan, notes, and for some a crisis, a transfer, a closure and a reopening, or an erasure of
+    the client after the closure); about 16 events per referral."""
     rnd = random.Random(seed)
     s = _Streams()
     intake, cases = "casework.intake.events", "casework.cases.events"
@@ -79,6 +80,8 @@ def story(referrals: int, seed: int = 7, prefix: str = "") -> Story:
 def _stream_of(event: DomainEvent) -> str:
     if isinstance(event, i.ClientRegistered):
         return f"client-{event.client_id}"
+    if isinstance(event, i.LegalHoldPlaced | i.LegalHoldReleased) or hasattr(event, "erasure_id"):
+        return f"erasure-{event.client_id}"  # type: ignore[attr-defined]
     if event.service == "intake":
         return f"referral-{event.referral_id}"  # type: ignore[attr-defined]
     return f"case-{event.case_id}"  # type: ignore[attr-defined]
@@ -345,3 +348,82 @@ def _referral(rnd: random.Random, n: str) -> Iterator[tuple[DomainEvent, datetim
                 at,
                 site,
             )
+        elif zlib.crc32(n.encode()) % 3 == 0:  # not from `rnd`: the rest of the story stays
+            yield from _erased(kid, n, at + timedelta(days=10), site)
+
+
+def _erased(
+    kid: str, n: str, at: datetime, site: str
+) -> Iterator[tuple[DomainEvent, datetime, str]]:
+    """A closed case's client held, refused erasure, released, then erased."""
+    subject = f"client:{kid}"
+    yield (
+        i.LegalHoldPlaced(
+            client_id=kid,
+            hold_id=f"H{n}",
+            basis=i.HoldBasis.SAFEGUARDING_ADULT,
+            site=site,
+            placed_by="mia",
+            placed_at=at,
+        ),
+        at,
+        site,
+    )
+    asked = {
+        "client_id": kid,
+        "subject": subject,
+        "reason": i.ErasureReason.DATA_SUBJECT_REQUEST,
+        "requester": i.Requester.DATA_SUBJECT,
+        "requested_by": "dora",
+    }
+    hold = i.HoldFound(kind="legal_hold", id=f"H{n}", basis=i.HoldBasis.SAFEGUARDING_ADULT)
+    at += timedelta(days=1)
+    yield i.ErasureRequested(erasure_id=f"E{n}a", requested_at=at, **asked), at, site
+    yield (
+        i.ErasureDecided(
+            erasure_id=f"E{n}a",
+            client_id=kid,
+            outcome=i.ErasureOutcome.REFUSED,
+            holds=(hold,),
+            decided_by="dora",
+            decided_at=at,
+        ),
+        at,
+        site,
+    )
+    at += timedelta(days=30)
+    released = i.LegalHoldReleased(
+        client_id=kid, hold_id=f"H{n}", released_by="mia", released_at=at
+    )
+    yield released, at, site
+    at += timedelta(days=1)
+    yield i.ErasureRequested(erasure_id=f"E{n}b", requested_at=at, **asked), at, site
+    yield (
+        i.ErasureDecided(
+            erasure_id=f"E{n}b",
+            client_id=kid,
+            outcome=i.ErasureOutcome.CARRIED_OUT,
+            decided_by="dora",
+            decided_at=at,
+        ),
+        at,
+        site,
+    )
+    yield (
+        i.SubjectKeyDestroyed(
+            erasure_id=f"E{n}b",
+            client_id=kid,
+            subject=subject,
+            key_ids=(f"{subject}/identity/v1", f"{subject}/notes/v1"),
+            destroyed_at=at,
+        ),
+        at,
+        site,
+    )
+    yield (
+        i.ErasureCompleted(
+            erasure_id=f"E{n}b", client_id=kid, index_entries_deleted=3, completed_at=at
+        ),
+        at,
+        site,
+    )

@@ -196,6 +196,7 @@ def test_the_role_list_matches_the_design() -> None:
                 "regional_admin",
                 "integration",
                 "ops",
+                "dpo",  # issue 8: the data-protection officer
             }
         )
         == ROLES

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import FastAPI
 
 from casework.clock import Clock
@@ -13,19 +15,45 @@ from casework.runtime import ServiceRuntime
 from casework.service import service_app, telemetry_middlewares
 from casework.settings import Settings
 
+from casework_intake.adapters.client_cases import ClientCases
 from casework_intake.adapters.client_index import ClientIndex
+from casework_intake.adapters.erasure_proofs import ErasureProofs
 from casework_intake.adapters.intake_queue import IntakeQueue
+from casework_intake.application.data_protection import (
+    RETENTION,
+    DataProtection,
+    RetentionSchedule,
+)
 from casework_intake.application.handlers import Intake
-from casework_intake.application.policies import WhenReferralAcceptedRegisterClient
+from casework_intake.application.policies import (
+    WhenErasureDecidedCarryOut,
+    WhenReferralAcceptedRegisterClient,
+)
 from casework_intake.domain.client import Client, ClientError
+from casework_intake.domain.erasure import Erasure, ErasureError, UnknownErasure, UnknownHold
 from casework_intake.domain.referral import IntakeError, Referral, UnknownCandidate, UnknownSite
-from casework_intake.entrypoints import queue, referrals
+from casework_intake.domain.retention import RetentionRules
+from casework_intake.entrypoints import data_protection, queue, referrals
+from casework_intake.settings import DataProtectionSettings
 
 PORT = 8001
 
 
-def build(settings: Settings, clock: Clock | None = None) -> tuple[ServiceRuntime, Intake]:
-    """The runtime and the application, wired but not started."""
+@dataclass(frozen=True)
+class Applications:
+    intake: Intake
+    data_protection: DataProtection
+    retention: RetentionSchedule
+
+
+def build(
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    retention_rules: RetentionRules | None = None,
+) -> tuple[ServiceRuntime, Applications]:
+    """The runtime and the applications, wired but not started. Retention rules: these, or
+    `CASEWORK_RETENTION_RULES`, or the defaults."""
     runtime = ServiceRuntime.build(
         settings, registry(), clock=clock, broker_middlewares=telemetry_middlewares(settings)
     )
@@ -45,13 +73,36 @@ def build(settings: Settings, clock: Clock | None = None) -> tuple[ServiceRuntim
         subjects=runtime.keys,
         reveal=runtime.opener,
     )
-    runtime.consume(sites, client_index, intake_queue, WhenReferralAcceptedRegisterClient(intake))
-    return runtime, intake
+    client_cases = ClientCases(runtime.database)
+    proofs = ErasureProofs(runtime.database)
+    protection = DataProtection(
+        erasures=Repository(runtime.store, Erasure, runtime.registry),
+        clients=intake.clients,
+        cases=client_cases,
+        keys=runtime.keys,
+        blind_index=match_index,
+        proofs=proofs,
+        clock=runtime.clock,
+    )
+    rules = retention_rules or RetentionRules.from_json(DataProtectionSettings().retention_rules)
+    retention = RetentionSchedule(rules, runtime.deadlines, client_cases, protection, runtime.clock)
+    client_cases.on_change = retention.case_changed
+    runtime.scheduler.on(RETENTION, retention.fire)
+    runtime.consume(
+        sites,
+        client_index,
+        intake_queue,
+        WhenReferralAcceptedRegisterClient(intake),
+        client_cases,
+        proofs,
+        WhenErasureDecidedCarryOut(protection),
+    )
+    return runtime, Applications(intake, protection, retention)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     """The intake service's app (uvicorn factory)."""
-    runtime, intake = build(settings or Settings.for_service("intake", PORT), clock)
+    runtime, apps = build(settings or Settings.for_service("intake", PORT), clock)
     app = service_app(
         runtime,
         title="Casework intake",
@@ -61,11 +112,24 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             "A referral's path: take it (`POST /referrals`), screen its risk "
             "(`POST /referrals/{id}/screening`), settle who it is about when duplicate "
             "candidates are listed (`POST /referrals/{id}/client-match`), then accept or "
-            "decline it. Authorise with a bearer token (locally: `casework token --sub me "
-            "--role intake_worker --site north`)."
+            "decline it.\n\n"
+            "Data protection (role `dpo`): legal holds on a client's records "
+            "(`POST /clients/{id}/holds`), erasure of a client (`POST /clients/{id}/erasure`, "
+            "refused while a hold or an open case stands) and its proof records "
+            "(`GET /erasures`). Authorise with a bearer token (locally: `casework token --sub "
+            "me --role intake_worker --site north`)."
         ),
-        routers=[referrals.router, queue.router],
-        error_status={IntakeError: 409, ClientError: 409, UnknownSite: 422, UnknownCandidate: 422},
+        routers=[referrals.router, queue.router, data_protection.router],
+        error_status={
+            IntakeError: 409,
+            ClientError: 409,
+            UnknownSite: 422,
+            UnknownCandidate: 422,
+            ErasureError: 409,
+            UnknownHold: 404,
+            UnknownErasure: 404,
+        },
     )
-    app.state.intake = intake
+    app.state.intake = apps.intake
+    app.state.data_protection = apps.data_protection
     return app

@@ -179,3 +179,127 @@ class ClientRegistered(IntakeEvent):
         subject="client_id",
     )
     registered_at: datetime
+
+
+# --- Data protection: legal holds, erasure and retention (stream `erasure-<client_id>`) ---
+#
+# None of these events carries personal data: they are the proof of an erasure and must stay
+# readable after the client's keys are gone. Reasons, requesters and hold bases are codes,
+# references are short identifiers (a ticket number), never free text.
+
+
+class ErasureReason(StrEnum):
+    """The legal ground of an erasure (UK GDPR / GDPR Art. 17(1), and retention)."""
+
+    DATA_SUBJECT_REQUEST = "data_subject_request"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    NO_LONGER_NECESSARY = "no_longer_necessary"
+    UNLAWFUL_PROCESSING = "unlawful_processing"
+    LEGAL_OBLIGATION = "legal_obligation"
+    RETENTION_EXPIRED = "retention_expired"
+
+
+class Requester(StrEnum):
+    """Who asked for the erasure (by kind: the proof names no private person)."""
+
+    DATA_SUBJECT = "data_subject"
+    REPRESENTATIVE = "representative"
+    AGENCY = "agency"
+    SUPERVISORY_AUTHORITY = "supervisory_authority"
+    RETENTION_RULE = "retention_rule"
+
+
+class HoldBasis(StrEnum):
+    """Why an agency must keep a client's records (a legal hold)."""
+
+    SAFEGUARDING_CHILD = "safeguarding_child"
+    SAFEGUARDING_ADULT = "safeguarding_adult"
+    LITIGATION = "litigation"
+    INVESTIGATION = "investigation"
+
+
+class ErasureOutcome(StrEnum):
+    CARRIED_OUT = "carried_out"
+    REFUSED = "refused"
+
+
+class HoldFound(BaseModel):
+    """A legal hold that refused an erasure: an open case, or a hold an agency placed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    """`open_case` or `legal_hold`."""
+    id: str
+    """The case id, or the hold id."""
+    basis: HoldBasis | None = None
+    site: str | None = None
+
+
+class LegalHoldPlaced(IntakeEvent):
+    """An agency must keep this client's records: no erasure or retention destroys them
+    while the hold stands."""
+
+    client_id: str
+    hold_id: str
+    basis: HoldBasis
+    reference: str | None = None
+    site: str | None = None
+    placed_by: str
+    placed_at: datetime
+
+
+class LegalHoldReleased(IntakeEvent):
+    client_id: str
+    hold_id: str
+    released_by: str
+    released_at: datetime
+
+
+class ErasureRequested(IntakeEvent):
+    """A data-protection officer (or a retention rule) asked for the client's data to be
+    erased: all of it (`record_class` None) or one record class."""
+
+    erasure_id: str
+    client_id: str
+    subject: str
+    """The data subject whose keys are to be destroyed, `client:<client_id>`."""
+    record_class: str | None = None
+    reason: ErasureReason
+    requester: Requester
+    reference: str | None = None
+    rule: str | None = None
+    """The retention rule that asked, e.g. `notes:8y`."""
+    requested_by: str
+    requested_at: datetime
+
+
+class ErasureDecided(IntakeEvent):
+    """The legal-hold check's decision: carried out, or refused with the holds found."""
+
+    erasure_id: str
+    client_id: str
+    outcome: ErasureOutcome
+    holds: tuple[HoldFound, ...] = ()
+    decided_by: str
+    decided_at: datetime
+
+
+class SubjectKeyDestroyed(IntakeEvent):
+    """The subject's data keys are destroyed: everything sealed with them reads `[erased]`."""
+
+    erasure_id: str
+    client_id: str
+    subject: str
+    record_class: str | None = None
+    key_ids: tuple[str, ...] = ()
+    destroyed_at: datetime
+
+
+class ErasureCompleted(IntakeEvent):
+    """The last step: the subject's blind-index entries are gone too."""
+
+    erasure_id: str
+    client_id: str
+    index_entries_deleted: int = 0
+    completed_at: datetime

@@ -72,12 +72,21 @@ class BlindIndex:
         return list(doc["terms"]) if doc else []
 
     async def file(self, terms: list[str], *, owner: str, subject: str) -> None:
-        """File `owner` under each term (idempotent; concurrent filings all stay)."""
+        """File `owner` under each term (idempotent; concurrent filings all stay).
+
+        Never for an erased subject, however the filing and the erasure interleave (a
+        redelivered acceptance re-files its terms): the entries are inserted first, then the
+        subject's erasure tombstone is read, as `KeyService.ensure` does. An erasure writes
+        its tombstone before it calls `forget`, so either `forget` comes after these inserts
+        and deletes them, or this reads the tombstone and deletes them itself."""
         for term in terms:
             with contextlib.suppress(DuplicateKeyError):  # filed by an earlier attempt
                 await self.collection.insert_one(
                     {"_id": f"{term}|{owner}", "term": term, "owner": owner, "subject": subject}
                 )
+        if terms and await self.keys.is_destroyed(subject):
+            for term in terms:
+                await self.collection.delete_one({"_id": f"{term}|{owner}"})
 
     async def lookup(self, term: str) -> list[str]:
         """The owners filed under a term, in filing order of their `_id`."""

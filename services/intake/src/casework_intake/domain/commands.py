@@ -6,7 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from casework.contracts.common import ReferralSource, Urgency
-from casework.contracts.intake import ClientDetails, ScreeningAnswers
+from casework.contracts.intake import (
+    ClientDetails,
+    ErasureReason,
+    HoldBasis,
+    Requester,
+    ScreeningAnswers,
+)
 
 
 @dataclass(frozen=True)
@@ -79,3 +85,34 @@ class RegisterClient:
     details: ClientDetails
     match_term: str
     """The blind-index term of the person's name and birth date (never the plaintext key)."""
+
+
+@dataclass(frozen=True)
+class RequestErasure:
+    """Erase a client's data (all of it, or one record class), unless a legal hold stands."""
+
+    client_id: str
+    erasure_id: str
+    reason: ErasureReason
+    requester: Requester
+    requested_by: str
+    reference: str | None = None
+    record_class: str | None = None
+    rule: str | None = None
+
+
+@dataclass(frozen=True)
+class PlaceLegalHold:
+    client_id: str
+    hold_id: str
+    basis: HoldBasis
+    placed_by: str
+    reference: str | None = None
+    site: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseLegalHold:
+    client_id: str
+    hold_id: str
+    released_by: str
