@@ -165,6 +165,21 @@ class ReopenCase:
     reopened_by: str
 
 
+@dataclass(frozen=True)
+class RecordInpatientAdmission:
+    case_id: str
+    admission_id: str
+    admitted_at: datetime
+    recorded_by: str
+
+
+@dataclass(frozen=True)
+class RecordInpatientDischarge:
+    case_id: str
+    discharged_at: datetime
+    recorded_by: str
+
+
 CaseCommand = (
     OpenCase
     | AssignCaseworker
@@ -184,6 +199,8 @@ CaseCommand = (
     | ApproveClosure
     | ReturnClosure
     | ReopenCase
+    | RecordInpatientAdmission
+    | RecordInpatientDischarge
 )
 """Every command one case handles."""
 

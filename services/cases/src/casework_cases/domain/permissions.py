@@ -17,6 +17,7 @@ receiving site does before it reaches the case.
 | approve / return a plan or a closure            | supervisor (not the proposer: four eyes)   |
 | risk level, declare / resolve a crisis          | caseworker, supervisor, crisis_worker      |
 | reopen                                          | supervisor, site_manager                   |
+| inpatient admission / discharge                 | caseworker, supervisor, crisis_worker      |
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from casework_cases.domain.commands import (
     RecordAssessment,
     RecordCaseNote,
     RecordGoalProgress,
+    RecordInpatientAdmission,
+    RecordInpatientDischarge,
     RejectTransfer,
     ReopenCase,
     RequestClosure,
@@ -71,6 +74,8 @@ MAY_ISSUE: Mapping[type, frozenset[str]] = {
     ApproveClosure: SUPERVISORS,
     ReturnClosure: SUPERVISORS,
     ReopenCase: SITE_LEADS,
+    RecordInpatientAdmission: RISK_WORKERS,
+    RecordInpatientDischarge: RISK_WORKERS,
 }
 """Command class → the roles that may issue it (any one of them suffices)."""
 

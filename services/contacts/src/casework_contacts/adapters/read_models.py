@@ -1,0 +1,287 @@
+"""The contacts service's read models, fed by its own topic.
+
+| projection          | one document per | written by stream       | read by                 |
+|---------------------|------------------|-------------------------|-------------------------|
+| `contact_history`   | contact          | `contact-<id>`          | case history, agendas   |
+| `obligations_view`  | case             | `obligations-<case_id>` | compliance, agendas     |
+
+Each document has one writer (its stream's partition) and is idempotent by stream version.
+Queries filter by equality on indexed fields (`case_id`, `assigned_to`) or by `_id`; which
+cases a worker or a team holds comes from `case_facts` (also by equality), and the order —
+by risk, then how late — is put together at read time, since it changes with every risk
+change and every passing hour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING
+
+from casework.contracts.contacts import (
+    MEDIUM_CLASS,
+    ContactCancelled,
+    ContactCorrected,
+    ContactCounted,
+    ContactDueSoon,
+    ContactLogged,
+    ContactMissed,
+    ContactObligationCancelled,
+    ContactObligationMet,
+    ContactObligationOpened,
+    ContactOverdue,
+    ContactScheduled,
+    LoneWorkerCheckedIn,
+    LoneWorkerCheckedOut,
+    LoneWorkerOverdue,
+)
+from casework.envelope import Envelope
+from casework.events import DomainEvent
+from casework.eventstore import Document
+from casework.projections import APPLIED, Projection
+from casework.runtime import events_topic
+
+KEEP_CLOSED = 200
+"""Met and cancelled obligations (and counted contacts) kept per case for compliance: the
+newest; older ones stay in the event store."""
+
+
+def _json(event: DomainEvent, *names: str) -> dict[str, Any]:
+    data = event.model_dump(mode="json")
+    return {name: data[name] for name in names}
+
+
+def contact_change(event: DomainEvent) -> dict[str, Any] | None:
+    """What one contact event sets on its `contact_history` document (None: not a contact's
+    event). Corrections and lone-worker steps are handled by `evolve_contact`."""
+    match event:
+        case ContactScheduled():
+            return {
+                **_json(event, "case_id", "client_id", "site", "medium", "participants"),
+                "medium_class": MEDIUM_CLASS[event.medium].value,
+                "status": "scheduled",
+                "planned_for": event.planned_for,
+                "window_ends_at": event.window_ends_at,
+                "due_at": event.window_ends_at or event.planned_for,
+                "assigned_to": event.assigned_to,
+                "purpose": event.purpose,
+                "follow_up_of": event.follow_up_of,
+                "scheduled_by": event.scheduled_by,
+            }
+        case ContactLogged():
+            return {
+                **_json(
+                    event,
+                    "case_id",
+                    "client_id",
+                    "site",
+                    "medium",
+                    "participants",
+                    "outcome",
+                    "attempt_reason",
+                    "notes",
+                    "wellbeing",
+                    "safety_plan_reviewed",
+                    "follow_up_needed",
+                    "duration_minutes",
+                    "travel_minutes",
+                    "was_scheduled",
+                    "logged_by",
+                ),
+                "medium_class": MEDIUM_CLASS[event.medium].value,
+                "status": "logged",
+                "occurred_at": event.occurred_at,
+                "logged_at": event.logged_at,
+            }
+        case ContactMissed():
+            return {
+                "status": "missed",
+                "miss_reason": event.reason.value,
+                "missed_at": event.missed_at,
+            }
+        case ContactCancelled():
+            return {
+                "status": "cancelled",
+                "cancel_reason": event.reason.value,
+                "cancelled_at": event.cancelled_at,
+            }
+    return None
+
+
+def evolve_contact(doc: Document, event: DomainEvent) -> Document:
+    """The `contact_history` document after one event."""
+    change = contact_change(event)
+    if change is not None:
+        return {**doc, **change}
+    match event:
+        case ContactCorrected():
+            corrections = [
+                *doc.get("corrections", []),
+                {
+                    **_json(event, "correction_id", "kind", "text", "corrected_by"),
+                    "corrected_at": event.corrected_at,
+                },
+            ]
+            struck = doc.get("struck_through", False) or event.kind == "struck_through"
+            return {**doc, "corrections": corrections, "struck_through": struck}
+        case LoneWorkerCheckedIn():
+            visit = {
+                "worker_id": event.worker_id,
+                "checked_in_at": event.checked_in_at,
+                "due_back_at": event.due_back_at,
+                "checked_out_at": None,
+                "overdue": False,
+            }
+            return {**doc, "lone_worker": visit}
+        case LoneWorkerCheckedOut():
+            visit = {**doc.get("lone_worker", {}), "checked_out_at": event.checked_out_at}
+            return {**doc, "lone_worker": visit}
+        case LoneWorkerOverdue():
+            return {**doc, "lone_worker": {**doc.get("lone_worker", {}), "overdue": True}}
+    return doc
+
+
+CONTACT_EVENTS = (
+    ContactScheduled,
+    ContactLogged,
+    ContactMissed,
+    ContactCancelled,
+    ContactCorrected,
+    LoneWorkerCheckedIn,
+    LoneWorkerCheckedOut,
+    LoneWorkerOverdue,
+)
+
+
+class ContactHistory(Projection):
+    """`contact_history`: one document per contact."""
+
+    name = "contact_history"
+    topics = (events_topic("contacts"),)
+
+    async def ensure_indexes(self) -> None:
+        await self.read_model.collection.create_index([("case_id", ASCENDING)])
+        await self.read_model.collection.create_index([("assigned_to", ASCENDING)])
+
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if not isinstance(event, CONTACT_EVENTS):
+            return False
+        contact_id: str = getattr(event, "contact_id")  # noqa: B009 - all of them have it
+        return await self.read_model.apply(
+            contact_id, envelope, lambda doc: evolve_contact(doc, event)
+        )
+
+    async def of_case(self, case_id: str) -> list[Document]:
+        cursor = self.read_model.collection.find({"case_id": case_id}, {APPLIED: 0})
+        return [dict(d) async for d in cursor]
+
+    async def scheduled_for(self, worker_id: str) -> list[Document]:
+        cursor = self.read_model.collection.find({"assigned_to": worker_id}, {APPLIED: 0})
+        return [dict(d) async for d in cursor if d.get("status") == "scheduled"]
+
+
+def _trimmed(items: Mapping[str, Any], keep: int) -> dict[str, Any]:
+    """Open obligations always; of the others, the newest `keep` by opening time."""
+    open_ = {k: v for k, v in items.items() if v.get("status") == "open"}
+    closed = sorted(
+        ((k, v) for k, v in items.items() if v.get("status") != "open"),
+        key=lambda kv: (str(kv[1].get("opened_at")), kv[0]),
+    )[-keep:]
+    return {**dict(closed), **open_}
+
+
+def evolve_obligations(doc: Document, event: DomainEvent) -> Document:
+    """The `obligations_view` document of a case after one event of its obligations stream."""
+    obligations: dict[str, Any] = dict(doc.get("obligations", {}))
+
+    def update(obligation_id: str, **fields: Any) -> None:
+        if obligation_id in obligations:
+            obligations[obligation_id] = {**obligations[obligation_id], **fields}
+
+    match event:
+        case ContactObligationOpened():
+            obligations[event.obligation_id] = {
+                "obligation_id": event.obligation_id,
+                "rule_id": event.rule_id,
+                "rule_version": event.rule_version,
+                "due_at": event.due_at,
+                "opened_at": event.opened_at,
+                "media_classes": [m.value for m in event.media_classes],
+                "window_seconds": event.window.total_seconds() if event.window else None,
+                "contacts_required": event.contacts_required,
+                "trigger": event.trigger,
+                "status": "open",
+                "overdue": False,
+                "due_soon": False,
+            }
+        case ContactObligationMet():
+            update(
+                event.obligation_id,
+                status="met",
+                met_at=event.met_at,
+                on_time=event.on_time,
+                contact_id=event.contact_id,
+            )
+        case ContactObligationCancelled():
+            update(
+                event.obligation_id,
+                status="cancelled",
+                cancelled_at=event.cancelled_at,
+                reason=event.reason,
+            )
+        case ContactOverdue():
+            update(event.obligation_id, overdue=True, overdue_raised_at=event.raised_at)
+        case ContactDueSoon():
+            update(event.obligation_id, due_soon=True)
+        case ContactCounted():
+            counted = [
+                *doc.get("counted", []),
+                {
+                    **_json(event, "contact_id", "medium", "outcome", "with_client"),
+                    "occurred_at": event.occurred_at,
+                    "counted_for": list(event.counted_for),
+                },
+            ][-KEEP_CLOSED:]
+            return {**doc, "case_id": event.case_id, "counted": counted}
+        case _:
+            return doc
+    case_id: str = getattr(event, "case_id")  # noqa: B009
+    return {**doc, "case_id": case_id, "obligations": _trimmed(obligations, KEEP_CLOSED)}
+
+
+OBLIGATION_EVENTS = (
+    ContactObligationOpened,
+    ContactObligationMet,
+    ContactObligationCancelled,
+    ContactOverdue,
+    ContactDueSoon,
+    ContactCounted,
+)
+
+
+class ObligationsView(Projection):
+    """`obligations_view`: one document per case, with its obligations and counted contacts."""
+
+    name = "obligations_view"
+    topics = (events_topic("contacts"),)
+
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if not isinstance(event, OBLIGATION_EVENTS):
+            return False
+        case_id: str = getattr(event, "case_id")  # noqa: B009
+        return await self.read_model.apply(
+            case_id, envelope, lambda doc: evolve_obligations(doc, event)
+        )
+
+    async def of_cases(self, case_ids: list[str]) -> dict[str, Document]:
+        """By `_id` (which FerretDB pushes down, `$in` included)."""
+        if not case_ids:
+            return {}
+        cursor = self.read_model.collection.find({"_id": {"$in": case_ids}}, {APPLIED: 0})
+        return {str(d["_id"]): dict(d) async for d in cursor}
+
+
+def window_start(now: datetime, window_seconds: float | None) -> datetime | None:
+    return None if window_seconds is None else now - timedelta(seconds=window_seconds)
