@@ -312,3 +312,16 @@ def test_k_contacts_per_rolling_window() -> None:
     assert story.open_rules() == {"medium-weekly": T0 + DAY + 7 * DAY}  # k-1 leaves the window
     count("k-3", T0 + 5 * DAY)
     assert story.open_rules() == {"medium-weekly": T0 + 3 * DAY + 7 * DAY}
+
+
+def test_a_clock_already_overdue_is_not_replaced_when_the_risk_changes() -> None:
+    story = Story()
+    medium = replace(HIGH, risk="medium")
+    story.when(Replan(medium, POLICY, OPENED))
+    first = story.obligation("first-contact-72h")
+    due = T0 + 72 * HOUR
+    story.at(due + HOUR).when(MarkOverdue(medium, first, due))
+    events = story.when(Replan(HIGH, POLICY))
+    assert "first-contact-72h" in story.open_rules()
+    assert "first-contact-24h" not in story.open_rules()
+    assert not any(isinstance(e, ContactOverdue) for e in events)

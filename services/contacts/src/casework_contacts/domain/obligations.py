@@ -16,7 +16,10 @@ id and the policy version it came from.
   topics is not guaranteed).
 - **Replanning** (`Replan`): whenever the case's risk or phase changes, the wanted rules are
   recomputed from the policy; an open obligation whose rule no longer applies (or changed) is
-  cancelled, and rules that now apply are opened. A closed case has none: all are cancelled.
+  cancelled, and rules that now apply are opened — a clock's replacement keeps its trigger's
+  time, and a clock already overdue stays as it is (it was late under the rule in force
+  then; replacing it would raise a second overdue for one trigger). A closed case has none:
+  all are cancelled.
 - **Deadlines decide nothing**: `MarkDueSoon` and `MarkOverdue` are sent by durable deadlines;
   the aggregate raises `ContactDueSoon`/`ContactOverdue` only for an obligation that is still
   open, due at the deadline's time, not raised before, and not of a closed case. So each
@@ -185,6 +188,8 @@ class CaseObligations(Aggregate):
         wanted = {r.rule_id: r for r in policy.standing(facts.risk, facts.phase)}
         for ob in sorted(self.open.values(), key=lambda o: o.obligation_id):
             if ob.is_clock:
+                if ob.overdue_raised:
+                    continue  # late under the rule in force then: it stays, until met
                 clock = policy.clock(_kind(ob.trigger), facts.risk)
                 if clock is None or clock.rule_id != ob.rule_id:
                     self._cancel(ob, "the case's risk changed", at)
