@@ -38,6 +38,7 @@ def test_the_readme_walkthrough_works_when_pasted(stack: Stack, tmp_path: Path) 
         walkthrough()
         .replace("http://127.0.0.1:8001", stack.urls["intake"])
         .replace("http://127.0.0.1:8002", stack.urls["cases"])
+        .replace("http://127.0.0.1:8003", stack.urls["contacts"])
         .replace("/tmp/", f"{tmp_path}/")
     )
     # The services must have heard of the site before the referral is taken: the README
