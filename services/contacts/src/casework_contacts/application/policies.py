@@ -172,10 +172,11 @@ class WhenObligationChangedKeepDeadlines(EventHandler):
         done = await self._plans.collection.find_one({"_id": envelope.subject}, {APPLIED: 1})
         if done and done.get(APPLIED, {}).get(envelope.subject, 0) >= envelope.stream_version:
             return False
-        await self._act(event)
+        await self.keep(event)
         return await self._plans.apply(envelope.subject, envelope, lambda doc: doc)
 
-    async def _act(self, event: DomainEvent) -> None:
+    async def keep(self, event: DomainEvent) -> None:
+        """Schedule or cancel the deadlines one event asks for (idempotent)."""
         match event:
             case ContactObligationOpened():
                 payload = {
