@@ -276,14 +276,8 @@ class Bench:
                 if envelope.type.endswith(".ContactOverdue.v1"):
                     at = datetime.fromisoformat(str(envelope.data["raised_at"]))
                     lateness.append((at - due).total_seconds())
-        self.rows.append(
-            measured(
-                f"overdue steady {rate}/s: lateness (raised - due)",
-                len(lateness),
-                float(seconds),
-                lateness,
-            )  # fmt: skip
-        )
+        stage = f"overdue steady {rate}/s: lateness (raised - due)"
+        self.rows.append(measured(stage, len(lateness), float(seconds), lateness))
         if len(lateness) < n:
             progress(f"only {len(lateness)} of {n} raised within a minute after the last was due")
 
