@@ -5,8 +5,8 @@ clocks run in seconds (`support.contact_policy`: first contact due 6 s after ope
   the configured time, and the case timeline shows it.
 - An attempted phone call does not meet the weekly face-to-face obligation; a made home visit
   (scheduled, checked in, logged, checked out) does. The history tells attempts from made
-  contacts, the agenda lists the case, the case timeline shows the contacts, and the reads
-  are audited.
+  contacts, the agenda lists the case, the site's statistics count them, the case timeline
+  shows the contacts, and the reads are audited.
 """
 
 from __future__ import annotations
@@ -228,6 +228,29 @@ def test_an_attempted_call_does_not_meet_the_visit_rule_and_a_made_home_visit_do
         assert agenda.status_code == 200, agenda.text
         listed = [*agenda.json()["overdue"], *agenda.json()["today"], *agenda.json()["upcoming"]]
         assert case_id in {item["case_id"] for item in listed}
+
+    # the site's statistics count them (this month; default period: the last three months)
+    with fast.client("contacts", manager) as contacts:
+
+        def counted(r: httpx.Response) -> bool:
+            if r.status_code != 200:
+                return False
+            month = r.json()["months"][-1]["contacts"]
+            return (
+                month.get("phone", {}).get("attempted", 0) >= 1
+                and month.get("home_visit", {}).get("made", 0) >= 1
+                and r.json()["median_hours_to_first_contact"] is not None
+            )
+
+        statistics = eventually(lambda: contacts.get(f"/sites/{FAST_SITE}/contact-statistics"),
+                                counted)  # fmt: skip
+        assert counted(statistics), statistics.text
+        assert statistics.json()["months"][-1]["cases_contacted"] >= 1
+        assert statistics.json()["obligations_by_risk"]["high"]["due"] >= 1
+        elsewhere = fast.token("mo-north", "site_manager", sites=("north",))
+        with fast.client("contacts", elsewhere) as other:
+            refused = other.get(f"/sites/{FAST_SITE}/contact-statistics")
+        assert refused.status_code == 403, refused.text
 
     with fast.client("cases", manager) as cases:
         timeline = eventually(

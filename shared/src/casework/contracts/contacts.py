@@ -270,6 +270,8 @@ class ContactObligationOpened(ContactEvent):
     """For a one-off clock: what started it (`case_opened:<n>`, `crisis_resolved:<id>`, ...)."""
     trigger_at: datetime | None = None
     """For a one-off clock: when its trigger happened (contacts from then on meet it)."""
+    risk_level: RiskLevel | None = None
+    """The case's risk when the obligation opened (for statistics by risk)."""
 
 
 class ContactObligationMet(ContactEvent):

@@ -9,25 +9,36 @@ each answer filtered by the case access rule.
 - **Compliance** of a case: per rule in force now, made contacts counted in the current
   window against those required, and per rule how its obligations ended (met on time, met
   late, overdue raised, cancelled).
+- **Site statistics** over a period of months: contacts per case per month by medium and
+  outcome, the share of obligations met on time by risk level, and the median hours from a
+  case's opening to its first contact and from a crisis resolved or a discharge to the
+  follow-up — read from the partition counters of `obligations_view` (one query per year of
+  the period, a document per partition), never from the cases.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from casework.access import AccessDenied, NotVisible
+from casework.access import AccessDenied, NotVisible, require_site
 from casework.auth import Principal
 from casework.clock import Clock
+from casework.counters import histogram_percentile
 from casework.eventstore import Document
 
 from casework_contacts.adapters.case_facts import CaseFactsStore, scope_of
-from casework_contacts.adapters.read_models import ContactHistory, ObligationsView
+from casework_contacts.adapters.read_models import (
+    ContactHistory,
+    ObligationsView,
+    statistics_group,
+    statistics_key,
+)
 from casework_contacts.domain.access import READ_ANY_AGENDA, can_reach_case
 from casework_contacts.domain.policy import ContactPolicy
 
@@ -142,6 +153,52 @@ class Compliance(BaseModel):
     phase: str | None
     policy_version: str
     rules: list[RuleCompliance]
+
+
+class MonthOfContacts(BaseModel):
+    month: str = Field(description="`YYYY-MM` (UTC)")
+    contacts: dict[str, dict[str, int]] = Field(
+        description="Logged contacts by medium, then outcome (made, attempted)"
+    )
+    total: int
+    cases_contacted: int = Field(description="Cases with at least one logged contact")
+    contacts_per_case: float | None = Field(
+        default=None, description="total / cases_contacted (none without contacts)"
+    )
+
+
+class OnTimeShare(BaseModel):
+    due: int = Field(description="Obligations due in the period that were met or went overdue")
+    on_time: int = Field(description="Of those, met before an overdue was raised")
+    share_on_time: float | None = None
+
+
+class SiteContactStatistics(BaseModel):
+    site: str
+    first_month: str
+    last_month: str
+    months: list[MonthOfContacts]
+    obligations_by_risk: dict[str, OnTimeShare] = Field(
+        description="By the case's risk when the obligation opened (`unrated`: none yet)"
+    )
+    median_hours_to_first_contact: float | None = Field(
+        default=None, description="From the case opening (or reopening) to its first contact"
+    )
+    median_hours_crisis_to_follow_up: float | None = None
+    median_hours_discharge_to_follow_up: float | None = None
+    measured: dict[str, int] = Field(
+        description="How many durations each median is taken over (met in the period)"
+    )
+
+
+def months_between(first: str, last: str) -> list[str]:
+    """Every `YYYY-MM` from `first` to `last`, both included."""
+    year, month = int(first[:4]), int(first[5:])
+    months = []
+    while f"{year:04d}-{month:02d}" <= last:
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
 
 
 @dataclass
@@ -322,6 +379,63 @@ class ContactQueries:
             phase=case.get("phase"),
             policy_version=site_policy.version,
             rules=rules,
+        )
+
+    async def site_statistics(
+        self, site: str, principal: Principal, first: str, last: str
+    ) -> SiteContactStatistics:
+        """A site's contact statistics for the months `first` to `last` (`YYYY-MM`); for a
+        site the principal works at, or a regional admin."""
+        require_site(principal, site)
+        months = months_between(first, last)
+        keys = [statistics_key(site, m) for m in months]
+        totals = await self.obligations.counters.groups({statistics_group(k) for k in keys})
+        per_month: list[MonthOfContacts] = []
+        by_risk: dict[str, OnTimeShare] = {}
+        hours: dict[str, dict[int, int]] = {}
+        for month, key in zip(months, keys, strict=True):
+            counts: Mapping[str, int] = totals.get(key, {})
+            contacts: dict[str, dict[str, int]] = {}
+            for name, n in counts.items():
+                kind, *rest = name.split("|")
+                if kind == "contacts":
+                    medium, outcome = rest
+                    contacts.setdefault(medium, {})[outcome] = n
+                elif kind in ("due", "on_time"):
+                    share = by_risk.setdefault(rest[0], OnTimeShare(due=0, on_time=0))
+                    setattr(share, kind, getattr(share, kind) + n)
+                elif kind == "hours":
+                    trigger, bucket = rest
+                    found = hours.setdefault(trigger, {})
+                    found[int(bucket)] = found.get(int(bucket), 0) + n
+            total = sum(n for outcomes in contacts.values() for n in outcomes.values())
+            cases = counts.get("cases_contacted", 0)
+            per_month.append(
+                MonthOfContacts(
+                    month=month,
+                    contacts=contacts,
+                    total=total,
+                    cases_contacted=cases,
+                    contacts_per_case=round(total / cases, 2) if cases else None,
+                )
+            )
+        for share in by_risk.values():
+            share.share_on_time = round(share.on_time / share.due, 4) if share.due else None
+
+        def median(trigger: str) -> float | None:
+            found = hours.get(trigger)
+            return round(histogram_percentile(found, 50), 2) if found else None
+
+        return SiteContactStatistics(
+            site=site,
+            first_month=months[0],
+            last_month=months[-1],
+            months=per_month,
+            obligations_by_risk=dict(sorted(by_risk.items(), key=lambda kv: _risk_rank(kv[0]))),
+            median_hours_to_first_contact=median("case_opened"),
+            median_hours_crisis_to_follow_up=median("crisis_resolved"),
+            median_hours_discharge_to_follow_up=median("inpatient_discharge"),
+            measured={trigger: sum(found.values()) for trigger, found in sorted(hours.items())},
         )
 
     async def _reach(self, case_id: str, principal: Principal) -> Document:

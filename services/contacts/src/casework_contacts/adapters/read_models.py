@@ -15,10 +15,11 @@ change and every passing hour.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
 
 from casework.contracts.contacts import (
     MEDIUM_CLASS,
@@ -37,6 +38,7 @@ from casework.contracts.contacts import (
     LoneWorkerCheckedOut,
     LoneWorkerOverdue,
 )
+from casework.counters import CountedDocuments, Counts, duration_bucket
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import Document
@@ -192,13 +194,64 @@ def _trimmed(items: Mapping[str, Any], keep: int) -> dict[str, Any]:
     return {**dict(closed), **open_}
 
 
-def evolve_obligations(doc: Document, event: DomainEvent) -> Document:
-    """The `obligations_view` document of a case after one event of its obligations stream."""
+def month_of(moment: datetime) -> str:
+    """`2026-03`: the month statistics count a moment in (UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+def statistics_key(site: str, month: str) -> str:
+    """The counter key of a site's figures of one month: `north|2026-03`."""
+    return f"{site}|{month}"
+
+
+def statistics_group(key: str) -> str:
+    """Keys are read a year at a time: `north|2026-03` → `north|2026`."""
+    return key[:-3]
+
+
+def _add(stats: dict[str, dict[str, int]], key: str, name: str, n: int = 1) -> None:
+    named = stats.setdefault(key, {})
+    named[name] = named.get(name, 0) + n
+
+
+def _as_utc(moment: Any) -> datetime:
+    assert isinstance(moment, datetime)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def evolve_obligations(doc: Document, event: DomainEvent, site: str = "") -> Document:
+    """The `obligations_view` document of a case after one event of its obligations stream.
+
+    Besides the obligations and the counted contacts (the newest `KEEP_CLOSED`), the document
+    keeps the case's contribution to its site's statistics (`stats`, by `site|month`, never
+    trimmed; the partition counters add them up, `casework.counters`):
+
+    - `contacts|<medium>|<outcome>` per logged contact, in the month it happened, and
+      `cases_contacted` once per month the case had one;
+    - `due|<risk>` once per obligation that was met or went overdue, in its due month, and
+      `on_time|<risk>` when it was met before an overdue was raised;
+    - `hours|<trigger>|<bucket>`: hours from a clock's trigger (the case opened, a crisis
+      resolved, a discharge) to the contact that met it, as a histogram bucket
+      (`casework.counters.duration_bucket`), in the month it was met.
+    """
     obligations: dict[str, Any] = dict(doc.get("obligations", {}))
+    stats: dict[str, dict[str, int]] = {k: dict(v) for k, v in doc.get("stats", {}).items()}
+    place = site or "unknown"
 
     def update(obligation_id: str, **fields: Any) -> None:
         if obligation_id in obligations:
             obligations[obligation_id] = {**obligations[obligation_id], **fields}
+
+    def count_due(obligation_id: str, on_time: bool) -> None:
+        ob = obligations.get(obligation_id)
+        if ob is None or ob.get("counted_due"):
+            return
+        key = statistics_key(place, month_of(_as_utc(ob["due_at"])))
+        risk = ob.get("risk_level") or "unrated"
+        _add(stats, key, f"due|{risk}")
+        if on_time:
+            _add(stats, key, f"on_time|{risk}")
+        update(obligation_id, counted_due=True)
 
     match event:
         case ContactObligationOpened():
@@ -212,11 +265,20 @@ def evolve_obligations(doc: Document, event: DomainEvent) -> Document:
                 "window_seconds": event.window.total_seconds() if event.window else None,
                 "contacts_required": event.contacts_required,
                 "trigger": event.trigger,
+                "trigger_at": event.trigger_at,
+                "risk_level": event.risk_level.value if event.risk_level else None,
                 "status": "open",
                 "overdue": False,
                 "due_soon": False,
             }
         case ContactObligationMet():
+            ob = obligations.get(event.obligation_id)
+            if ob is not None and ob.get("trigger") and ob.get("trigger_at") is not None:
+                kind = str(ob["trigger"]).split(":", 1)[0]
+                hours = (event.met_at - _as_utc(ob["trigger_at"])).total_seconds() / 3600
+                key = statistics_key(place, month_of(event.met_at))
+                _add(stats, key, f"hours|{kind}|{duration_bucket(max(hours, 0.0))}")
+            count_due(event.obligation_id, event.on_time)
             update(
                 event.obligation_id,
                 status="met",
@@ -232,10 +294,18 @@ def evolve_obligations(doc: Document, event: DomainEvent) -> Document:
                 reason=event.reason,
             )
         case ContactOverdue():
+            count_due(event.obligation_id, on_time=False)
             update(event.obligation_id, overdue=True, overdue_raised_at=event.raised_at)
         case ContactDueSoon():
             update(event.obligation_id, due_soon=True)
         case ContactCounted():
+            month = month_of(event.occurred_at)
+            key = statistics_key(place, month)
+            _add(stats, key, f"contacts|{event.medium.value}|{event.outcome.value}")
+            months = list(doc.get("months_contacted", []))
+            if f"{place}|{month}" not in months:
+                months.append(f"{place}|{month}")
+                _add(stats, key, "cases_contacted")
             counted = [
                 *doc.get("counted", []),
                 {
@@ -244,11 +314,28 @@ def evolve_obligations(doc: Document, event: DomainEvent) -> Document:
                     "counted_for": list(event.counted_for),
                 },
             ][-KEEP_CLOSED:]
-            return {**doc, "case_id": event.case_id, "counted": counted}
+            return {
+                **doc,
+                "case_id": event.case_id,
+                "counted": counted,
+                "months_contacted": months,
+                "stats": stats,
+            }
         case _:
             return doc
     case_id: str = getattr(event, "case_id")  # noqa: B009
-    return {**doc, "case_id": case_id, "obligations": _trimmed(obligations, KEEP_CLOSED)}
+    return {
+        **doc,
+        "case_id": case_id,
+        "obligations": _trimmed(obligations, KEEP_CLOSED),
+        "stats": stats,
+    }
+
+
+def contributions(doc: Mapping[str, Any]) -> Counts:
+    """What a case's document adds to its sites' statistics (the partition counters)."""
+    stats: Counts = doc.get("stats", {})
+    return stats
 
 
 OBLIGATION_EVENTS = (
@@ -262,17 +349,30 @@ OBLIGATION_EVENTS = (
 
 
 class ObligationsView(Projection):
-    """`obligations_view`: one document per case, with its obligations and counted contacts."""
+    """`obligations_view`: one document per case, with its obligations and counted contacts,
+    and the partition counters of the sites' contact statistics (in the same collection, so
+    that a rebuild rebuilds both)."""
 
     name = "obligations_view"
     topics = (events_topic("contacts"),)
+
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        super().__init__(database)
+        self.documents = CountedDocuments(
+            self.read_model.collection, contributions, statistics_group
+        )
+        self.counters = self.documents.counters
+
+    async def ensure_indexes(self) -> None:
+        await self.counters.ensure_indexes()
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
         if not isinstance(event, OBLIGATION_EVENTS):
             return False
         case_id: str = getattr(event, "case_id")  # noqa: B009
-        return await self.read_model.apply(
-            case_id, envelope, lambda doc: evolve_obligations(doc, event)
+        site = envelope.site or ""
+        return await self.documents.apply(
+            case_id, envelope, lambda doc: evolve_obligations(doc, event, site)
         )
 
     async def of_cases(self, case_ids: list[str]) -> dict[str, Document]:

@@ -205,7 +205,9 @@ class CaseObligations(Aggregate):
         running = {ob.rule_id for ob in self.open.values() if not ob.is_clock}
         for rule_id, rule in wanted.items():
             if rule_id not in running:
-                self._open_standing(rule, policy.version, start=at, due=at + rule.window, at=at)
+                self._open_standing(
+                    rule, policy.version, due=at + rule.window, at=at, risk=facts.risk
+                )
         trigger = c.trigger
         if trigger is not None and trigger.trigger_id not in self.triggers_seen:
             clock = policy.clock(trigger.kind, facts.risk)
@@ -213,7 +215,13 @@ class CaseObligations(Aggregate):
                 self._open_clock(clock, trigger, facts, policy, at)
 
     def _open_standing(
-        self, rule: StandingRule, version: str, *, start: datetime, due: datetime, at: datetime
+        self,
+        rule: StandingRule,
+        version: str,
+        *,
+        due: datetime,
+        at: datetime,
+        risk: str | None,
     ) -> None:
         self._trigger(
             ContactObligationOpened(
@@ -226,6 +234,7 @@ class CaseObligations(Aggregate):
                 opened_at=at,
                 window=rule.window,
                 contacts_required=rule.contacts,
+                risk_level=_risk(risk),
             )
         )
 
@@ -250,6 +259,7 @@ class CaseObligations(Aggregate):
                 opened_at=at,
                 trigger=trigger.trigger_id,
                 trigger_at=trigger.at,
+                risk_level=_risk(facts.risk),
             )
         )
         # A contact logged before the trigger's event reached us may already meet it.
@@ -339,7 +349,7 @@ class CaseObligations(Aggregate):
                     contacts=k,
                     media_classes=ob.media_classes,
                 )
-                self._open_standing(rule, ob.rule_version, start=chain.start, due=due, at=at)
+                self._open_standing(rule, ob.rule_version, due=due, at=at, risk=c.facts.risk)
 
     def _due_soon(self, c: MarkDueSoon, at: datetime) -> None:
         ob = self.open.get(c.obligation_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from casework import audit
 from casework.auth import Principal, require_roles
@@ -17,6 +17,8 @@ from casework_contacts.adapters.queries import (
     Compliance,
     ContactHistoryOut,
     ContactQueries,
+    SiteContactStatistics,
+    months_between,
 )
 from casework_contacts.domain.access import AGENDA_READERS, READERS, TEAM_AGENDA_READERS
 from casework_contacts.domain.policy import PolicyTable
@@ -135,3 +137,46 @@ async def contact_policy(
     if site is None:
         return table
     return table.model_copy(update={"sites": {k: v for k, v in table.sites.items() if k == site}})
+
+
+ReadsStatistics = Annotated[Principal, Depends(require_roles("site_manager", "regional_admin"))]
+Month = Annotated[str | None, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$")]
+MAX_MONTHS = 36
+
+
+@router.get(
+    "/sites/{site}/contact-statistics",
+    summary="A site's contact statistics over a period of months",
+    description=(
+        "Contacts per case per month by medium and outcome; the share of obligations met on "
+        "time by risk level; median hours from a case's opening to its first contact and "
+        "from a crisis resolved or a discharge from inpatient care to the follow-up "
+        "(medians from histograms: within ~2% of the exact value). `from` and `to` are "
+        "`YYYY-MM` (UTC; default: the last three months, this one included; at most 36 "
+        "months). Roles: site_manager (of the site), regional_admin."
+    ),
+    responses={
+        **RESPONSES,
+        422: {"model": Problem, "description": "`from` after `to`, or more than 36 months"},
+    },
+)
+async def site_contact_statistics(
+    site: Site,
+    principal: ReadsStatistics,
+    queries: Queries,
+    first: Annotated[Month, Query(alias="from", description="First month, `YYYY-MM`")] = None,
+    last: Annotated[Month, Query(alias="to", description="Last month, `YYYY-MM`")] = None,
+) -> SiteContactStatistics:
+    now = queries.clock.now()
+    last = last or now.strftime("%Y-%m")
+    if first is None:
+        year, month = int(last[:4]), int(last[5:]) - 2
+        if month < 1:
+            year, month = year - 1, month + 12
+        first = f"{year:04d}-{month:02d}"
+    if first > last or len(months_between(first, last)) > MAX_MONTHS:
+        raise HTTPException(
+            status_code=422,
+            detail=f"from must not be after to, and span at most {MAX_MONTHS} months",
+        )
+    return await queries.site_statistics(site, principal, first, last)
