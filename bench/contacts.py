@@ -254,8 +254,14 @@ class Bench:
         rate, seconds = self.args.due_rate, self.args.seconds
         n = rate * seconds
         progress(f"{n} obligations falling due at {rate}/s, scheduler loops running")
-        start = datetime.now(UTC) + timedelta(seconds=n / 20 + 10)  # after the seeding below
+        # the seeding below must finish before the first falls due: time a few first
+        t = time.perf_counter()
+        await self.obligations_due([datetime.now(UTC) + timedelta(days=1)] * 5)
+        per_case = (time.perf_counter() - t) / 5
+        start = datetime.now(UTC) + timedelta(seconds=2 * n * per_case + 5)
         cases = await self.obligations_due([start + timedelta(seconds=i / rate) for i in range(n)])
+        if datetime.now(UTC) >= start:
+            progress("seeding took longer than planned: the first were late before firing")
         schedulers = self.schedulers()
         for scheduler in schedulers:
             await scheduler.start()
