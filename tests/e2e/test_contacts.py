@@ -119,8 +119,15 @@ def test_a_high_risk_case_without_a_made_contact_is_overdue_on_time(fast: Stack)
     assert overdue["site"] == FAST_SITE
     assert abs(due - (opened_at + timedelta(seconds=FIRST_CONTACT_S))) < timedelta(milliseconds=1)
     assert timedelta(0) <= raised - due < timedelta(seconds=5)  # the scheduler ticks each second
-    # the cases service shows it on the case timeline
+    # the site's agenda lists it among the overdue
     manager = fast.token("mia-fast", "site_manager", sites=(FAST_SITE,))
+    with fast.client("contacts", manager) as contacts:
+        agenda = eventually(
+            lambda: contacts.get(f"/agenda/sites/{FAST_SITE}"),
+            lambda r: overdue["obligation_id"] in {i["obligation_id"] for i in r.json()["overdue"]},
+        )
+        assert overdue["obligation_id"] in {i["obligation_id"] for i in agenda.json()["overdue"]}
+    # the cases service shows it on the case timeline
     with fast.client("cases", manager) as cases:
         timeline = eventually(
             lambda: cases.get(f"/cases/{case_id}/timeline"),

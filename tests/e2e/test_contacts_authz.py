@@ -8,7 +8,8 @@ the cases (issue 9).
 
 Agendas have their own rule: a worker's own agenda, or anyone's for supervisors, site
 managers and regional admins; a team's for its supervisor, the site's managers and regional
-admins. Each allowed write gets a contact in the state it needs; refused calls share one.
+admins; a site's for its supervisors and managers (each item still within reach) and
+regional admins. Each allowed write gets a contact in the state it needs; refused calls share one.
 """
 
 from __future__ import annotations
@@ -280,7 +281,9 @@ def test_who_may_read_which_agenda(world: World, role: str, where: str) -> None:
     assert worker.status_code == worker_agenda_status(role, where), worker.text
     team = caller.get(f"/agenda/sites/{world.home}/teams/{TEAM}")
     assert team.status_code == team_agenda_status(role, where), team.text
-    for answer in (worker, team):
+    site = caller.get(f"/agenda/sites/{world.home}")
+    assert site.status_code == team_agenda_status(role, where), site.text
+    for answer in (worker, team, site):
         if answer.status_code == 200:
             items = [*answer.json()["overdue"], *answer.json()["today"],
                      *answer.json()["upcoming"]]  # fmt: skip

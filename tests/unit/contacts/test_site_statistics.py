@@ -20,7 +20,11 @@ from casework.counters import bucket_hours, duration_bucket
 from casework.events import DomainEvent
 
 from casework_contacts.adapters.queries import months_between
-from casework_contacts.adapters.read_models import contributions, evolve_obligations
+from casework_contacts.adapters.read_models import (
+    contributions,
+    evolve_obligations,
+    open_obligation_change,
+)
 
 T0 = datetime(2026, 3, 30, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -108,3 +112,14 @@ def test_hours_from_the_trigger_to_the_meeting_contact() -> None:
 def test_months_between() -> None:
     assert months_between("2025-11", "2026-02") == ["2025-11", "2025-12", "2026-01", "2026-02"]
     assert months_between("2026-03", "2026-03") == ["2026-03"]
+
+
+def test_an_open_obligation_is_listed_by_site_and_day_until_met() -> None:
+    due = T0 + 24 * HOUR
+    listed = open_obligation_change(opened("high-weekly-1", due), "north")
+    assert listed is not None
+    assert (listed["site"], listed["due_day"], listed["overdue"]) == ("north", "2026-03-31", False)
+    assert open_obligation_change(overdue("high-weekly-1", due), "north") == {"overdue": True}
+    gone = open_obligation_change(met("high-weekly-1", due, due), "north")
+    assert gone is not None
+    assert gone["site"] is None  # a tombstone no site's query finds

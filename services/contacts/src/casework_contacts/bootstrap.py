@@ -19,7 +19,11 @@ from casework.settings import Settings
 
 from casework_contacts.adapters.case_facts import CaseFactsStore
 from casework_contacts.adapters.queries import ContactQueries
-from casework_contacts.adapters.read_models import ContactHistory, ObligationsView
+from casework_contacts.adapters.read_models import (
+    ContactHistory,
+    ObligationsView,
+    OpenObligations,
+)
 from casework_contacts.application.handlers import Contacts
 from casework_contacts.application.policies import (
     WhenCaseChangedReplanObligations,
@@ -78,6 +82,7 @@ def build(
     )
     history = ContactHistory(runtime.database)
     obligations_view = ObligationsView(runtime.database)
+    open_obligations = OpenObligations(runtime.database)
     runtime.consume(
         WhenCaseChangedReplanObligations(facts, contacts),
         WhenContactLoggedCountIt(contacts),
@@ -88,10 +93,11 @@ def build(
         ),
         history,
         obligations_view,
+        open_obligations,
     )
     for kind, handler in deadline_handlers(contacts).items():
         runtime.scheduler.on(kind, handler)
-    read = ContactQueries(facts, history, obligations_view, policy, runtime.clock)
+    read = ContactQueries(facts, history, obligations_view, open_obligations, policy, runtime.clock)
     return Wired(runtime, contacts, read)
 
 

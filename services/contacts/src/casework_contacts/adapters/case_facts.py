@@ -132,6 +132,13 @@ class CaseFactsStore:
     async def get(self, case_id: str) -> Document | None:
         return await self.read_model.get(case_id)
 
+    async def by_ids(self, case_ids: list[str]) -> dict[str, Document]:
+        """Several cases by `_id` (FerretDB pushes `$in` on `_id` down)."""
+        if not case_ids:
+            return {}
+        cursor = self.read_model.collection.find({"_id": {"$in": case_ids}}, {APPLIED: 0})
+        return {str(d["_id"]): dict(d) async for d in cursor}
+
     async def of_worker(self, worker_id: str) -> list[Document]:
         """The open cases a worker holds (equality on an indexed field)."""
         cursor = self.read_model.collection.find({"caseworker_id": worker_id}, {APPLIED: 0})

@@ -36,6 +36,7 @@ from casework_contacts.adapters.case_facts import CaseFactsStore, scope_of
 from casework_contacts.adapters.read_models import (
     ContactHistory,
     ObligationsView,
+    OpenObligations,
     statistics_group,
     statistics_key,
 )
@@ -206,6 +207,7 @@ class ContactQueries:
     facts: CaseFactsStore
     history: ContactHistory
     obligations: ObligationsView
+    open_obligations: OpenObligations
     policy: ContactPolicy
     clock: Clock
 
@@ -236,6 +238,40 @@ class ContactQueries:
         scheduled = [d for docs in per_case for d in docs if d.get("status") == "scheduled"]
         items = await self._items(cases, scheduled, principal)
         return self._agenda(items, site=site, team=team)
+
+    async def site_agenda(self, site: str, principal: Principal) -> Agenda:
+        """A site's agenda: its open obligations overdue, due today and in the next 7 days
+        (from `open_obligations`, by site and due day: not a read of the site's cases), each
+        shown with its case's worker, team and risk now, to those who reach the case. For a
+        site the principal works at (site managers, supervisors: their teams' cases), or a
+        regional admin."""
+        require_site(principal, site)
+        now = self.clock.now()
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        days = [(today + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(UPCOMING_DAYS + 1)]
+        found = await self.open_obligations.of_site(site, days)
+        cases = await self.facts.by_ids(sorted({str(d["case_id"]) for d in found}))
+        items = []
+        for ob in found:
+            case = cases.get(str(ob["case_id"]))
+            if case is None or case.get("phase") == "closed":
+                continue
+            if not can_reach_case(principal, scope_of(case)):
+                continue
+            due = _utc(ob["due_at"])
+            items.append(
+                AgendaItem(
+                    kind="obligation",
+                    **_case_fields(str(ob["case_id"]), case),
+                    due_at=due,
+                    overdue_seconds=max(0, int((now - due).total_seconds())),
+                    rule_id=ob.get("rule_id"),
+                    rule_version=ob.get("rule_version"),
+                    obligation_id=ob.get("obligation_id"),
+                    media_classes=ob.get("media_classes"),
+                )
+            )
+        return self._agenda(items, site=site)
 
     async def _items(
         self, cases: list[Document], scheduled: list[Document], principal: Principal

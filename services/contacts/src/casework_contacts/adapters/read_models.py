@@ -4,6 +4,7 @@
 |---------------------|------------------|-------------------------|-------------------------|
 | `contact_history`   | contact          | `contact-<id>`          | case history, agendas   |
 | `obligations_view`  | case             | `obligations-<case_id>` | compliance, agendas     |
+| `open_obligations`  | obligation       | `obligations-<case_id>` | a site's agenda         |
 
 Each document has one writer (its stream's partition) and is idempotent by stream version.
 Queries filter by equality on indexed fields (`case_id`, `assigned_to`) or by `_id`; which
@@ -14,6 +15,7 @@ change and every passing hour.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -385,3 +387,72 @@ class ObligationsView(Projection):
 
 def window_start(now: datetime, window_seconds: float | None) -> datetime | None:
     return None if window_seconds is None else now - timedelta(seconds=window_seconds)
+
+
+def open_obligation_change(event: DomainEvent, site: str) -> dict[str, Any] | None:
+    """What an obligations event sets on the obligation's `open_obligations` document. A met
+    or cancelled obligation's document stays as a tombstone without a site (so that it
+    remembers the versions it applied, and no site's query returns it)."""
+    match event:
+        case ContactObligationOpened():
+            return {
+                "case_id": event.case_id,
+                "obligation_id": event.obligation_id,
+                "rule_id": event.rule_id,
+                "rule_version": event.rule_version,
+                "site": site or None,
+                "due_at": event.due_at,
+                "due_day": _as_utc(event.due_at).strftime("%Y-%m-%d"),
+                "overdue": False,
+                "risk_level": event.risk_level.value if event.risk_level else None,
+                "media_classes": [m.value for m in event.media_classes],
+            }
+        case ContactOverdue():
+            return {"overdue": True}
+        case ContactObligationMet() | ContactObligationCancelled():
+            return {"site": None, "due_day": None, "overdue": None, "closed": True}
+    return None
+
+
+class OpenObligations(Projection):
+    """`open_obligations`: one document per obligation while it is open, found by site and
+    due day, or by site among the overdue (equality on indexed fields): a site's agenda
+    without reading the site's cases. The site is the one the obligation opened at (a
+    transfer that keeps a case's rules keeps its open obligations where they were listed
+    until they are met or replaced)."""
+
+    name = "open_obligations"
+    topics = (events_topic("contacts"),)
+
+    async def ensure_indexes(self) -> None:
+        collection = self.read_model.collection
+        await collection.create_index([("site", ASCENDING), ("due_day", ASCENDING)])
+        await collection.create_index([("site", ASCENDING), ("overdue", ASCENDING)])
+
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if not isinstance(
+            event,
+            ContactObligationOpened
+            | ContactOverdue
+            | ContactObligationMet
+            | ContactObligationCancelled,
+        ):
+            return False
+        change = open_obligation_change(event, envelope.site or "") or {}
+        doc_id = f"{event.case_id}:{event.obligation_id}"
+        return await self.read_model.apply(doc_id, envelope, lambda doc: {**doc, **change})
+
+    async def of_site(self, site: str, days: list[str]) -> list[Document]:
+        """The site's open obligations due on these days, and those overdue (one equality
+        query each, read concurrently)."""
+        collection = self.read_model.collection
+
+        async def find(query: dict[str, Any]) -> list[Document]:
+            return [dict(d) async for d in collection.find(query, {APPLIED: 0})]
+
+        queries: list[dict[str, Any]] = [
+            {"site": site, "overdue": True},
+            *({"site": site, "due_day": d} for d in days),
+        ]
+        found = await asyncio.gather(*(find(q) for q in queries))
+        return list({d["_id"]: d for docs in found for d in docs}.values())

@@ -30,7 +30,7 @@ from casework_contacts.domain.commands import (
     ScheduleContact,
 )
 from casework_contacts.domain.contact import Contact
-from casework_contacts.domain.errors import CaseClosedForContacts
+from casework_contacts.domain.errors import CaseClosedForContacts, InvalidContact
 from casework_contacts.domain.obligations import (
     CaseFacts,
     CaseObligations,
@@ -100,6 +100,10 @@ class Contacts:
             raise NotVisible(f"no contact {cmd.contact_id}")
         else:
             await self._reachable_case(contact.case_id, principal)
+        if isinstance(cmd, ScheduleContact) and cmd.follow_up_of is not None:
+            earlier = await self.contacts.find(cmd.follow_up_of)
+            if earlier is None or earlier.case_id != cmd.case.case_id:
+                raise InvalidContact("no contact of this case has that id", "body.follow_up_of")
         contact.handle(cmd, self.clock.now())
         events = contact.pending_events
         await self.contacts.save(contact, ctx)

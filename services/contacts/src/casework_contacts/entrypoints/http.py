@@ -134,7 +134,8 @@ def _answer(request: Request, contact: Contact) -> ContactOut:
     summary="Schedule a contact",
     description=(
         "Plans a contact with the client (or a family member, carer, professional): medium, "
-        "planned time or due window, who makes it (default: you), purpose. 409 "
+        "planned time or due window, who makes it (default: you), purpose; a follow-up names "
+        "the contact that asked for it (`follow_up_of`). 409 "
         "`CaseClosedForContacts` on a closed case. Roles: caseworker, supervisor, "
         "crisis_worker."
     ),
@@ -159,6 +160,7 @@ async def schedule_contact(
         assigned_to=body.assigned_to or principal.sub,
         purpose=body.purpose,
         expected_duration_minutes=body.expected_duration_minutes,
+        follow_up_of=body.follow_up_of,
         scheduled_by=principal.sub,
     )
     return _answer(request, await contacts.execute(cmd, principal, ctx))

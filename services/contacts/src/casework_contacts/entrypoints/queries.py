@@ -92,6 +92,24 @@ async def team_agenda(
 
 
 @router.get(
+    "/agenda/sites/{site}",
+    summary="A site's agenda: open obligations overdue, today, the next 7 days",
+    description=(
+        "The site's open contact obligations, ordered by risk then lateness, with each case's "
+        "worker and team. Roles: site_manager (of the site), supervisor (at the site: the "
+        "cases of your team and the unassigned ones), regional_admin."
+    ),
+    responses=RESPONSES,
+)
+async def site_agenda(
+    site: Site, principal: ReadsTeamAgendas, queries: Queries, request: Request
+) -> Agenda:
+    agenda = await queries.site_agenda(site, principal)
+    _note(request, agenda)
+    return agenda
+
+
+@router.get(
     "/cases/{case_id}/contacts",
     summary="A case's contact history: attempts and made contacts",
     description=(

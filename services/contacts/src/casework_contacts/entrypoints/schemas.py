@@ -72,6 +72,9 @@ class ScheduleIn(BaseModel):
     assigned_to: Id | None = Field(default=None, description="Who makes it; omit: you")
     purpose: Text | None = None
     expected_duration_minutes: Minutes | None = None
+    follow_up_of: Id | None = Field(
+        default=None, description="The logged contact that asked for this follow-up"
+    )
 
 
 class LogIn(BaseModel):
