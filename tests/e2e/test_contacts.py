@@ -2,11 +2,11 @@
 clocks run in seconds (`support.contact_policy`: first contact due 6 s after opening).
 
 - A high-risk case with no made contact produces `ContactOverdue` on the contacts topic at
-  the configured time, and the case timeline shows it.
+  the configured time; the site's agenda lists it and the case timeline shows it.
 - An attempted phone call does not meet the weekly face-to-face obligation; a made home visit
-  (scheduled, checked in, logged, checked out) does. The history tells attempts from made
-  contacts, the agenda lists the case, the site's statistics count them, the case timeline
-  shows the contacts, and the reads are audited.
+  (scheduled, checked in, logged, checked out) does; struck through, it no longer counts.
+  The history tells attempts from made contacts, the agenda lists the case, the site's
+  statistics count them, the case timeline shows the contacts, and the reads are audited.
 """
 
 from __future__ import annotations
@@ -231,6 +231,25 @@ def test_an_attempted_call_does_not_meet_the_visit_rule_and_a_made_home_visit_do
         )
         assert (history.json()["made"], history.json()["attempted"]) == (1, 1)
 
+        # struck through (logged in error), the visit no longer counts: the rule is owed again
+        struck = contacts.post(
+            f"/contacts/{contact_id}/corrections",
+            json={"kind": "struck_through", "text": "Logged against the wrong case."},
+        )
+        assert struck.status_code == 200, struck.text
+        compliance = eventually(
+            lambda: contacts.get(f"/cases/{case_id}/contact-compliance"),
+            lambda r: _rule(r, "high-weekly-face-to-face")["made_in_window"] == 0,
+        )
+        visit_rule = _rule(compliance, "high-weekly-face-to-face")
+        assert visit_rule["made_in_window"] == 0
+        assert visit_rule["open_obligation_due_at"] is not None
+        history = contacts.get(f"/cases/{case_id}/contacts")
+        assert (history.json()["made"], history.json()["attempted"]) == (0, 1)
+        # and counted back in again for the checks below: a made visit, logged anew
+        again = contacts.post(f"/cases/{case_id}/contacts/log", json=visit)
+        assert again.status_code == 201, again.text
+
         agenda = contacts.get("/agenda/workers/carl-fast")
         assert agenda.status_code == 200, agenda.text
         listed = [*agenda.json()["overdue"], *agenda.json()["today"], *agenda.json()["upcoming"]]
@@ -262,10 +281,11 @@ def test_an_attempted_call_does_not_meet_the_visit_rule_and_a_made_home_visit_do
     with fast.client("cases", manager) as cases:
         timeline = eventually(
             lambda: cases.get(f"/cases/{case_id}/timeline"),
-            lambda r: sum(e["event"] == "ContactLogged" for e in r.json()["entries"]) == 2,
+            lambda r: sum(e["event"] == "ContactLogged" for e in r.json()["entries"]) == 3,
         )
         events = [e["event"] for e in timeline.json()["entries"]]
-        assert events.count("ContactLogged") == 2
+        assert events.count("ContactLogged") == 3
+        assert "ContactCorrected" in events
         assert {"ContactScheduled", "LoneWorkerCheckedIn", "LoneWorkerCheckedOut"} <= set(events)
 
     # every read was audited, with the case it was about

@@ -14,6 +14,7 @@ from casework.contracts.contacts import (
     ContactObligationCancelled,
     ContactObligationMet,
     ContactObligationOpened,
+    ContactObligationRescheduled,
     ContactOverdue,
     Medium,
     Outcome,
@@ -29,6 +30,7 @@ from casework_contacts.domain.obligations import (
     MarkOverdue,
     ObligationCommand,
     Replan,
+    UncountContact,
 )
 from casework_contacts.domain.policy import DEFAULT_POLICY, ContactPolicy
 
@@ -325,3 +327,43 @@ def test_a_clock_already_overdue_is_not_replaced_when_the_risk_changes() -> None
     assert "first-contact-72h" in story.open_rules()
     assert "first-contact-24h" not in story.open_rules()
     assert not any(isinstance(e, ContactOverdue) for e in events)
+
+
+def test_a_struck_through_contact_no_longer_counts_and_what_it_met_is_owed_again() -> None:
+    story = Story()
+    story.when(Replan(HIGH, POLICY, OPENED))
+    story.at(T0 + 2 * HOUR).when(contact("k-1", T0 + 2 * HOUR))
+    assert "first-contact-24h" not in story.open_rules()
+    events = story.at(T0 + 3 * HOUR).when(UncountContact(HIGH, POLICY, "k-1"))
+    assert kinds(events) == [
+        "ContactUncounted",
+        "ContactObligationRescheduled",
+        "ContactObligationRescheduled",
+        "ContactObligationOpened",
+    ]
+    moved = {e.rule_id: e.due_at for e in events if isinstance(e, ContactObligationRescheduled)}
+    assert moved == {  # back to a window from when the rules began to apply
+        "high-every-3-days": T0 + 3 * DAY,
+        "high-weekly-face-to-face": T0 + 7 * DAY,
+    }
+    assert story.open_rules() == {
+        "high-every-3-days": T0 + 3 * DAY,
+        "high-weekly-face-to-face": T0 + 7 * DAY,
+        "first-contact-24h": T0 + 24 * HOUR,  # owed again, from the opening
+    }
+    assert story.when(UncountContact(HIGH, POLICY, "k-1")) == []
+    assert story.when(contact("k-1", T0 + 2 * HOUR)) == []  # a redelivered log counts no more
+    # the overdue of a rescheduled obligation is decided on its new due time
+    three_days = story.obligation("high-every-3-days")
+    late = story.at(T0 + 3 * DAY + HOUR).when(MarkOverdue(HIGH, three_days, T0 + 3 * DAY))
+    assert kinds(late) == ["ContactOverdue"]
+
+
+def test_a_clock_owed_again_is_met_at_once_by_another_counted_contact() -> None:
+    story = Story()
+    story.when(Replan(HIGH, POLICY, OPENED))
+    story.at(T0 + 2 * HOUR).when(contact("k-1", T0 + HOUR, Medium.PHONE))
+    story.when(contact("k-2", T0 + 2 * HOUR, Medium.PHONE))
+    events = story.when(UncountContact(HIGH, POLICY, "k-1"))
+    assert kinds(events)[-2:] == ["ContactObligationOpened", "ContactObligationMet"]
+    assert "first-contact-24h" not in story.open_rules()

@@ -12,6 +12,7 @@ from casework.contracts.contacts import (
     ContactObligationMet,
     ContactObligationOpened,
     ContactOverdue,
+    ContactUncounted,
     Medium,
     MediumClass,
     Outcome,
@@ -123,3 +124,9 @@ def test_an_open_obligation_is_listed_by_site_and_day_until_met() -> None:
     gone = open_obligation_change(met("high-weekly-1", due, due), "north")
     assert gone is not None
     assert gone["site"] is None  # a tombstone no site's query finds
+
+
+def test_a_struck_through_contact_leaves_the_contact_counts() -> None:
+    uncounted = ContactUncounted(case_id="c-1", contact_id="k1", uncounted_at=T0 + HOUR)
+    stats = fold(counted("k1", T0, Medium.HOME_VISIT, Outcome.MADE), uncounted)
+    assert stats["north|2026-03"] == {"cases_contacted": 1}

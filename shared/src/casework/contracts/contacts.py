@@ -310,6 +310,27 @@ class ContactCounted(ContactEvent):
     """Rule ids this contact counts towards."""
 
 
+class ContactUncounted(ContactEvent):
+    """A counted contact was struck through (logged in error): it no longer counts, and what
+    it met is owed again (`ContactObligationRescheduled`, or a clock opened again)."""
+
+    case_id: str
+    contact_id: str
+    uncounted_at: datetime
+
+
+class ContactObligationRescheduled(ContactEvent):
+    """An open obligation falls due earlier: a contact that counted for its rule was struck
+    through."""
+
+    case_id: str
+    obligation_id: str
+    rule_id: str
+    due_at: datetime
+    previous_due_at: datetime
+    rescheduled_at: datetime
+
+
 class ContactDueSoon(ContactEvent):
     """An obligation falls due within the configured lead."""
 

@@ -34,8 +34,10 @@ from casework.contracts.contacts import (
     ContactObligationCancelled,
     ContactObligationMet,
     ContactObligationOpened,
+    ContactObligationRescheduled,
     ContactOverdue,
     ContactScheduled,
+    ContactUncounted,
     LoneWorkerCheckedIn,
     LoneWorkerCheckedOut,
     LoneWorkerOverdue,
@@ -214,6 +216,8 @@ def statistics_group(key: str) -> str:
 def _add(stats: dict[str, dict[str, int]], key: str, name: str, n: int = 1) -> None:
     named = stats.setdefault(key, {})
     named[name] = named.get(name, 0) + n
+    if not named[name]:
+        del named[name]
 
 
 def _as_utc(moment: Any) -> datetime:
@@ -300,6 +304,17 @@ def evolve_obligations(doc: Document, event: DomainEvent, site: str = "") -> Doc
             update(event.obligation_id, overdue=True, overdue_raised_at=event.raised_at)
         case ContactDueSoon():
             update(event.obligation_id, due_soon=True)
+        case ContactObligationRescheduled():
+            update(event.obligation_id, due_at=event.due_at, due_soon=False)
+        case ContactUncounted():
+            counted = [dict(entry) for entry in doc.get("counted", [])]
+            for entry in counted:
+                if entry.get("contact_id") == event.contact_id and not entry.get("uncounted"):
+                    entry["uncounted"] = True
+                    entry["counted_for"] = []
+                    key = statistics_key(place, month_of(_as_utc(entry["occurred_at"])))
+                    _add(stats, key, f"contacts|{entry['medium']}|{entry['outcome']}", -1)
+            return {**doc, "case_id": event.case_id, "counted": counted, "stats": stats}
         case ContactCounted():
             month = month_of(event.occurred_at)
             key = statistics_key(place, month)
@@ -344,9 +359,11 @@ OBLIGATION_EVENTS = (
     ContactObligationOpened,
     ContactObligationMet,
     ContactObligationCancelled,
+    ContactObligationRescheduled,
     ContactOverdue,
     ContactDueSoon,
     ContactCounted,
+    ContactUncounted,
 )
 
 
@@ -409,6 +426,8 @@ def open_obligation_change(event: DomainEvent, site: str) -> dict[str, Any] | No
             }
         case ContactOverdue():
             return {"overdue": True}
+        case ContactObligationRescheduled():
+            return {"due_at": event.due_at, "due_day": _as_utc(event.due_at).strftime("%Y-%m-%d")}
         case ContactObligationMet() | ContactObligationCancelled():
             return {"site": None, "due_day": None, "overdue": None, "closed": True}
     return None
@@ -433,6 +452,7 @@ class OpenObligations(Projection):
         if not isinstance(
             event,
             ContactObligationOpened
+            | ContactObligationRescheduled
             | ContactOverdue
             | ContactObligationMet
             | ContactObligationCancelled,

@@ -17,7 +17,13 @@ from typing import Protocol
 from casework.access import AccessDenied, NotVisible
 from casework.auth import Principal
 from casework.clock import Clock
-from casework.contracts.contacts import ContactLogged, Outcome, ParticipantKind
+from casework.contracts.contacts import (
+    ContactCorrected,
+    ContactLogged,
+    CorrectionKind,
+    Outcome,
+    ParticipantKind,
+)
 from casework.eventstore import CommitContext, ConcurrencyConflict, Document, Repository
 
 from casework_contacts.adapters.case_facts import facts_of, scope_of
@@ -40,6 +46,7 @@ from casework_contacts.domain.obligations import (
     MarkOverdue,
     ObligationCommand,
     Replan,
+    UncountContact,
 )
 from casework_contacts.domain.policy import ContactPolicy
 
@@ -110,6 +117,8 @@ class Contacts:
         for event in events:
             if isinstance(event, ContactLogged):
                 await self.count_contact(event, ctx)
+            elif isinstance(event, ContactCorrected):
+                await self.uncount_contact(event, ctx)
         return contact
 
     async def _reachable_case(
@@ -148,6 +157,17 @@ class Contacts:
             Outcome(event.outcome),
             with_client,
         )
+        return await self._decide(event.case_id, cmd, ctx)
+
+    async def uncount_contact(self, event: ContactCorrected, ctx: CommitContext) -> bool:
+        """A contact struck through no longer counts towards its case's obligations."""
+        if event.kind is not CorrectionKind.STRUCK_THROUGH:
+            return False
+        doc = await self.cases.get(event.case_id)
+        if doc is None:
+            return False
+        facts = facts_of(doc)
+        cmd = UncountContact(facts, self.policy.for_site(facts.site), event.contact_id)
         return await self._decide(event.case_id, cmd, ctx)
 
     async def mark_due_soon(self, case_id: str, obligation_id: str, due_at: datetime) -> bool:

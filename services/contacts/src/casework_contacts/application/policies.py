@@ -6,8 +6,9 @@ deadlines do when they fire.
 | `when_case_changed_replan_obligations`    | cases topic     | keeps `case_facts`, then replans |
 |                                           |                 | the case's obligations           |
 | `when_contact_logged_count_it`            | contacts topic  | counts a logged contact towards  |
-|                                           |                 | the obligations (a backstop: the |
-|                                           |                 | HTTP edge counts it first)       |
+|                                           |                 | the obligations, and uncounts a  |
+|                                           |                 | struck-through one (a backstop:  |
+|                                           |                 | the HTTP edge does it first)     |
 | `when_obligation_changed_keep_deadlines`  | contacts topic  | schedules / cancels the overdue, |
 |                                           |                 | due-soon and lone-worker         |
 |                                           |                 | deadlines                        |
@@ -29,10 +30,12 @@ from casework.contracts.cases import (
     InpatientDischargeRecorded,
 )
 from casework.contracts.contacts import (
+    ContactCorrected,
     ContactLogged,
     ContactObligationCancelled,
     ContactObligationMet,
     ContactObligationOpened,
+    ContactObligationRescheduled,
     LoneWorkerCheckedIn,
     LoneWorkerCheckedOut,
     LoneWorkerOverdue,
@@ -113,7 +116,7 @@ class WhenCaseChangedReplanObligations(EventHandler):
 
 class WhenContactLoggedCountIt(EventHandler):
     """A logged contact counts towards its case's obligations (once: the aggregate keeps
-    the ids it counted)."""
+    the ids it counted), and no longer counts once struck through."""
 
     name = "when_contact_logged_count_it"
     topics = (events_topic("contacts"),)
@@ -122,6 +125,8 @@ class WhenContactLoggedCountIt(EventHandler):
         self._contacts = contacts
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if isinstance(event, ContactCorrected):
+            return await self._contacts.uncount_contact(event, _context(envelope))
         if not isinstance(event, ContactLogged):
             return False
         return await self._contacts.count_contact(event, _context(envelope))
@@ -162,6 +167,7 @@ class WhenObligationChangedKeepDeadlines(EventHandler):
         if not isinstance(
             event,
             ContactObligationOpened
+            | ContactObligationRescheduled
             | ContactObligationMet
             | ContactObligationCancelled
             | LoneWorkerCheckedIn
@@ -190,6 +196,20 @@ class WhenObligationChangedKeepDeadlines(EventHandler):
                 if soon > event.opened_at:
                     key = due_soon_key(event.case_id, event.obligation_id)
                     await self._deadlines.schedule(key, DUE_SOON, soon, payload)
+            case ContactObligationRescheduled():
+                payload = {
+                    "case_id": event.case_id,
+                    "obligation_id": event.obligation_id,
+                    "due_at": event.due_at.isoformat(),
+                }
+                key = overdue_key(event.case_id, event.obligation_id)
+                await self._deadlines.schedule(key, OVERDUE, event.due_at, payload)
+                soon_key = due_soon_key(event.case_id, event.obligation_id)
+                soon = event.due_at - self._lead
+                if soon > event.rescheduled_at:
+                    await self._deadlines.schedule(soon_key, DUE_SOON, soon, payload)
+                else:
+                    await self._deadlines.cancel(soon_key)
             case ContactObligationMet() | ContactObligationCancelled():
                 await self._deadlines.cancel(overdue_key(event.case_id, event.obligation_id))
                 await self._deadlines.cancel(due_soon_key(event.case_id, event.obligation_id))

@@ -20,6 +20,10 @@ id and the policy version it came from.
   time, and a clock already overdue stays as it is (it was late under the rule in force
   then; replacing it would raise a second overdue for one trigger). A closed case has none:
   all are cancelled.
+- **A struck-through contact** (`UncountContact`) no longer counts: the standing obligations
+  it counted for are rescheduled to the due time their chain has without it (earlier: the
+  deadline moves), and the clocks it met are opened again (met at once by another counted
+  contact that qualifies). A contact is counted at most once, never again once uncounted.
 - **Deadlines decide nothing**: `MarkDueSoon` and `MarkOverdue` are sent by durable deadlines;
   the aggregate raises `ContactDueSoon`/`ContactOverdue` only for an obligation that is still
   open, due at the deadline's time, not raised before, and not of a closed case. So each
@@ -44,7 +48,9 @@ from casework.contracts.contacts import (
     ContactObligationCancelled,
     ContactObligationMet,
     ContactObligationOpened,
+    ContactObligationRescheduled,
     ContactOverdue,
+    ContactUncounted,
     Medium,
     MediumClass,
     Outcome,
@@ -94,6 +100,15 @@ class CountContact:
 
 
 @dataclass(frozen=True)
+class UncountContact:
+    """A logged contact was struck through: it no longer counts."""
+
+    facts: CaseFacts
+    policy: SitePolicy
+    contact_id: str
+
+
+@dataclass(frozen=True)
 class MarkDueSoon:
     facts: CaseFacts
     obligation_id: str
@@ -107,7 +122,7 @@ class MarkOverdue:
     due_at: datetime
 
 
-ObligationCommand = Replan | CountContact | MarkDueSoon | MarkOverdue
+ObligationCommand = Replan | CountContact | UncountContact | MarkDueSoon | MarkOverdue
 
 
 @dataclass(frozen=True)
@@ -147,6 +162,7 @@ class Counted:
     occurred_at: datetime
     medium_class: MediumClass
     made_with_client: bool
+    counted_for: tuple[str, ...] = ()
 
 
 def _rule_signature(rule: StandingRule) -> tuple[object, ...]:
@@ -163,6 +179,9 @@ class CaseObligations(Aggregate):
         self.triggers_seen: set[str] = set()
         self.chains: dict[str, Chain] = {}
         self.counted: dict[str, Counted] = {}
+        self.uncounted: set[str] = set()
+        self.clocks_met_by: dict[str, list[Obligation]] = {}
+        """Contact id → the clock obligations it met (opened again if it is struck through)."""
 
     # -- deciding ---------------------------------------------------------------------------
 
@@ -174,6 +193,8 @@ class CaseObligations(Aggregate):
                 self._replan(command, at)
             case CountContact():
                 self._count(command, at)
+            case UncountContact():
+                self._uncount(command, at)
             case MarkDueSoon():
                 self._due_soon(command, at)
             case MarkOverdue():
@@ -303,7 +324,7 @@ class CaseObligations(Aggregate):
         )
 
     def _count(self, c: CountContact, at: datetime) -> None:
-        if c.contact_id in self.counted:
+        if c.contact_id in self.counted or c.contact_id in self.uncounted:
             return  # counted already (a redelivery, or the HTTP edge got here first)
         counted = Counted(
             c.occurred_at,
@@ -350,6 +371,41 @@ class CaseObligations(Aggregate):
                     media_classes=ob.media_classes,
                 )
                 self._open_standing(rule, ob.rule_version, due=due, at=at, risk=c.facts.risk)
+
+    def _uncount(self, c: UncountContact, at: datetime) -> None:
+        counted = self.counted.get(c.contact_id)
+        if counted is None:
+            return  # never counted, or uncounted already
+        reopen = list(self.clocks_met_by.get(c.contact_id, ()))
+        self._trigger(ContactUncounted(case_id=self.id, contact_id=c.contact_id, uncounted_at=at))
+        # standing rules: the chain without the contact may fall due earlier
+        for ob in sorted(self.open.values(), key=lambda o: o.obligation_id):
+            if ob.is_clock or ob.rule_id not in counted.counted_for or ob.window is None:
+                continue
+            chain = self.chains[ob.rule_id]
+            times, k = sorted(chain.times), ob.contacts_required
+            due = times[-k] + ob.window if len(times) >= k else chain.start + ob.window
+            if due < ob.due_at:
+                self._trigger(
+                    ContactObligationRescheduled(
+                        case_id=self.id,
+                        obligation_id=ob.obligation_id,
+                        rule_id=ob.rule_id,
+                        due_at=due,
+                        previous_due_at=ob.due_at,
+                        rescheduled_at=at,
+                    )
+                )
+        # clocks it met are owed again (met at once if another counted contact qualifies)
+        if c.facts.phase == CLOSED:
+            return
+        for met in reopen:
+            assert met.trigger is not None
+            assert met.trigger_at is not None
+            clock = c.policy.clock(_kind(met.trigger), c.facts.risk)
+            if clock is not None:
+                trigger = CaseTrigger(met.trigger, _kind(met.trigger), met.trigger_at)
+                self._open_clock(clock, trigger, c.facts, c.policy, at)
 
     def _due_soon(self, c: MarkDueSoon, at: datetime) -> None:
         ob = self.open.get(c.obligation_id)
@@ -419,7 +475,9 @@ class CaseObligations(Aggregate):
                 elif ob.rule_id not in self.chains:
                     self.chains[ob.rule_id] = Chain(start=event.opened_at)
             case ContactObligationMet():
-                self.open.pop(event.obligation_id, None)
+                met = self.open.pop(event.obligation_id, None)
+                if met is not None and met.is_clock:
+                    self.clocks_met_by.setdefault(event.contact_id, []).append(met)
             case ContactObligationCancelled():
                 ob_gone = self.open.pop(event.obligation_id, None)
                 if ob_gone is not None and not ob_gone.is_clock:
@@ -429,11 +487,25 @@ class CaseObligations(Aggregate):
                     event.occurred_at,
                     MEDIUM_CLASS[event.medium],
                     event.outcome is Outcome.MADE and event.with_client,
+                    event.counted_for,
                 )
                 for rule_id in event.counted_for:
                     chain = self.chains.get(rule_id)
                     if chain is not None:
                         chain.times.append(event.occurred_at)
+            case ContactUncounted():
+                gone = self.counted.pop(event.contact_id, None)
+                self.uncounted.add(event.contact_id)
+                self.clocks_met_by.pop(event.contact_id, None)
+                for rule_id in gone.counted_for if gone else ():
+                    chain = self.chains.get(rule_id)
+                    if chain is not None and gone is not None and gone.occurred_at in chain.times:
+                        chain.times.remove(gone.occurred_at)
+            case ContactObligationRescheduled():
+                if (moved := self.open.get(event.obligation_id)) is not None:
+                    self.open[moved.obligation_id] = replace(
+                        moved, due_at=event.due_at, due_soon_raised=False
+                    )
             case ContactDueSoon():
                 if (soon := self.open.get(event.obligation_id)) is not None:
                     self.open[soon.obligation_id] = replace(soon, due_soon_raised=True)
