@@ -10,6 +10,7 @@ reloads, and the aggregate decides again, usually that nothing is left to do).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -51,6 +52,8 @@ from casework_contacts.domain.obligations import (
 from casework_contacts.domain.policy import ContactPolicy
 
 RACE_RETRIES = 5
+
+log = logging.getLogger(__name__)
 
 
 class CaseDirectory(Protocol):
@@ -94,7 +97,8 @@ class Contacts:
     ) -> Contact:
         """Authorise `cmd`, decide it on its contact, commit; a logged contact is counted
         towards the case's obligations at once (and again, harmlessly, by the policy that
-        reads the event: whichever comes first counts it)."""
+        reads the event: whichever comes first counts it). Once the contact is stored, a
+        failure to count it does not fail the request: the policy counts it."""
         _require_roles(principal, CONTACT_WORKERS, type(cmd).__name__)
         contact = await self.contacts.find(cmd.contact_id)
         if isinstance(cmd, ScheduleContact | LogContact):
@@ -114,11 +118,18 @@ class Contacts:
         contact.handle(cmd, self.clock.now())
         events = contact.pending_events
         await self.contacts.save(contact, ctx)
-        for event in events:
-            if isinstance(event, ContactLogged):
-                await self.count_contact(event, ctx)
-            elif isinstance(event, ContactCorrected):
-                await self.uncount_contact(event, ctx)
+        try:
+            for event in events:
+                if isinstance(event, ContactLogged):
+                    await self.count_contact(event, ctx)
+                elif isinstance(event, ContactCorrected):
+                    await self.uncount_contact(event, ctx)
+        except Exception as exc:
+            log.warning(
+                "contact %s stored but not yet counted (%s); the policy will count it",
+                contact.id,
+                type(exc).__name__,
+            )
         return contact
 
     async def _reachable_case(
