@@ -118,7 +118,8 @@ def test_a_high_risk_case_without_a_made_contact_is_overdue_on_time(fast: Stack)
     assert overdue["risk_level"] == "high"
     assert overdue["site"] == FAST_SITE
     assert abs(due - (opened_at + timedelta(seconds=FIRST_CONTACT_S))) < timedelta(milliseconds=1)
-    assert timedelta(0) <= raised - due < timedelta(seconds=5)  # the scheduler ticks each second
+    # never early; late by the scheduler's tick (1 s) and the machine's load (a shared CI box)
+    assert timedelta(0) <= raised - due < timedelta(seconds=10)
     # the site's agenda lists it among the overdue
     manager = fast.token("mia-fast", "site_manager", sites=(FAST_SITE,))
     with fast.client("contacts", manager) as contacts:
