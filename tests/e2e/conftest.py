@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from support.contact_policy import write_fast_policy
 from support.stack import Stack, running_stack
 
 
@@ -20,5 +21,7 @@ def stack(servers: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) ->
     bootstrap, mongo_url = servers
     base_port = int(os.environ.get("CASEWORK_E2E_BASE_PORT", "18001"))
     workdir = tmp_path_factory.mktemp("stack")
-    with running_stack(bootstrap, mongo_url, workdir, base_port) as running:
+    # the contacts service's policy: the defaults, and a site whose clocks run in seconds
+    env = {"CASEWORK_CONTACTS_POLICY_FILE": str(write_fast_policy(workdir))}
+    with running_stack(bootstrap, mongo_url, workdir, base_port, env=env) as running:
         yield running

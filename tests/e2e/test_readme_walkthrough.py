@@ -40,6 +40,7 @@ def run_blocks(stack: Stack, tmp_path: Path, *headings: str) -> subprocess.Compl
         "\n".join(walkthrough(h) for h in headings)
         .replace("http://127.0.0.1:8001", stack.urls["intake"])
         .replace("http://127.0.0.1:8002", stack.urls["cases"])
+        .replace("http://127.0.0.1:8003", stack.urls["contacts"])
         .replace("/tmp/", f"{tmp_path}/")
     )
     # The services must have heard of the site before the referral is taken: the README

@@ -68,6 +68,9 @@ async def test_every_read_model_rebuilt_equals_the_live_one(
             topics |= {
                 prefix + dead_letter_topic(settings.service, h.name) for h in runtime.handlers
             }
+            # topics a read model reads that the story has nothing on (the contacts topic,
+            # which the case timeline reads) exist, empty
+            topics |= {prefix + t for h in runtime.handlers for t in h.topics}
         await ensure_topics(kafka_bootstrap, sorted(topics), 3)
         await _publish(kafka_bootstrap, prefix, history.records)
 
@@ -91,7 +94,8 @@ async def test_every_read_model_rebuilt_equals_the_live_one(
                 runner.subscribe(broker)
             projections += [(settings, runtime, p) for p in mine]
         expected = {
-            p.name: sum(len(history.records[t]) for t in p.topics) for _, _, p in projections
+            p.name: sum(len(history.records.get(t, [])) for t in p.topics)
+            for _, _, p in projections
         }
 
         def handled(name: str) -> float:

@@ -38,6 +38,8 @@ from casework.contracts.cases import (
     Goal,
     GoalProgress,
     GoalProgressRecorded,
+    InpatientAdmissionRecorded,
+    InpatientDischargeRecorded,
     Intervention,
     RiskLevelChanged,
 )
@@ -529,6 +531,26 @@ def the_story() -> Story:
                 reason="Relapse",
                 reopened_by="sue",
                 reopened_at=at("2026-02-22", "09:00"),
+            ),
+        ),
+        (
+            "2026-02-22T09:20",
+            InpatientAdmissionRecorded(
+                case_id="C2",
+                admission_id="A2",
+                admitted_at=at("2026-02-22", "09:10"),
+                recorded_by="carl",
+                recorded_at=at("2026-02-22", "09:20"),
+            ),
+        ),
+        (
+            "2026-02-22T09:40",
+            InpatientDischargeRecorded(
+                case_id="C2",
+                admission_id="A2",
+                discharged_at=at("2026-02-22", "09:30"),
+                recorded_by="carl",
+                recorded_at=at("2026-02-22", "09:40"),
             ),
         ),
         (

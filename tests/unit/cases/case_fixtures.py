@@ -44,6 +44,8 @@ from casework_cases.domain.commands import (
     RecordAssessment,
     RecordCaseNote,
     RecordGoalProgress,
+    RecordInpatientAdmission,
+    RecordInpatientDischarge,
     RejectTransfer,
     ReopenCase,
     RequestClosure,
@@ -191,6 +193,8 @@ REQUEST_CLOSURE = RequestClosure(
 APPROVE_CLOSURE = ApproveClosure(case_id=C, approved_by=SUE)
 RETURN_CLOSURE = ReturnClosure(case_id=C, reason="not yet", returned_by=SUE)
 REOPEN = ReopenCase(case_id=C, reason="asked for help again", reopened_by=SUE)
+ADMIT = RecordInpatientAdmission(case_id=C, admission_id="ad-1", admitted_at=T0, recorded_by=CARL)
+DISCHARGE = RecordInpatientDischarge(case_id=C, discharged_at=NOW, recorded_by=CARL)
 
 
 def given(*history: DomainEvent | Sequence[DomainEvent]) -> Case:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import pytest
 from unit.cases.case_fixtures import (
     ACCEPT_TRANSFER,
+    ADMIT,
     APPROVE_CLOSURE,
     APPROVE_PLAN,
     ASSESS,
     ASSIGN,
     DECLARE,
+    DISCHARGE,
     IN_ACTIVE,
     IN_ASSESSMENT,
     IN_CLOSED,
@@ -53,6 +55,7 @@ from casework.contracts.cases import (
     ClosureReturned,
     CrisisDeclared,
     GoalProgressRecorded,
+    InpatientAdmissionRecorded,
     RiskLevelChanged,
 )
 from casework.events import DomainEvent
@@ -64,6 +67,7 @@ from casework_cases.domain.errors import (
     CaseAlreadyOpened,
     CaseError,
     CaseNotOpened,
+    InpatientStateConflict,
     NoOpenCrisis,
     NoPendingTransfer,
     NoPlanAwaitingApproval,
@@ -233,6 +237,21 @@ TABLE: dict[str, tuple[CaseCommand, list[Outcome]]] = {
     "return closure": (
         RETURN_CLOSURE,
         [CaseNotOpened, *[WrongPhase] * 3, ok(ClosureReturned, then="active"), CaseAlreadyClosed],
+    ),
+    "record inpatient admission": (
+        ADMIT,
+        [
+            CaseNotOpened,
+            *(
+                stays(p, InpatientAdmissionRecorded)
+                for p in ("assessment", "planning", "active", "review")
+            ),
+            CaseAlreadyClosed,
+        ],
+    ),
+    "record inpatient discharge": (
+        DISCHARGE,
+        [CaseNotOpened, *[InpatientStateConflict] * 4, CaseAlreadyClosed],
     ),
     "reopen": (
         REOPEN,

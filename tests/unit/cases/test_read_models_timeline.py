@@ -29,10 +29,27 @@ from casework.contracts.cases import (
     Goal,
     GoalProgress,
     GoalProgressRecorded,
+    InpatientAdmissionRecorded,
+    InpatientDischargeRecorded,
     Intervention,
     RiskLevelChanged,
 )
 from casework.contracts.common import ReferralSource, RiskLevel, Urgency
+from casework.contracts.contacts import (
+    AttemptReason,
+    CancelReason,
+    ContactCancelled,
+    ContactCorrected,
+    ContactLogged,
+    ContactMissed,
+    ContactScheduled,
+    CorrectionKind,
+    Medium,
+    MissReason,
+    Outcome,
+    Participant,
+    ParticipantKind,
+)
 from casework.contracts.intake import (
     ClientDetails,
     ClientMatchConfirmed,
@@ -49,7 +66,14 @@ from casework.envelope import Envelope
 from casework.events import DomainEvent
 
 from casework_cases.adapters.read_models.documents import escape_keys, unescape_keys
-from casework_cases.adapters.read_models.timeline import _sentence, actor, describe, entry, merged
+from casework_cases.adapters.read_models.timeline import (
+    CONTACT_EVENTS_SHOWN,
+    _sentence,
+    actor,
+    describe,
+    entry,
+    merged,
+)
 from support.envelopes import envelope_of
 
 T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
@@ -296,6 +320,12 @@ def every_event() -> list[DomainEvent]:
             used_by_sites=("south",),
             used_at=T0,
         ),
+        InpatientAdmissionRecorded(
+            case_id=c, admission_id="a1", admitted_at=T0, recorded_by="carl", recorded_at=T0
+        ),
+        InpatientDischargeRecorded(
+            case_id=c, admission_id="a1", discharged_at=T0, recorded_by="carl", recorded_at=T0
+        ),
     ]
 
 
@@ -408,3 +438,38 @@ def test_entries_merge_without_repeats_by_time_then_version() -> None:
 
 def test_an_event_newer_than_this_code_still_gets_a_line() -> None:
     assert _sentence("CaseHandedOver") == "Case handed over"
+
+
+def test_contact_events_shown_on_a_case_timeline_have_lines_without_sensitive_text() -> None:
+    client = (Participant(kind=ParticipantKind.CLIENT),)
+    c, k = "c1", "k1"
+    refs = {"contact_id": k, "case_id": c, "client_id": "cl1", "site": "north"}
+    shown = [
+        ContactScheduled(
+            **refs, medium=Medium.HOME_VISIT, participants=client, planned_for=T0,
+            assigned_to="carl", purpose=SECRET, scheduled_by="carl", scheduled_at=T0,
+        ),
+        ContactLogged(
+            **refs, medium=Medium.PHONE, occurred_at=T0, participants=client,
+            outcome=Outcome.ATTEMPTED, attempt_reason=AttemptReason.VOICEMAIL, notes=SECRET,
+            wellbeing=SECRET, logged_by="carl", logged_at=T0,
+        ),
+        ContactMissed(
+            **refs, reason=MissReason.NO_SHOW, missed_at=T0, recorded_by="carl", recorded_at=T0
+        ),
+        ContactCancelled(
+            **refs, reason=CancelReason.CLIENT_REQUEST, cancelled_by="carl", cancelled_at=T0
+        ),
+        ContactCorrected(
+            **refs, correction_id="x1", kind=CorrectionKind.ADDENDUM, text=SECRET,
+            corrected_by="carl", corrected_at=T0,
+        ),
+    ]  # fmt: skip
+    assert {type(e) for e in shown} <= set(CONTACT_EVENTS_SHOWN)
+    for event in shown:
+        line = describe(event)
+        assert line != _sentence(type(event).__name__), type(event).__name__
+        assert SECRET not in line, type(event).__name__
+        doc = entry(envelope(event, f"contact-{k}", 1), event)
+        assert doc is not None
+        assert doc["case_id"] == c

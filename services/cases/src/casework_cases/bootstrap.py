@@ -22,6 +22,7 @@ from casework_cases.domain.case import Case
 from casework_cases.domain.errors import (
     CaseError,
     GoalNotInPlan,
+    InpatientTimeInvalid,
     InvalidPlan,
     NoteNotFound,
     SelfApprovalNotAllowed,
@@ -37,6 +38,7 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     SelfApprovalNotAllowed: 403,  # four eyes: a permission, decided on the case's history
     GoalNotInPlan: 404,  # the goal in the path is not a goal of the approved plan
     InvalidPlan: 422,
+    InpatientTimeInvalid: 422,
     NoteNotFound: 422,
     TransferToSameSite: 422,
     UnknownSite: 422,

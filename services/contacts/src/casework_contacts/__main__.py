@@ -6,5 +6,10 @@ from casework_contacts.bootstrap import PORT, build
 
 if __name__ == "__main__":
     raise SystemExit(
-        service_main("contacts", PORT, "casework_contacts.bootstrap:create_app", build)
+        service_main(
+            "contacts",
+            PORT,
+            "casework_contacts.bootstrap:create_app",
+            lambda settings: build(settings).runtime,
+        )
     )

@@ -7,10 +7,10 @@ new `.v<N+1>` class published alongside the old one.
 
 from __future__ import annotations
 
-from casework.contracts import cases, intake, supervision
+from casework.contracts import cases, contacts, intake, supervision
 from casework.events import DomainEvent, EventRegistry
 
-MODULES = (intake, cases, supervision)
+MODULES = (intake, cases, contacts, supervision)
 
 
 def all_events() -> list[type[DomainEvent]]:

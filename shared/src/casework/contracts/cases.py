@@ -307,3 +307,25 @@ class BreakGlassUsed(CaseEvent):
     used_by: str
     used_by_sites: tuple[str, ...] = ()
     used_at: datetime
+
+
+class InpatientAdmissionRecorded(CaseEvent):
+    """The client was admitted to inpatient care (recorded on the case so that the contact
+    policy can start its discharge follow-up clock when they leave)."""
+
+    case_id: str
+    admission_id: str
+    admitted_at: datetime
+    recorded_by: str
+    recorded_at: datetime
+
+
+class InpatientDischargeRecorded(CaseEvent):
+    """The client was discharged from inpatient care: a follow-up contact is due within 72
+    hours (risk peaks on days 2-3 after discharge)."""
+
+    case_id: str
+    admission_id: str
+    discharged_at: datetime
+    recorded_by: str
+    recorded_at: datetime

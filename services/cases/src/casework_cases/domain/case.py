@@ -41,6 +41,8 @@ from casework.contracts.cases import (
     Goal,
     GoalProgress,
     GoalProgressRecorded,
+    InpatientAdmissionRecorded,
+    InpatientDischargeRecorded,
     Intervention,
     RiskLevelChanged,
 )
@@ -61,6 +63,8 @@ from casework_cases.domain.commands import (
     RecordAssessment,
     RecordCaseNote,
     RecordGoalProgress,
+    RecordInpatientAdmission,
+    RecordInpatientDischarge,
     RejectTransfer,
     ReopenCase,
     RequestClosure,
@@ -81,6 +85,8 @@ from casework_cases.domain.errors import (
     CrisisStillOpen,
     GoalNotInPlan,
     IdAlreadyUsed,
+    InpatientStateConflict,
+    InpatientTimeInvalid,
     InvalidPlan,
     NoOpenCrisis,
     NoPendingTransfer,
@@ -189,6 +195,8 @@ class Case(Aggregate):
         self.note_ids: list[str] = []
         self.pending_closure: PendingClosure | None = None
         self.outcome: CaseOutcome | None = None
+        self.admission: tuple[str, datetime] | None = None
+        """The open inpatient admission: its id and when it began."""
 
     @property
     def scope(self) -> CaseScope:
@@ -239,6 +247,10 @@ class Case(Aggregate):
                 self._resolve_crisis(c, at)
             case (_, RecordCaseNote() as c):
                 self._record_note(c, at)
+            case (_, RecordInpatientAdmission() as c):
+                self._record_admission(c, at)
+            case (_, RecordInpatientDischarge() as c):
+                self._record_discharge(c, at)
 
             # transfer to another site: not while the closure is under review
             case (Phase.REVIEW, RequestTransfer()):
@@ -580,6 +592,43 @@ class Case(Aggregate):
             )
         )
 
+    def _record_admission(self, c: RecordInpatientAdmission, at: datetime) -> None:
+        if self.admission is not None:
+            raise InpatientStateConflict(
+                self.id, "the client is already recorded as an inpatient; record the discharge"
+            )
+        if c.admitted_at > at:
+            raise InpatientTimeInvalid("an admission cannot be in the future", "body.admitted_at")
+        self._trigger(
+            InpatientAdmissionRecorded(
+                case_id=self.id,
+                admission_id=c.admission_id,
+                admitted_at=c.admitted_at,
+                recorded_by=c.recorded_by,
+                recorded_at=at,
+            )
+        )
+
+    def _record_discharge(self, c: RecordInpatientDischarge, at: datetime) -> None:
+        if self.admission is None:
+            raise InpatientStateConflict(
+                self.id, "no inpatient admission is recorded; record the admission first"
+            )
+        admission_id, admitted_at = self.admission
+        if c.discharged_at > at or c.discharged_at < admitted_at:
+            raise InpatientTimeInvalid(
+                "a discharge is between its admission and now", "body.discharged_at"
+            )
+        self._trigger(
+            InpatientDischargeRecorded(
+                case_id=self.id,
+                admission_id=admission_id,
+                discharged_at=c.discharged_at,
+                recorded_by=c.recorded_by,
+                recorded_at=at,
+            )
+        )
+
     def _request_closure(self, c: RequestClosure, at: datetime) -> None:
         if self.crisis is not None:
             raise CrisisStillOpen(self.id, self.crisis.crisis_id, "closure is requested")
@@ -706,6 +755,10 @@ class Case(Aggregate):
                 self.crisis = None
             case CaseNoteRecorded():
                 self.note_ids.append(event.note_id)
+            case InpatientAdmissionRecorded():
+                self.admission = (event.admission_id, event.admitted_at)
+            case InpatientDischargeRecorded():
+                self.admission = None
             case ClosureRequested():
                 self.phase = Phase.REVIEW
                 self.pending_closure = PendingClosure(

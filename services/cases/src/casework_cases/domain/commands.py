@@ -175,6 +175,21 @@ class ReopenCase:
     reopened_by: str
 
 
+@dataclass(frozen=True)
+class RecordInpatientAdmission:
+    case_id: str
+    admission_id: str
+    admitted_at: datetime
+    recorded_by: str
+
+
+@dataclass(frozen=True)
+class RecordInpatientDischarge:
+    case_id: str
+    discharged_at: datetime
+    recorded_by: str
+
+
 CaseCommand = (
     OpenCase
     | AssignCaseworker
@@ -195,6 +210,8 @@ CaseCommand = (
     | ReturnClosure
     | ReopenCase
     | UseBreakGlass
+    | RecordInpatientAdmission
+    | RecordInpatientDischarge
 )
 """Every command one case handles."""
 

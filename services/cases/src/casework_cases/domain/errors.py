@@ -162,3 +162,18 @@ class SelfApprovalNotAllowed(CaseError):
         super().__init__(
             f"{what} of case {case_id} was put forward by {by}: another supervisor decides on it"
         )
+
+
+class InpatientStateConflict(CaseError):
+    """An admission while the client is already admitted, or a discharge with none open."""
+
+    def __init__(self, case_id: str, hint: str) -> None:
+        super().__init__(f"case {case_id}: {hint}")
+
+
+class InpatientTimeInvalid(CaseError):
+    """An admission or discharge time in the future, or a discharge before its admission."""
+
+    def __init__(self, hint: str, field: str) -> None:
+        super().__init__(hint)
+        self.field = field

@@ -19,6 +19,7 @@ receiving site does before it reaches the case.
 | reopen                                          | supervisor, site_manager                   |
 | break the glass: open a case out of reach in an | crisis_worker (a stated reason; raises a   |
 | emergency                                       | review for the case's supervisor)          |
+| inpatient admission / discharge                 | caseworker, supervisor, crisis_worker      |
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from casework_cases.domain.commands import (
     RecordAssessment,
     RecordCaseNote,
     RecordGoalProgress,
+    RecordInpatientAdmission,
+    RecordInpatientDischarge,
     RejectTransfer,
     ReopenCase,
     RequestClosure,
@@ -76,6 +79,8 @@ MAY_ISSUE: Mapping[type, frozenset[str]] = {
     ReturnClosure: SUPERVISORS,
     ReopenCase: SITE_LEADS,
     UseBreakGlass: GLASS_BREAKERS,
+    RecordInpatientAdmission: RISK_WORKERS,
+    RecordInpatientDischarge: RISK_WORKERS,
 }
 """Command class → the roles that may issue it (any one of them suffices)."""
 

@@ -16,6 +16,8 @@ from casework_cases.domain.commands import (
     ChangeRiskLevel,
     DeclareCrisis,
     RecordCaseNote,
+    RecordInpatientAdmission,
+    RecordInpatientDischarge,
     RequestClosure,
     ResolveCrisis,
     ReturnClosure,
@@ -26,6 +28,8 @@ from casework_cases.entrypoints.schemas import (
     ClosureReturnIn,
     CrisisIn,
     CrisisResolutionIn,
+    InpatientAdmissionIn,
+    InpatientDischargeIn,
     NoteIn,
     RiskIn,
 )
@@ -111,6 +115,59 @@ async def resolve_crisis(
     response: Response,
 ) -> CaseOut:
     cmd = ResolveCrisis(case_id=case_id, resolution=body.resolution, resolved_by=principal.sub)
+    return answer(await cases.execute(cmd, principal, ctx, if_match), response)
+
+
+@risk.post(
+    "/inpatient/admission",
+    summary="Record an admission to inpatient care",
+    description=(
+        "The client was admitted to inpatient care (one open admission at a time: 409 "
+        "`InpatientStateConflict`). Shown on the timeline. Roles: caseworker, supervisor, "
+        "crisis_worker."
+    ),
+    responses=WRITE_RESPONSES,
+)
+async def record_inpatient_admission(
+    case_id: CaseId,
+    body: InpatientAdmissionIn,
+    principal: Annotated[Principal, may_issue(RecordInpatientAdmission)],
+    cases: CasesApp,
+    ctx: Context,
+    if_match: IfMatch,
+    response: Response,
+) -> CaseOut:
+    cmd = RecordInpatientAdmission(
+        case_id=case_id,
+        admission_id=body.admission_id or str(uuid.uuid4()),
+        admitted_at=body.admitted_at,
+        recorded_by=principal.sub,
+    )
+    return answer(await cases.execute(cmd, principal, ctx, if_match), response)
+
+
+@risk.post(
+    "/inpatient/discharge",
+    summary="Record a discharge from inpatient care",
+    description=(
+        "The client left inpatient care: the contacts service starts its 72-hour follow-up "
+        "clock. 409 `InpatientStateConflict` with no admission open. Roles: caseworker, "
+        "supervisor, crisis_worker."
+    ),
+    responses=WRITE_RESPONSES,
+)
+async def record_inpatient_discharge(
+    case_id: CaseId,
+    body: InpatientDischargeIn,
+    principal: Annotated[Principal, may_issue(RecordInpatientDischarge)],
+    cases: CasesApp,
+    ctx: Context,
+    if_match: IfMatch,
+    response: Response,
+) -> CaseOut:
+    cmd = RecordInpatientDischarge(
+        case_id=case_id, discharged_at=body.discharged_at, recorded_by=principal.sub
+    )
     return answer(await cases.execute(cmd, principal, ctx, if_match), response)
 
 

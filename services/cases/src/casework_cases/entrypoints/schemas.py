@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from casework.contracts.cases import CaseOutcome, GoalProgress
 from casework.contracts.common import RiskLevel
@@ -222,3 +222,18 @@ class ClosureIn(BaseModel):
 
     outcome: CaseOutcome
     evaluation: Text
+
+
+class InpatientAdmissionIn(BaseModel):
+    model_config = _example({"admitted_at": "2026-03-02T14:00:00Z"})
+
+    admission_id: Id | None = Field(default=None, description="Omit to have one generated")
+    admitted_at: AwareDatetime = Field(description="When the client was admitted (not future)")
+
+
+class InpatientDischargeIn(BaseModel):
+    model_config = _example({"discharged_at": "2026-03-09T11:00:00Z"})
+
+    discharged_at: AwareDatetime = Field(
+        description="When the client left inpatient care (between the admission and now)"
+    )

@@ -65,6 +65,9 @@ class CaseOut(BaseModel):
     risk_level: RiskLevel | None
     in_crisis: bool = False
     open_crisis: CrisisOut | None = None
+    inpatient: bool = Field(
+        default=False, description="An admission to inpatient care is recorded, no discharge"
+    )
     caseworker_id: str | None = None
     team: str | None = None
     pending_transfer: PendingTransferOut | None = None
@@ -115,6 +118,7 @@ def case_view(case: Case) -> CaseOut:
         risk_level=case.risk_level,
         in_crisis=crisis is not None,
         open_crisis=CrisisOut(**vars(crisis)) if crisis else None,
+        inpatient=case.admission is not None,
         caseworker_id=case.caseworker_id,
         team=case.team,
         pending_transfer=PendingTransferOut(**vars(transfer)) if transfer else None,

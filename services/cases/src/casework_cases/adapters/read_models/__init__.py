@@ -40,7 +40,11 @@ from casework_cases.adapters.read_models.register import (
     register_from_totals,
     week_starts,
 )
-from casework_cases.adapters.read_models.timeline import CaseTimeline, Timeline
+from casework_cases.adapters.read_models.timeline import (
+    CaseTimeline,
+    Timeline,
+    timeline_order_of_entry,
+)
 from casework_cases.domain.access import CaseScope, can_reach_case
 
 __all__ = [
@@ -182,7 +186,11 @@ class ReadModels:
         streams = [f"case-{case_id}", *case.get(APPLIED, {})]
         if referral_id:
             streams.append(f"referral-{referral_id}")
-        entries = await self.timeline.of_streams(streams)
+        entries, contacts = await asyncio.gather(
+            self.timeline.of_streams(streams), self.timeline.of_case_contacts(case_id)
+        )
+        if contacts:
+            entries = sorted([*entries, *contacts], key=timeline_order_of_entry)
         return CaseTimeline(case_id=case_id, referral_id=referral_id, entries=entries)
 
     async def site_register(self, site: str, principal: Principal, weeks: int) -> SiteRegister:

@@ -48,7 +48,20 @@ from casework.contracts.cases import (
     CrisisDeclared,
     CrisisResolved,
     GoalProgressRecorded,
+    InpatientAdmissionRecorded,
+    InpatientDischargeRecorded,
     RiskLevelChanged,
+)
+from casework.contracts.contacts import (
+    ContactCancelled,
+    ContactCorrected,
+    ContactLogged,
+    ContactMissed,
+    ContactOverdue,
+    ContactScheduled,
+    LoneWorkerCheckedIn,
+    LoneWorkerCheckedOut,
+    LoneWorkerOverdue,
 )
 from casework.contracts.intake import (
     ClientMatchConfirmed,
@@ -67,6 +80,19 @@ from casework.projections import Projection
 from casework.runtime import events_topic
 
 from casework_cases.adapters.read_models.documents import as_utc, escape_keys, unescape_keys
+
+CONTACT_EVENTS_SHOWN = (
+    ContactScheduled,
+    ContactLogged,
+    ContactMissed,
+    ContactCancelled,
+    ContactCorrected,
+    LoneWorkerCheckedIn,
+    LoneWorkerCheckedOut,
+    LoneWorkerOverdue,
+    ContactOverdue,
+)
+"""The contacts service's events a case timeline shows."""
 
 
 def _words(value: str) -> str:
@@ -168,6 +194,32 @@ def describe(event: DomainEvent) -> str:
             )
         case ClientRegistered():
             return f"Client {event.client_id} registered"
+        case InpatientAdmissionRecorded():
+            return f"Inpatient admission recorded by {event.recorded_by}"
+        case InpatientDischargeRecorded():
+            return f"Discharge from inpatient care recorded by {event.recorded_by}"
+        case ContactScheduled():
+            return f"{_words(event.medium).capitalize()} scheduled for {event.assigned_to}"
+        case ContactLogged():
+            how = _words(event.medium)
+            if event.outcome == "made":
+                return f"Contact made ({how}), logged by {event.logged_by}"
+            reason = f": {_words(event.attempt_reason)}" if event.attempt_reason else ""
+            return f"Contact attempted ({how}){reason}, logged by {event.logged_by}"
+        case ContactMissed():
+            return f"Scheduled contact missed: {_words(event.reason)}"
+        case ContactCancelled():
+            return f"Scheduled contact cancelled by {event.cancelled_by}: {_words(event.reason)}"
+        case ContactCorrected():
+            return f"Contact record corrected ({_words(event.kind)}) by {event.corrected_by}"
+        case LoneWorkerCheckedIn():
+            return f"{event.worker_id} checked in at a home visit"
+        case LoneWorkerCheckedOut():
+            return f"{event.worker_id} checked out of a home visit"
+        case LoneWorkerOverdue():
+            return f"{event.worker_id} did not check out of a home visit in time"
+        case ContactOverdue():
+            return f"Contact overdue under rule {event.rule_id}"
     return _sentence(type(event).__name__)  # an event newer than this code
 
 
@@ -218,6 +270,11 @@ def timeline_order(entry: Mapping[str, Any]) -> tuple[datetime, int, str, str]:
     return (as_utc(entry["time"]), entry["version"], entry["stream"], entry["_id"])
 
 
+def timeline_order_of_entry(entry: TimelineEntry) -> tuple[datetime, int, str, str]:
+    """`timeline_order` of an entry already read."""
+    return (entry.time, entry.version, entry.stream, entry.event_id)
+
+
 class TimelineEntry(BaseModel):
     """One event on a case's timeline."""
 
@@ -264,9 +321,11 @@ class Timeline(Projection):
     """`timeline`: one document per event of a case or a referral, from both topics."""
 
     name = "timeline"
-    topics = (events_topic("intake"), events_topic("cases"))
+    topics = (events_topic("intake"), events_topic("cases"), events_topic("contacts"))
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if event.service == "contacts" and not isinstance(event, CONTACT_EVENTS_SHOWN):
+            return False  # the policy's bookkeeping (opened, met, counted) stays off the page
         doc = entry(envelope, event)
         if doc is None:
             return False
@@ -278,6 +337,15 @@ class Timeline(Projection):
 
     async def ensure_indexes(self) -> None:
         await self.read_model.collection.create_index([("stream", ASCENDING)])
+        await self.read_model.collection.create_index([("case_id", ASCENDING)])
+
+    async def of_case_contacts(self, case_id: str) -> list[TimelineEntry]:
+        """The contacts service's entries of a case (its contact streams are not known to
+        the case summary): one equality query on the indexed `case_id`."""
+        cursor = self.read_model.collection.find(
+            {"case_id": case_id, "source": "/casework/contacts"}
+        )
+        return merged([dict(d) async for d in cursor])
 
     async def of_streams(self, streams: Iterable[str]) -> list[TimelineEntry]:
         """Every entry of these streams, in order: one equality query per stream."""

@@ -1,0 +1,239 @@
+"""The contacts application: authorise, load, call one domain method, save.
+
+Two aggregates: `Contact` (one per contact) and `CaseObligations` (one per case). Commands
+from people (HTTP) go through `execute`, which checks roles and reach against the local
+projection of the case; commands from the platform (the policies and the deadlines) go
+through `replan`, `count_contact`, `mark_due_soon`, `mark_overdue` and
+`raise_lone_worker_overdue`, which retry a lost write race on the same stream (the loser
+reloads, and the aggregate decides again, usually that nothing is left to do).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from casework.access import AccessDenied, NotVisible
+from casework.auth import Principal
+from casework.clock import Clock
+from casework.contracts.contacts import (
+    ContactCorrected,
+    ContactLogged,
+    CorrectionKind,
+    Outcome,
+    ParticipantKind,
+)
+from casework.eventstore import CommitContext, ConcurrencyConflict, Document, Repository
+
+from casework_contacts.adapters.case_facts import facts_of, scope_of
+from casework_contacts.domain.access import CONTACT_WORKERS, READERS, can_reach_case
+from casework_contacts.domain.commands import (
+    CaseRef,
+    ContactCommand,
+    LogContact,
+    RaiseLoneWorkerOverdue,
+    ScheduleContact,
+)
+from casework_contacts.domain.contact import Contact
+from casework_contacts.domain.errors import CaseClosedForContacts, InvalidContact
+from casework_contacts.domain.obligations import (
+    CaseFacts,
+    CaseObligations,
+    CaseTrigger,
+    CountContact,
+    MarkDueSoon,
+    MarkOverdue,
+    ObligationCommand,
+    Replan,
+    UncountContact,
+)
+from casework_contacts.domain.policy import ContactPolicy
+
+RACE_RETRIES = 5
+
+log = logging.getLogger(__name__)
+
+
+class CaseDirectory(Protocol):
+    """The local projection of the cases (`adapters.case_facts.CaseFactsStore`)."""
+
+    async def get(self, case_id: str) -> Document | None: ...
+
+
+@dataclass
+class Contacts:
+    """Every command the contacts service handles."""
+
+    contacts: Repository[Contact]
+    obligations: Repository[CaseObligations]
+    cases: CaseDirectory
+    policy: ContactPolicy
+    clock: Clock
+    lone_worker_grace: timedelta
+
+    # -- people's commands ------------------------------------------------------------------
+
+    async def case_ref(self, case_id: str, principal: Principal, *, for_writing: bool) -> CaseRef:
+        """The case a new contact is for, if the principal reaches it (else 404); a closed
+        case takes no new contacts."""
+        doc = await self._reachable_case(case_id, principal)
+        if for_writing and doc.get("phase") == "closed":
+            raise CaseClosedForContacts(case_id)
+        return CaseRef(case_id, str(doc.get("client_id")), str(doc.get("site")))
+
+    async def contact(self, contact_id: str, principal: Principal) -> Contact:
+        """A contact the principal may see; one out of reach is not found."""
+        _require_roles(principal, READERS, "read contacts")
+        contact = await self.contacts.find(contact_id)
+        if contact is None or contact.case_id is None:
+            raise NotVisible(f"no contact {contact_id}")
+        await self._reachable_case(contact.case_id, principal, what=f"contact {contact_id}")
+        return contact
+
+    async def execute(
+        self, cmd: ContactCommand, principal: Principal, ctx: CommitContext
+    ) -> Contact:
+        """Authorise `cmd`, decide it on its contact, commit; a logged contact is counted
+        towards the case's obligations at once (and again, harmlessly, by the policy that
+        reads the event: whichever comes first counts it). Once the contact is stored, a
+        failure to count it does not fail the request: the policy counts it."""
+        _require_roles(principal, CONTACT_WORKERS, type(cmd).__name__)
+        contact = await self.contacts.find(cmd.contact_id)
+        if isinstance(cmd, ScheduleContact | LogContact):
+            if contact is None:
+                contact = self.contacts.new(cmd.contact_id)
+            else:
+                assert contact.case_id is not None
+                await self._reachable_case(contact.case_id, principal)
+        elif contact is None or contact.case_id is None:
+            raise NotVisible(f"no contact {cmd.contact_id}")
+        else:
+            await self._reachable_case(contact.case_id, principal)
+        if isinstance(cmd, ScheduleContact) and cmd.follow_up_of is not None:
+            earlier = await self.contacts.find(cmd.follow_up_of)
+            if earlier is None or earlier.case_id != cmd.case.case_id:
+                raise InvalidContact("no contact of this case has that id", "body.follow_up_of")
+        contact.handle(cmd, self.clock.now())
+        events = contact.pending_events
+        await self.contacts.save(contact, ctx)
+        try:
+            for event in events:
+                if isinstance(event, ContactLogged):
+                    await self.count_contact(event, ctx)
+                elif isinstance(event, ContactCorrected):
+                    await self.uncount_contact(event, ctx)
+        except Exception as exc:
+            log.warning(
+                "contact %s stored but not yet counted (%s); the policy will count it",
+                contact.id,
+                type(exc).__name__,
+            )
+        return contact
+
+    async def _reachable_case(
+        self, case_id: str, principal: Principal, *, what: str | None = None
+    ) -> Document:
+        doc = await self.cases.get(case_id)
+        if doc is None or not can_reach_case(principal, scope_of(doc)):
+            raise NotVisible(f"no {what or 'case ' + case_id}")
+        return doc
+
+    # -- the platform's commands ------------------------------------------------------------
+
+    async def replan(self, case_id: str, trigger: CaseTrigger | None, ctx: CommitContext) -> bool:
+        """Bring the case's obligations in line with its facts as projected now (and start
+        the clock of `trigger`); True if anything changed."""
+        doc = await self.cases.get(case_id)
+        if doc is None:
+            return False
+        facts = facts_of(doc)
+        policy = self.policy.for_site(facts.site)
+        return await self._decide(case_id, Replan(facts, policy, trigger), ctx)
+
+    async def count_contact(self, event: ContactLogged, ctx: CommitContext) -> bool:
+        """Count a logged contact towards its case's obligations (once per contact)."""
+        doc = await self.cases.get(event.case_id)
+        if doc is None:
+            return False
+        facts = facts_of(doc)
+        with_client = any(p.kind is ParticipantKind.CLIENT for p in event.participants)
+        cmd = CountContact(
+            facts,
+            self.policy.for_site(facts.site),
+            event.contact_id,
+            event.occurred_at,
+            event.medium,
+            Outcome(event.outcome),
+            with_client,
+        )
+        return await self._decide(event.case_id, cmd, ctx)
+
+    async def uncount_contact(self, event: ContactCorrected, ctx: CommitContext) -> bool:
+        """A contact struck through no longer counts towards its case's obligations."""
+        if event.kind is not CorrectionKind.STRUCK_THROUGH:
+            return False
+        doc = await self.cases.get(event.case_id)
+        if doc is None:
+            return False
+        facts = facts_of(doc)
+        cmd = UncountContact(facts, self.policy.for_site(facts.site), event.contact_id)
+        return await self._decide(event.case_id, cmd, ctx)
+
+    async def mark_due_soon(self, case_id: str, obligation_id: str, due_at: datetime) -> bool:
+        facts = await self._facts(case_id)
+        if facts is None:
+            return False
+        return await self._decide(case_id, MarkDueSoon(facts, obligation_id, due_at))
+
+    async def mark_overdue(self, case_id: str, obligation_id: str, due_at: datetime) -> bool:
+        """Sent by the obligation's deadline: the aggregate decides whether it is overdue."""
+        facts = await self._facts(case_id)
+        if facts is None:
+            return False
+        return await self._decide(case_id, MarkOverdue(facts, obligation_id, due_at))
+
+    async def raise_lone_worker_overdue(self, contact_id: str, due_back_at: datetime) -> bool:
+        """Sent by the lone-worker deadline: the contact decides whether it is overdue."""
+        for _ in range(RACE_RETRIES):
+            contact = await self.contacts.find(contact_id)
+            if contact is None or contact.case_id is None:
+                return False
+            doc = await self.cases.get(contact.case_id)
+            team = doc.get("team") if doc else None
+            contact.handle(RaiseLoneWorkerOverdue(contact_id, due_back_at, team), self.clock.now())
+            if not contact.pending_events:
+                return False
+            try:
+                await self.contacts.save(contact, CommitContext())
+                return True
+            except ConcurrencyConflict:
+                continue
+        raise ConcurrencyConflict(Contact.stream_id_for(contact_id), -1)
+
+    async def _facts(self, case_id: str) -> CaseFacts | None:
+        doc = await self.cases.get(case_id)
+        return facts_of(doc) if doc is not None else None
+
+    async def _decide(
+        self, case_id: str, cmd: ObligationCommand, ctx: CommitContext | None = None
+    ) -> bool:
+        for _ in range(RACE_RETRIES):
+            obligations = await self.obligations.find(case_id) or self.obligations.new(case_id)
+            obligations.site = cmd.facts.site or None
+            obligations.handle(cmd, self.clock.now())
+            if not obligations.pending_events:
+                return False
+            try:
+                await self.obligations.save(obligations, ctx)
+                return True
+            except ConcurrencyConflict:
+                continue  # another replica or request wrote first: decide again on its result
+        raise ConcurrencyConflict(CaseObligations.stream_id_for(case_id), -1)
+
+
+def _require_roles(principal: Principal, roles: frozenset[str], action: str) -> None:
+    # The HTTP edge checks the same roles first; this keeps the rule whoever calls.
+    if not principal.has_role(*roles):
+        raise AccessDenied(f"{action} needs one of the roles: {', '.join(sorted(roles))}")
