@@ -375,8 +375,8 @@ class ObligationsView(Projection):
     name = "obligations_view"
     topics = (events_topic("contacts"),)
 
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
-        super().__init__(database)
+    def __init__(self, database: AsyncDatabase[Document], collection: str | None = None) -> None:
+        super().__init__(database, collection)
         self.documents = CountedDocuments(
             self.read_model.collection, contributions, statistics_group
         )
