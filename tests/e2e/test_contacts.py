@@ -20,10 +20,8 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
-from pymongo import MongoClient
 
-from casework.eventstore import Document
-
+from support.audit import wait_for_records
 from support.contact_policy import FAST_SITE, FIRST_CONTACT_S
 from support.polling import eventually
 from support.stack import Stack
@@ -290,9 +288,8 @@ def test_an_attempted_call_does_not_meet_the_visit_rule_and_a_made_home_visit_do
         assert {"ContactScheduled", "LoneWorkerCheckedIn", "LoneWorkerCheckedOut"} <= set(events)
 
     # every read was audited, with the case it was about
-    client: MongoClient[Document] = MongoClient(fast.env["CASEWORK_MONGO_URL"])
-    with client:
-        audit = client[fast.databases["contacts"]]["audit"]
-        reads = list(audit.find({"case_id": case_id, "action": "GET /cases/{case_id}/contacts"}))
+    reads = wait_for_records(
+        fast, {"about.case_id": case_id, "operation": "GET /cases/{case_id}/contacts"}
+    )
     assert reads
     assert {r["sub"] for r in reads} == {"carl-fast"}

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -299,11 +299,7 @@ async def rebuild_everything(stack: Stack, work: str) -> dict[str, list[Document
     from casework_contacts.bootstrap import build as build_contacts
     from casework_intake.bootstrap import build as build_intake
 
-    builders: dict[str, Callable[[Settings], ServiceRuntime]] = {
-        "intake": lambda settings: build_intake(settings)[0],
-        "cases": lambda settings: build_cases(settings)[0],
-        "contacts": lambda settings: build_contacts(settings).runtime,
-    }
+    builders = {"intake": build_intake, "cases": build_cases, "contacts": build_contacts}
     rebuilt: dict[str, list[Document]] = {}
     for service, build in builders.items():
         settings = Settings.for_service(
@@ -316,7 +312,7 @@ async def rebuild_everything(stack: Stack, work: str) -> dict[str, list[Document
             keys_mongo_db=stack.env["CASEWORK_KEYS_MONGO_DB"],
             kek_file=Path(stack.env["CASEWORK_KEK_FILE"]),
         )
-        runtime = build(settings)
+        runtime: ServiceRuntime = build(settings)[0]
         try:
             opener = Opener(runtime.keys)
             for handler in runtime.handlers:

@@ -31,3 +31,13 @@ def wait_for_records(
         if len(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
+
+
+def clients_shown(record: dict[str, Any]) -> list[str]:
+    """The clients (`client:<id>`) whose data an audit record says was shown. Any other
+    subject it names must be a person (`person:<uuid>`: the person a referral was taken about,
+    linked to the client once accepted), whose sealed values the same answer opened."""
+    subjects: list[str] = record["subjects"]
+    others = [s for s in subjects if not s.startswith("client:")]
+    assert all(s.startswith("person:") for s in others), subjects
+    return [s for s in subjects if s.startswith("client:")]

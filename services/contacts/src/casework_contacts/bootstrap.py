@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from fastapi import FastAPI
 
@@ -46,8 +46,10 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
 """Domain error → HTTP status; the most specific class in an error's ancestry wins."""
 
 
-@dataclass
-class Wired:
+class Wired(NamedTuple):
+    """What `build` wires; the runtime first, as every service's `build` returns it (the
+    `casework rebuild` command and the tests take `build(...)[0]`)."""
+
     runtime: ServiceRuntime
     contacts: Contacts
     queries: ContactQueries
