@@ -104,6 +104,7 @@ class IntakeQueue(Projection):
     """Waiting referrals by site, for intake workers and site managers."""
 
     name = "intake_queue"
+    concurrent = True  # writes only through its read model: casework.projections
     topics = (events_topic("intake"),)
 
     async def ensure_indexes(self) -> None:
