@@ -898,15 +898,19 @@ class ConsumerRunner:
                 for record in stream_records:
                     await self.process(record, hold_until=hold_until)
 
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         failure: BaseException | None = None
         with holding_writes(PendingWrites()) as pending:
             results = await asyncio.gather(
                 *(run(rs) for rs in streams.values()), return_exceptions=True
             )
         failure = next((r for r in results if isinstance(r, BaseException)), None)
+        applied = loop.time()
+        written = 0
         if failure is None:
             try:
-                await pending.flush(lambda step: self._retrying(step, hold_until))
+                written = await pending.flush(lambda step: self._retrying(step, hold_until))
             except Exception as exc:
                 failure = exc
         if failure is not None:
@@ -924,6 +928,15 @@ class ConsumerRunner:
             self._rewind(records, consumer)
             return 0
         self._observe_lag(pending.event_times)
+        log.debug(
+            "%s: %d records of %d streams applied in %.0f ms, %d documents written in %.0f ms",
+            self.handler.name,
+            len(records),
+            len(streams),
+            (applied - started) * 1000,
+            written,
+            (loop.time() - applied) * 1000,
+        )
         return len(records)
 
     def _rewind(self, records: Sequence[ConsumerRecord[Any, Any]], consumer: Any) -> None:
