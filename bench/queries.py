@@ -55,7 +55,13 @@ from casework.projections import APPLIED
 
 from casework_cases.adapters.read_models import case_summaries, referral_summaries
 from casework_cases.adapters.read_models.timeline import entry_id
-from casework_intake.adapters.intake_queue import QUEUE_KEY, WAITING_AT, queue_key
+from casework_intake.adapters.intake_queue import (
+    QUEUE_KEY,
+    WAITING_AT,
+    WAITING_IN,
+    queue_key,
+    waiting_in,
+)
 from report import percentile_ms, progress, server_options
 
 PARTITIONS = 6
@@ -207,6 +213,7 @@ class Seed:
             "risk_level": None,
             "client_match": "no_candidates",
             WAITING_AT: site if waiting else None,
+            WAITING_IN: waiting_in(site, rank) if waiting else None,
             QUEUE_KEY: queue_key(rank, received, referral_id),
             APPLIED: {f"referral-{referral_id}": 1 if waiting else 3},
         }
@@ -384,17 +391,37 @@ async def measure(
                 ),
             )
         )
+        queue = idb["intake_queue"]
+
+        async def old_page(after: str | None) -> list[Document]:
+            """The query the queue used before (one equality over the site's whole queue,
+            then range, sort and limit, which FerretDB does in Go)."""
+            query: Document = {WAITING_AT: seed.big}
+            if after is not None:
+                seen = await queue.find_one({"_id": after}, {QUEUE_KEY: 1})
+                assert seen is not None
+                query[QUEUE_KEY] = {"$gt": seen[QUEUE_KEY]}
+            return await queue.find(query).sort([(QUEUE_KEY, ASCENDING)]).limit(50).to_list(None)
+
         rows.append(
             await timed(
-                "  its filter, straight: find waiting_at=, sort, limit",
+                "  before, straight: find waiting_at=, sort, limit 50",
                 n,
-                lambda i: (
-                    idb["intake_queue"]
-                    .find({WAITING_AT: seed.big})
-                    .sort([(QUEUE_KEY, ASCENDING)])
-                    .limit(50)
-                    .to_list(None)
-                ),
+                lambda i: old_page(None),
+            )
+        )
+        rows.append(
+            await timed(
+                "  before, straight: the next page (find_one, + $gt)",
+                n,
+                lambda i: old_page(last),
+            )
+        )
+        rows.append(
+            await timed(
+                "  now, straight: find waiting_in= (most urgent)",
+                n,
+                lambda i: queue.find({WAITING_IN: waiting_in(seed.big, 4)}).to_list(None),
             )
         )
         rows.append(
