@@ -401,7 +401,8 @@ async def measure(
                 seen = await queue.find_one({"_id": after}, {QUEUE_KEY: 1})
                 assert seen is not None
                 query[QUEUE_KEY] = {"$gt": seen[QUEUE_KEY]}
-            return await queue.find(query).sort([(QUEUE_KEY, ASCENDING)]).limit(50).to_list(None)
+            cursor = queue.find(query).sort([(QUEUE_KEY, ASCENDING)]).limit(50)
+            return [dict(d) async for d in cursor]
 
         rows.append(
             await timed(
