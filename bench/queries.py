@@ -48,12 +48,17 @@ import httpx
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
-from casework.counters import counter_documents, fold_counts
+from casework.contracts.cases import CaseOpened, CaseworkerAssigned
+from casework.counters import PartitionCounters, counter_documents, fold_counts
 from casework.devstack import running_stack
-from casework.eventstore import Document
+from casework.events import DomainEvent
+from casework.eventstore import Document, EventStore
 from casework.projections import APPLIED
+from casework.runtime import wait_until
 
 from casework_cases.adapters.read_models import case_summaries, referral_summaries
+from casework_cases.adapters.read_models.documents import iso_week, register_keys
+from casework_cases.adapters.read_models.register import register_from_totals, week_starts
 from casework_cases.adapters.read_models.timeline import entry_id
 from casework_intake.adapters.intake_queue import (
     QUEUE_KEY,
@@ -69,6 +74,7 @@ PHASES = ("assessment", "planning", "active", "review")
 RISKS = ("low", "medium", "high", "imminent", None)
 URGENCY = (("emergency", 4), ("urgent", 3), ("soon", 2), ("routine", 1))
 PER_WORKER = 25
+CASELOADS = 8  # caseworkers of the big site whose caseloads are read
 STORY_ENTRIES = 12  # 4 of the referral, 8 of the case
 
 
@@ -86,7 +92,8 @@ class Seed:
         self.big = "north"
         self.sites = [self.big, *(f"site{n:02d}" for n in range(1, args.sites))]
         self.storied: list[str] = []  # cases whose timelines are read
-        self.workers: list[str] = []  # caseworkers of the big site
+        self.workers: list[str] = []  # caseworkers of the big site whose caseloads are read
+        self.streams: list[Document] = []  # cases that get an event stream (see `streams`)
 
     def site_of(self, i: int) -> str:
         big: int = self.args.big_site
@@ -101,7 +108,7 @@ class Seed:
             site = self.site_of(i)
             n = by_site[site] = by_site.get(site, 0) + 1
             worker = f"{site}-w{(n - 1) // PER_WORKER:04d}"
-            if site == self.big and n % PER_WORKER == 1:
+            if site == self.big and n % PER_WORKER == 1 and len(self.workers) < CASELOADS:
                 self.workers.append(worker)
             case_id, referral_id = f"c{i:07d}", f"r{i:07d}"
             received = self.now - timedelta(hours=self.rng.uniform(2, 24 * 7 * 14))
@@ -175,6 +182,8 @@ class Seed:
             else:
                 entries = [self.entry(f"case-{case_id}", 1, case_id, referral_id, site, accepted)]
             queued = self.queued(referral_id, site, received, "accepted")
+            if storied or (site == self.big and worker in self.workers):
+                self.streams.append(case)
             yield case, referral, entries, queued
 
     def entry(
@@ -300,6 +309,47 @@ async def seed(seed: Seed, cases_db: Any, intake_db: Any) -> float:
         t = time.perf_counter()
         n = await insert_all(collection, docs)
         progress(f"  {collection.name}: {n} in {time.perf_counter() - t:.1f}s")
+    return time.perf_counter() - started
+
+
+async def streams(plan: Seed, cases_db: Any) -> float:
+    """The event streams of the cases the caseload and timeline rows read: those queries
+    authorise against who holds the case now, as its stream says (`Cases.current_scopes`).
+    Appended through the event store (opened, assigned), then waited on until the relay
+    published them, so that the service's consumers are idle again when the timing starts
+    (the summaries already hold these versions; their counters skip the offsets)."""
+    started = time.perf_counter()
+    store = EventStore(cases_db, source="/casework/cases")
+    await store.ensure_indexes()
+    gate = asyncio.Semaphore(16)
+
+    async def one(case: Document) -> None:
+        events: list[DomainEvent] = [
+            CaseOpened(
+                case_id=case["_id"],
+                client_id=case["client_id"],
+                referral_id=case["referral_id"],
+                site=case["site"],
+                opened_at=case["opened_at"],
+                referral_received_at=case["referral_received_at"],
+            ),
+            CaseworkerAssigned(
+                case_id=case["_id"],
+                caseworker_id=case["caseworker_id"],
+                team=case["team"],
+                assigned_by="bench",
+                assigned_at=case["first_assigned_at"],
+            ),
+        ]
+        async with gate:
+            await store.append(f"case-{case['_id']}", 0, events)
+
+    await asyncio.gather(*(one(c) for c in plan.streams))
+
+    async def relayed() -> bool:
+        return await store.pending.count_documents({}) == 0
+
+    await wait_until(relayed, within=120, every=0.5)
     return time.perf_counter() - started
 
 
@@ -446,6 +496,39 @@ async def measure(
                 lambda i: summaries.find({"counter": seed.big}).to_list(None),
             )
         )
+        # where a 52-week register's time goes: its counter reads (one query per key group,
+        # concurrently, as the service does), and the Python that sums them into the register
+        now = datetime.now(UTC)
+        keys = register_keys(seed.big, [iso_week(start) for start in week_starts(now, 52)])
+        case_counters = PartitionCounters(summaries)
+        referral_counters = PartitionCounters(db["referral_summaries"])
+
+        async def register_reads() -> tuple[Any, Any]:
+            return await asyncio.gather(
+                case_counters.groups(keys), referral_counters.groups(keys[1:])
+            )
+
+        rows.append(
+            await timed(
+                f"  52-week register's {2 * len(keys) - 1} counter reads + sums, straight",
+                n,
+                lambda i: register_reads(),
+            )
+        )
+        cases_totals, referral_totals = await register_reads()
+
+        async def register_python() -> None:
+            register_from_totals(
+                seed.big, now=now, weeks=52, cases=cases_totals, referrals=referral_totals
+            )
+
+        rows.append(
+            await timed(
+                "  52-week register's figures from the sums (Python)",
+                n,
+                lambda i: register_python(),
+            )
+        )
         if args.old_shapes and not tag:
             await summaries.create_index([("caseworker_id", ASCENDING), ("phase", ASCENDING)])
             await summaries.create_index([("site", ASCENDING), ("phase", ASCENDING)])
@@ -529,6 +612,10 @@ def run(args: argparse.Namespace) -> tuple[list[Row], float]:
                 plan = Seed(args, datetime.now(UTC))
                 seconds = await seed(plan, db, idb)
                 progress(f"seeded in {seconds:.0f}s")
+                appended = await streams(plan, db)
+                progress(
+                    f"{len(plan.streams)} case streams appended and relayed in {appended:.0f}s"
+                )
                 rows: list[Row] = []
                 if args.pg_indexes and args.requests_before:
                     rows += await measure(
