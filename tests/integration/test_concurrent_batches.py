@@ -306,3 +306,90 @@ async def test_concurrent_batches_survive_kills_poison_and_redelivery_as_the_ser
         )
         == POISONED
     )
+
+
+async def test_documents_remembered_between_batches_are_forgotten_when_partitions_move(
+    database: AsyncDatabase[Document], kafka_bootstrap: str, topic: str, service: str
+) -> None:
+    """A runner keeps the documents it wrote for its next batches (`KnownDocuments`); a
+    second replica joins (the partitions are split), writes some of them, and leaves (they
+    come back): what the first remembered from before must not be written over them."""
+    rng = random.Random(7)
+    streams = [f"ledger-{uuid.uuid4()}" for _ in range(12)]
+    sent: dict[str, list[int]] = {s: [] for s in streams}
+    versions: dict[str, int] = {}
+
+    async def wave(credits: int) -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            for _ in range(credits):
+                for stream in streams:
+                    version = versions.get(stream, 0) + 1
+                    versions[stream] = version
+                    if version == 1:
+                        event: DomainEvent = LedgerOpened(ledger_id=stream, owner="o")
+                    else:
+                        amount = rng.randint(1, 9)
+                        sent[stream].append(amount)
+                        event = AmountCredited(ledger_id=stream, amount=amount)
+                    envelope = Envelope(
+                        type=event.type_name(),
+                        source="/casework/test",
+                        subject=stream,
+                        time=datetime.now(UTC),
+                        data=event.model_dump(mode="json"),
+                        stream_version=version,
+                    )
+                    await producer.send_and_wait(
+                        topic, key=envelope.key, value=envelope.value(), headers=envelope.headers()
+                    )
+        finally:
+            await producer.stop()
+        return sum(versions.values())
+
+    async def caught_up(projection: CountedLedgers) -> bool:
+        ledgers, _ = await documents(projection)
+        return all(
+            ledgers.get(s, {}).get("amounts") == sent[s] and ledgers[s][APPLIED][s] == versions[s]
+            for s in streams
+        )
+
+    first = CountedLedgers.reading(topic, database)
+    broker, runner = await consume(first, kafka_bootstrap, service)
+    try:
+        await wave(3)
+        await wait_until(lambda: caught_up(first), within=30)
+        assert len(runner.known) >= len(streams)  # it remembers what it wrote
+        assert runner.assignments == 1
+
+        second = CountedLedgers.reading(topic, database)
+        other, other_runner = await consume(second, kafka_bootstrap, service)
+        try:
+
+            async def split() -> bool:
+                return runner.assignments >= 2 and other_runner.assignments >= 1
+
+            await wait_until(split, within=30)
+            await wave(3)
+            await wait_until(lambda: caught_up(first), within=30)
+            assert any(b is not None for b in second.batches)  # the second one wrote some
+        finally:
+            await other.stop()
+
+        async def back() -> bool:
+            return runner.assignments >= 3
+
+        await wait_until(back, within=30)
+        await wave(3)
+        await wait_until(lambda: caught_up(first), within=30)
+    finally:
+        await broker.stop()
+    _, counters = await documents(first)
+    totals: Counter[str] = Counter()
+    for c in counters:
+        if c["counter"] == "all":
+            totals.update(decode_counts(c))
+    assert totals == Counter(
+        {"ledgers": len(streams), "balance": sum(sum(a) for a in sent.values())}
+    )

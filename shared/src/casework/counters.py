@@ -375,7 +375,10 @@ class CountedDocuments:
         held = await pending.document(self.collection, doc_id)
         async with held.lock:
             current = held.current
-            doc: Document = dict(current) if current else {"_id": doc_id}
+            # a copy of its own (see `ReadModel.apply`)
+            doc: Document = (
+                pending.as_stored(self.collection, current) if current else {"_id": doc_id}
+            )
             applied: dict[str, int] = dict(doc.get(APPLIED, {}))
             if applied.get(envelope.subject, 0) >= envelope.stream_version:
                 return False

@@ -28,6 +28,7 @@ import asyncio
 import logging
 import traceback
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -89,6 +90,41 @@ class PendingDocument:
         return self.current != self.stored
 
 
+class KnownDocuments:
+    """The documents a concurrent runner last wrote or read, as they are in the database,
+    kept between its batches (at most `limit`, the least recently used dropped first), so
+    that a batch reads only documents it has not seen.
+
+    Invariant: an entry equals the stored document, because this runner is the document's
+    only writer while its partitions stay assigned (one writer per document, DESIGN §5: a
+    document is fed by the streams of one partition; the operator commands refuse to run
+    while the group is active). So everything is forgotten when partitions are assigned or
+    revoked and when a batch fails (its writes may be half done)."""
+
+    def __init__(self, limit: int = 5000) -> None:
+        self.limit = limit
+        self._docs: OrderedDict[tuple[str, Any], Document | None] = OrderedDict()
+
+    def get(self, key: tuple[str, Any]) -> tuple[bool, Document | None]:
+        """(whether `key` is known, its document or None if it is known to be absent)."""
+        if key not in self._docs:
+            return False, None
+        self._docs.move_to_end(key)
+        return True, self._docs[key]
+
+    def remember(self, key: tuple[str, Any], doc: Document | None) -> None:
+        self._docs[key] = doc
+        self._docs.move_to_end(key)
+        while len(self._docs) > self.limit:
+            self._docs.popitem(last=False)
+
+    def forget(self) -> None:
+        self._docs.clear()
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+
 class PendingWrites:
     """The read-model writes of one consumer batch, applied in memory and written **once per
     document** when the batch is done (`flush`).
@@ -109,7 +145,8 @@ class PendingWrites:
       by offset) and is skipped when the records come again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, known: KnownDocuments | None = None) -> None:
+        self._known = known
         self._documents: dict[tuple[str, Any], PendingDocument] = {}
         self._loading: dict[tuple[str, Any], asyncio.Future[PendingDocument]] = {}
         self.event_times: list[datetime] = []
@@ -118,12 +155,19 @@ class PendingWrites:
     async def document(
         self, collection: AsyncCollection[Document], doc_id: Any, *, stage: int = 1
     ) -> PendingDocument:
-        """The batch's copy of a document, read from the database the first time (concurrent
-        callers share that one read)."""
+        """The batch's copy of a document: as the runner knows it from an earlier batch
+        (`KnownDocuments`), else read from the database the first time (concurrent callers
+        share that one read)."""
         key = (collection.full_name, doc_id)
         found = self._documents.get(key)
         if found is not None:
             return found
+        if self._known is not None:
+            known, doc = self._known.get(key)
+            if known:
+                pending = self._hold(collection, doc_id, doc, stage)
+                self._documents[key] = pending
+                return pending
         loading = self._loading.get(key)
         if loading is not None:
             return await asyncio.shield(loading)
@@ -136,12 +180,29 @@ class PendingWrites:
             future.set_exception(exc)
             future.exception()  # retrieved: the waiters (if any) get it too
             raise
-        doc = dict(stored) if stored is not None else None
-        pending = PendingDocument(collection, doc_id, doc, doc, stage)
+        pending = self._hold(collection, doc_id, dict(stored) if stored else None, stage)
         self._documents[key] = pending
         del self._loading[key]
         future.set_result(pending)
         return pending
+
+    def _hold(
+        self,
+        collection: AsyncCollection[Document],
+        doc_id: Any,
+        stored: Document | None,
+        stage: int,
+    ) -> PendingDocument:
+        # `current` is a copy of its own: a change that edits a nested list in place must not
+        # edit what the batch compares against (and what the runner remembers)
+        current = self.as_stored(collection, stored) if stored is not None else None
+        return PendingDocument(collection, doc_id, stored, current, stage)
+
+    def remember(self) -> None:
+        """After the batch was written: every document it held, as it now is stored."""
+        if self._known is not None:
+            for key, doc in self._documents.items():
+                self._known.remember(key, doc.current)
 
     @staticmethod
     def as_stored(collection: AsyncCollection[Document], doc: Document) -> Document:
@@ -259,7 +320,13 @@ class ReadModel:
     ) -> bool:
         held = await pending.document(self.collection, doc_id)
         async with held.lock:
-            doc: Document = dict(held.current) if held.current else {"_id": doc_id}
+            # a copy of its own, as a read would return: a change that fails half-way, or
+            # edits nested values in place, leaves the held copy as it was
+            doc: Document = (
+                pending.as_stored(self.collection, held.current)
+                if held.current
+                else {"_id": doc_id}
+            )
             applied: dict[str, int] = dict(doc.get(APPLIED, {}))
             if applied.get(envelope.subject, 0) >= envelope.stream_version:
                 return False
@@ -533,11 +600,14 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.runner = runner
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        pass
+        # another consumer may write these partitions' documents from now on
+        self.runner.known.forget()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        # streams parked by another replica may now be ours: read the markers again
+        # streams parked by another replica may now be ours: read the markers again; and
+        # documents another consumer wrote while it held them are read afresh
         self.runner._parked_stale = True
+        self.runner.known.forget()
         self.runner.assignments += 1
 
 
@@ -583,6 +653,8 @@ class ConsumerRunner:
         self.hold_s = hold_s
         self.streams_in_flight = streams_in_flight
         """Streams of one batch a `concurrent` handler applies at once (1: one by one)."""
+        self.known = KnownDocuments()
+        """A concurrent handler's documents as this runner last wrote or read them."""
         """Longest time one call of the batch handler retries an outage before it rewinds
         and returns to the poll loop (None: retry in place forever, for offline tools)."""
         self._parked: dict[str, Document] = {}
@@ -901,7 +973,7 @@ class ConsumerRunner:
         loop = asyncio.get_running_loop()
         started = loop.time()
         failure: BaseException | None = None
-        with holding_writes(PendingWrites()) as pending:
+        with holding_writes(PendingWrites(self.known)) as pending:
             results = await asyncio.gather(
                 *(run(rs) for rs in streams.values()), return_exceptions=True
             )
@@ -925,8 +997,10 @@ class ConsumerRunner:
                     describe_error(failure),
                 )
                 await asyncio.sleep(self._backoff_max_s)
+            self.known.forget()  # the batch's writes may be half done
             self._rewind(records, consumer)
             return 0
+        pending.remember()
         self._observe_lag(pending.event_times)
         log.debug(
             "%s: %d records of %d streams applied in %.0f ms, %d documents written in %.0f ms",
