@@ -20,6 +20,10 @@ other services' events (DESIGN §5).
   are applied in order) or discards it (then they are applied without it): `casework
   dead-letters` (`casework.rebuild`).
 - Rebuild: `casework.rebuild` folds the topics into a fresh collection in memory and swaps it in.
+- Concurrent batches: a handler marked `concurrent` has each batch applied one task per
+  stream, its writes held in memory (`PendingWrites`) and written once per document (the
+  partition counters first), and only then committed; see `ConsumerRunner._handle_concurrently`
+  for the invariants.
 """
 
 from __future__ import annotations
