@@ -6,7 +6,9 @@ Each stage is measured beside its raw limit, taken in the same run on the same s
   and `EventStore.load_after` (what a repository with the stream cached does: one probe for
   the next commit by exact `_id`), beside `find_one` by `_id`;
 - append: `EventStore.append` of one-event commits (an intent, then the commit), beside
-  `insert_one` of the same commit documents at the same concurrency;
+  `insert_one` of the same commit documents at the same concurrency; and, to say what bounds
+  it, `insert_one` of intent-sized documents alone and of an intent then its commit in turn
+  (the same two inserts as an append, without the event store's work);
 - relay: `OutboxRelay` draining those commits to Kafka, beside reading the same commits and
   producing their records with the same settings (acks=all, idempotent, linger 5 ms, every
   send in flight, then every acknowledgement awaited);
@@ -126,6 +128,8 @@ class Bench:
         )
         await self.store.ensure_indexes()
         await self.append_stage()
+        if a.append_only:
+            return self.rows
         await self.relay_stage()
         await self.project_stage()
         return self.rows
@@ -161,6 +165,40 @@ class Bench:
         raw_row = measured("raw insert_one", a.events, seconds, latencies)
         self.rows.append(raw_row)
 
+        # What the append's two inserts cost as raw inserts: an intent alone (is its size a
+        # lever?), and an intent then its commit, in sequence (the append's floor).
+        raw_intents = self.db["raw_intents"]
+
+        def intent(i: int, prefix: str) -> Document:
+            return {
+                "_id": f"{prefix}{i}",
+                "stream_id": f"s{i}",
+                "first": 1,
+                "attempt": uuid.uuid4().hex,
+                "recorded_at": datetime.now(UTC),
+            }
+
+        async def insert_intent(i: int) -> None:
+            await raw_intents.insert_one(intent(i, "i"))
+
+        seconds, latencies = await concurrently(a.events, a.concurrency, insert_intent)
+        self.rows.append(
+            against(
+                measured("raw insert_one, intent-sized documents", a.events, seconds, latencies),
+                raw_row,
+            )
+        )
+
+        async def intent_then_commit(i: int) -> None:
+            await raw_intents.insert_one(intent(i, "t"))
+            await insert(a.events + i)
+
+        seconds, latencies = await concurrently(a.events, a.concurrency, intent_then_commit)
+        two_row = measured(
+            "raw intent + commit (two inserts in turn)", a.events, seconds, latencies
+        )
+        self.rows.append(against(two_row, raw_row))
+
         progress(f"EventStore.append of {a.events} commits over {a.streams} streams")
         versions = [0] * a.streams
 
@@ -172,6 +210,11 @@ class Bench:
         seconds, latencies = await concurrently(a.events, a.concurrency, append)
         self.rows.append(
             against(measured("append (event store)", a.events, seconds, latencies), raw_row)
+        )
+        self.rows.append(
+            against(
+                measured("  append / raw intent + commit", a.events, seconds, latencies), two_row
+            )
         )
         await self.load_stage()
 
@@ -408,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--rate", type=int, default=100, help="offered commits/s, end to end")
     parser.add_argument("--seconds", type=int, default=10, help="length of the end-to-end run")
+    parser.add_argument(
+        "--append-only", action="store_true", help="only the append and load stages"
+    )
     server_options(parser)
     args = parser.parse_args(argv)
     rows = asyncio.run(main_async(args))

@@ -48,14 +48,25 @@ import httpx
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
-from casework.counters import counter_documents, fold_counts
+from casework.contracts.cases import CaseOpened, CaseworkerAssigned
+from casework.counters import PartitionCounters, counter_documents, fold_counts
 from casework.devstack import running_stack
-from casework.eventstore import Document
+from casework.events import DomainEvent
+from casework.eventstore import Document, EventStore
 from casework.projections import APPLIED
+from casework.runtime import wait_until
 
 from casework_cases.adapters.read_models import case_summaries, referral_summaries
+from casework_cases.adapters.read_models.documents import iso_week, register_keys
+from casework_cases.adapters.read_models.register import register_from_totals, week_starts
 from casework_cases.adapters.read_models.timeline import entry_id
-from casework_intake.adapters.intake_queue import QUEUE_KEY, WAITING_AT, queue_key
+from casework_intake.adapters.intake_queue import (
+    QUEUE_KEY,
+    WAITING_AT,
+    WAITING_IN,
+    queue_key,
+    waiting_in,
+)
 from report import percentile_ms, progress, server_options
 
 PARTITIONS = 6
@@ -63,6 +74,7 @@ PHASES = ("assessment", "planning", "active", "review")
 RISKS = ("low", "medium", "high", "imminent", None)
 URGENCY = (("emergency", 4), ("urgent", 3), ("soon", 2), ("routine", 1))
 PER_WORKER = 25
+CASELOADS = 8  # caseworkers of the big site whose caseloads are read
 STORY_ENTRIES = 12  # 4 of the referral, 8 of the case
 
 
@@ -80,7 +92,8 @@ class Seed:
         self.big = "north"
         self.sites = [self.big, *(f"site{n:02d}" for n in range(1, args.sites))]
         self.storied: list[str] = []  # cases whose timelines are read
-        self.workers: list[str] = []  # caseworkers of the big site
+        self.workers: list[str] = []  # caseworkers of the big site whose caseloads are read
+        self.streams: list[Document] = []  # cases that get an event stream (see `streams`)
 
     def site_of(self, i: int) -> str:
         big: int = self.args.big_site
@@ -95,7 +108,7 @@ class Seed:
             site = self.site_of(i)
             n = by_site[site] = by_site.get(site, 0) + 1
             worker = f"{site}-w{(n - 1) // PER_WORKER:04d}"
-            if site == self.big and n % PER_WORKER == 1:
+            if site == self.big and n % PER_WORKER == 1 and len(self.workers) < CASELOADS:
                 self.workers.append(worker)
             case_id, referral_id = f"c{i:07d}", f"r{i:07d}"
             received = self.now - timedelta(hours=self.rng.uniform(2, 24 * 7 * 14))
@@ -169,6 +182,8 @@ class Seed:
             else:
                 entries = [self.entry(f"case-{case_id}", 1, case_id, referral_id, site, accepted)]
             queued = self.queued(referral_id, site, received, "accepted")
+            if storied or (site == self.big and worker in self.workers):
+                self.streams.append(case)
             yield case, referral, entries, queued
 
     def entry(
@@ -207,6 +222,7 @@ class Seed:
             "risk_level": None,
             "client_match": "no_candidates",
             WAITING_AT: site if waiting else None,
+            WAITING_IN: waiting_in(site, rank) if waiting else None,
             QUEUE_KEY: queue_key(rank, received, referral_id),
             APPLIED: {f"referral-{referral_id}": 1 if waiting else 3},
         }
@@ -293,6 +309,47 @@ async def seed(seed: Seed, cases_db: Any, intake_db: Any) -> float:
         t = time.perf_counter()
         n = await insert_all(collection, docs)
         progress(f"  {collection.name}: {n} in {time.perf_counter() - t:.1f}s")
+    return time.perf_counter() - started
+
+
+async def streams(plan: Seed, cases_db: Any) -> float:
+    """The event streams of the cases the caseload and timeline rows read: those queries
+    authorise against who holds the case now, as its stream says (`Cases.current_scopes`).
+    Appended through the event store (opened, assigned), then waited on until the relay
+    published them, so that the service's consumers are idle again when the timing starts
+    (the summaries already hold these versions; their counters skip the offsets)."""
+    started = time.perf_counter()
+    store = EventStore(cases_db, source="/casework/cases")
+    await store.ensure_indexes()
+    gate = asyncio.Semaphore(16)
+
+    async def one(case: Document) -> None:
+        events: list[DomainEvent] = [
+            CaseOpened(
+                case_id=case["_id"],
+                client_id=case["client_id"],
+                referral_id=case["referral_id"],
+                site=case["site"],
+                opened_at=case["opened_at"],
+                referral_received_at=case["referral_received_at"],
+            ),
+            CaseworkerAssigned(
+                case_id=case["_id"],
+                caseworker_id=case["caseworker_id"],
+                team=case["team"],
+                assigned_by="bench",
+                assigned_at=case["first_assigned_at"],
+            ),
+        ]
+        async with gate:
+            await store.append(f"case-{case['_id']}", 0, events)
+
+    await asyncio.gather(*(one(c) for c in plan.streams))
+
+    async def relayed() -> bool:
+        return await store.pending.count_documents({}) == 0
+
+    await wait_until(relayed, within=120, every=0.5)
     return time.perf_counter() - started
 
 
@@ -384,17 +441,38 @@ async def measure(
                 ),
             )
         )
+        queue = idb["intake_queue"]
+
+        async def old_page(after: str | None) -> list[Document]:
+            """The query the queue used before (one equality over the site's whole queue,
+            then range, sort and limit, which FerretDB does in Go)."""
+            query: Document = {WAITING_AT: seed.big}
+            if after is not None:
+                seen = await queue.find_one({"_id": after}, {QUEUE_KEY: 1})
+                assert seen is not None
+                query[QUEUE_KEY] = {"$gt": seen[QUEUE_KEY]}
+            cursor = queue.find(query).sort([(QUEUE_KEY, ASCENDING)]).limit(50)
+            return [dict(d) async for d in cursor]
+
         rows.append(
             await timed(
-                "  its filter, straight: find waiting_at=, sort, limit",
+                "  before, straight: find waiting_at=, sort, limit 50",
                 n,
-                lambda i: (
-                    idb["intake_queue"]
-                    .find({WAITING_AT: seed.big})
-                    .sort([(QUEUE_KEY, ASCENDING)])
-                    .limit(50)
-                    .to_list(None)
-                ),
+                lambda i: old_page(None),
+            )
+        )
+        rows.append(
+            await timed(
+                "  before, straight: the next page (find_one, + $gt)",
+                n,
+                lambda i: old_page(last),
+            )
+        )
+        rows.append(
+            await timed(
+                "  now, straight: find waiting_in= (most urgent)",
+                n,
+                lambda i: queue.find({WAITING_IN: waiting_in(seed.big, 4)}).to_list(None),
             )
         )
         rows.append(
@@ -416,6 +494,39 @@ async def measure(
                 "  one counter sum, straight: find counter=",
                 n,
                 lambda i: summaries.find({"counter": seed.big}).to_list(None),
+            )
+        )
+        # where a 52-week register's time goes: its counter reads (one query per key group,
+        # concurrently, as the service does), and the Python that sums them into the register
+        now = datetime.now(UTC)
+        keys = register_keys(seed.big, [iso_week(start) for start in week_starts(now, 52)])
+        case_counters = PartitionCounters(summaries)
+        referral_counters = PartitionCounters(db["referral_summaries"])
+
+        async def register_reads() -> tuple[Any, Any]:
+            return await asyncio.gather(
+                case_counters.groups(keys), referral_counters.groups(keys[1:])
+            )
+
+        rows.append(
+            await timed(
+                f"  52-week register's {2 * len(keys) - 1} counter reads + sums, straight",
+                n,
+                lambda i: register_reads(),
+            )
+        )
+        cases_totals, referral_totals = await register_reads()
+
+        async def register_python() -> None:
+            register_from_totals(
+                seed.big, now=now, weeks=52, cases=cases_totals, referrals=referral_totals
+            )
+
+        rows.append(
+            await timed(
+                "  52-week register's figures from the sums (Python)",
+                n,
+                lambda i: register_python(),
             )
         )
         if args.old_shapes and not tag:
@@ -501,6 +612,10 @@ def run(args: argparse.Namespace) -> tuple[list[Row], float]:
                 plan = Seed(args, datetime.now(UTC))
                 seconds = await seed(plan, db, idb)
                 progress(f"seeded in {seconds:.0f}s")
+                appended = await streams(plan, db)
+                progress(
+                    f"{len(plan.streams)} case streams appended and relayed in {appended:.0f}s"
+                )
                 rows: list[Row] = []
                 if args.pg_indexes and args.requests_before:
                     rows += await measure(

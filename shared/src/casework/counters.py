@@ -48,6 +48,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 from pymongo import ASCENDING
@@ -56,7 +57,7 @@ from pymongo.errors import DuplicateKeyError
 
 from casework.envelope import Envelope, Position
 from casework.eventstore import Document
-from casework.projections import APPLIED
+from casework.projections import APPLIED, PendingWrites, pending_writes
 
 Counts = Mapping[str, Mapping[str, int]]
 """Counts by counter key, then by name: `{"north": {"phase|active": 1}}`."""
@@ -175,6 +176,56 @@ class PartitionCounters:
         ]
         return any(results)
 
+    def _document(self, key: str, position: Position, counts: Mapping[str, int]) -> Document:
+        return {
+            "_id": counter_id(key, position.partition),
+            COUNTER: key,
+            GROUP: self._group_of(key),
+            "topic": position.topic,
+            "partition": position.partition,
+            "offset": position.offset,
+            COUNTS: encode_counts(counts),
+        }
+
+    async def add_pending(
+        self, pending: PendingWrites, position: Position, changes: Counts
+    ) -> bool:
+        """`add`, into a batch's held writes (`casework.projections.PendingWrites`, stage 0:
+        written before the entities). Each counter document takes the change unless the
+        offset it had **when the batch read it** is at or past `position.offset`; it then
+        holds the highest offset it took. Sums commute, so the order in which a batch's
+        concurrent streams add their changes does not matter: the document ends as the
+        serial path, which adds them in offset order, leaves it.
+
+        All or nothing: every document is read and checked before any is changed, and the
+        changes are made without yielding to another task."""
+        wanted = [(key, delta) for key, delta in sorted(changes.items()) if any(delta.values())]
+        held = [
+            await pending.document(self.collection, counter_id(key, position.partition), stage=0)
+            for key, _ in wanted
+        ]
+        for doc in held:
+            if doc.stored is not None and doc.stored.get("topic") != position.topic:
+                raise CounterTopicMismatch(
+                    f"counter {doc.doc_id} counts {doc.stored.get('topic')}, not {position.topic}"
+                )
+        changed = False
+        for (key, delta), doc in zip(wanted, held, strict=True):
+            if doc.stored is not None and doc.stored["offset"] >= position.offset:
+                continue  # applied already: a redelivery or a replay
+            current = doc.current
+            counts = decode_counts(current) if current else {}
+            for name, change in delta.items():
+                total = counts.get(name, 0) + change
+                if total:
+                    counts[name] = total
+                else:
+                    counts.pop(name, None)
+            offset = max(position.offset, current["offset"] if current else -1)
+            doc.current = self._document(key, replace(position, offset=offset), counts)
+            changed = True
+        return changed
+
     async def _add(self, key: str, position: Position, delta: Mapping[str, int]) -> bool:
         doc_id = counter_id(key, position.partition)
         for attempt in range(3):
@@ -193,15 +244,7 @@ class PartitionCounters:
                     counts[name] = total
                 else:
                     counts.pop(name, None)
-            new: Document = {
-                "_id": doc_id,
-                COUNTER: key,
-                GROUP: self._group_of(key),
-                "topic": position.topic,
-                "partition": position.partition,
-                "offset": position.offset,
-                COUNTS: encode_counts(counts),
-            }
+            new = self._document(key, position, counts)
             if current is not None:
                 await self.collection.replace_one({"_id": doc_id}, new)
                 return True
@@ -239,7 +282,12 @@ class PartitionCounters:
         totals: dict[str, Counter[str]] = {}
         for docs in await asyncio.gather(*(read(g) for g in dict.fromkeys(groups))):
             for doc in docs:
-                totals.setdefault(doc[COUNTER], Counter()).update(decode_counts(doc))
+                total = totals.setdefault(doc[COUNTER], Counter())
+                raw = doc.get(COUNTS)
+                # thousands of names for a big site's histograms: summed with dict.get
+                # (Counter's += goes through __missing__ for each new name)
+                for name, n in (json.loads(raw) if raw else {}).items():
+                    total[name] = total.get(name, 0) + int(n)
         return totals
 
     async def documents(self) -> list[Document]:
@@ -280,7 +328,14 @@ class CountedDocuments:
     ) -> bool:
         """Apply `change` to the document unless this event (or a later one) already was;
         `change` gets a copy of the current document (`{"_id": doc_id}` when new) and returns
-        the new one, or None to delete it. Returns False for a duplicate."""
+        the new one, or None to delete it. Returns False for a duplicate.
+
+        Inside a batch of a concurrent runner (`casework.projections.pending_writes`), the
+        entity and its counters change the batch's copies, written with the batch (the
+        counters first)."""
+        pending = pending_writes()
+        if pending is not None:
+            return await self._apply_pending(pending, doc_id, envelope, change)
         for attempt in range(3):
             current = await self.collection.find_one({"_id": doc_id})
             doc: Document = dict(current) if current else {"_id": doc_id}
@@ -309,6 +364,38 @@ class CountedDocuments:
                 if attempt == 2:
                     raise
         return False
+
+    async def _apply_pending(
+        self,
+        pending: PendingWrites,
+        doc_id: str,
+        envelope: Envelope,
+        change: Callable[[Document], Document | None],
+    ) -> bool:
+        held = await pending.document(self.collection, doc_id)
+        async with held.lock:
+            current = held.current
+            # a copy of its own (see `ReadModel.apply`)
+            doc: Document = (
+                pending.as_stored(self.collection, current) if current else {"_id": doc_id}
+            )
+            applied: dict[str, int] = dict(doc.get(APPLIED, {}))
+            if applied.get(envelope.subject, 0) >= envelope.stream_version:
+                return False
+            if envelope.position is None:
+                raise MissingPosition("a counted projection needs the partition and offset")
+            new = change(dict(doc))
+            before = self._contributions(doc) if current else {}
+            after = self._contributions(new) if new is not None else {}
+            if new is not None:
+                applied[envelope.subject] = envelope.stream_version
+                new[APPLIED] = applied
+                new["_id"] = doc_id
+                new = pending.as_stored(self.collection, new)
+            # everything that can fail is done: the counters, then the entity, change together
+            await self.counters.add_pending(pending, envelope.position, difference(before, after))
+            held.current = new
+            return True
 
 
 # --- durations as histograms ------------------------------------------------------------

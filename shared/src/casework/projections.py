@@ -20,6 +20,10 @@ other services' events (DESIGN §5).
   are applied in order) or discards it (then they are applied without it): `casework
   dead-letters` (`casework.rebuild`).
 - Rebuild: `casework.rebuild` folds the topics into a fresh collection in memory and swaps it in.
+- Concurrent batches: a handler marked `concurrent` has each batch applied one task per
+  stream, its writes held in memory (`PendingWrites`) and written once per document (the
+  partition counters first), and only then committed; see `ConsumerRunner._handle_concurrently`
+  for the invariants.
 """
 
 from __future__ import annotations
@@ -28,12 +32,16 @@ import asyncio
 import logging
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import bson
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka import errors as kafka_errors
 from faststream.kafka import KafkaBroker
@@ -59,6 +67,209 @@ APPLIED = "_applied"
 """Field of a read-model document: {source stream id: last version applied}."""
 
 
+# --- a batch's writes, held in memory -------------------------------------------------------
+
+
+class WriteConflict(Exception):
+    """A document this batch read as absent was inserted meanwhile (only a consumer that lost
+    its partitions in a rebalance can have done it): the batch is applied again from the
+    database."""
+
+
+@dataclass
+class PendingDocument:
+    """One document as a batch read it (`stored`, None if absent) and as its events left it
+    (`current`, None to delete it). `stage` orders the writes: every document of a lower
+    stage is written before any of a higher one."""
+
+    collection: AsyncCollection[Document]
+    doc_id: Any
+    stored: Document | None
+    current: Document | None
+    stage: int
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def changed(self) -> bool:
+        return self.current != self.stored
+
+
+class KnownDocuments:
+    """The documents a concurrent runner last wrote or read, as they are in the database,
+    kept between its batches (at most `limit`, the least recently used dropped first), so
+    that a batch reads only documents it has not seen.
+
+    Invariant: an entry equals the stored document, because this runner is the document's
+    only writer while its partitions stay assigned (one writer per document, DESIGN §5: a
+    document is fed by the streams of one partition; the operator commands refuse to run
+    while the group is active). So everything is forgotten when partitions are assigned or
+    revoked and when a batch fails (its writes may be half done)."""
+
+    def __init__(self, limit: int = 5000) -> None:
+        self.limit = limit
+        self._docs: OrderedDict[tuple[str, Any], Document | None] = OrderedDict()
+
+    def get(self, key: tuple[str, Any]) -> tuple[bool, Document | None]:
+        """(whether `key` is known, its document or None if it is known to be absent)."""
+        if key not in self._docs:
+            return False, None
+        self._docs.move_to_end(key)
+        return True, self._docs[key]
+
+    def remember(self, key: tuple[str, Any], doc: Document | None) -> None:
+        self._docs[key] = doc
+        self._docs.move_to_end(key)
+        while len(self._docs) > self.limit:
+            self._docs.popitem(last=False)
+
+    def forget(self) -> None:
+        self._docs.clear()
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+
+class PendingWrites:
+    """The read-model writes of one consumer batch, applied in memory and written **once per
+    document** when the batch is done (`flush`).
+
+    Invariants, for the runner that owns it (`ConsumerRunner`, concurrent handlers):
+    - A document is read from the database at most once per batch; every event of the batch
+      that touches it is applied to the one in-memory copy, under that copy's lock, in the
+      order its stream delivered it (one task per stream). What an event sees is what the
+      serial path would have read back: each new state is stored as the server would return
+      it (a BSON round trip: datetimes in milliseconds, tuples as lists).
+    - Nothing is written before every record of the batch has been applied, dead-lettered or
+      parked; then all documents of stage 0 (the partition counters, `casework.counters`) are
+      written, then those of stage 1 (the entities): the order the per-event path keeps (counters
+      first, then the entity), so a crash between them leaves what that path leaves.
+    - The offsets are committed only after `flush` returned. A failure anywhere (an outage that
+      outlasts the hold, a `WriteConflict`) discards the whole batch and rewinds its partitions
+      to the batch's first record: what was written is written idempotently (by stream version,
+      by offset) and is skipped when the records come again.
+    """
+
+    def __init__(self, known: KnownDocuments | None = None) -> None:
+        self._known = known
+        self._documents: dict[tuple[str, Any], PendingDocument] = {}
+        self._loading: dict[tuple[str, Any], asyncio.Future[PendingDocument]] = {}
+        self.event_times: list[datetime] = []
+        """When each event applied in this batch happened (for the lag, once written)."""
+
+    async def document(
+        self, collection: AsyncCollection[Document], doc_id: Any, *, stage: int = 1
+    ) -> PendingDocument:
+        """The batch's copy of a document: as the runner knows it from an earlier batch
+        (`KnownDocuments`), else read from the database the first time (concurrent callers
+        share that one read)."""
+        key = (collection.full_name, doc_id)
+        found = self._documents.get(key)
+        if found is not None:
+            return found
+        if self._known is not None:
+            known, doc = self._known.get(key)
+            if known:
+                pending = self._hold(collection, doc_id, doc, stage)
+                self._documents[key] = pending
+                return pending
+        loading = self._loading.get(key)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        future: asyncio.Future[PendingDocument] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            stored = await collection.find_one({"_id": doc_id})
+        except BaseException as exc:
+            del self._loading[key]
+            future.set_exception(exc)
+            future.exception()  # retrieved: the waiters (if any) get it too
+            raise
+        pending = self._hold(collection, doc_id, dict(stored) if stored else None, stage)
+        self._documents[key] = pending
+        del self._loading[key]
+        future.set_result(pending)
+        return pending
+
+    def _hold(
+        self,
+        collection: AsyncCollection[Document],
+        doc_id: Any,
+        stored: Document | None,
+        stage: int,
+    ) -> PendingDocument:
+        # `current` is a copy of its own: a change that edits a nested list in place must not
+        # edit what the batch compares against (and what the runner remembers)
+        current = self.as_stored(collection, stored) if stored is not None else None
+        return PendingDocument(collection, doc_id, stored, current, stage)
+
+    def remember(self) -> None:
+        """After the batch was written: every document it held, as it now is stored."""
+        if self._known is not None:
+            for key, doc in self._documents.items():
+                self._known.remember(key, doc.current)
+
+    @staticmethod
+    def as_stored(collection: AsyncCollection[Document], doc: Document) -> Document:
+        """`doc` as the server would return it."""
+        return bson.decode(bson.encode(doc), codec_options=collection.codec_options)
+
+    def pending(self) -> list[PendingDocument]:
+        """The documents whose events changed them."""
+        return [d for d in self._documents.values() if d.changed]
+
+    async def flush(
+        self,
+        run: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]],
+        *,
+        in_flight: int = 16,
+    ) -> int:
+        """Write every changed document, stage by stage, `in_flight` writes at a time; `run`
+        runs each write (the runner retries outages in it). Returns how many were written."""
+        gate = asyncio.Semaphore(in_flight)
+        written = 0
+
+        async def write(doc: PendingDocument) -> None:
+            async with gate:
+                await run(lambda: _write(doc))
+
+        for stage in sorted({d.stage for d in self._documents.values()}):
+            docs = [d for d in self.pending() if d.stage == stage]
+            await asyncio.gather(*(write(d) for d in docs))
+            written += len(docs)
+        return written
+
+
+async def _write(doc: PendingDocument) -> None:
+    if doc.current is None:
+        await doc.collection.delete_one({"_id": doc.doc_id})
+    elif doc.stored is None:
+        try:
+            await doc.collection.insert_one(dict(doc.current))
+        except DuplicateKeyError as exc:
+            raise WriteConflict(f"{doc.collection.name} {doc.doc_id!r} appeared") from exc
+    else:
+        await doc.collection.replace_one({"_id": doc.doc_id}, doc.current)
+
+
+_PENDING: ContextVar[PendingWrites | None] = ContextVar("casework_pending_writes", default=None)
+
+
+def pending_writes() -> PendingWrites | None:
+    """The batch whose writes are being held, when a concurrent runner is applying one."""
+    return _PENDING.get()
+
+
+@contextmanager
+def holding_writes(pending: PendingWrites) -> Iterator[PendingWrites]:
+    """Within this block (and the tasks started in it), `ReadModel.apply` and
+    `casework.counters.CountedDocuments.apply` change `pending` instead of the database."""
+    token = _PENDING.set(pending)
+    try:
+        yield pending
+    finally:
+        _PENDING.reset(token)
+
+
 class ReadModel:
     """A collection of read-model documents, each updated idempotently by stream version."""
 
@@ -74,8 +285,13 @@ class ReadModel:
         """Apply `change` to the document unless this event (or a later one) already was.
 
         `change` gets a copy of the current document (`{"_id": doc_id}` when new) and returns
-        the new one, or None to delete it. Returns False for a duplicate.
+        the new one, or None to delete it. Returns False for a duplicate. Inside a batch of a
+        concurrent runner (`pending_writes`), the change is made to the batch's copy and
+        written with the batch.
         """
+        pending = pending_writes()
+        if pending is not None:
+            return await self._apply_pending(pending, doc_id, envelope, change)
         for attempt in range(3):
             current = await self.collection.find_one({"_id": doc_id})
             doc: Document = dict(current) if current else {"_id": doc_id}
@@ -99,6 +315,34 @@ class ReadModel:
                     raise
         return False
 
+    async def _apply_pending(
+        self,
+        pending: PendingWrites,
+        doc_id: str,
+        envelope: Envelope,
+        change: Callable[[Document], Document | None],
+    ) -> bool:
+        held = await pending.document(self.collection, doc_id)
+        async with held.lock:
+            # a copy of its own, as a read would return: a change that fails half-way, or
+            # edits nested values in place, leaves the held copy as it was
+            doc: Document = (
+                pending.as_stored(self.collection, held.current)
+                if held.current
+                else {"_id": doc_id}
+            )
+            applied: dict[str, int] = dict(doc.get(APPLIED, {}))
+            if applied.get(envelope.subject, 0) >= envelope.stream_version:
+                return False
+            new = change(doc)
+            if new is not None:
+                applied[envelope.subject] = envelope.stream_version
+                new[APPLIED] = applied
+                new["_id"] = doc_id
+                new = pending.as_stored(self.collection, new)
+            held.current = new
+            return True
+
     async def get(self, doc_id: str) -> Document | None:
         """One document without the bookkeeping field."""
         doc = await self.collection.find_one({"_id": doc_id}, {APPLIED: 0})
@@ -111,6 +355,13 @@ class EventHandler(ABC):
     name: ClassVar[str]
     """Short name, e.g. `caseload`; part of the consumer group and dead-letter topic names."""
     topics: ClassVar[tuple[str, ...]]
+    concurrent: ClassVar[bool] = False
+    """Whether the runner may apply a batch's streams concurrently and hold its read-model
+    writes until the batch is done (`PendingWrites`). Only for a handler that writes through
+    `ReadModel.apply` / `CountedDocuments.apply` (or with inserts keyed by the event), reads
+    its own documents only through them while handling, and whose documents fed by several
+    streams do not depend on the order of those streams' events (order across partitions is
+    not guaranteed anyway). Policies that run commands stay serial."""
 
     @abstractmethod
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
@@ -353,11 +604,14 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.runner = runner
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        pass
+        # another consumer may write these partitions' documents from now on
+        self.runner.known.forget()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        # streams parked by another replica may now be ours: read the markers again
+        # streams parked by another replica may now be ours: read the markers again; and
+        # documents another consumer wrote while it held them are read afresh
         self.runner._parked_stale = True
+        self.runner.known.forget()
         self.runner.assignments += 1
 
 
@@ -386,6 +640,7 @@ class ConsumerRunner:
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 5.0,
         hold_s: float | None = None,
+        streams_in_flight: int = 32,
     ) -> None:
         self.handler = handler
         self._prefix = prefix  # the namespace: before every topic and group name
@@ -400,6 +655,10 @@ class ConsumerRunner:
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self.hold_s = hold_s
+        self.streams_in_flight = streams_in_flight
+        """Streams of one batch a `concurrent` handler applies at once (1: one by one)."""
+        self.known = KnownDocuments()
+        """A concurrent handler's documents as this runner last wrote or read them."""
         """Longest time one call of the batch handler retries an outage before it rewinds
         and returns to the poll loop (None: retry in place forever, for offline tools)."""
         self._parked: dict[str, Document] = {}
@@ -579,10 +838,11 @@ class ConsumerRunner:
                 )
                 await asyncio.sleep(self._retry_delay * 2 ** (attempt - 1))
         self._healthy()
-        self.last_event_time = envelope.time
-        if self._metrics:
-            lag = (self._clock.now() - envelope.time).total_seconds()
-            self._metrics.projection_lag.labels(name).observe(max(lag, 0.0))
+        pending = pending_writes()
+        if pending is not None:
+            pending.event_times.append(envelope.time)  # observed once the batch is written
+        else:
+            self._observe_lag([envelope.time])
         return outcome
 
     async def _poison(
@@ -639,7 +899,10 @@ class ConsumerRunner:
             ).set(max(highwater - last.offset - 1, 0))
 
     async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]], consumer: Any) -> int:
-        """Process a batch in order; returns how many records were processed.
+        """Process a batch; returns how many records were processed (and may be committed).
+
+        A `concurrent` handler's batch goes to `_handle_concurrently`; any other is processed
+        in order, one record after another.
 
         When an outage outlasts `hold_s`, each partition of the unprocessed rest is rewound
         (`consumer.seek`) to its first unprocessed record and the call returns: the ack then
@@ -648,6 +911,8 @@ class ConsumerRunner:
         """
         loop = asyncio.get_running_loop()
         hold_until = None if self.hold_s is None else loop.time() + self.hold_s
+        if self.handler.concurrent and self.streams_in_flight > 1:
+            return await self._handle_concurrently(records, consumer, hold_until)
         for done, record in enumerate(records):
             try:
                 await self.process(record, hold_until=hold_until)
@@ -673,6 +938,105 @@ class ConsumerRunner:
                     self._metrics.consumer_holdoffs.labels(self.handler.name).inc()
                 return done
         return len(records)
+
+    async def _handle_concurrently(
+        self,
+        records: Sequence[ConsumerRecord[Any, Any]],
+        consumer: Any,
+        hold_until: float | None,
+    ) -> int:
+        """Apply a batch with one task per stream (up to `streams_in_flight` at once), each
+        stream's records in offset order, every read-model write held in a `PendingWrites`
+        and written once per document after the last record; then the batch may be committed.
+
+        Invariants (docs/architecture.md, "Concurrent batches"):
+        - per stream, records are handled in offset order, one at a time (a stream is one
+          Kafka key, so it lives in one partition); poison parks the stream as in the serial
+          path, and the stream's later records of the batch are held;
+        - a partition counter document (`casework.counters`) takes the changes of every
+          record of the batch past the offset it stored at the batch's start, summed, and
+          stores the highest such offset: the same documents the serial path writes, in one
+          write instead of one per record;
+        - all or nothing per batch: if anything fails (an outage past `hold_s`, a dead letter
+          that cannot be published, a `WriteConflict`), the held writes are dropped, every
+          partition of the batch is rewound to its first record and 0 is returned, so no
+          offset is committed past a record whose writes were not made.
+        """
+        if self._parked_stale:
+            await self.load_parked(hold_until)
+        streams: dict[str | None, list[ConsumerRecord[Any, Any]]] = {}
+        for record in records:
+            streams.setdefault(stream_of(record), []).append(record)
+        gate = asyncio.Semaphore(self.streams_in_flight)
+
+        async def run(stream_records: list[ConsumerRecord[Any, Any]]) -> None:
+            async with gate:
+                for record in stream_records:
+                    await self.process(record, hold_until=hold_until)
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        failure: BaseException | None = None
+        with holding_writes(PendingWrites(self.known)) as pending:
+            results = await asyncio.gather(
+                *(run(rs) for rs in streams.values()), return_exceptions=True
+            )
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        applied = loop.time()
+        written = 0
+        if failure is None:
+            try:
+                written = await pending.flush(lambda step: self._retrying(step, hold_until))
+            except Exception as exc:
+                failure = exc
+        if failure is not None:
+            if isinstance(failure, WriteConflict):
+                log.warning("%s: %s; applying the batch again", self.handler.name, failure)
+                await asyncio.sleep(self._retry_delay)
+            elif not isinstance(failure, _HoldOff):
+                log.error(
+                    "%s cannot finish a batch of %d records: %s",
+                    self.handler.name,
+                    len(records),
+                    describe_error(failure),
+                )
+                await asyncio.sleep(self._backoff_max_s)
+            self.known.forget()  # the batch's writes may be half done
+            self._rewind(records, consumer)
+            return 0
+        pending.remember()
+        self._observe_lag(pending.event_times)
+        log.debug(
+            "%s: %d records of %d streams applied in %.0f ms, %d documents written in %.0f ms",
+            self.handler.name,
+            len(records),
+            len(streams),
+            (applied - started) * 1000,
+            written,
+            (loop.time() - applied) * 1000,
+        )
+        return len(records)
+
+    def _rewind(self, records: Sequence[ConsumerRecord[Any, Any]], consumer: Any) -> None:
+        """Seek each partition of `records` back to its first record there."""
+        rewind: dict[TopicPartition, int] = {}
+        for record in records:
+            rewind.setdefault(TopicPartition(record.topic, record.partition), record.offset)
+        if consumer is not None:
+            for tp, offset in rewind.items():
+                consumer.seek(tp, offset)
+        if self._metrics:
+            self._metrics.consumer_holdoffs.labels(self.handler.name).inc()
+
+    def _observe_lag(self, times: Sequence[datetime]) -> None:
+        if not times:
+            return
+        self.last_event_time = max(times)
+        if self._metrics:
+            now = self._clock.now()
+            for moment in times:
+                lag = (now - moment).total_seconds()
+                self._metrics.projection_lag.labels(self.handler.name).observe(max(lag, 0.0))
 
     def subscribe(
         self, broker: KafkaBroker, *, max_records: int = 500, max_poll_interval_ms: int = 300_000

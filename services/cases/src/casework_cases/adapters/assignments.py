@@ -38,6 +38,7 @@ class Assignments(Projection):
     """Case id → site, caseworker, team and phase."""
 
     name = "assignments"
+    concurrent = True  # writes only through its read model: casework.projections
     topics = (events_topic("cases"),)
 
     async def ensure_indexes(self) -> None:

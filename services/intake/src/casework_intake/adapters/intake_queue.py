@@ -6,15 +6,21 @@ is its only writer (DESIGN §5). A decided referral keeps its document, marked `
 redelivered `ReferralReceived` cannot bring a decided referral back into the queue.
 
 Shaped for the one question it answers at regional scale (~200k referrals kept): the queue
-of a site is read by **equality on one indexed field**, `waiting_at` (the site while the
-referral waits, null once decided), which FerretDB hands to PostgreSQL, so a read costs the
-site's waiting referrals, not every referral ever received. The order is one stored string,
-`queue_key` (urgency, arrival, id), so that a page is `limit` documents sorted by it, and the
-next page starts after the last referral seen (`after`), not at an offset.
+of a site is read by **equality on one indexed field**, which FerretDB hands to PostgreSQL,
+so a read costs a part of the site's waiting referrals, not every referral ever received.
+That field is `waiting_in`, the site and the urgency while the referral waits (null once
+decided): FerretDB v1.24 filters ranges, sorts and limits in Go after fetching every
+document the equality matched, so a page reads the site's urgencies one at a time, most
+urgent first, and stops once it has `limit` referrals (a page of the most urgent referrals
+reads only those, not the whole queue). The order is one stored string, `queue_key`
+(urgency, arrival, id); the next page starts after the last referral seen (`after`), in that
+referral's urgency (read together with the next one), not at an offset. `waiting_at` (the
+site while waiting) is kept for other readers.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -48,7 +54,13 @@ URGENCY_RANK = {
 """The queue's order: the higher the rank, the nearer the front."""
 
 WAITING_AT: Final = "waiting_at"
+WAITING_IN: Final = "waiting_in"
 QUEUE_KEY: Final = "queue_key"
+
+
+def waiting_in(site: str, urgency_rank: int) -> str:
+    """The `waiting_in` value of a referral waiting at `site` with this urgency."""
+    return f"{site}|{urgency_rank}"
 
 
 def queue_key(urgency_rank: int, received_at: datetime, referral_id: str) -> str:
@@ -64,6 +76,8 @@ def _keys(doc: Document) -> Document:
     """The derived fields the queue is read by (see the module docstring)."""
     waiting = doc.get("status") == ReferralStatus.WAITING.value
     doc[WAITING_AT] = doc.get("site") if waiting else None
+    rank = doc.get("urgency_rank")
+    doc[WAITING_IN] = waiting_in(doc["site"], rank) if waiting and rank else None
     if doc.get("urgency_rank") and isinstance(doc.get("received_at"), datetime):
         doc[QUEUE_KEY] = queue_key(doc["urgency_rank"], doc["received_at"], doc["_id"])
     return doc
@@ -104,12 +118,14 @@ class IntakeQueue(Projection):
     """Waiting referrals by site, for intake workers and site managers."""
 
     name = "intake_queue"
+    concurrent = True  # writes only through its read model: casework.projections
     topics = (events_topic("intake"),)
 
     async def ensure_indexes(self) -> None:
         await self.read_model.collection.create_index(
             [(WAITING_AT, ASCENDING), (QUEUE_KEY, ASCENDING)]
         )
+        await self.read_model.collection.create_index([(WAITING_IN, ASCENDING)])
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
         change = _change(event)
@@ -128,18 +144,36 @@ class IntakeQueue(Projection):
         """The site's waiting referrals, most urgent first, oldest first within an urgency;
         `limit` of them, after the referral `after` if given (the last one of the previous
         page: it may have left the queue since, its place is remembered)."""
-        query: Document = {WAITING_AT: site}
+        ranks = sorted(URGENCY_RANK.values(), reverse=True)
+        cursor_key: str | None = None
         if after is not None:
             last = await self.read_model.collection.find_one({"_id": after}, {QUEUE_KEY: 1})
             if last is None or QUEUE_KEY not in last:
                 return []
-            # A range, but only over the site's waiting referrals the equality found.
-            query[QUEUE_KEY] = {"$gt": last[QUEUE_KEY]}
-        cursor = (
-            self.read_model.collection.find(query, {APPLIED: 0})
-            .sort([(QUEUE_KEY, ASCENDING)])
-            .limit(limit)
-        )
+            cursor_key = str(last[QUEUE_KEY])
+            ranks = [r for r in ranks if 9 - r >= int(cursor_key.partition("|")[0])]
+
+        async def urgency(rank: int) -> list[Document]:
+            # equality only (pushed down); the rest is a few dozen documents in Python
+            cursor = self.read_model.collection.find(
+                {WAITING_IN: waiting_in(site, rank)}, {APPLIED: 0}
+            )
+            docs = [dict(d) async for d in cursor]
+            return sorted(
+                (d for d in docs if cursor_key is None or d[QUEUE_KEY] > cursor_key),
+                key=lambda d: str(d[QUEUE_KEY]),
+            )
+
+        # A next page starts part-way through its cursor's urgency: the one after it is read
+        # at the same time (one round trip instead of two when the page reaches it).
+        ahead = 2 if cursor_key is not None else 1
+        found: list[Document] = []
+        for docs in await asyncio.gather(*(urgency(r) for r in ranks[:ahead])):
+            found += docs
+        for rank in ranks[ahead:]:
+            if len(found) >= limit:
+                break
+            found += await urgency(rank)
         return [
             WaitingReferral(
                 referral_id=doc["referral_id"],
@@ -151,5 +185,5 @@ class IntakeQueue(Projection):
                 risk_level=RiskLevel(doc["risk_level"]) if doc.get("risk_level") else None,
                 client_match=doc.get("client_match", ClientMatch.NO_CANDIDATES.value),
             )
-            async for doc in cursor
+            for doc in found[:limit]
         ]

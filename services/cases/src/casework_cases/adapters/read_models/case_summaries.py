@@ -360,6 +360,7 @@ class CaseSummaries(Projection):
     register's counters of them (`casework.counters`) in the same collection."""
 
     name = "case_summaries"
+    concurrent = True  # writes only through its read model: casework.projections
     topics = (events_topic("cases"),)
 
     def __init__(self, database: AsyncDatabase[Document], collection: str | None = None) -> None:

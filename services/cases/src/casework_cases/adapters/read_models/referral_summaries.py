@@ -132,6 +132,7 @@ class ReferralSummaries(Projection):
     register's weekly counters of them."""
 
     name = "referral_summaries"
+    concurrent = True  # writes only through its read model: casework.projections
     topics = (events_topic("intake"),)
 
     def __init__(self, database: AsyncDatabase[Document], collection: str | None = None) -> None:

@@ -161,15 +161,38 @@ def register_from_totals(
     referrals: Mapping[str, Mapping[str, int]],
 ) -> SiteRegister:
     """The register from the summed counters of the case and referral summaries, by key
-    (`documents.register_keys`)."""
-    window = [iso_week(start) for start in week_starts(now, weeks)]
-    return register_from_counts(
+    (`documents.register_keys`). One pass over each quarter's figures: a 10,000-case site
+    holds thousands of histogram names per quarter, each read once."""
+    starts = week_starts(now, weeks)
+    window = {iso_week(start): start for start in starts}
+    quarters = list(dict.fromkeys(quarter_key(site, w) for w in window))
+    per_week: dict[str, dict[str, int]] = {w: {} for w in window}
+    to_acceptance: dict[int, int] = {}
+    to_assignment: dict[int, int] = {}
+    for totals, stat, histogram in (
+        (referrals, TO_ACCEPTANCE, to_acceptance),
+        (cases, TO_ASSIGNMENT, to_assignment),
+    ):
+        for key in quarters:
+            for name, n in totals.get(key, {}).items():
+                week, _, rest = name.partition("|")
+                counted = per_week.get(week)
+                if counted is None or not n:
+                    continue
+                kind, _, bucket = rest.partition("|")
+                if kind == stat:
+                    b = int(bucket)
+                    histogram[b] = histogram.get(b, 0) + n
+                elif totals is referrals:
+                    counted[rest] = counted.get(rest, 0) + n
+    return _register(
         site,
         now=now,
         weeks=weeks,
         current=cases.get(site, {}),
-        case_weeks=weekly(cases, site, window),
-        referral_weeks=weekly(referrals, site, window),
+        referral_weeks=per_week,
+        to_acceptance=to_acceptance,
+        to_assignment=to_assignment,
     )
 
 
@@ -185,20 +208,41 @@ def register_from_counts(
     """The register from the site's summed counters: `current` (cases by phase and risk,
     open crises), and per ISO week of the window those of the cases (first assignments) and
     of the referrals (received, accepted, declined, acceptances)."""
-    starts = week_starts(now, weeks)
-    by_phase = {n.partition("|")[2]: c for n, c in current.items() if n.startswith("phase|")}
-    by_risk = {n.partition("|")[2]: c for n, c in current.items() if n.startswith("risk|")}
     to_acceptance: Counter[int] = Counter()
     to_assignment: Counter[int] = Counter()
-    per_week = []
-    for start in starts:
+    for start in week_starts(now, weeks):
         week = iso_week(start)
-        referrals = referral_weeks.get(week, {})
-        to_acceptance.update(histogram_of(referrals, TO_ACCEPTANCE))
+        to_acceptance.update(histogram_of(referral_weeks.get(week, {}), TO_ACCEPTANCE))
         to_assignment.update(histogram_of(case_weeks.get(week, {}), TO_ASSIGNMENT))
+    return _register(
+        site,
+        now=now,
+        weeks=weeks,
+        current=current,
+        referral_weeks=referral_weeks,
+        to_acceptance=to_acceptance,
+        to_assignment=to_assignment,
+    )
+
+
+def _register(
+    site: str,
+    *,
+    now: datetime,
+    weeks: int,
+    current: Mapping[str, int],
+    referral_weeks: Mapping[str, Mapping[str, int]],
+    to_acceptance: Mapping[int, int],
+    to_assignment: Mapping[int, int],
+) -> SiteRegister:
+    by_phase = {n.partition("|")[2]: c for n, c in current.items() if n.startswith("phase|")}
+    by_risk = {n.partition("|")[2]: c for n, c in current.items() if n.startswith("risk|")}
+    per_week = []
+    for start in week_starts(now, weeks):
+        referrals = referral_weeks.get(iso_week(start), {})
         per_week.append(
             ReferralWeek(
-                week=week,
+                week=iso_week(start),
                 starts_on=start.date(),
                 received=referrals.get("received", 0),
                 accepted=referrals.get("accepted", 0),

@@ -321,6 +321,7 @@ class Timeline(Projection):
     """`timeline`: one document per event of a case or a referral, from both topics."""
 
     name = "timeline"
+    concurrent = True  # one insert per event, keyed by it: casework.projections
     topics = (events_topic("intake"), events_topic("cases"), events_topic("contacts"))
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
