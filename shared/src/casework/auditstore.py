@@ -28,7 +28,7 @@ import contextlib
 import json
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -127,10 +127,21 @@ class AuditStore:
             )
 
     async def about_subject(
-        self, subject: str, since: datetime | None = None, until: datetime | None = None
+        self,
+        subject: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        linked: Sequence[str] = (),
     ) -> list[Document]:
-        """Who saw this data subject's data, when and why (oldest first)."""
-        return await self._find({"subjects": subject}, since, until)
+        """Who saw this data subject's data, when and why (oldest first). `linked`: the
+        subjects linked to it in the key store (a referral's person, once accepted as this
+        client), whose data is this subject's too: their records are included."""
+        found: dict[Any, Document] = {}
+        for each in dict.fromkeys([subject, *linked]):  # equality: pushed down on FerretDB
+            for record in await self._find({"subjects": each}, since, until):
+                found.setdefault(record["_id"], record)
+        return sorted(found.values(), key=lambda r: (r["recorded_at"], str(r["_id"])))
 
     async def by_agent(
         self, sub: str, since: datetime | None = None, until: datetime | None = None

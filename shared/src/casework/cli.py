@@ -223,7 +223,9 @@ def _add_audit(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="ask the audit store who saw a client's data, or what a person looked at",
         description=(
             "Read the audit store (CASEWORK_MONGO_URL, CASEWORK_AUDIT_MONGO_DATABASE). "
-            "`subject client:<id>`: who saw this data subject's data, when and why. "
+            "`subject client:<id>`: who saw this data subject's data, when and why (records "
+            "of the subjects linked to it in the key store, e.g. its referral's person, "
+            "included). "
             "`agent <sub>`: what this person did and looked at. Times are ISO 8601 (UTC "
             "when no offset is given); records are listed oldest first."
         ),
@@ -251,6 +253,7 @@ def _instant(text: str) -> datetime:
 
 def _audit(args: argparse.Namespace) -> int:
     from casework.auditstore import AuditStore
+    from casework.privacy import KeyService, LocalKeyFileProvider
     from casework.runtime import mongo_client
 
     settings = Settings.for_developer_tool()
@@ -260,7 +263,11 @@ def _audit(args: argparse.Namespace) -> int:
         try:
             store = AuditStore(client[settings.audit_mongo_database])
             if args.question == "subject":
-                return await store.about_subject(args.who, args.since, args.until)
+                keys = KeyService(
+                    client[settings.keys_mongo_db], LocalKeyFileProvider(settings.kek_file)
+                )
+                linked = await keys.linked_subjects(args.who)
+                return await store.about_subject(args.who, args.since, args.until, linked=linked)
             return await store.by_agent(args.who, args.since, args.until)
         finally:
             await client.close()
