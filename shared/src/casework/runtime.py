@@ -60,6 +60,9 @@ def topic_prefix(settings: Settings) -> str:
     return f"{settings.namespace}." if settings.namespace else ""
 
 
+STOP_STEP_TIMEOUT_S = 8.0
+"""How long one step of stopping a service may take (`ServiceRuntime.stop`)."""
+
 SERVER_SELECTION_TIMEOUT_MS = 1000
 """How long an operation waits for a reachable database before `ServerSelectionTimeoutError`:
 short, so that an outage is answered promptly (503 at the HTTP edge) and retried by the
@@ -262,20 +265,31 @@ class ServiceRuntime:
         await self.scheduler.start()
 
     async def stop(self) -> None:
-        """Everything `start` started, in reverse."""
-        with contextlib.suppress(Exception):
-            await self.scheduler.stop()
-        with contextlib.suppress(Exception):
-            await self.relay.stop()
+        """Everything `start` started, in reverse.
+
+        Invariant: stopping ends. Each step gets `STOP_STEP_TIMEOUT_S`; a step that hangs (a
+        producer flushing to an unreachable broker, a consumer leaving its group) is cut
+        short and named in a warning, and the next step runs. Nothing is lost by it: what
+        was not published stays in the outbox, what was not committed is redelivered.
+        """
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("deadline scheduler", self.scheduler.stop),
+            ("outbox relay", self.relay.stop),
+        ]
         if self.audit_relay is not None:
-            with contextlib.suppress(Exception):
-                await self.audit_relay.stop()
-        with contextlib.suppress(Exception):
-            await self.broker.stop()
+            steps.append(("audit relay", self.audit_relay.stop))
+        steps.append(("broker", self.broker.stop))
         if self.broker_probe is not None:
-            with contextlib.suppress(Exception):
-                await self.broker_probe.close()
-        await self.client.close()
+            steps.append(("broker probe", self.broker_probe.close))
+        steps.append(("database client", self.client.close))
+        for name, step in steps:
+            try:
+                async with asyncio.timeout(STOP_STEP_TIMEOUT_S):
+                    await step()
+            except TimeoutError:
+                log.warning("stopping: the %s did not stop within %ss", name, STOP_STEP_TIMEOUT_S)
+            except Exception:
+                log.warning("stopping: the %s failed to stop", name, exc_info=True)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[ServiceRuntime]:
