@@ -199,6 +199,22 @@ def _metric_sums(text: str, name: str, **labels: str) -> tuple[float, float]:
     return totals["_sum"], totals["_count"]
 
 
+def _counter_series(text: str, name: str) -> dict[tuple[str, ...], float]:
+    """A Prometheus counter's samples by their label values, in label order."""
+    found: dict[tuple[str, ...], float] = {}
+    pattern = re.compile(rf"^{re.escape(name)}\{{(.*)\}} (\S+)$")
+    for line in text.splitlines():
+        m = pattern.match(line)
+        if m is not None:
+            labels = tuple(v for _, v in re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+            found[labels] = float(m.group(2))
+    return found
+
+
+DB_PREFIX = "db "
+"""Keys of `server_metrics` that count database commands: `db <service> <collection> <command>`."""
+
+
 class Lifecycle:
     def __init__(
         self, args: argparse.Namespace, stack: Stack, site: str, tokens: dict[str, str]
@@ -508,7 +524,16 @@ class Lifecycle:
 
     async def server_metrics(self) -> dict[str, float]:
         """The cases service's own counters: time inside it per command, and the event →
-        `case_summaries` lag (sums and counts, to take differences)."""
+        `case_summaries` lag (sums and counts, to take differences); and every service's
+        database commands by collection and command (`db <service> <collection> <command>`)."""
+        counts: dict[str, float] = {}
+        for service in self.stack.urls:
+            async with self.client(service, MANAGER) as client:
+                served = (await client.get("/metrics")).text
+            for (collection, command), n in _counter_series(
+                served, "casework_db_commands_total"
+            ).items():
+                counts[f"{DB_PREFIX}{service} {collection} {command}"] = n
         async with self.client("cases", MANAGER) as cases:
             text = (await cases.get("/metrics")).text
         post_sum, post_count = _metric_sums(
@@ -522,6 +547,7 @@ class Lifecycle:
             "posts": post_count,
             "lag_seconds": lag_sum,
             "lagged": lag_count,
+            **counts,
         }
 
     def rows_of(self, run: Run, raw: Row) -> list[Row]:
@@ -658,7 +684,32 @@ def notes(run: Run) -> list[str]:
         f"  CPU while commands ran, in cores of {cores:.1f}: machine busy {busy:.2f}; {used}; "
         f"anything else {rest:.2f}. Read-model polls: "
         f"{run.polls / run.elapsed:.0f}/s.",
+        *database_work(run),
         "",
+    ]
+
+
+def database_work(run: Run) -> list[str]:
+    """Database commands per accepted command, by service, and the most frequent ones: the
+    database work each command costs the whole platform (its events projected everywhere)."""
+    accepted = sum(c.ok for c in run.commands)
+    db = {k[len(DB_PREFIX) :]: v for k, v in run.server.items() if k.startswith(DB_PREFIX)}
+    if not accepted or not db:
+        return []
+    by_service: dict[str, float] = {}
+    for key, n in db.items():
+        service = key.split(" ", 1)[0]
+        by_service[service] = by_service.get(service, 0.0) + n
+    services = ", ".join(
+        f"{name} {n / accepted:.1f}"
+        for name, n in sorted(by_service.items(), key=lambda kv: -kv[1])
+    )
+    top = ", ".join(
+        f"{key} {n / accepted:.1f}" for key, n in sorted(db.items(), key=lambda kv: -kv[1])[:8]
+    )
+    return [
+        f"  database commands per accepted command: {sum(db.values()) / accepted:.1f} "
+        f"({services}); the most: {top}."
     ]
 
 

@@ -137,6 +137,20 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.db_commands = Counter(
+            "casework_db_commands_total",
+            "Database commands sent (insert, find, update, getMore, ...), by collection and "
+            "command; the database work behind each request or event shows as their ratio.",
+            ["collection", "command"],
+            registry=r,
+        )
+        self.db_command_seconds = Counter(
+            "casework_db_command_seconds_total",
+            "Time database commands took as the driver saw it (send to reply), by collection "
+            "and command.",
+            ["collection", "command"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from aiokafka import TopicPartition
 from faststream.kafka import KafkaBroker
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from casework.audit import AUDIT_TOPIC, OUTBOX_COLLECTION, AuditRelay, AuditTrail
@@ -69,8 +69,49 @@ short, so that an outage is answered promptly (503 at the HTTP edge) and retried
 consumers, instead of holding requests for seconds per operation."""
 
 
-def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
-    """A client whose datetimes come back timezone-aware (UTC), as they went in.
+class DatabaseCommandMeter(monitoring.CommandListener):
+    """Counts every database command and the time it took, by collection and command name,
+    into `casework_db_commands_total` / `casework_db_command_seconds_total`.
+
+    The driver calls these hooks synchronously around each command, so they only touch a dict
+    and two counters. A command's collection is the value of its first key (`{"insert":
+    "events", ...}`), or its `collection` field (`getMore`); commands of no collection
+    (`hello`, `endSessions`, ...) count under `-`. Collection names are the service's own, so
+    the label set stays small.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._started: dict[int, tuple[str, str]] = {}
+
+    @property
+    def in_flight(self) -> int:
+        """Commands sent and not yet answered."""
+        return len(self._started)
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        command = event.command
+        target = command.get(event.command_name)
+        collection = target if isinstance(target, str) else command.get("collection", "-")
+        labels = (str(collection), event.command_name)
+        self._started[event.request_id] = labels
+        self._metrics.db_commands.labels(*labels).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._finished(event.request_id, event.duration_micros)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._finished(event.request_id, event.duration_micros)
+
+    def _finished(self, request_id: int, micros: int) -> None:
+        labels = self._started.pop(request_id, None)
+        if labels is not None:
+            self._metrics.db_command_seconds.labels(*labels).inc(micros / 1e6)
+
+
+def mongo_client(settings: Settings, metrics: Metrics | None = None) -> AsyncMongoClient[Document]:
+    """A client whose datetimes come back timezone-aware (UTC), as they went in; with
+    `metrics`, every command is counted and timed (`DatabaseCommandMeter`).
 
     Invariant: no database operation waits forever. A server that stops answering on an open
     connection (a stalled process, a network black hole) fails the operation after
@@ -82,6 +123,7 @@ def mongo_client(settings: Settings) -> AsyncMongoClient[Document]:
         tz_aware=True,
         serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS,
         socketTimeoutMS=settings.mongo_socket_timeout_ms,
+        event_listeners=[DatabaseCommandMeter(metrics)] if metrics is not None else [],
     )
 
 
@@ -131,7 +173,7 @@ class ServiceRuntime:
         """Wire the parts; nothing connects until `start`."""
         metrics = metrics or Metrics(settings.service)
         clock = clock or SystemClock()
-        client = mongo_client(settings)
+        client = mongo_client(settings, metrics)
         database = client[settings.database_name]
         deadlines = Deadlines(database, clock=clock)
         keys = KeyService(
