@@ -8,11 +8,13 @@ local projections of what a service needs from others).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from pymongo import ASCENDING
 
+from casework.auth import Principal
+from casework.clock import Clock
 from casework.contracts.cases import CaseOpened
 from casework.contracts.supervision import (
     OnCallShiftCancelled,
@@ -148,6 +150,12 @@ def _delegating_at(doc: Document, at: datetime) -> list[str]:
     return found
 
 
+def _supervising(doc: Document | None) -> bool:
+    """Whether a staff document describes someone who supervises now: active, and holding
+    the `supervisor` role."""
+    return doc is not None and doc.get("active", True) and "supervisor" in doc.get("roles", ())
+
+
 class KnownStaff(Projection):
     """The staff of the organisation directory: profile, supervisor, active, and the
     delegations each supervisor gave (one document per member of staff, `_id` = staff id).
@@ -159,8 +167,9 @@ class KnownStaff(Projection):
     computed at query time from the supervisee's `supervisor_id` and the supervisor's
     delegations (a delegation covers `starts_at <= at < ends_at`, cut short at `ended_at`
     when ended early): nothing needs a clock in the projection, so a query for a past or
-    future time answers as of that time, and a rebuild equals the live copy. A leaver
-    (`active` False) supervises nobody, delegates to nobody and stands in for nobody.
+    future time answers as of that time, and a rebuild equals the live copy. Only someone
+    active who holds the `supervisor` role (as the directory says now) supervises, delegates
+    or stands in: a leaver, or someone whose role was taken away, counts for nobody.
 
     Queries use equality on indexed fields (`supervisor_id`, `delegate_ids`, `sites`):
     a directory is thousands of documents, not hundreds of thousands.
@@ -262,14 +271,14 @@ class KnownStaff(Projection):
         if not supervisor_id:
             return ()
         supervisor = await self.read_model.get(supervisor_id)
-        if supervisor is None or not supervisor.get("active", True):
+        if not _supervising(supervisor):
             return ()
+        assert supervisor is not None
         found = [supervisor_id]
         for delegate_id in _delegating_at(supervisor, at):
             if delegate_id in found or delegate_id == staff_id:
                 continue
-            delegate = await self.read_model.get(delegate_id)
-            if delegate is not None and delegate.get("active", True):
+            if _supervising(await self.read_model.get(delegate_id)):
                 found.append(delegate_id)
         return tuple(s for s in found if s != staff_id)
 
@@ -278,8 +287,7 @@ class KnownStaff(Projection):
         then those of active supervisors delegating to them at `at` (sorted), each once,
         never themselves. Empty for a leaver."""
         at = _ms(at)
-        me = await self.read_model.get(supervisor_id)
-        if me is None or not me.get("active", True):
+        if not _supervising(await self.read_model.get(supervisor_id)):
             return ()
         found = await self._active_supervisees(supervisor_id)
         cursor = self.read_model.collection.find({"delegate_ids": supervisor_id}, {APPLIED: 0})
@@ -287,7 +295,7 @@ class KnownStaff(Projection):
             [
                 str(doc["_id"])
                 async for doc in cursor
-                if doc.get("active", True) and supervisor_id in _delegating_at(doc, at)
+                if _supervising(doc) and supervisor_id in _delegating_at(doc, at)
             ]
         )
         for delegator in delegators:
@@ -451,3 +459,27 @@ class KnownTeams(Projection):
 
     async def exists(self, site: str, team: str) -> bool:
         return await self.read_model.get(f"{site}/{team}") is not None
+
+
+class SupervisionReach:
+    """`app.state.principal_reach` for a service that keeps `KnownStaff`: a supervisor's
+    principal gets `supervisees`, whom they supervise at this moment (their own, and those
+    of supervisors delegating to them now), so object-level rules can let a supervisor reach
+    their supervisees' work in addition to the token's team.
+
+    Invariant: reach follows this service's copy of the directory (it trails supervision's
+    topic by the consumer's lag), and a delegation's reach starts and ends on the clock,
+    with no event needed; a principal without the `supervisor` role is left as it is.
+    """
+
+    def __init__(self, staff: KnownStaff, clock: Clock) -> None:
+        self.staff = staff
+        self.clock = clock
+
+    async def __call__(self, principal: Principal, /) -> Principal:
+        if not principal.has_role("supervisor"):
+            return principal
+        supervisees = await self.staff.supervisees_of(principal.sub, self.clock.now())
+        if not supervisees:
+            return principal
+        return replace(principal, supervisees=frozenset(supervisees))
