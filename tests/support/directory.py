@@ -11,6 +11,8 @@ regional admin's token, or a site manager's for their sites):
 - `delegate(client, supervisor_id, delegate_id, starts_at, ends_at)`,
   `schedule_shift(client, site, staff_id, starts_at, ends_at, backup_id=...)`.
 - `aregister_staff` etc.: the same with an `httpx.AsyncClient` (an app in process).
+- `assign_case(cases_client, case_id, worker, team=None)`: the cases service's assignment,
+  sent again while it answers an `Assignee…` 409 (its copy of the directory trails).
 
 Straight to a topic or a projection (integration tests), without a supervision service:
 
@@ -28,6 +30,7 @@ Straight to a topic or a projection (integration tests), without a supervision s
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -60,6 +63,7 @@ STARTED_ON = date(2026, 1, 5)
 __all__ = [
     "SupervisionTopic",
     "aregister_staff",
+    "assign_case",
     "delegate",
     "delegation",
     "delegation_ended",
@@ -501,3 +505,41 @@ def _site_of(event: SupervisionEvent) -> str | None:
         return site_code
     sites = getattr(event, "sites", None)
     return str(sites[0]) if sites else None
+
+
+# --- assignment in the cases service ----------------------------------------------------------
+
+
+def _directory_lag(response: httpx.Response) -> bool:
+    """A refusal that only says the cases service has not heard of a directory change yet
+    (it keeps a copy fed by supervision's topic)."""
+    if response.status_code != 409:
+        return False
+    code = response.json().get("code", "")
+    return isinstance(code, str) and code.startswith("Assignee")
+
+
+def assign_case(
+    cases: httpx.Client,
+    case_id: str,
+    caseworker_id: str,
+    team: str | None = None,
+    *,
+    reason: str | None = None,
+    headers: dict[str, str] | None = None,
+    within: float = 30.0,
+) -> httpx.Response:
+    """`POST /cases/{id}/assignment`, sent again while the answer is an `Assignee…` refusal
+    (the cases service's copy of the directory trails a registration by a moment); the
+    last answer, for the test to assert on. Register the worker first (`register_staff`)."""
+    body: dict[str, Any] = {"caseworker_id": caseworker_id}
+    if team is not None:
+        body["team"] = team
+    if reason is not None:
+        body["reason"] = reason
+    deadline = time.monotonic() + within
+    while True:
+        response = cases.post(f"/cases/{case_id}/assignment", json=body, headers=headers or {})
+        if not _directory_lag(response) or time.monotonic() > deadline:
+            return response
+        time.sleep(0.1)
