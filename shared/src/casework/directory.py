@@ -17,6 +17,7 @@ from casework.auth import Principal
 from casework.clock import Clock
 from casework.contracts.cases import CaseOpened
 from casework.contracts.supervision import (
+    CaseloadPolicySet,
     OnCallShiftCancelled,
     OnCallShiftScheduled,
     SiteRegistered,
@@ -483,3 +484,94 @@ class SupervisionReach:
         if not supervisees:
             return principal
         return replace(principal, supervisees=frozenset(supervisees))
+
+
+# --- caseload weighting ------------------------------------------------------------------------
+
+RISK_KEYS = ("imminent", "high", "medium", "low", "none")
+
+
+@dataclass(frozen=True)
+class CaseloadPolicy:
+    """What `CaseloadPolicySet` says, as a value: a case's points and a load's band. (What to
+    do about a band — refuse an assignment into red without a reason — is the cases
+    service's rule.)"""
+
+    points_by_risk: tuple[tuple[str, int], ...] = (
+        ("imminent", 4),
+        ("high", 3),
+        ("medium", 2),
+        ("low", 1),
+        ("none", 1),
+    )
+    crisis_bonus: int = 2
+    default_capacity: int = 20
+    amber_at_percent: int = 100
+    red_at_percent: int = 110
+
+    def weight(self, risk_level: str | None, in_crisis: bool) -> int:
+        """The points one case weighs: by its risk level (`none` when unrated), plus the
+        bonus while in crisis."""
+        points = dict(self.points_by_risk)
+        base = points.get(risk_level or "none", points.get("none", 1))
+        return base + (self.crisis_bonus if in_crisis else 0)
+
+    def capacity_of(self, capacity_points: int | None) -> int:
+        return capacity_points or self.default_capacity
+
+    def percent(self, load: int, capacity: int) -> float:
+        return 100.0 * load / capacity
+
+    def band(self, load: int, capacity: int) -> str:
+        """`green`, `amber` (from `amber_at_percent` of capacity) or `red` (from
+        `red_at_percent`)."""
+        share = self.percent(load, capacity)
+        if share >= self.red_at_percent:
+            return "red"
+        if share >= self.amber_at_percent:
+            return "amber"
+        return "green"
+
+
+DEFAULT_CASELOAD_POLICY = CaseloadPolicy()
+"""Until the agency sets one: imminent 4, high 3, medium 2, low and unrated 1 point, +2 in
+crisis, 20 points of capacity, amber from 100 %, red from 110 %."""
+
+
+class KnownCaseloadPolicy(Projection):
+    """The agency's caseload weighting as last set (`CaseloadPolicySet`, one document fed by
+    the stream `caseload_policy-agency`); the defaults until one is set."""
+
+    name = "known_caseload_policy"
+    concurrent = True  # writes only through its read model, one stream per document
+    topics = (events_topic("supervision"),)
+
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if not isinstance(event, CaseloadPolicySet):
+            return False
+
+        def set_policy(doc: Document) -> Document:
+            return {
+                **doc,
+                "points_by_risk": dict(event.points_by_risk),
+                "crisis_bonus": event.crisis_bonus,
+                "default_capacity": event.default_capacity,
+                "amber_at_percent": event.amber_at_percent,
+                "red_at_percent": event.red_at_percent,
+                "set_at": event.set_at,
+            }
+
+        return await self.read_model.apply("agency", envelope, set_policy)
+
+    async def current(self) -> CaseloadPolicy:
+        doc = await self.read_model.get("agency")
+        if doc is None:
+            return DEFAULT_CASELOAD_POLICY
+        points = doc["points_by_risk"]
+        return CaseloadPolicy(
+            points_by_risk=tuple((k, int(points[k])) for k in RISK_KEYS if k in points),
+            crisis_bonus=int(doc["crisis_bonus"]),
+            default_capacity=int(doc["default_capacity"]),
+            amber_at_percent=int(doc["amber_at_percent"]),
+            red_at_percent=int(doc["red_at_percent"]),
+        )

@@ -20,10 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 from casework.auth import mint_dev_token
 from casework.contracts.intake import ReferralAccepted
+from casework.directory import KnownCaseloadPolicy
 from casework.envelope import Envelope
 from casework.eventstore import Document
 from casework.runtime import events_topic, topic_prefix, wait_until
@@ -40,6 +42,7 @@ class Apps:
     cases: httpx.AsyncClient
     token: Callable[..., dict[str, str]]
     open_case: Callable[[], Awaitable[str]]
+    cases_app: FastAPI
 
 
 @pytest.fixture
@@ -115,7 +118,7 @@ async def apps(kafka_bootstrap: str, mongo_url: str, tmp_path: Path) -> AsyncIte
             await producer.start()
             stack.push_async_callback(producer.stop)
             clients[0].headers.update(token("ray", "regional_admin"))
-            yield Apps(clients[0], clients[1], token, open_case)
+            yield Apps(clients[0], clients[1], token, open_case, built[1])
     finally:
         mongo: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
         for service in ("supervision", "cases"):
@@ -220,3 +223,60 @@ async def test_directory_changes_decide_assignment_and_supervisor_reach(apps: Ap
     await wait_until(cara_in_t3, within=30)
     assert (await api.post("/staff/carl/leave")).status_code == 200
     await refused_with("carl", "AssigneeHasLeft")
+
+
+async def test_the_caseload_policy_set_in_supervision_decides_an_assignment_into_red(
+    apps: Apps,
+) -> None:
+    api, cases = apps.supervision, apps.cases
+    manager = apps.token("mia", "site_manager")
+    # wes can carry 3 points; a case not yet rated weighs 1 by default, 2 by the new policy
+    await aregister_staff(api, "wes", "caseworker", team="t1", capacity_points=3)
+    policy = {
+        "points_by_risk": {"imminent": 4, "high": 3, "medium": 2, "low": 1, "none": 2},
+        "crisis_bonus": 2,
+        "default_capacity": 20,
+        "amber_at_percent": 100,
+        "red_at_percent": 110,
+    }
+    admin_set = await api.put("/caseload-policy", json=policy)
+    assert admin_set.status_code == 200, admin_set.text
+    runtime = apps.cases_app.state.runtime
+    known = next(h for h in runtime.handlers if isinstance(h, KnownCaseloadPolicy))
+
+    async def policy_heard() -> bool:
+        return (await known.current()).weight(None, False) == 2
+
+    await wait_until(policy_heard, within=30)
+    first, second = await apps.open_case(), await apps.open_case()
+
+    async def assign(case_id: str, **extra: str) -> httpx.Response:
+        body = {"caseworker_id": "wes", **extra}
+        return await cases.post(f"/cases/{case_id}/assignment", json=body, headers=manager)
+
+    async def both_opened_and_wes_known() -> bool:
+        answer = await assign(first)
+        return answer.status_code == 200
+
+    await wait_until(both_opened_and_wes_known, within=30)  # 2 of 3 points: amber
+    index = apps.cases_app.state.cases.caseloads
+
+    async def indexed() -> bool:
+        return [c.case_id for c in await index.held_by("wes")] == [first]
+
+    await wait_until(indexed, within=30)
+
+    async def second_opened() -> bool:
+        return (await cases.get(f"/cases/{second}", headers=manager)).status_code == 200
+
+    await wait_until(second_opened, within=30)
+    refused = await assign(second)  # 4 of 3 points: 133 %, red
+    assert (refused.status_code, refused.json()["code"]) == (409, "CapacityExceeded"), refused.text
+    assert "carries 2 points" in refused.json()["detail"]
+    taken = await assign(second, capacity_override_reason="Only Welsh speaker on the team")
+    assert taken.status_code == 200, taken.text
+    timeline = await cases.get(f"/cases/{second}/timeline", headers=manager)
+    assert timeline.status_code == 200
+    stored = await runtime.store.load(f"case-{second}")
+    [assigned] = [e for e in stored if e.type.endswith("CaseworkerAssigned.v1")]
+    assert assigned.data["capacity_override_reason"] == "Only Welsh speaker on the team"

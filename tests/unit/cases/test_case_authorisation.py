@@ -38,6 +38,7 @@ from casework.service import VersionMismatch
 from casework_cases.application.handlers import Cases
 from casework_cases.domain import commands
 from casework_cases.domain.case import Case
+from casework_cases.domain.caseload import HeldCase
 from casework_cases.domain.commands import MoveCaseload, OpenCase
 from casework_cases.domain.errors import CaseAlreadyClosed, CaseAlreadyOpened, UnknownSite
 from casework_cases.domain.permissions import MAY_ISSUE
@@ -89,11 +90,16 @@ class Directory:
         default_factory=lambda: {s.staff_id: s for s in map(caseworker, ("cara", "carl", "dan"))}
     )
 
+    held: dict[str, list[HeldCase]] = field(default_factory=dict)
+
     async def exists(self, site: str) -> bool:
         return site in self.sites
 
     async def get(self, staff_id: str) -> StaffFacts | None:
         return self.staff.get(staff_id)
+
+    async def held_by(self, caseworker_id: str) -> list[HeldCase]:
+        return list(self.held.get(caseworker_id, []))
 
     async def open_cases_of(self, caseworker_id: str) -> list[str]:
         return self.caseloads.get(caseworker_id, [])

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from casework.contracts.supervision import (
+    CaseloadPolicySet,
     OnCallShiftCancelled,
     OnCallShiftScheduled,
     StaffMemberLeft,
@@ -18,6 +19,7 @@ from casework.contracts.supervision import (
     SupervisorAssigned,
 )
 
+from casework_supervision.domain.caseload_policy import CaseloadPolicyRecord, SetCaseloadPolicy
 from casework_supervision.domain.commands import (
     AssignSupervisor,
     CancelOnCallShift,
@@ -312,3 +314,35 @@ def test_a_cancelled_shift_frees_its_slot_and_an_ended_one_stays(
     rota.mark_committed()
     with pytest.raises(ShiftAlreadyOver):
         rota.cancel(CancelOnCallShift("north", "s2", "mia"), NOW + timedelta(hours=12))
+
+
+# --- caseload policy ---------------------------------------------------------------------------
+
+
+def policy_cmd(**changes: object) -> SetCaseloadPolicy:
+    base: dict[str, object] = {
+        "points_by_risk": {"imminent": 4, "high": 3, "medium": 2, "low": 1, "none": 1},
+        "crisis_bonus": 2,
+        "default_capacity": 20,
+        "amber_at_percent": 100,
+        "red_at_percent": 110,
+        "set_by": "ray",
+    }
+    return SetCaseloadPolicy(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_a_caseload_policy_is_whole_and_its_bands_in_order() -> None:
+    record = CaseloadPolicyRecord("agency")
+    with pytest.raises(InvalidDirectoryEntry):
+        record.set(policy_cmd(points_by_risk={"high": 3}), NOW)
+    with pytest.raises(InvalidDirectoryEntry):
+        record.set(policy_cmd(amber_at_percent=110, red_at_percent=110), NOW)
+    record.set(policy_cmd(), NOW)
+    [event] = record.pending_events
+    assert isinstance(event, CaseloadPolicySet)
+    assert event.points_by_risk["imminent"] == 4
+    record.mark_committed()
+    record.set(policy_cmd(set_by="someone else"), NOW)
+    assert record.pending_events == []  # the same policy again records nothing
+    record.set(policy_cmd(crisis_bonus=3), NOW)
+    assert len(record.pending_events) == 1

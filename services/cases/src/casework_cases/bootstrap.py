@@ -8,7 +8,12 @@ from fastapi import FastAPI
 
 from casework.clock import Clock
 from casework.contracts import registry
-from casework.directory import KnownSites, KnownStaff, SupervisionReach
+from casework.directory import (
+    KnownCaseloadPolicy,
+    KnownSites,
+    KnownStaff,
+    SupervisionReach,
+)
 from casework.eventstore import Repository
 from casework.runtime import ServiceRuntime
 from casework.service import service_app, telemetry_middlewares
@@ -55,6 +60,7 @@ def build(
     )
     sites = KnownSites(runtime.database)
     staff = KnownStaff(runtime.database)
+    caseload_policy = KnownCaseloadPolicy(runtime.database)
     assignments = Assignments(runtime.database)
     cases_app = Cases(
         cases=Repository(runtime.store, Case, runtime.registry),
@@ -62,12 +68,14 @@ def build(
         caseloads=assignments,
         staff=staff,
         clock=runtime.clock,
+        caseload_policy=caseload_policy,
     )
     read_models = build_read_models(runtime.database, runtime.clock)
     runtime.consume(
         WhenReferralAcceptedOpenCase(cases_app),
         sites,
         staff,
+        caseload_policy,
         assignments,
         *read_models.projections,
     )

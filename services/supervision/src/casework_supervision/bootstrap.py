@@ -16,6 +16,7 @@ from casework.settings import Settings
 
 from casework_supervision.application.directory import Directory
 from casework_supervision.application.handlers import Supervision
+from casework_supervision.domain.caseload_policy import CaseloadPolicyRecord
 from casework_supervision.domain.errors import (
     InvalidDirectoryEntry,
     NotInDirectory,
@@ -61,6 +62,7 @@ def build(
         known_teams=known_teams,
         known_rota=known_rota,
         clock=runtime.clock,
+        caseload_policies=Repository(runtime.store, CaseloadPolicyRecord, runtime.registry),
     )
     return runtime, supervision, directory
 

@@ -10,12 +10,14 @@ from typing import Protocol
 from casework.access import AccessDenied, NotVisible, require_site
 from casework.auth import Principal
 from casework.clock import Clock
+from casework.directory import DEFAULT_CASELOAD_POLICY, CaseloadPolicy
 from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
 from casework.service import VersionMismatch
 
 from casework_cases.domain.access import CaseScope, can_reach_case
 from casework_cases.domain.assignment import Assignee, assignee_team
 from casework_cases.domain.case import Case
+from casework_cases.domain.caseload import HeldCase, check_capacity
 from casework_cases.domain.commands import (
     AcceptTransfer,
     AssignCaseworker,
@@ -46,6 +48,14 @@ class CaseloadIndex(Protocol):
     """Finds the open cases a worker holds."""
 
     async def open_cases_of(self, caseworker_id: str) -> list[str]: ...
+
+    async def held_by(self, caseworker_id: str) -> list[HeldCase]: ...
+
+
+class CaseloadPolicySource(Protocol):
+    """The agency's caseload weighting (`casework.directory.KnownCaseloadPolicy`)."""
+
+    async def current(self) -> CaseloadPolicy: ...
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,8 @@ class Cases:
     caseloads: CaseloadIndex
     staff: StaffDirectory
     clock: Clock
+    caseload_policy: CaseloadPolicySource | None = None
+    """None: the default weighting (`casework.directory.DEFAULT_CASELOAD_POLICY`)."""
 
     async def case(self, case_id: str, principal: Principal) -> Case:
         """A case the principal may see; one out of reach is not found."""
@@ -159,9 +171,30 @@ class Cases:
             facts = await self.staff.get(cmd.caseworker_id)
             team = assignee_team(case.id, case.site, cmd.caseworker_id, facts, cmd.team)
             cmd = replace(cmd, team=team)
+            if cmd.caseworker_id != case.caseworker_id:
+                assert facts is not None
+                await self._check_capacity(cmd, case, facts.capacity_points)
         case.handle(cmd, self.clock.now())
         await self.cases.save(case, ctx)
         return case
+
+    async def _check_capacity(
+        self, cmd: AssignCaseworker, case: Case, capacity_points: int | None
+    ) -> None:
+        policy = (
+            await self.caseload_policy.current()
+            if self.caseload_policy is not None
+            else DEFAULT_CASELOAD_POLICY
+        )
+        check_capacity(
+            policy,
+            case.id,
+            cmd.caseworker_id,
+            await self.caseloads.held_by(cmd.caseworker_id),
+            policy.weight(case.risk_level, case.crisis is not None),
+            capacity_points,
+            cmd.capacity_override_reason,
+        )
 
     async def move_caseload(
         self, cmd: MoveCaseload, principal: Principal, ctx: CommitContext
@@ -177,6 +210,7 @@ class Cases:
                 reason=cmd.reason,
                 assigned_by=cmd.moved_by,
                 expected_caseworker_id=cmd.from_caseworker_id,
+                capacity_override_reason=cmd.capacity_override_reason,
             )
             try:
                 case = await self.execute(assign, principal, ctx)

@@ -40,6 +40,8 @@ class AssignCaseworker:
     reason: str | None = None
     expected_caseworker_id: str | None = None
     """When moving a caseload: assign only if the case is still with this worker."""
+    capacity_override_reason: str | None = None
+    """Why the worker takes the case into the red band of their weighted caseload."""
 
 
 @dataclass(frozen=True)
@@ -227,3 +229,4 @@ class MoveCaseload:
     to_team: str | None
     reason: str
     moved_by: str
+    capacity_override_reason: str | None = None

@@ -227,3 +227,19 @@ class AssigneeTeamMismatch(AssigneeRefused):
             f"case {case_id}: {caseworker_id} is in team {actual} per the directory, not {asked} "
             "(leave the team out: the directory's is recorded)"
         )
+
+
+class CapacityExceeded(CaseError):
+    """The assignment would take the worker's weighted caseload into the red band, and no
+    `capacity_override_reason` was given. The figures are in the message and on the error."""
+
+    def __init__(
+        self, case_id: str, caseworker_id: str, load: int, weight: int, capacity: int, red: int
+    ) -> None:
+        after = load + weight
+        super().__init__(
+            f"case {case_id}: {caseworker_id} carries {load} points; this case weighs {weight}, "
+            f"making {after} of a capacity of {capacity} ({100 * after / capacity:.0f} %, red "
+            f"from {red} %): give capacity_override_reason to assign anyway"
+        )
+        self.load, self.weight, self.capacity = load, weight, capacity

@@ -48,7 +48,10 @@ WorkerId = Annotated[str, Path(description="The staff id of the worker whose cas
         "the case's site with their team there; the team recorded is the directory's "
         "(`team`, if sent, must be it). 409 `AssigneeNotInDirectory`, `AssigneeHasLeft`, "
         "`AssigneeNotCaseworker`, `AssigneeNotAtSite`, `AssigneeHasNoTeamAtSite`, "
-        "`AssigneeTeamMismatch`; `AlreadyAssigned` when nothing would change; "
+        "`AssigneeTeamMismatch`; `CapacityExceeded` (with the figures) when the case takes "
+        "the worker's weighted caseload into the red band of the agency's caseload policy "
+        "without a `capacity_override_reason` (recorded when given); `AlreadyAssigned` "
+        "when nothing would change; "
         "`CaseAlreadyClosed` on a closed case."
     ),
     responses=WRITE_RESPONSES,
@@ -68,6 +71,7 @@ async def assign_caseworker(
         team=body.team,
         reason=body.reason,
         assigned_by=principal.sub,
+        capacity_override_reason=body.capacity_override_reason,
     )
     return answer(await cases.execute(cmd, principal, ctx, if_match), response)
 
@@ -98,6 +102,7 @@ async def move_caseload(
         to_team=body.to_team,
         reason=body.reason,
         moved_by=principal.sub,
+        capacity_override_reason=body.capacity_override_reason,
     )
     report = await cases.move_caseload(cmd, principal, ctx)
     return caseload_move_view(report, worker_id, body)

@@ -27,6 +27,11 @@ from casework.clock import Clock
 from casework.directory import KnownRota, KnownStaff, KnownTeams, StaffFacts
 from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
 
+from casework_supervision.domain.caseload_policy import (
+    AGENCY,
+    CaseloadPolicyRecord,
+    SetCaseloadPolicy,
+)
 from casework_supervision.domain.commands import (
     AssignSupervisor,
     CancelOnCallShift,
@@ -79,6 +84,24 @@ class Directory:
     known_teams: KnownTeams
     known_rota: KnownRota
     clock: Clock
+    caseload_policies: Repository[CaseloadPolicyRecord] | None = None
+
+    # -- caseload weighting -------------------------------------------------------------------
+
+    async def set_caseload_policy(
+        self, cmd: SetCaseloadPolicy, principal: Principal, ctx: CommitContext
+    ) -> CaseloadPolicyRecord:
+        if not principal.has_role(ADMIN):
+            raise AccessDenied("the agency's caseload policy is set by a regional admin")
+        assert self.caseload_policies is not None
+        record = await self.caseload_policies.find(AGENCY) or self.caseload_policies.new(AGENCY)
+        record.set(cmd, self.clock.now())
+        await self._save(self.caseload_policies, record, ctx, DirectoryRaced("the caseload policy"))
+        return record
+
+    async def caseload_policy(self) -> CaseloadPolicyRecord | None:
+        assert self.caseload_policies is not None
+        return await self.caseload_policies.find(AGENCY)
 
     # -- teams --------------------------------------------------------------------------------
 

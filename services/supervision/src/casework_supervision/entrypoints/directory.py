@@ -15,9 +15,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import AwareDatetime
 
 from casework.auth import Principal, require_roles
+from casework.directory import DEFAULT_CASELOAD_POLICY
 from casework.requests import Context
 
 from casework_supervision.application.directory import Directory
+from casework_supervision.domain.caseload_policy import CaseloadPolicyRecord, SetCaseloadPolicy
 from casework_supervision.domain.commands import (
     AssignSupervisor,
     CancelOnCallShift,
@@ -36,6 +38,8 @@ from casework_supervision.entrypoints.directory_schemas import (
     CODE_PATTERN,
     SITE_PATTERN,
     STAFF_ID_PATTERN,
+    CaseloadPolicyIn,
+    CaseloadPolicyOut,
     DelegationIn,
     DelegationOut,
     ProfileIn,
@@ -365,3 +369,55 @@ async def read_rota(
 ) -> RotaOut:
     rota = await directory.rota(site, principal)
     return _rota_out(rota, at.astimezone(UTC) if at is not None else await directory.now())
+
+
+# --- caseload weighting ------------------------------------------------------------------------
+
+Administers = Annotated[Principal, Depends(require_roles("regional_admin"))]
+
+
+def _policy_out(record: CaseloadPolicyRecord | None) -> CaseloadPolicyOut:
+    if record is None or record.current is None:
+        d = DEFAULT_CASELOAD_POLICY
+        return CaseloadPolicyOut(
+            points_by_risk=dict(d.points_by_risk),
+            crisis_bonus=d.crisis_bonus,
+            default_capacity=d.default_capacity,
+            amber_at_percent=d.amber_at_percent,
+            red_at_percent=d.red_at_percent,
+            version=0,
+        )
+    p = record.current
+    return CaseloadPolicyOut(
+        points_by_risk=p.points_by_risk,
+        crisis_bonus=p.crisis_bonus,
+        default_capacity=p.default_capacity,
+        amber_at_percent=p.amber_at_percent,
+        red_at_percent=p.red_at_percent,
+        set_by=p.set_by,
+        version=record.version,
+    )
+
+
+@router.put("/caseload-policy", summary="Set the agency's caseload weighting (all of it)")
+async def set_caseload_policy(
+    body: CaseloadPolicyIn, principal: Administers, directory: DirectoryApp, ctx: Context
+) -> CaseloadPolicyOut:
+    record = await directory.set_caseload_policy(
+        SetCaseloadPolicy(
+            points_by_risk=dict(body.points_by_risk),
+            crisis_bonus=body.crisis_bonus,
+            default_capacity=body.default_capacity,
+            amber_at_percent=body.amber_at_percent,
+            red_at_percent=body.red_at_percent,
+            set_by=principal.sub,
+        ),
+        principal,
+        ctx,
+    )
+    return _policy_out(record)
+
+
+@router.get("/caseload-policy", summary="The agency's caseload weighting (defaults until set)")
+async def read_caseload_policy(principal: Staff, directory: DirectoryApp) -> CaseloadPolicyOut:
+    return _policy_out(await directory.caseload_policy())

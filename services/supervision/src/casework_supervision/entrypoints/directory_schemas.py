@@ -177,3 +177,29 @@ class RotaOut(BaseModel):
     at: datetime
     on_call: ShiftOut | None = Field(description="The shift covering `at`, if any")
     shifts: list[ShiftOut] = Field(description="Live shifts ending after `at`, earliest first")
+
+
+class CaseloadPolicyIn(BaseModel):
+    model_config = _example(
+        {
+            "points_by_risk": {"imminent": 4, "high": 3, "medium": 2, "low": 1, "none": 1},
+            "crisis_bonus": 2,
+            "default_capacity": 20,
+            "amber_at_percent": 100,
+            "red_at_percent": 110,
+        }
+    )
+
+    points_by_risk: dict[
+        Annotated[str, StringConstraints(pattern=r"^(imminent|high|medium|low|none)$")],
+        Annotated[int, Field(ge=1, le=100)],
+    ] = Field(min_length=5, max_length=5)
+    crisis_bonus: int = Field(ge=0, le=100)
+    default_capacity: int = Field(ge=1, le=1000)
+    amber_at_percent: int = Field(ge=1, le=1000)
+    red_at_percent: int = Field(ge=1, le=1000)
+
+
+class CaseloadPolicyOut(CaseloadPolicyIn):
+    set_by: str | None = None
+    version: int
