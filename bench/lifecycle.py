@@ -260,6 +260,7 @@ class Lifecycle:
                     "team": TEAM,
                     "roles": ["caseworker"],
                     "started_on": "2026-01-05",
+                    "capacity_points": 100_000,  # two workers carry every case of the run
                 }
                 joined = await supervision.post("/staff", json={"staff_id": worker, **profile})
                 if joined.status_code == 409:  # registered by an earlier run: move them here

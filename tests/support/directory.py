@@ -52,6 +52,7 @@ from casework.contracts.supervision import (
     SupervisorAssigned,
     TeamRegistered,
 )
+from casework.devstack import Stack
 from casework.envelope import Envelope
 from casework.eventstore import CommitContext, EventStore
 from casework.projections import EventHandler
@@ -71,6 +72,7 @@ __all__ = [
     "register_site",
     "register_staff",
     "register_team",
+    "roomy_caseload_policy",
     "schedule_shift",
     "seed_directory",
     "shift",
@@ -543,3 +545,32 @@ def assign_case(
         if not _directory_lag(response) or time.monotonic() > deadline:
             return response
         time.sleep(0.1)
+
+
+ROOMY_CAPACITY = 100_000
+
+
+def roomy_caseload_policy(stack: Stack, within: float = 60.0) -> None:
+    """The default caseload policy with a default capacity nobody reaches, once the cases
+    service applies it: end-to-end tests give a few workers many cases (a worker with a
+    `capacity_points` of their own still has that; the weighting itself is tested in
+    `tests/integration/cases/test_directory_checks.py`)."""
+    admin = stack.token("root", "regional_admin")
+    policy = {
+        "points_by_risk": {"imminent": 4, "high": 3, "medium": 2, "low": 1, "none": 1},
+        "crisis_bonus": 2,
+        "default_capacity": ROOMY_CAPACITY,
+        "amber_at_percent": 100,
+        "red_at_percent": 110,
+    }
+    with stack.client("supervision", admin) as supervision:
+        _run(supervision, [_Call("PUT", "/caseload-policy", policy, ok=(200,))])
+    with stack.client("cases", admin) as cases:
+        deadline = time.monotonic() + within
+        while True:
+            weight = cases.get("/caseloads/nobody/weight")
+            if weight.status_code == 200 and weight.json()["capacity"] == ROOMY_CAPACITY:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the cases service did not apply the policy: {weight.text}")
+            time.sleep(0.2)

@@ -115,6 +115,14 @@ async def test_the_routes_decisions_reach_another_services_copy(
     api = world.supervision
     for member in (("sue", "supervisor"), ("sam", "supervisor"), ("cara", "crisis_worker")):
         await aregister_staff(api, member[0], member[1], team="t1")
+    profile = {
+        "name": "Pat",
+        "sites": ["north"],
+        "roles": ["intake_worker"],
+        "started_on": "2026-02-02",
+    }
+    assert (await api.put("/staff/pat", json=profile)).status_code == 201  # PUT registers
+    assert (await api.put("/staff/pat", json={**profile, "team": "t1"})).status_code == 200
     carl = await aregister_staff(api, "carl", "caseworker", team="t1", supervisor="sue")
     assert (carl["supervisor_id"], carl["team"], carl["active"]) == ("sue", "t1", True)
     now = datetime.now(UTC)

@@ -17,7 +17,7 @@ from casework.service import VersionMismatch
 from casework_cases.domain.access import CaseScope, can_reach_case
 from casework_cases.domain.assignment import Assignee, assignee_team
 from casework_cases.domain.case import Case
-from casework_cases.domain.caseload import HeldCase, check_capacity
+from casework_cases.domain.caseload import HeldCase, check_capacity, weighted_load
 from casework_cases.domain.commands import (
     AcceptTransfer,
     AssignCaseworker,
@@ -56,6 +56,16 @@ class CaseloadPolicySource(Protocol):
     """The agency's caseload weighting (`casework.directory.KnownCaseloadPolicy`)."""
 
     async def current(self) -> CaseloadPolicy: ...
+
+
+@dataclass(frozen=True)
+class WeightedCaseload:
+    worker_id: str
+    open_cases: int
+    load: int
+    capacity: int
+    percent: float
+    band: str
 
 
 @dataclass(frozen=True)
@@ -178,14 +188,35 @@ class Cases:
         await self.cases.save(case, ctx)
         return case
 
+    async def weighted_caseload(self, worker_id: str, principal: Principal) -> WeightedCaseload:
+        """The worker's weighted caseload under the agency's policy (the caseload index and
+        this service's copy of the directory and of the policy, as they stand)."""
+        own = principal.has_role("caseworker") and principal.sub == worker_id
+        if not own and not principal.has_role("supervisor", "site_manager", "regional_admin"):
+            raise AccessDenied("a caseworker reads only their own caseload's weight")
+        policy = await self._policy()
+        held = await self.caseloads.held_by(worker_id)
+        facts = await self.staff.get(worker_id)
+        capacity = policy.capacity_of(facts.capacity_points if facts else None)
+        load = weighted_load(policy, held)
+        return WeightedCaseload(
+            worker_id,
+            len(held),
+            load,
+            capacity,
+            policy.percent(load, capacity),
+            policy.band(load, capacity),
+        )
+
+    async def _policy(self) -> CaseloadPolicy:
+        if self.caseload_policy is None:
+            return DEFAULT_CASELOAD_POLICY
+        return await self.caseload_policy.current()
+
     async def _check_capacity(
         self, cmd: AssignCaseworker, case: Case, capacity_points: int | None
     ) -> None:
-        policy = (
-            await self.caseload_policy.current()
-            if self.caseload_policy is not None
-            else DEFAULT_CASELOAD_POLICY
-        )
+        policy = await self._policy()
         check_capacity(
             policy,
             case.id,

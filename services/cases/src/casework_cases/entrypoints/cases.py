@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Depends, Path, Response
+from pydantic import BaseModel, Field
 
-from casework.auth import Principal
+from casework.auth import Principal, require_roles
 from casework.requests import Context, IfMatch
 
 from casework_cases.domain.commands import (
@@ -35,6 +36,10 @@ MovesCaseloads = Annotated[Principal, may_issue(MoveCaseload)]
 AcceptsTransfers = Annotated[Principal, may_issue(AcceptTransfer)]
 RejectsTransfers = Annotated[Principal, may_issue(RejectTransfer)]
 Reopens = Annotated[Principal, may_issue(ReopenCase)]
+ReadsWeights = Annotated[
+    Principal,
+    Depends(require_roles("caseworker", "supervisor", "site_manager", "regional_admin")),
+]
 WorkerId = Annotated[str, Path(description="The staff id of the worker whose caseload moves")]
 
 
@@ -106,6 +111,33 @@ async def move_caseload(
     )
     report = await cases.move_caseload(cmd, principal, ctx)
     return caseload_move_view(report, worker_id, body)
+
+
+class WeightedCaseloadOut(BaseModel):
+    worker_id: str
+    open_cases: int
+    load: int = Field(description="Points: each open case by its risk, plus the crisis bonus")
+    capacity: int = Field(description="The worker's own, else the policy's default")
+    percent: float
+    band: Literal["green", "amber", "red"]
+
+
+@router.get(
+    "/caseloads/{worker_id}/weight",
+    tags=["caseloads"],
+    summary="A worker's weighted caseload and its band",
+    description=(
+        "The points the worker's open cases weigh under the agency's caseload policy (set in "
+        "supervision), against their capacity (their own in the directory, else the "
+        "policy's default), and the band: green, amber (from 100 % by default), red (from "
+        "110 %). From the caseload index, which trails the case events by a moment. A "
+        "caseworker reads their own; supervisors, site managers and regional admins anyone's."
+    ),
+)
+async def read_weighted_caseload(
+    worker_id: WorkerId, principal: ReadsWeights, cases: CasesApp
+) -> WeightedCaseloadOut:
+    return WeightedCaseloadOut(**vars(await cases.weighted_caseload(worker_id, principal)))
 
 
 @router.post(

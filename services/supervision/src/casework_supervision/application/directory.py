@@ -248,6 +248,10 @@ class Directory:
         await self._require_site(site)
         return await self.rotas.find(site) or self.rotas.new(site)
 
+    async def is_registered(self, staff_id: str) -> bool:
+        member = await self.staff.find(staff_id)
+        return member is not None and member.registered
+
     async def now(self) -> datetime:
         return self.clock.now()
 

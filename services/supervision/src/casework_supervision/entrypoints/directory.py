@@ -221,13 +221,33 @@ async def read_staff_member(
     return staff_out(await directory.staff_member(staff_id, principal))
 
 
-@router.put("/staff/{staff_id}", summary="Change a member of staff's profile (all of it)")
-async def change_staff_profile(
-    staff_id: StaffPath, body: ProfileIn, principal: Manages, directory: DirectoryApp, ctx: Context
+@router.put(
+    "/staff/{staff_id}",
+    summary="Register a member of staff, or change their profile (all of it)",
+    description=(
+        "201 when this registers them, 200 when it changes (or confirms) their profile. The "
+        "same rules and roles as `POST /staff`; a site manager changes only someone whose "
+        "sites, before and after, are all theirs."
+    ),
+)
+async def put_staff_profile(
+    staff_id: StaffPath,
+    body: ProfileIn,
+    principal: Manages,
+    directory: DirectoryApp,
+    ctx: Context,
+    response: Response,
 ) -> StaffOut:
-    member = await directory.change_staff_profile(
-        ChangeStaffProfile(staff_id=staff_id, profile=_profile(body)), principal, ctx
-    )
+    if await directory.is_registered(staff_id):
+        member = await directory.change_staff_profile(
+            ChangeStaffProfile(staff_id=staff_id, profile=_profile(body)), principal, ctx
+        )
+    else:
+        member = await directory.register_staff_member(
+            RegisterStaffMember(staff_id=staff_id, profile=_profile(body)), principal, ctx
+        )
+        response.status_code = status.HTTP_201_CREATED
+        response.headers["Location"] = f"/staff/{member.id}"
     return staff_out(member)
 
 

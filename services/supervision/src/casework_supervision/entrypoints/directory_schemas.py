@@ -79,7 +79,7 @@ class ProfileIn(BaseModel):
     roles: list[Role] = Field(min_length=1, max_length=6)
     newly_qualified: StrictBool = False
     started_on: IsoDate
-    capacity_points: int | None = Field(default=None, ge=1, le=1000)
+    capacity_points: int | None = Field(default=None, ge=1, le=100_000)
     timezone: str | None = Field(default=None, max_length=64)
 
     _check_timezone = field_validator("timezone")(_timezone)
@@ -195,7 +195,7 @@ class CaseloadPolicyIn(BaseModel):
         Annotated[int, Field(ge=1, le=100)],
     ] = Field(min_length=5, max_length=5)
     crisis_bonus: int = Field(ge=0, le=100)
-    default_capacity: int = Field(ge=1, le=1000)
+    default_capacity: int = Field(ge=1, le=100_000)
     amber_at_percent: int = Field(ge=1, le=1000)
     red_at_percent: int = Field(ge=1, le=1000)
 
