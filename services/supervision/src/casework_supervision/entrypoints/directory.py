@@ -8,11 +8,10 @@ delegate their own supervision); reads: staff of the site. Object-level rules ar
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
-from pydantic import AwareDatetime
 
 from casework.auth import Principal, require_roles
 from casework.directory import DEFAULT_CASELOAD_POLICY
@@ -51,6 +50,7 @@ from casework_supervision.entrypoints.directory_schemas import (
     SupervisorIn,
     TeamIn,
     TeamOut,
+    UtcDatetime,
 )
 
 router = APIRouter(tags=["organisation directory"])
@@ -224,6 +224,7 @@ async def read_staff_member(
 @router.put(
     "/staff/{staff_id}",
     summary="Register a member of staff, or change their profile (all of it)",
+    responses={201: {"model": StaffOut, "description": "Registered"}},
     description=(
         "201 when this registers them, 200 when it changes (or confirms) their profile. The "
         "same rules and roles as `POST /staff`; a site manager changes only someone whose "
@@ -298,8 +299,8 @@ async def delegate_supervision(
             supervisor_id=staff_id,
             delegation_id=delegation_id,
             delegate_id=body.delegate_id,
-            starts_at=(body.starts_at or await directory.now()).astimezone(UTC),
-            ends_at=body.ends_at.astimezone(UTC),
+            starts_at=body.starts_at or await directory.now(),
+            ends_at=body.ends_at,
             delegated_by=principal.sub,
         ),
         principal,
@@ -351,8 +352,8 @@ async def schedule_shift(
             shift_id=shift_id,
             staff_id=body.staff_id,
             backup_id=body.backup_id,
-            starts_at=body.starts_at.astimezone(UTC),
-            ends_at=body.ends_at.astimezone(UTC),
+            starts_at=body.starts_at,
+            ends_at=body.ends_at,
             scheduled_by=principal.sub,
         ),
         principal,
@@ -384,11 +385,11 @@ async def read_rota(
     principal: Staff,
     directory: DirectoryApp,
     at: Annotated[
-        AwareDatetime | None, Query(description="A time with its offset; now if absent")
+        UtcDatetime | None, Query(description="A time with its offset; now if absent")
     ] = None,
 ) -> RotaOut:
     rota = await directory.rota(site, principal)
-    return _rota_out(rota, at.astimezone(UTC) if at is not None else await directory.now())
+    return _rota_out(rota, at if at is not None else await directory.now())
 
 
 # --- caseload weighting ------------------------------------------------------------------------

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from casework.requests import IsoDate, StrictBool
 
@@ -28,6 +36,17 @@ Role = Annotated[
         pattern=r"^(intake_worker|caseworker|supervisor|crisis_worker|site_manager|regional_admin)$"
     ),
 ]
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once in UTC") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""An aware time, as UTC (a time near the ends of the calendar that UTC cannot hold is 422)."""
 
 
 def _example(example: dict[str, Any]) -> ConfigDict:
@@ -142,8 +161,8 @@ class DelegationIn(BaseModel):
 
     delegation_id: Code | None = Field(default=None, description="Chosen by the server if absent")
     delegate_id: StaffId
-    starts_at: AwareDatetime | None = Field(default=None, description="Now if absent")
-    ends_at: AwareDatetime
+    starts_at: UtcDatetime | None = Field(default=None, description="Now if absent")
+    ends_at: UtcDatetime
 
 
 class ShiftIn(BaseModel):
@@ -159,8 +178,8 @@ class ShiftIn(BaseModel):
     shift_id: Code | None = Field(default=None, description="Chosen by the server if absent")
     staff_id: StaffId
     backup_id: StaffId | None = None
-    starts_at: AwareDatetime = Field(description="On a whole minute")
-    ends_at: AwareDatetime = Field(description="On a whole minute; the next shift may start then")
+    starts_at: UtcDatetime = Field(description="On a whole minute")
+    ends_at: UtcDatetime = Field(description="On a whole minute; the next shift may start then")
 
 
 class ShiftOut(BaseModel):
