@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from support.audit import clients_shown, wait_for_records
-from support.directory import assign_case, register_staff
+from support.directory import assign_case, register_staff, register_team
 from support.polling import eventually
 from support.stack import Stack
 
@@ -271,8 +271,11 @@ def world(stack: Stack) -> Iterator[World]:
     world = World(stack, register_site(stack, "authz"), register_site(stack, "recv"))
     # the caseworkers assigned here, in the organisation directory (the cases service checks)
     with stack.client("supervision", stack.token("root", "regional_admin")) as directory:
+        register_team(directory, world.home, TEAM)
         for worker in ("caseworker-own", "cw-2", "cw-next"):
-            register_staff(directory, worker, "caseworker", sites=[world.home], team=TEAM)
+            register_staff(
+                directory, worker, "caseworker", sites=[world.home], team=TEAM, places=False
+            )
     # Minting a token runs the CLI (most of a second): mint them all at once, up front.
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(world.token, world.everyone()))
@@ -340,7 +343,7 @@ def test_who_may_move_a_caseload(world: World, role: str, where: str, status: in
         return
     case_id = world.case_in("assigned", fresh=True)
     with world.stack.client("supervision", world.stack.token("root", "regional_admin")) as d:
-        register_staff(d, worker, "caseworker", sites=[world.home], team=TEAM)
+        register_staff(d, worker, "caseworker", sites=[world.home], team=TEAM, places=False)
     assigned = assign_case(world.client("site_manager"), case_id, worker, TEAM)
     assert assigned.status_code == 200, assigned.text
     # the worker's cases are found in an index that trails the events by a moment
