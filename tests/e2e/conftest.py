@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from support.contact_policy import write_fast_policy
+from support.directory import roomy_caseload_policy
 from support.stack import Stack, running_stack
 
 
@@ -24,4 +25,5 @@ def stack(servers: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) ->
     # the contacts service's policy: the defaults, and a site whose clocks run in seconds
     env = {"CASEWORK_CONTACTS_POLICY_FILE": str(write_fast_policy(workdir))}
     with running_stack(bootstrap, mongo_url, workdir, base_port, env=env) as running:
+        roomy_caseload_policy(running)
         yield running

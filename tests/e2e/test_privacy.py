@@ -44,6 +44,7 @@ from casework.runtime import ServiceRuntime
 from casework.settings import Settings
 
 from support.audit import wait_for_records
+from support.directory import assign_case, register_staff
 from support.polling import eventually
 from support.stack import Stack
 
@@ -124,7 +125,9 @@ def drive(stack: Stack, site: str, who: Person, *, whole: bool = True) -> dict[s
     cleo = stack.client("cases", stack.token("cleo", "crisis_worker", sites=(site,)))
     with manager, carl, sue, cleo:
         eventually(lambda: manager.get(path), lambda r: r.status_code == 200)
-        ok(manager.post(f"{path}/assignment", json={"caseworker_id": "carl", "team": TEAM}))
+        with stack.client("supervision", stack.token("root", "regional_admin")) as directory:
+            register_staff(directory, "carl", "caseworker", sites=[site], team=TEAM)
+        ok(assign_case(manager, ids["case_id"], "carl", TEAM))
         ok(cleo.post(f"{path}/crisis/resolve", json={"resolution": who.text("Sister stays")}))
         assessment = {
             "needs": {"housing": who.text("Arrears")},

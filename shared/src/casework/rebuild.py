@@ -24,6 +24,7 @@ document keeps one writer; the swap drops the old collection before renaming the
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from aiokafka.structs import OffsetAndMetadata
 from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import CollectionInvalid, DuplicateKeyError
 
 from casework.events import EventRegistry
 from casework.eventstore import Document
@@ -290,6 +291,12 @@ async def rebuild_projection(
 
         # the swap, then the group's offsets: the service resumes after what was rebuilt
         existing = set(await database.list_collection_names())
+        if report.events and fresh_name not in existing:
+            # no event of its topics was the projection's (nothing written, no index made):
+            # the rebuilt read model is empty, and the swap must still replace the old one
+            with contextlib.suppress(CollectionInvalid):
+                await database.create_collection(fresh_name)
+            existing.add(fresh_name)
         for old, new in zip(_with_parking(target), _with_parking(fresh_name), strict=True):
             await database.drop_collection(old)
             if new in existing or (new == fresh_name and report.events):

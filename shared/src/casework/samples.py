@@ -14,7 +14,11 @@ from datetime import UTC, date, datetime, timedelta
 from casework.contracts import cases as c
 from casework.contracts import intake as i
 from casework.contracts.common import ReferralSource, RiskLevel, Urgency
-from casework.contracts.supervision import SiteRegistered
+from casework.contracts.supervision import (
+    CaseloadPolicySet,
+    SiteRegistered,
+    StaffMemberRegistered,
+)
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 
@@ -69,6 +73,38 @@ def story(referrals: int, seed: int = 7, prefix: str = "") -> Story:
             T0,
             site,
         )
+    # the directory: the caseworkers the cases are assigned to, and the caseload policy
+    for k in range(40):
+        s.add(
+            "casework.supervision.events",
+            f"staff-w{k}",
+            StaffMemberRegistered(
+                staff_id=f"w{k}",
+                name=f"Worker {k}",
+                sites=tuple(SITES),
+                team=f"t{k % 8}",
+                roles=("caseworker",),
+                started_on=T0.date(),
+                registered_at=T0,
+            ),
+            T0,
+            SITES[0],
+        )
+    s.add(
+        "casework.supervision.events",
+        "caseload_policy-agency",
+        CaseloadPolicySet(
+            points_by_risk={"imminent": 4, "high": 3, "medium": 2, "low": 1, "none": 1},
+            crisis_bonus=2,
+            default_capacity=30,
+            amber_at_percent=100,
+            red_at_percent=110,
+            set_by="admin",
+            set_at=T0,
+        ),
+        T0,
+        SITES[0],
+    )
     for n in range(referrals):
         for event, at, site in _referral(rnd, f"{prefix}{n}"):
             topic = intake if event.service == "intake" else cases

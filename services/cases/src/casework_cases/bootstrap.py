@@ -8,7 +8,12 @@ from fastapi import FastAPI
 
 from casework.clock import Clock
 from casework.contracts import registry
-from casework.directory import KnownSites
+from casework.directory import (
+    KnownCaseloadPolicy,
+    KnownSites,
+    KnownStaff,
+    SupervisionReach,
+)
 from casework.eventstore import Repository
 from casework.runtime import ServiceRuntime
 from casework.service import service_app, telemetry_middlewares
@@ -54,16 +59,25 @@ def build(
         settings, registry(), clock=clock, broker_middlewares=telemetry_middlewares(settings)
     )
     sites = KnownSites(runtime.database)
+    staff = KnownStaff(runtime.database)
+    caseload_policy = KnownCaseloadPolicy(runtime.database)
     assignments = Assignments(runtime.database)
     cases_app = Cases(
         cases=Repository(runtime.store, Case, runtime.registry),
         sites=sites,
         caseloads=assignments,
+        staff=staff,
         clock=runtime.clock,
+        caseload_policy=caseload_policy,
     )
     read_models = build_read_models(runtime.database, runtime.clock)
     runtime.consume(
-        WhenReferralAcceptedOpenCase(cases_app), sites, assignments, *read_models.projections
+        WhenReferralAcceptedOpenCase(cases_app),
+        sites,
+        staff,
+        caseload_policy,
+        assignments,
+        *read_models.projections,
     )
     return runtime, cases_app, read_models
 
@@ -85,5 +99,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         error_status=ERROR_STATUS,
     )
     app.state.cases = cases_app
+    # a supervisor reaches the cases of whom they supervise per the directory, too
+    known_staff = next(h for h in runtime.handlers if isinstance(h, KnownStaff))
+    app.state.principal_reach = SupervisionReach(known_staff, runtime.clock)
     app.state.read_models = read_models
     return app

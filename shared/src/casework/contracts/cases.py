@@ -85,6 +85,9 @@ class CaseworkerAssigned(CaseEvent):
     reason: str | None = None
     assigned_by: str
     assigned_at: datetime
+    capacity_override_reason: str | None = None
+    """Why the worker takes the case although it brings their weighted caseload into the red
+    band (required then; absent otherwise)."""
 
 
 class CaseTransferRequested(CaseEvent):

@@ -143,6 +143,22 @@ class OnCallShiftCancelled(SupervisionEvent):
 # --- caseload weighting ----------------------------------------------------------------------
 
 
+class CaseloadPolicySet(SupervisionEvent):
+    """The agency's caseload weighting, replacing the previous one (stream
+    `caseload_policy-agency`): the points a case weighs by its risk level (`none` for a case
+    not yet rated), the bonus while it is in crisis, the capacity of a worker whose profile
+    names none, and where the bands begin, as a share of capacity (green below amber)."""
+
+    points_by_risk: dict[str, int]
+    """Keys `imminent`, `high`, `medium`, `low`, `none`."""
+    crisis_bonus: int
+    default_capacity: int
+    amber_at_percent: int
+    red_at_percent: int
+    set_by: str
+    set_at: datetime
+
+
 # --- approvals -------------------------------------------------------------------------------
 
 

@@ -26,6 +26,9 @@ from casework.contracts.cases import (
     CaseworkerAssigned,
     ClosureRequested,
     ClosureReturned,
+    CrisisDeclared,
+    CrisisResolved,
+    RiskLevelChanged,
 )
 from casework.envelope import Envelope
 from casework.events import DomainEvent
@@ -33,9 +36,12 @@ from casework.eventstore import Document
 from casework.projections import Projection
 from casework.runtime import events_topic
 
+from casework_cases.domain.caseload import HeldCase
+
 
 class Assignments(Projection):
-    """Case id → site, caseworker, team and phase."""
+    """Case id → site, caseworker, team, phase, risk level and whether in crisis (what a
+    caseload move and the caseload weighting need)."""
 
     name = "assignments"
     concurrent = True  # writes only through its read model: casework.projections
@@ -48,7 +54,19 @@ class Assignments(Projection):
         change: dict[str, Any]
         match event:
             case CaseOpened(case_id=case_id):
-                change = {"site": event.site, "phase": "assessment", "caseworker_id": None}
+                change = {
+                    "site": event.site,
+                    "phase": "assessment",
+                    "caseworker_id": None,
+                    "risk_level": event.risk_level.value if event.risk_level else None,
+                    "in_crisis": False,
+                }
+            case RiskLevelChanged(case_id=case_id):
+                change = {"risk_level": event.risk_level.value}
+            case CrisisDeclared(case_id=case_id):
+                change = {"in_crisis": True, "risk_level": event.risk_level.value}
+            case CrisisResolved(case_id=case_id):
+                change = {"in_crisis": False}
             case CaseworkerAssigned(case_id=case_id):
                 change = {"caseworker_id": event.caseworker_id, "team": event.team}
             case CaseTransferAccepted(case_id=case_id):
@@ -77,3 +95,15 @@ class Assignments(Projection):
             {"caseworker_id": caseworker_id, "phase": {"$ne": "closed"}}, {"_id": 1}
         ).sort("_id", ASCENDING)
         return [str(doc["_id"]) async for doc in cursor]
+
+    async def held_by(self, caseworker_id: str) -> list[HeldCase]:
+        """The open cases the worker holds, with what weighs them (risk, crisis)."""
+        cursor = self.read_model.collection.find(
+            {"caseworker_id": caseworker_id},
+            {"_id": 1, "phase": 1, "risk_level": 1, "in_crisis": 1},
+        )
+        return [
+            HeldCase(str(doc["_id"]), doc.get("risk_level"), bool(doc.get("in_crisis")))
+            async for doc in cursor
+            if doc.get("phase") != "closed"
+        ]

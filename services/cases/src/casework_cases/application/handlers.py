@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from casework.access import AccessDenied, NotVisible, require_site
 from casework.auth import Principal
 from casework.clock import Clock
+from casework.directory import DEFAULT_CASELOAD_POLICY, CaseloadPolicy
 from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
 from casework.service import VersionMismatch
 
 from casework_cases.domain.access import CaseScope, can_reach_case
+from casework_cases.domain.assignment import Assignee, assignee_team
 from casework_cases.domain.case import Case
+from casework_cases.domain.caseload import HeldCase, check_capacity, weighted_load
 from casework_cases.domain.commands import (
     AcceptTransfer,
     AssignCaseworker,
@@ -35,10 +38,34 @@ class SiteDirectory(Protocol):
     async def exists(self, site: str) -> bool: ...
 
 
+class StaffDirectory(Protocol):
+    """The staff of the organisation directory (`casework.directory.KnownStaff`)."""
+
+    async def get(self, staff_id: str) -> Assignee | None: ...
+
+
 class CaseloadIndex(Protocol):
     """Finds the open cases a worker holds."""
 
     async def open_cases_of(self, caseworker_id: str) -> list[str]: ...
+
+    async def held_by(self, caseworker_id: str) -> list[HeldCase]: ...
+
+
+class CaseloadPolicySource(Protocol):
+    """The agency's caseload weighting (`casework.directory.KnownCaseloadPolicy`)."""
+
+    async def current(self) -> CaseloadPolicy: ...
+
+
+@dataclass(frozen=True)
+class WeightedCaseload:
+    worker_id: str
+    open_cases: int
+    load: int
+    capacity: int
+    percent: float
+    band: str
 
 
 @dataclass(frozen=True)
@@ -71,7 +98,10 @@ class Cases:
     cases: Repository[Case]
     sites: SiteDirectory
     caseloads: CaseloadIndex
+    staff: StaffDirectory
     clock: Clock
+    caseload_policy: CaseloadPolicySource | None = None
+    """None: the default weighting (`casework.directory.DEFAULT_CASELOAD_POLICY`)."""
 
     async def case(self, case_id: str, principal: Principal) -> Case:
         """A case the principal may see; one out of reach is not found."""
@@ -147,9 +177,55 @@ class Cases:
             raise VersionMismatch(f"case {case.id}", expected_version, case.version)
         if isinstance(cmd, RequestTransfer) and not await self.sites.exists(cmd.to_site):
             raise UnknownSite(cmd.to_site)
+        if isinstance(cmd, AssignCaseworker):
+            facts = await self.staff.get(cmd.caseworker_id)
+            team = assignee_team(case.id, case.site, cmd.caseworker_id, facts, cmd.team)
+            cmd = replace(cmd, team=team)
+            if cmd.caseworker_id != case.caseworker_id:
+                assert facts is not None
+                await self._check_capacity(cmd, case, facts.capacity_points)
         case.handle(cmd, self.clock.now())
         await self.cases.save(case, ctx)
         return case
+
+    async def weighted_caseload(self, worker_id: str, principal: Principal) -> WeightedCaseload:
+        """The worker's weighted caseload under the agency's policy (the caseload index and
+        this service's copy of the directory and of the policy, as they stand)."""
+        own = principal.has_role("caseworker") and principal.sub == worker_id
+        if not own and not principal.has_role("supervisor", "site_manager", "regional_admin"):
+            raise AccessDenied("a caseworker reads only their own caseload's weight")
+        policy = await self._policy()
+        held = await self.caseloads.held_by(worker_id)
+        facts = await self.staff.get(worker_id)
+        capacity = policy.capacity_of(facts.capacity_points if facts else None)
+        load = weighted_load(policy, held)
+        return WeightedCaseload(
+            worker_id,
+            len(held),
+            load,
+            capacity,
+            policy.percent(load, capacity),
+            policy.band(load, capacity),
+        )
+
+    async def _policy(self) -> CaseloadPolicy:
+        if self.caseload_policy is None:
+            return DEFAULT_CASELOAD_POLICY
+        return await self.caseload_policy.current()
+
+    async def _check_capacity(
+        self, cmd: AssignCaseworker, case: Case, capacity_points: int | None
+    ) -> None:
+        policy = await self._policy()
+        check_capacity(
+            policy,
+            case.id,
+            cmd.caseworker_id,
+            await self.caseloads.held_by(cmd.caseworker_id),
+            policy.weight(case.risk_level, case.crisis is not None),
+            capacity_points,
+            cmd.capacity_override_reason,
+        )
 
     async def move_caseload(
         self, cmd: MoveCaseload, principal: Principal, ctx: CommitContext
@@ -165,6 +241,7 @@ class Cases:
                 reason=cmd.reason,
                 assigned_by=cmd.moved_by,
                 expected_caseworker_id=cmd.from_caseworker_id,
+                capacity_override_reason=cmd.capacity_override_reason,
             )
             try:
                 case = await self.execute(assign, principal, ctx)

@@ -376,6 +376,7 @@ class Case(Aggregate):
                 reason=c.reason,
                 assigned_by=c.assigned_by,
                 assigned_at=at,
+                capacity_override_reason=c.capacity_override_reason,
             )
         )
 

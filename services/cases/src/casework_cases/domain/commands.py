@@ -34,10 +34,14 @@ class AssignCaseworker:
     case_id: str
     caseworker_id: str
     team: str | None
+    """The team the request names; the handler records the directory's
+    (`domain.assignment.assignee_team`)."""
     assigned_by: str
     reason: str | None = None
     expected_caseworker_id: str | None = None
     """When moving a caseload: assign only if the case is still with this worker."""
+    capacity_override_reason: str | None = None
+    """Why the worker takes the case into the red band of their weighted caseload."""
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,7 @@ class MoveCaseload:
 
     from_caseworker_id: str
     to_caseworker_id: str
-    to_team: str
+    to_team: str | None
     reason: str
     moved_by: str
+    capacity_override_reason: str | None = None

@@ -177,3 +177,69 @@ class InpatientTimeInvalid(CaseError):
     def __init__(self, hint: str, field: str) -> None:
         super().__init__(hint)
         self.field = field
+
+
+# --- assignment against the organisation directory ----------------------------------------------
+
+
+class AssigneeRefused(CaseError):
+    """The organisation directory does not let this person carry this case."""
+
+
+class AssigneeNotInDirectory(AssigneeRefused):
+    def __init__(self, case_id: str, caseworker_id: str) -> None:
+        super().__init__(
+            f"case {case_id}: {caseworker_id} is not in the organisation directory (as this "
+            "service has heard it): register them in supervision first"
+        )
+
+
+class AssigneeHasLeft(AssigneeRefused):
+    def __init__(self, case_id: str, caseworker_id: str) -> None:
+        super().__init__(f"case {case_id}: {caseworker_id} has left the agency")
+
+
+class AssigneeNotCaseworker(AssigneeRefused):
+    def __init__(self, case_id: str, caseworker_id: str) -> None:
+        super().__init__(
+            f"case {case_id}: {caseworker_id} does not hold the caseworker role in the directory"
+        )
+
+
+class AssigneeNotAtSite(AssigneeRefused):
+    def __init__(self, case_id: str, caseworker_id: str, site: str | None) -> None:
+        super().__init__(f"case {case_id}: {caseworker_id} does not work at site {site}")
+
+
+class AssigneeHasNoTeamAtSite(AssigneeRefused):
+    """A case is carried in a team of its site; the directory gives the worker none there (a
+    worker's team is within their first site)."""
+
+    def __init__(self, case_id: str, caseworker_id: str, site: str | None) -> None:
+        super().__init__(
+            f"case {case_id}: {caseworker_id} has no team at site {site} in the directory"
+        )
+
+
+class AssigneeTeamMismatch(AssigneeRefused):
+    def __init__(self, case_id: str, caseworker_id: str, asked: str, actual: str) -> None:
+        super().__init__(
+            f"case {case_id}: {caseworker_id} is in team {actual} per the directory, not {asked} "
+            "(leave the team out: the directory's is recorded)"
+        )
+
+
+class CapacityExceeded(CaseError):
+    """The assignment would take the worker's weighted caseload into the red band, and no
+    `capacity_override_reason` was given. The figures are in the message and on the error."""
+
+    def __init__(
+        self, case_id: str, caseworker_id: str, load: int, weight: int, capacity: int, red: int
+    ) -> None:
+        after = load + weight
+        super().__init__(
+            f"case {case_id}: {caseworker_id} carries {load} points; this case weighs {weight}, "
+            f"making {after} of a capacity of {capacity} ({100 * after / capacity:.0f} %, red "
+            f"from {red} %): give capacity_override_reason to assign anyway"
+        )
+        self.load, self.weight, self.capacity = load, weight, capacity

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Depends, Path, Response
+from pydantic import BaseModel, Field
 
-from casework.auth import Principal
+from casework.auth import Principal, require_roles
 from casework.requests import Context, IfMatch
 
 from casework_cases.domain.commands import (
@@ -35,6 +36,10 @@ MovesCaseloads = Annotated[Principal, may_issue(MoveCaseload)]
 AcceptsTransfers = Annotated[Principal, may_issue(AcceptTransfer)]
 RejectsTransfers = Annotated[Principal, may_issue(RejectTransfer)]
 Reopens = Annotated[Principal, may_issue(ReopenCase)]
+ReadsWeights = Annotated[
+    Principal,
+    Depends(require_roles("caseworker", "supervisor", "site_manager", "regional_admin")),
+]
 WorkerId = Annotated[str, Path(description="The staff id of the worker whose caseload moves")]
 
 
@@ -43,7 +48,15 @@ WorkerId = Annotated[str, Path(description="The staff id of the worker whose cas
     summary="Assign or reassign the caseworker",
     description=(
         "Makes a caseworker (and their team) responsible for the case. Roles: supervisor, "
-        "site_manager, regional_admin. 409 `AlreadyAssigned` when nothing would change; "
+        "site_manager, regional_admin. The assignee is checked against the organisation "
+        "directory (this service's copy of it): active, holding `caseworker`, working at "
+        "the case's site with their team there; the team recorded is the directory's "
+        "(`team`, if sent, must be it). 409 `AssigneeNotInDirectory`, `AssigneeHasLeft`, "
+        "`AssigneeNotCaseworker`, `AssigneeNotAtSite`, `AssigneeHasNoTeamAtSite`, "
+        "`AssigneeTeamMismatch`; `CapacityExceeded` (with the figures) when the case takes "
+        "the worker's weighted caseload into the red band of the agency's caseload policy "
+        "without a `capacity_override_reason` (recorded when given); `AlreadyAssigned` "
+        "when nothing would change; "
         "`CaseAlreadyClosed` on a closed case."
     ),
     responses=WRITE_RESPONSES,
@@ -63,6 +76,7 @@ async def assign_caseworker(
         team=body.team,
         reason=body.reason,
         assigned_by=principal.sub,
+        capacity_override_reason=body.capacity_override_reason,
     )
     return answer(await cases.execute(cmd, principal, ctx, if_match), response)
 
@@ -71,7 +85,8 @@ async def assign_caseworker(
     "/caseloads/{worker_id}/move",
     summary="Move a worker's whole caseload to another worker",
     description=(
-        "Reassigns every open case the worker holds to another worker and team, one commit "
+        "Reassigns every open case the worker holds to another worker (checked against the "
+        "organisation directory as an assignment is) and their team, one commit "
         "per case, and reports each case as moved or failed (with the reason). Cases outside "
         "your reach are left alone and only counted. The worker's cases are found in an index "
         "kept from the case events, which trails them by a moment: a case assigned a second "
@@ -92,9 +107,37 @@ async def move_caseload(
         to_team=body.to_team,
         reason=body.reason,
         moved_by=principal.sub,
+        capacity_override_reason=body.capacity_override_reason,
     )
     report = await cases.move_caseload(cmd, principal, ctx)
     return caseload_move_view(report, worker_id, body)
+
+
+class WeightedCaseloadOut(BaseModel):
+    worker_id: str
+    open_cases: int
+    load: int = Field(description="Points: each open case by its risk, plus the crisis bonus")
+    capacity: int = Field(description="The worker's own, else the policy's default")
+    percent: float
+    band: Literal["green", "amber", "red"]
+
+
+@router.get(
+    "/caseloads/{worker_id}/weight",
+    tags=["caseloads"],
+    summary="A worker's weighted caseload and its band",
+    description=(
+        "The points the worker's open cases weigh under the agency's caseload policy (set in "
+        "supervision), against their capacity (their own in the directory, else the "
+        "policy's default), and the band: green, amber (from 100 % by default), red (from "
+        "110 %). From the caseload index, which trails the case events by a moment. A "
+        "caseworker reads their own; supervisors, site managers and regional admins anyone's."
+    ),
+)
+async def read_weighted_caseload(
+    worker_id: WorkerId, principal: ReadsWeights, cases: CasesApp
+) -> WeightedCaseloadOut:
+    return WeightedCaseloadOut(**vars(await cases.weighted_caseload(worker_id, principal)))
 
 
 @router.post(

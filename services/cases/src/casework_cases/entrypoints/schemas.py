@@ -34,8 +34,14 @@ class AssignmentIn(BaseModel):
     )
 
     caseworker_id: StaffId
-    team: Team
+    team: Team | None = Field(
+        default=None, description="If sent, must be the assignee's team in the directory"
+    )
     reason: Reason | None = None
+    capacity_override_reason: Reason | None = Field(
+        default=None,
+        description="Required when the case takes the worker's weighted caseload into red",
+    )
 
 
 class CaseloadMoveIn(BaseModel):
@@ -44,7 +50,12 @@ class CaseloadMoveIn(BaseModel):
     )
 
     to_caseworker_id: StaffId
-    to_team: Team
+    to_team: Team | None = Field(
+        default=None, description="If sent, must be the new worker's team in the directory"
+    )
+    capacity_override_reason: Reason | None = Field(
+        default=None, description="Required for the cases that take the worker into red"
+    )
     reason: Reason
 
 
