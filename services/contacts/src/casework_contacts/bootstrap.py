@@ -18,6 +18,7 @@ from casework.service import service_app, telemetry_middlewares
 from casework.settings import Settings
 
 from casework_contacts.adapters.case_facts import CaseFactsStore
+from casework_contacts.adapters.client_addresses import ClientAddresses
 from casework_contacts.adapters.queries import ContactQueries
 from casework_contacts.adapters.read_models import (
     ContactHistory,
@@ -74,6 +75,7 @@ def build(
     )
     policy = own.policy()
     facts = CaseFactsStore(runtime.database)
+    addresses = ClientAddresses(runtime.database)
     contacts = Contacts(
         contacts=Repository(runtime.store, Contact, runtime.registry),
         obligations=Repository(runtime.store, CaseObligations, runtime.registry),
@@ -81,6 +83,7 @@ def build(
         policy=policy,
         clock=runtime.clock,
         lone_worker_grace=own.lone_worker_grace,
+        addresses=addresses,
     )
     history = ContactHistory(runtime.database)
     obligations_view = ObligationsView(runtime.database)
@@ -96,10 +99,13 @@ def build(
         history,
         obligations_view,
         open_obligations,
+        addresses,
     )
     for kind, handler in deadline_handlers(contacts).items():
         runtime.scheduler.on(kind, handler)
-    read = ContactQueries(facts, history, obligations_view, open_obligations, policy, runtime.clock)
+    read = ContactQueries(
+        facts, history, obligations_view, open_obligations, policy, runtime.clock, addresses
+    )
     return Wired(runtime, contacts, read)
 
 

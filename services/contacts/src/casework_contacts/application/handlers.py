@@ -22,12 +22,14 @@ from casework.contracts.contacts import (
     ContactCorrected,
     ContactLogged,
     CorrectionKind,
+    Medium,
     Outcome,
     ParticipantKind,
 )
 from casework.eventstore import CommitContext, ConcurrencyConflict, Document, Repository
 
 from casework_contacts.adapters.case_facts import facts_of, scope_of
+from casework_contacts.adapters.client_addresses import ClientAddress
 from casework_contacts.domain.access import CONTACT_WORKERS, READERS, can_reach_case
 from casework_contacts.domain.commands import (
     CaseRef,
@@ -62,6 +64,12 @@ class CaseDirectory(Protocol):
     async def get(self, case_id: str) -> Document | None: ...
 
 
+class AddressBook(Protocol):
+    """The local projection of clients' addresses (`adapters.client_addresses`)."""
+
+    async def of_client(self, client_id: str) -> ClientAddress | None: ...
+
+
 @dataclass
 class Contacts:
     """Every command the contacts service handles."""
@@ -72,6 +80,7 @@ class Contacts:
     policy: ContactPolicy
     clock: Clock
     lone_worker_grace: timedelta
+    addresses: AddressBook | None = None
 
     # -- people's commands ------------------------------------------------------------------
 
@@ -91,6 +100,15 @@ class Contacts:
             raise NotVisible(f"no contact {contact_id}")
         await self._reachable_case(contact.case_id, principal, what=f"contact {contact_id}")
         return contact
+
+    async def visit_address(self, contact: Contact) -> ClientAddress | None:
+        """Where a home visit goes: the client's address, sealed (the HTTP edge opens it for
+        the reader the route authorised). None for other media, or when intake has none."""
+        if contact.medium is not Medium.HOME_VISIT or contact.client_id is None:
+            return None
+        if self.addresses is None:
+            return None
+        return await self.addresses.of_client(contact.client_id)
 
     async def execute(
         self, cmd: ContactCommand, principal: Principal, ctx: CommitContext
