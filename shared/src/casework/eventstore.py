@@ -359,6 +359,12 @@ class Repository(Generic[A]):
             raise AggregateNotFound(self._aggregate.stream_type, id)
         return aggregate
 
+    def knows(self, id: str) -> bool:
+        """Whether the cache holds events of the aggregate's stream (it exists, then; False
+        says nothing either way)."""
+        cached = self._cache.get(self._aggregate.stream_id_for(id))
+        return cached is not None and bool(cached.events)
+
     def new(self, id: str) -> A:
         """A fresh aggregate with no history. Should its stream hold only voids (a first
         write that was abandoned and fenced), the version that `find` just read is kept, so

@@ -118,18 +118,21 @@ class Contacts:
         reads the event: whichever comes first counts it). Once the contact is stored, a
         failure to count it does not fail the request: the policy counts it.
 
-        A new contact (scheduled, or logged unscheduled) is first decided without reading
-        its stream: the commit then targets the stream's first slot, which only an empty
-        stream has free. Anything but a commit — the slot taken (an id used before: a retried
-        request, a scheduled contact logged by its id) or a refusal — sends the command down
-        the ordinary path: the stream loaded, the contact's case reached, decided again."""
+        A new contact (scheduled, or logged unscheduled, under an id whose stream this
+        process has not seen) is first decided without reading its stream: the commit then
+        targets the stream's first slot, which only an empty stream has free. Anything but a
+        commit — the slot taken (an id used before: a retried request, a scheduled contact
+        logged by its id) or a refusal — sends the command down the ordinary path: the stream
+        loaded, the contact's case reached, decided again."""
         _require_roles(principal, CONTACT_WORKERS, type(cmd).__name__)
         if isinstance(cmd, ScheduleContact | LogContact):
             await self._check_follow_up(cmd)
-            try:
-                return await self._decide_contact(self.contacts.new(cmd.contact_id), cmd, ctx)
-            except (ConcurrencyConflict, ContactError):
-                pass  # decided below, on what the stream holds
+            if not self.contacts.knows(cmd.contact_id):
+                try:
+                    new = self.contacts.new(cmd.contact_id)
+                    return await self._decide_contact(new, cmd, ctx)
+                except (ConcurrencyConflict, ContactError):
+                    pass  # decided below, on what the stream holds
         contact = await self.contacts.find(cmd.contact_id)
         if isinstance(cmd, ScheduleContact | LogContact):
             if contact is None:
