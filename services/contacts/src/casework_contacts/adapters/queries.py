@@ -337,7 +337,9 @@ class ContactQueries:
             if c.get("medium") == "home_visit" and str(c["case_id"]) in reachable
         ]
         addresses = (
-            await self.addresses.of_clients({str(c["client_id"]) for c in home_visits})
+            await self.addresses.of_clients(
+                {str(c["client_id"]) for c in home_visits if c.get("client_id")}
+            )
             if self.addresses is not None
             else {}
         )
