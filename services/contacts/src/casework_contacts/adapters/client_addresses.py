@@ -24,6 +24,7 @@ that gave one (equality on the indexed `client_id`: a client has a handful of re
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -92,13 +93,10 @@ class ClientAddresses(Projection):
         return ClientAddress(str(latest["address"]), latest["given_at"], str(latest["_id"]))
 
     async def of_clients(self, client_ids: set[str]) -> dict[str, ClientAddress]:
-        """Several clients' addresses (one indexed query each)."""
-        found: dict[str, ClientAddress] = {}
-        for client_id in sorted(client_ids):
-            address = await self.of_client(client_id)
-            if address is not None:
-                found[client_id] = address
-        return found
+        """Several clients' addresses (one indexed query each, at once)."""
+        ids = sorted(client_ids)
+        found = await asyncio.gather(*(self.of_client(client_id) for client_id in ids))
+        return {c: a for c, a in zip(ids, found, strict=True) if a is not None}
 
 
 def as_document(address: ClientAddress | None) -> Document | None:
