@@ -4,10 +4,11 @@ In process, on the real MongoDB-wire server (no HTTP, no Kafka: the application 
 the routes and the deadline handlers call it), each figure beside its raw limit measured in
 the same run on the same server:
 
-- log: `--contacts` made contacts logged (`Contacts.execute(LogContact)`: the contact's commit,
-  then counting it on the case's obligations — a load and a commit), `--concurrency` at a
-  time, over `--cases` high-risk cases; beside raw `insert_one` of documents of the same size
-  at the same concurrency;
+- log: `--contacts` made contacts logged as the route logs one (`Contacts.case_ref`, the
+  reach check on the local case facts, then `Contacts.execute(LogContact)`: the contact's
+  commit, then counting it on the case's obligations — a load and a commit), `--concurrency`
+  at a time, over `--cases` high-risk cases; beside raw `insert_one` of documents of the same
+  size at the same concurrency;
 - log at a steady `--rate`/s for `--seconds`: latency p50/p99 beside raw `insert_one`
   latency at the same rate;
 - overdue with `--pending` (100k) pending deadlines: `--burst` obligations already due, fired
@@ -16,6 +17,7 @@ the same run on the same server:
   concurrency; then obligations falling due at `--due-rate`/s with the scheduler loops
   running: lateness (`raised_at` - due) p50/p99.
 
+`--stages log` runs the logging figures only (`overdue`: the overdue ones only).
 `make bench` runs it (`scripts/bench.sh`), or `uv run python bench/contacts.py --help`.
 """
 
@@ -70,11 +72,13 @@ class Bench:
         progress(f"{self.args.cases} high-risk cases with their obligations")
         for case_id in await self.seed_cases(self.args.cases, "c"):
             await self.wired.contacts.replan(case_id, None, CommitContext())
-        await self.log_burst()
-        await self.log_steady()
-        await self.seed_pending()
-        await self.overdue_burst()
-        await self.overdue_steady()
+        if "log" in self.args.stages:
+            await self.log_burst()
+            await self.log_steady()
+        if "overdue" in self.args.stages:
+            await self.seed_pending()
+            await self.overdue_burst()
+            await self.overdue_steady()
         return self.rows
 
     async def seed_cases(self, n: int, prefix: str) -> list[str]:
@@ -89,11 +93,10 @@ class Bench:
         self.case_ids += ids
         return ids
 
-    def log_command(self, i: int) -> LogContact:
-        case_id = self.case_ids[i % self.args.cases]
+    def log_command(self, i: int, case: CaseRef) -> LogContact:
         return LogContact(
             contact_id=f"k-{i}-{uuid.uuid4().hex[:6]}",
-            case=CaseRef(case_id, f"cl-{case_id}", "north"),
+            case=case,
             medium=Medium.PHONE,
             occurred_at=datetime.now(UTC),
             participants=CLIENT,
@@ -103,8 +106,11 @@ class Bench:
         )
 
     async def log_one(self, i: int) -> float:
+        contacts = self.wired.contacts
         t = time.perf_counter()
-        await self.wired.contacts.execute(self.log_command(i), WORKER, CommitContext())
+        case_id = self.case_ids[i % self.args.cases]
+        case = await contacts.case_ref(case_id, WORKER, for_writing=True)
+        await contacts.execute(self.log_command(i, case), WORKER, CommitContext())
         return time.perf_counter() - t
 
     async def raw_one(self, collection: Any, doc: Document) -> float:
@@ -340,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pending", type=int, default=100_000, help="deadlines pending")
     parser.add_argument("--burst", type=int, default=500, help="obligations due at once")
     parser.add_argument("--due-rate", type=int, default=10, help="obligations due per second")
+    parser.add_argument(
+        "--stages", nargs="+", choices=("log", "overdue"), default=["log", "overdue"],
+        help="which figures to take (default: all)",
+    )  # fmt: skip
     server_options(parser)
     args = parser.parse_args(argv)
     rows = asyncio.run(main_async(args))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,25 +28,25 @@ import httpx
 import pytest
 
 from support.audit import clients_shown, wait_for_records
+from support.authz import (
+    READERS,
+    ROLES,
+    WHERE,
+    Callers,
+    Who,
+    accepted_case,
+    expected,
+    matrix,
+    register_site,
+)
 from support.directory import assign_case, register_staff, register_team
 from support.polling import eventually
 from support.stack import Stack
 
 TEAM = "t-authz"
 OTHER = "elsewhere"  # a site none of the cases here is at
-ROLES = (
-    "regional_admin",
-    "site_manager",
-    "supervisor",
-    "caseworker",
-    "crisis_worker",
-    "intake_worker",
-    "ops",
-)
-WHERE = ("own", "other")
 
-# Who may, in the issue's words.
-READERS = {"caseworker", "supervisor", "crisis_worker", "site_manager", "regional_admin"}
+# Who may, in the issue's words (READERS: support.authz).
 ASSIGNERS = {"supervisor", "site_manager", "regional_admin"}
 SITE_LEADS = {"supervisor", "site_manager"}
 CASEWORK = {"caseworker", "supervisor"}
@@ -107,14 +106,6 @@ ENDPOINTS = [
 ]
 
 
-def expected(may: frozenset[str] | set[str], role: str, where: str) -> int:
-    if role not in may:
-        return 403
-    if where == "other" and role != "regional_admin":
-        return 404
-    return 200
-
-
 # How the setup actors bring a case into each state: (actor role, path, body).
 SETUP: dict[str, list[tuple[str, str, dict[str, Any] | None]]] = {
     "assigned": [("site_manager", "/assignment", {"caseworker_id": "caseworker-own", "team": TEAM})]
@@ -146,70 +137,40 @@ LEAVES: dict[str, str] = {
 }
 
 
-def referral(site: str) -> dict[str, Any]:
-    return {
-        "site": site,
-        "client": {
-            "given_name": "Robin",
-            "family_name": f"Authz{uuid.uuid4().hex[:8]}",
-            "date_of_birth": "1985-06-01",
-        },
-        "source": "self",
-        "presenting_concerns": "Not sleeping, hopeless.",
-        "urgency": "soon",
-    }
-
-
 @dataclass
 class World:
-    """Two registered sites, one principal per (role, where), and cases on demand."""
+    """Two registered sites, one principal per (role, where) and the receiving site's leads,
+    and cases on demand."""
 
-    stack: Stack
-    home: str
+    callers: Callers
     away: str
-    clients: dict[tuple[str, ...], httpx.Client] = field(default_factory=dict)
     shared: dict[str, str] = field(default_factory=dict)
     ready: dict[str, list[str]] = field(default_factory=dict)
     pool: list[str] = field(default_factory=list)
 
-    def principal(self, role: str, where: str, receiving: bool = False) -> tuple[str, ...]:
-        if where == "other":
-            return (f"{role}-other", role, OTHER, "t-other")
-        if receiving and role in SITE_LEADS:
-            return (f"{role}-recv", role, self.away, "t-away")
-        return (f"{role}-own", role, self.home, TEAM)
+    @property
+    def stack(self) -> Stack:
+        return self.callers.stack
 
-    def everyone(self) -> list[tuple[str, ...]]:
-        return [
-            *(self.principal(r, w) for r in ROLES for w in WHERE),
-            *(self.principal(r, "own", receiving=True) for r in SITE_LEADS),
-        ]
+    @property
+    def home(self) -> str:
+        return self.callers.home
 
-    def token(self, key: tuple[str, ...]) -> str:
-        sub, role, site, team = key
-        return self.stack.token(sub, role, sites=(site,), team=team)
+    def principal(self, role: str, where: str, receiving: bool = False) -> Who:
+        if where == "own" and receiving and role in SITE_LEADS:
+            return Who(f"{role}-recv", role, self.away, "t-away")
+        return self.callers.who(role, where)
+
+    def receivers(self) -> list[Who]:
+        return [self.principal(r, "own", receiving=True) for r in SITE_LEADS]
 
     def client(self, role: str, where: str = "own", receiving: bool = False) -> httpx.Client:
-        key = self.principal(role, where, receiving)
-        if key not in self.clients:
-            self.clients[key] = self.stack.client("cases", self.token(key))
-        return self.clients[key]
+        return self.callers.client(self.principal(role, where, receiving), "cases")
 
     def open_cases(self, count: int) -> list[str]:
         """Referral → screening → acceptance, `count` times; the cases once readable."""
-        token = self.token(self.principal("intake_worker", "own"))
-        case_ids = []
-        with self.stack.client("intake", token) as intake:
-            for _ in range(count):
-                taken = intake.post("/referrals", json=referral(self.home))
-                assert taken.status_code == 201, taken.text
-                referral_id = taken.json()["referral_id"]
-                screen = {"wish_to_be_dead": False, "suicidal_thoughts": False}
-                screened = intake.post(f"/referrals/{referral_id}/screening", json=screen)
-                assert screened.status_code in (200, 404), screened.text  # 404: not built yet
-                accepted = intake.post(f"/referrals/{referral_id}/accept")
-                assert accepted.status_code == 200, accepted.text
-                case_ids.append(accepted.json()["case_id"])
+        intake = self.callers.client(self.principal("intake_worker", "own"), "intake")
+        case_ids = [accepted_case(intake, self.home, "Authz") for _ in range(count)]
         manager = self.client("site_manager")
         for case_id in case_ids:
             opened = eventually(
@@ -251,24 +212,10 @@ class World:
             self.ready.setdefault(LEAVES[path], []).append(case_id)
 
 
-def register_site(stack: Stack, name: str) -> str:
-    code = f"{name}-{uuid.uuid4().hex[:6]}"
-    admin = stack.token("root", "regional_admin")
-    with stack.client("supervision", admin) as supervision:
-        created = supervision.post("/sites", json={"site": code, "name": name.title()})
-        assert created.status_code == 201, created.text
-    with stack.client("intake", stack.token("ivy", "intake_worker", sites=(code,))) as intake:
-        taken = eventually(
-            lambda: intake.post("/referrals", json=referral(code)),
-            lambda r: r.status_code != 422,
-        )
-        assert taken.status_code == 201, taken.text
-    return code
-
-
 @pytest.fixture(scope="module")
 def world(stack: Stack) -> Iterator[World]:
-    world = World(stack, register_site(stack, "authz"), register_site(stack, "recv"))
+    callers = Callers(stack, register_site(stack, "authz"), TEAM, other_site=OTHER)
+    world = World(callers, register_site(stack, "recv"))
     # the caseworkers assigned here, in the organisation directory (the cases service checks)
     with stack.client("supervision", stack.token("root", "regional_admin")) as directory:
         register_team(directory, world.home, TEAM)
@@ -276,29 +223,14 @@ def world(stack: Stack) -> Iterator[World]:
             register_staff(
                 directory, worker, "caseworker", sites=[world.home], team=TEAM, places=False
             )
-    # Minting a token runs the CLI (most of a second): mint them all at once, up front.
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(world.token, world.everyone()))
+    callers.mint(world.receivers())
     try:
         yield world
     finally:
-        for client in world.clients.values():
-            client.close()
+        callers.close()
 
 
-MATRIX = [
-    pytest.param(
-        ep,
-        role,
-        where,
-        expected(ep.may, role, where),
-        id=f"{ep.method} /cases/{{id}}{ep.path} | {role} | {where} site"
-        f" -> {expected(ep.may, role, where)}",
-    )
-    for ep in ENDPOINTS
-    for role in ROLES
-    for where in WHERE
-]
+MATRIX = matrix(ENDPOINTS, lambda ep: ep.may, lambda ep: f"{ep.method} /cases/{{id}}{ep.path}")
 
 
 @pytest.mark.parametrize(("ep", "role", "where", "status"), MATRIX)

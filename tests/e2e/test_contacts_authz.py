@@ -14,9 +14,7 @@ regional admins. Each allowed write gets a contact in the state it needs; refuse
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,23 +22,13 @@ from typing import Any
 import httpx
 import pytest
 
+from support.authz import READERS, ROLES, WHERE, Callers, accepted_case, matrix, register_site
 from support.directory import assign_case, register_staff
 from support.polling import eventually
 from support.stack import Stack
 
 TEAM = "t-cauthz"
 OTHER = "elsewhere-contacts"
-ROLES = (
-    "regional_admin",
-    "site_manager",
-    "supervisor",
-    "caseworker",
-    "crisis_worker",
-    "intake_worker",
-    "ops",
-)
-WHERE = ("own", "other")
-READERS = {"caseworker", "supervisor", "crisis_worker", "site_manager", "regional_admin"}
 WORKERS = {"caseworker", "supervisor", "crisis_worker"}
 CLIENT = [{"kind": "client"}]
 
@@ -108,37 +96,18 @@ def body_for(path: str) -> Any:
     return BODIES.get(path)
 
 
-def expected(may: frozenset[str], role: str, where: str, ok: int) -> int:
-    if role not in may:
-        return 403
-    if where == "other" and role != "regional_admin":
-        return 404
-    return ok
-
-
 @dataclass
 class World:
-    stack: Stack
-    home: str
+    callers: Callers
     case_id: str = ""
-    clients: dict[tuple[str, str], httpx.Client] = field(default_factory=dict)
     shared: dict[str, str] = field(default_factory=dict)
 
-    def key(self, role: str, where: str) -> tuple[str, str, str, str]:
-        if where == "other":
-            return (f"{role}-cother", role, OTHER, "t-other")
-        return (f"{role}-cown", role, self.home, TEAM)
-
-    def token(self, role: str, where: str) -> str:
-        sub, role_, site, team = self.key(role, where)
-        return self.stack.token(sub, role_, sites=(site,), team=team)
+    @property
+    def home(self) -> str:
+        return self.callers.home
 
     def client(self, role: str, where: str = "own", service: str = "contacts") -> httpx.Client:
-        if (role, where + service) not in self.clients:
-            self.clients[role, where + service] = self.stack.client(
-                service, self.token(role, where)
-            )
-        return self.clients[role, where + service]
+        return self.callers.client(self.callers.who(role, where), service)
 
     def contact_in(self, state: str, fresh: bool) -> str:
         """A contact of the case in `state`: new when the call will change it."""
@@ -163,49 +132,17 @@ class World:
         return contact_id
 
 
-def open_case(stack: Stack, home: str) -> str:
-    intake_token = stack.token("ivy-cauthz", "intake_worker", sites=(home,))
-    with stack.client("intake", intake_token) as intake:
-        body = {
-            "site": home,
-            "client": {
-                "given_name": "Robin",
-                "family_name": f"Cauthz{uuid.uuid4().hex[:8]}",
-                "date_of_birth": "1985-06-01",
-            },
-            "source": "self",
-            "presenting_concerns": "Not sleeping.",
-            "urgency": "soon",
-        }
-        taken = eventually(
-            lambda: intake.post("/referrals", json=body), lambda r: r.status_code != 422
-        )
-        assert taken.status_code == 201, taken.text
-        referral_id = taken.json()["referral_id"]
-        screen = {"wish_to_be_dead": False, "suicidal_thoughts": False}
-        screened = eventually(
-            lambda: intake.post(f"/referrals/{referral_id}/screening", json=screen),
-            lambda r: r.status_code != 404,
-        )
-        assert screened.status_code == 200, screened.text
-        accepted = intake.post(f"/referrals/{referral_id}/accept")
-        assert accepted.status_code == 200, accepted.text
-        case_id: str = accepted.json()["case_id"]
-    return case_id
-
-
 @pytest.fixture(scope="module")
 def world(stack: Stack) -> Iterator[World]:
-    home = f"chome-{uuid.uuid4().hex[:6]}"
+    home = register_site(stack, "chome")
     admin = stack.token("root", "regional_admin")
     with stack.client("supervision", admin) as supervision:
-        created = supervision.post("/sites", json={"site": home, "name": "Contacts home"})
-        assert created.status_code == 201, created.text
         register_staff(supervision, "caseworker-cown", "caseworker", sites=[home], team=TEAM)
-    world = World(stack, home)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda k: world.token(*k), [(r, w) for r in ROLES for w in WHERE]))
-    world.case_id = open_case(stack, home)
+    callers = Callers(stack, home, TEAM, tag="c", other_site=OTHER)
+    callers.mint()
+    world = World(callers)
+    intake = world.client("intake_worker", service="intake")
+    world.case_id = accepted_case(intake, home, "Cauthz")
     manager = world.client("site_manager", service="cases")
     opened = eventually(
         lambda: manager.get(f"/cases/{world.case_id}"), lambda r: r.status_code == 200
@@ -222,23 +159,10 @@ def world(stack: Stack) -> Iterator[World]:
     try:
         yield world
     finally:
-        for client in world.clients.values():
-            client.close()
+        callers.close()
 
 
-MATRIX = [
-    pytest.param(
-        route,
-        role,
-        where,
-        expected(route.may, role, where, route.ok),
-        id=f"{route.method} {route.path} | {role} | {where} site"
-        f" -> {expected(route.may, role, where, route.ok)}",
-    )
-    for route in ROUTES
-    for role in ROLES
-    for where in WHERE
-]
+MATRIX = matrix(ROUTES, lambda r: r.may, lambda r: f"{r.method} {r.path}", lambda r: r.ok)
 
 
 @pytest.mark.parametrize(("route", "role", "where", "status"), MATRIX)

@@ -153,3 +153,28 @@ async def test_the_repository_cache_sees_commits_of_other_processes(store: Event
     with pytest.raises(ConcurrencyConflict):  # a cached stream is no excuse for a lost update
         await here.save(stale)
     assert (await here.get("c")).balance == 19
+
+
+async def test_a_trusted_cache_can_be_stale_but_never_commits_on_old_state(
+    store: EventStore,
+) -> None:
+    here, there = Repository(store, Ledger, REGISTRY), Repository(store, Ledger, REGISTRY)
+    ledger = here.new("t")
+    ledger.open("ann")
+    await here.save(ledger)
+    assert (await here.get("t")).version == 1  # cached here at version 1
+    other = await there.get("t")
+    other.credit(5)
+    await there.save(other)
+    trusted = await here.find("t", trust_cache=True)  # no read: what the cache holds
+    assert trusted is not None
+    assert (trusted.balance, trusted.version) == (0, 1)
+    trusted.credit(2)
+    with pytest.raises(ConcurrencyConflict):  # the slot after the cached version is taken
+        await here.save(trusted)
+    fresh = await here.find("t")  # the probe finds the newer commit
+    assert fresh is not None
+    assert (fresh.balance, fresh.version) == (5, 2)
+    fresh.credit(2)
+    await here.save(fresh)
+    assert (await there.get("t")).balance == 7

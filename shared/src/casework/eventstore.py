@@ -289,8 +289,9 @@ class Repository(Generic[A]):
 
     A bounded LRU cache keeps each recently used stream's stored history (event types and
     data, and the stream version). A load then reads only the commits after the cached
-    version, by exact `_id` (`EventStore.load_after`: one probe when nothing is new), and a
-    miss of the cache loads the whole stream. Every load rehydrates a *fresh* aggregate by
+    version, by exact `_id` (`EventStore.load_after`: one probe when nothing is new; none for
+    a caller that retries a conflict, `find(..., trust_cache=True)`), and a miss of the cache
+    loads the whole stream. Every load rehydrates a *fresh* aggregate by
     parsing the cached data again, so no mutable state is shared between commands; the
     cache can only be behind the store, never ahead of it or different from it.
     """
@@ -309,11 +310,14 @@ class Repository(Generic[A]):
         self._cache_size = cache_size
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
 
-    async def _history(self, stream_id: str) -> _Cached:
+    async def _history(self, stream_id: str, *, trust_cache: bool = False) -> _Cached:
         cached = self._cache.get(stream_id)
         if cached is None:
             loaded = await self._store.load_stream(stream_id)
             cached = _Cached(0, [])
+        elif trust_cache:
+            self._remember(stream_id, cached)
+            return cached
         else:
             loaded = await self._store.load_after(stream_id, cached.version)
         if loaded.version != cached.version:
@@ -331,9 +335,15 @@ class Repository(Generic[A]):
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    async def find(self, id: str) -> A | None:
-        """The aggregate, or None when its stream holds no events."""
-        history = await self._history(self._aggregate.stream_id_for(id))
+    async def find(self, id: str, *, trust_cache: bool = False) -> A | None:
+        """The aggregate, or None when its stream holds no events.
+
+        `trust_cache`: a cached stream as the cache holds it, without the probe for newer
+        commits (a read saved on a hot stream). Only for a caller that commits what it
+        decides and, on `ConcurrencyConflict`, decides again on a load without it: the cache
+        is never ahead of the store, so a stale history can only make the commit target a
+        slot that is taken — the conflict — never commit a decision made on old state."""
+        history = await self._history(self._aggregate.stream_id_for(id), trust_cache=trust_cache)
         if not history.events:
             return None
         return self._aggregate.rehydrate(
@@ -348,6 +358,12 @@ class Repository(Generic[A]):
         if aggregate is None:
             raise AggregateNotFound(self._aggregate.stream_type, id)
         return aggregate
+
+    def knows(self, id: str) -> bool:
+        """Whether the cache holds events of the aggregate's stream (it exists, then; False
+        says nothing either way)."""
+        cached = self._cache.get(self._aggregate.stream_id_for(id))
+        return cached is not None and bool(cached.events)
 
     def new(self, id: str) -> A:
         """A fresh aggregate with no history. Should its stream hold only voids (a first

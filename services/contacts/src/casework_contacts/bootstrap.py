@@ -19,6 +19,7 @@ from casework.service import service_app, telemetry_middlewares
 from casework.settings import Settings
 
 from casework_contacts.adapters.case_facts import CaseFactsStore
+from casework_contacts.adapters.client_addresses import ClientAddresses
 from casework_contacts.adapters.queries import ContactQueries
 from casework_contacts.adapters.read_models import (
     ContactHistory,
@@ -75,6 +76,7 @@ def build(
     )
     policy = own.policy()
     facts = CaseFactsStore(runtime.database)
+    addresses = ClientAddresses(runtime.database)
     contacts = Contacts(
         contacts=Repository(runtime.store, Contact, runtime.registry),
         obligations=Repository(runtime.store, CaseObligations, runtime.registry),
@@ -82,6 +84,7 @@ def build(
         policy=policy,
         clock=runtime.clock,
         lone_worker_grace=own.lone_worker_grace,
+        addresses=addresses,
     )
     known_staff = KnownStaff(runtime.database)
     history = ContactHistory(runtime.database)
@@ -99,10 +102,13 @@ def build(
         obligations_view,
         open_obligations,
         known_staff,
+        addresses,
     )
     for kind, handler in deadline_handlers(contacts).items():
         runtime.scheduler.on(kind, handler)
-    read = ContactQueries(facts, history, obligations_view, open_obligations, policy, runtime.clock)
+    read = ContactQueries(
+        facts, history, obligations_view, open_obligations, policy, runtime.clock, addresses
+    )
     return Wired(runtime, contacts, read)
 
 

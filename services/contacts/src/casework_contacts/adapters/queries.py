@@ -33,6 +33,7 @@ from casework.counters import histogram_percentile
 from casework.eventstore import Document
 
 from casework_contacts.adapters.case_facts import CaseFactsStore, scope_of
+from casework_contacts.adapters.client_addresses import ClientAddress, ClientAddresses
 from casework_contacts.adapters.read_models import (
     ContactHistory,
     ObligationsView,
@@ -50,6 +51,22 @@ UPCOMING_DAYS = 7
 def _utc(moment: Any) -> datetime:
     assert isinstance(moment, datetime)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class VisitAddress(BaseModel):
+    """Where a home visit goes (a sealed token until the HTTP edge opens it)."""
+
+    address: str = Field(
+        description=(
+            "The client's address, as given with the client's latest accepted referral that "
+            "gave one (`[erased]` once the client is erased)"
+        )
+    )
+    given_at: datetime = Field(description="When it was given (the referral's time)")
+
+    @classmethod
+    def of(cls, found: ClientAddress | None) -> VisitAddress | None:
+        return None if found is None else cls(address=found.address, given_at=found.given_at)
 
 
 class AgendaItem(BaseModel):
@@ -71,6 +88,9 @@ class AgendaItem(BaseModel):
     contact_id: str | None = None
     medium: str | None = None
     assigned_to: str | None = None
+    address: VisitAddress | None = Field(
+        default=None, description="A scheduled home visit's: the client's address"
+    )
 
 
 class Agenda(BaseModel):
@@ -210,6 +230,7 @@ class ContactQueries:
     open_obligations: OpenObligations
     policy: ContactPolicy
     clock: Clock
+    addresses: ClientAddresses | None = None
 
     async def worker_agenda(self, worker_id: str, principal: Principal) -> Agenda:
         """A worker's agenda: the worker's own, or anyone's for supervisors, site managers
@@ -310,6 +331,18 @@ class ContactQueries:
                         media_classes=ob.get("media_classes"),
                     )
                 )
+        home_visits = [
+            c
+            for c in scheduled
+            if c.get("medium") == "home_visit" and str(c["case_id"]) in reachable
+        ]
+        addresses = (
+            await self.addresses.of_clients(
+                {str(c["client_id"]) for c in home_visits if c.get("client_id")}
+            )
+            if self.addresses is not None
+            else {}
+        )
         for contact in scheduled:
             case = reachable.get(str(contact["case_id"]))
             if case is None:
@@ -324,6 +357,11 @@ class ContactQueries:
                     contact_id=str(contact["_id"]),
                     medium=contact.get("medium"),
                     assigned_to=contact.get("assigned_to"),
+                    address=(
+                        VisitAddress.of(addresses.get(str(contact.get("client_id"))))
+                        if contact.get("medium") == "home_visit"
+                        else None
+                    ),
                 )
             )
         return items

@@ -22,12 +22,14 @@ from casework.contracts.contacts import (
     ContactCorrected,
     ContactLogged,
     CorrectionKind,
+    Medium,
     Outcome,
     ParticipantKind,
 )
 from casework.eventstore import CommitContext, ConcurrencyConflict, Document, Repository
 
 from casework_contacts.adapters.case_facts import facts_of, scope_of
+from casework_contacts.adapters.client_addresses import ClientAddress
 from casework_contacts.domain.access import CONTACT_WORKERS, READERS, can_reach_case
 from casework_contacts.domain.commands import (
     CaseRef,
@@ -37,7 +39,7 @@ from casework_contacts.domain.commands import (
     ScheduleContact,
 )
 from casework_contacts.domain.contact import Contact
-from casework_contacts.domain.errors import CaseClosedForContacts, InvalidContact
+from casework_contacts.domain.errors import CaseClosedForContacts, ContactError, InvalidContact
 from casework_contacts.domain.obligations import (
     CaseFacts,
     CaseObligations,
@@ -62,6 +64,12 @@ class CaseDirectory(Protocol):
     async def get(self, case_id: str) -> Document | None: ...
 
 
+class AddressBook(Protocol):
+    """The local projection of clients' addresses (`adapters.client_addresses`)."""
+
+    async def of_client(self, client_id: str) -> ClientAddress | None: ...
+
+
 @dataclass
 class Contacts:
     """Every command the contacts service handles."""
@@ -72,6 +80,7 @@ class Contacts:
     policy: ContactPolicy
     clock: Clock
     lone_worker_grace: timedelta
+    addresses: AddressBook | None = None
 
     # -- people's commands ------------------------------------------------------------------
 
@@ -81,7 +90,7 @@ class Contacts:
         doc = await self._reachable_case(case_id, principal)
         if for_writing and doc.get("phase") == "closed":
             raise CaseClosedForContacts(case_id)
-        return CaseRef(case_id, str(doc.get("client_id")), str(doc.get("site")))
+        return CaseRef(case_id, str(doc.get("client_id")), str(doc.get("site")), facts_of(doc))
 
     async def contact(self, contact_id: str, principal: Principal) -> Contact:
         """A contact the principal may see; one out of reach is not found."""
@@ -92,14 +101,38 @@ class Contacts:
         await self._reachable_case(contact.case_id, principal, what=f"contact {contact_id}")
         return contact
 
+    async def visit_address(self, contact: Contact) -> ClientAddress | None:
+        """Where a home visit goes: the client's address, sealed (the HTTP edge opens it for
+        the reader the route authorised). None for other media, or when intake has none."""
+        if contact.medium is not Medium.HOME_VISIT or contact.client_id is None:
+            return None
+        if self.addresses is None:
+            return None
+        return await self.addresses.of_client(contact.client_id)
+
     async def execute(
         self, cmd: ContactCommand, principal: Principal, ctx: CommitContext
     ) -> Contact:
         """Authorise `cmd`, decide it on its contact, commit; a logged contact is counted
         towards the case's obligations at once (and again, harmlessly, by the policy that
         reads the event: whichever comes first counts it). Once the contact is stored, a
-        failure to count it does not fail the request: the policy counts it."""
+        failure to count it does not fail the request: the policy counts it.
+
+        A new contact (scheduled, or logged unscheduled, under an id whose stream this
+        process has not seen) is first decided without reading its stream: the commit then
+        targets the stream's first slot, which only an empty stream has free. Anything but a
+        commit — the slot taken (an id used before: a retried request, a scheduled contact
+        logged by its id) or a refusal — sends the command down the ordinary path: the stream
+        loaded, the contact's case reached, decided again."""
         _require_roles(principal, CONTACT_WORKERS, type(cmd).__name__)
+        if isinstance(cmd, ScheduleContact | LogContact):
+            await self._check_follow_up(cmd)
+            if not self.contacts.knows(cmd.contact_id):
+                try:
+                    new = self.contacts.new(cmd.contact_id)
+                    return await self._decide_contact(new, cmd, ctx)
+                except (ConcurrencyConflict, ContactError):
+                    pass  # decided below, on what the stream holds
         contact = await self.contacts.find(cmd.contact_id)
         if isinstance(cmd, ScheduleContact | LogContact):
             if contact is None:
@@ -111,17 +144,25 @@ class Contacts:
             raise NotVisible(f"no contact {cmd.contact_id}")
         else:
             await self._reachable_case(contact.case_id, principal)
+        return await self._decide_contact(contact, cmd, ctx)
+
+    async def _check_follow_up(self, cmd: ScheduleContact | LogContact) -> None:
         if isinstance(cmd, ScheduleContact) and cmd.follow_up_of is not None:
             earlier = await self.contacts.find(cmd.follow_up_of)
             if earlier is None or earlier.case_id != cmd.case.case_id:
                 raise InvalidContact("no contact of this case has that id", "body.follow_up_of")
+
+    async def _decide_contact(
+        self, contact: Contact, cmd: ContactCommand, ctx: CommitContext
+    ) -> Contact:
         contact.handle(cmd, self.clock.now())
         events = contact.pending_events
         await self.contacts.save(contact, ctx)
+        facts = cmd.case.facts if isinstance(cmd, LogContact) else None
         try:
             for event in events:
                 if isinstance(event, ContactLogged):
-                    await self.count_contact(event, ctx)
+                    await self.count_contact(event, ctx, facts=facts, trust_cache=True)
                 elif isinstance(event, ContactCorrected):
                     await self.uncount_contact(event, ctx)
         except Exception as exc:
@@ -152,12 +193,24 @@ class Contacts:
         policy = self.policy.for_site(facts.site)
         return await self._decide(case_id, Replan(facts, policy, trigger), ctx)
 
-    async def count_contact(self, event: ContactLogged, ctx: CommitContext) -> bool:
-        """Count a logged contact towards its case's obligations (once per contact)."""
-        doc = await self.cases.get(event.case_id)
-        if doc is None:
-            return False
-        facts = facts_of(doc)
+    async def count_contact(
+        self,
+        event: ContactLogged,
+        ctx: CommitContext,
+        *,
+        facts: CaseFacts | None = None,
+        trust_cache: bool = False,
+    ) -> bool:
+        """Count a logged contact towards its case's obligations (once per contact).
+
+        `facts`: the case as the request that logged it just read it (else read now);
+        `trust_cache`: decide first on the obligations as this process last saw them (see
+        `_decide`) — for the request, whose count the policy repeats from the topic."""
+        if facts is None or facts.case_id != event.case_id:
+            doc = await self.cases.get(event.case_id)
+            if doc is None:
+                return False
+            facts = facts_of(doc)
         with_client = any(p.kind is ParticipantKind.CLIENT for p in event.participants)
         cmd = CountContact(
             facts,
@@ -168,7 +221,7 @@ class Contacts:
             Outcome(event.outcome),
             with_client,
         )
-        return await self._decide(event.case_id, cmd, ctx)
+        return await self._decide(event.case_id, cmd, ctx, trust_cache=trust_cache)
 
     async def uncount_contact(self, event: ContactCorrected, ctx: CommitContext) -> bool:
         """A contact struck through no longer counts towards its case's obligations."""
@@ -217,19 +270,38 @@ class Contacts:
         return facts_of(doc) if doc is not None else None
 
     async def _decide(
-        self, case_id: str, cmd: ObligationCommand, ctx: CommitContext | None = None
+        self,
+        case_id: str,
+        cmd: ObligationCommand,
+        ctx: CommitContext | None = None,
+        *,
+        trust_cache: bool = False,
     ) -> bool:
+        """Decide `cmd` on the case's obligations and commit; a lost race is decided again.
+
+        `trust_cache`: the first decision is made on the stream as this process's repository
+        last saw it, without reading what is newer (`Repository.find`). That is safe only
+        because what it decides is checked: a commit on a stale history targets a slot that
+        is taken (a conflict), and "nothing to do" could be an older state's answer (an
+        obligation not yet opened is not overdue) — both are decided again on a fresh load."""
+        fresh = not trust_cache
         for _ in range(RACE_RETRIES):
-            obligations = await self.obligations.find(case_id) or self.obligations.new(case_id)
+            obligations = await self.obligations.find(
+                case_id, trust_cache=not fresh
+            ) or self.obligations.new(case_id)
             obligations.site = cmd.facts.site or None
             obligations.handle(cmd, self.clock.now())
             if not obligations.pending_events:
-                return False
+                if fresh:
+                    return False
+                fresh = True  # nothing to do on what the cache holds: and on the store?
+                continue
             try:
                 await self.obligations.save(obligations, ctx)
                 return True
             except ConcurrencyConflict:
-                continue  # another replica or request wrote first: decide again on its result
+                fresh = True  # another replica or request wrote first: decide again on it
+                continue
         raise ConcurrencyConflict(CaseObligations.stream_id_for(case_id), -1)
 
 

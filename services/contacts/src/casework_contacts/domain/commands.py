@@ -8,7 +8,7 @@ cases' events, looked up by the application.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from casework.contracts.contacts import (
@@ -21,14 +21,18 @@ from casework.contracts.contacts import (
     Participant,
 )
 
+from casework_contacts.domain.obligations import CaseFacts
+
 
 @dataclass(frozen=True)
 class CaseRef:
-    """What a contact records of its case: from the local projection of the case."""
+    """What a contact records of its case: from the local projection of the case (and the
+    case as that projection said when it was read, for counting a logged contact at once)."""
 
     case_id: str
     client_id: str
     site: str
+    facts: CaseFacts | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

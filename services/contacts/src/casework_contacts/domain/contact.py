@@ -16,7 +16,7 @@ what each status allows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -317,25 +317,13 @@ class Contact(Aggregate):
     def _apply(self, event: DomainEvent) -> None:
         match event:
             case ContactScheduled():
+                self._of_case(event)
                 self.status = Status.SCHEDULED
-                self.case_id, self.client_id, self.site = (
-                    event.case_id,
-                    event.client_id,
-                    event.site,
-                )
-                self.medium = event.medium
-                self.participants = event.participants
                 self.planned_for = event.planned_for
                 self.assigned_to = event.assigned_to
             case ContactLogged():
+                self._of_case(event)
                 self.status = Status.LOGGED
-                self.case_id, self.client_id, self.site = (
-                    event.case_id,
-                    event.client_id,
-                    event.site,
-                )
-                self.medium = event.medium
-                self.participants = event.participants
                 self.outcome = event.outcome
                 self.occurred_at = event.occurred_at
             case ContactMissed():
@@ -348,24 +336,17 @@ class Contact(Aggregate):
                     self.struck_through = True
             case LoneWorkerCheckedIn():
                 self.visit = Visit(event.worker_id, event.checked_in_at, event.due_back_at)
-            case LoneWorkerCheckedOut():
-                if self.visit is not None:
-                    self.visit = Visit(
-                        self.visit.worker_id,
-                        self.visit.checked_in_at,
-                        self.visit.due_back_at,
-                        event.checked_out_at,
-                        self.visit.overdue_raised,
-                    )
-            case LoneWorkerOverdue():
-                if self.visit is not None:
-                    self.visit = Visit(
-                        self.visit.worker_id,
-                        self.visit.checked_in_at,
-                        self.visit.due_back_at,
-                        self.visit.checked_out_at,
-                        overdue_raised=True,
-                    )
+            case LoneWorkerCheckedOut() if self.visit is not None:
+                self.visit = replace(self.visit, checked_out_at=event.checked_out_at)
+            case LoneWorkerOverdue() if self.visit is not None:
+                self.visit = replace(self.visit, overdue_raised=True)
+
+    def _of_case(self, event: ContactScheduled | ContactLogged) -> None:
+        """What scheduling and logging both record: the case, its client and site, the
+        medium and who took part (a log against a schedule may correct the last two)."""
+        self.case_id, self.client_id, self.site = event.case_id, event.client_id, event.site
+        self.medium = event.medium
+        self.participants = event.participants
 
 
 def _minutes(n: int) -> timedelta:

@@ -21,6 +21,7 @@ from casework.contracts.contacts import Participant
 from casework.http import Problem, text_body
 from casework.requests import Context
 
+from casework_contacts.adapters.queries import VisitAddress
 from casework_contacts.application.handlers import Contacts
 from casework_contacts.domain.access import CONTACT_WORKERS, READERS
 from casework_contacts.domain.commands import (
@@ -97,6 +98,10 @@ class ContactOut(BaseModel):
     struck_through: bool = False
     correction_ids: list[str] = Field(default_factory=list)
     lone_worker: LoneWorkerOut | None = None
+    address: VisitAddress | None = Field(
+        default=None,
+        description="Home visits, when read: the client's address (none when intake has none)",
+    )
     version: int
 
 
@@ -352,12 +357,19 @@ async def check_out(
     "/contacts/{contact_id}",
     summary="Read a contact's state",
     description=(
-        "Status, medium, outcome, times, lone-worker check-in. Roles: caseworker, supervisor, "
-        "crisis_worker, site_manager, regional_admin — for cases within your reach (else 404)."
+        "Status, medium, outcome, times, lone-worker check-in; for a home visit, the "
+        "client's address (from intake's referral; `[erased]` once the client is erased). "
+        "Roles: caseworker, supervisor, crisis_worker, site_manager, regional_admin — for "
+        "cases within your reach (else 404)."
     ),
     responses=READ_RESPONSES,
 )
 async def get_contact(
     contact_id: ContactId, principal: Reads, contacts: ContactsApp, request: Request
 ) -> ContactOut:
-    return _answer(request, await contacts.contact(contact_id, principal))
+    contact = await contacts.contact(contact_id, principal)
+    answer = _answer(request, contact)
+    address = await contacts.visit_address(contact)  # a token: the edge opens it
+    if address is not None:
+        answer.address = VisitAddress.of(address)
+    return answer
