@@ -265,6 +265,24 @@ class Lifecycle:
                 "/sites", json={"site": self.site, "name": "Benchmark"}
             )
             created.raise_for_status()
+            # the caseworkers the cases are assigned to, in the organisation directory (the
+            # cases service checks assignments against its copy; the cases open long after)
+            team = await supervision.post(
+                f"/sites/{self.site}/teams", json={"team": TEAM, "name": "Benchmark team"}
+            )
+            team.raise_for_status()
+            for worker in CASEWORKERS:
+                profile = {
+                    "name": worker.title(),
+                    "sites": [self.site],
+                    "team": TEAM,
+                    "roles": ["caseworker"],
+                    "started_on": "2026-01-05",
+                }
+                joined = await supervision.post("/staff", json={"staff_id": worker, **profile})
+                if joined.status_code == 409:  # registered by an earlier run: move them here
+                    joined = await supervision.put(f"/staff/{worker}", json=profile)
+                joined.raise_for_status()
         async with self.client("intake", "intake") as intake:
             deadline = time.monotonic() + 60
             while True:  # intake learns of the site from the directory's events

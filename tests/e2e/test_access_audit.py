@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from support.audit import clients_shown, wait_for_records
+from support.directory import assign_case, register_staff
 from support.polling import eventually
 from support.readme import run_blocks
 from support.stack import Stack
@@ -76,11 +77,11 @@ def test_the_cli_answers_who_saw_a_client_and_what_a_person_looked_at(stack: Sta
     cara = stack.token(worker, "caseworker", sites=(home,), team="t-dpo")
     sue = stack.token("sue-dpo", "supervisor", sites=(home,), team="t-dpo")
     cris = stack.token("cris-dpo", "crisis_worker", sites=(away,))
+    with stack.client("supervision", stack.token("root", "regional_admin")) as directory:
+        register_staff(directory, worker, "caseworker", sites=[home], team="t-dpo")
     with stack.client("cases", manager) as cases:
         eventually(lambda: cases.get(f"/cases/{case_id}"), lambda r: r.status_code == 200)
-        assigned = cases.post(
-            f"/cases/{case_id}/assignment", json={"caseworker_id": worker, "team": "t-dpo"}
-        )
+        assigned = assign_case(cases, case_id, worker, "t-dpo")
         assert assigned.status_code == 200, assigned.text
     with stack.client("cases", cara) as cases:
         read = cases.get(f"/cases/{case_id}", headers={"X-Purpose-Of-Use": "direct-care"})

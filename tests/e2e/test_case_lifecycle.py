@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from support.approvals import approve, case_when, closure_approval, decide, plan_approval, return_
+from support.directory import assign_case, register_staff
 from support.polling import eventually
 from support.stack import Stack
 
@@ -104,6 +105,15 @@ def _people(stack: Stack, home: str, away: str) -> None:
     ]
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda p: stack.token(p[0], p[1], sites=(p[2],), team=p[3]), people))
+    with stack.client("supervision", stack.token("root", "regional_admin")) as directory:
+        register_staff(directory, "carl", "caseworker", sites=[home], team=TEAM)
+
+
+def register_workers(stack: Stack, site: str, *workers: tuple[str, str]) -> None:
+    """Caseworkers (id, team) in the organisation directory, so that they can be assigned."""
+    with stack.client("supervision", stack.token("root", "regional_admin")) as directory:
+        for worker, team in workers:
+            register_staff(directory, worker, "caseworker", sites=[site], team=team)
 
 
 def screen(intake: httpx.Client, referral_id: str, answers: dict[str, bool]) -> bool:
@@ -179,12 +189,7 @@ def test_a_case_from_referral_to_closure_and_reopening(stack: Stack, home: str) 
         refused(carl.get(path), 404)  # not yet assigned to carl or his team
 
         case = ok(
-            manager.post(
-                f"{path}/assignment",
-                json={"caseworker_id": "carl", "team": TEAM},
-                headers={"If-Match": '"1"'},
-            ),
-            version=2,
+            assign_case(manager, case_id, "carl", TEAM, headers={"If-Match": '"1"'}), version=2
         )
         assert (case["caseworker_id"], case["team"]) == ("carl", TEAM)
 
@@ -266,7 +271,7 @@ def test_a_transfer_is_answered_by_the_receiving_site(stack: Stack, home: str, a
     away_manager = stack.client("cases", stack.token("amy", "site_manager", sites=(away,)))
     away_lead = stack.client("cases", stack.token("al", "supervisor", sites=(away,), team="t-a"))
     with home_manager, away_manager, away_lead:
-        ok(home_manager.post(f"{path}/assignment", json={"caseworker_id": "carl", "team": TEAM}))
+        ok(assign_case(home_manager, case_id, "carl", TEAM))
         refused(away_manager.get(path), 404)
         # the cases service learns of new sites from the directory's events
         requested = eventually(
@@ -294,11 +299,11 @@ def test_a_transfer_is_answered_by_the_receiving_site(stack: Stack, home: str, a
 def test_a_caseload_moves_in_one_request(stack: Stack, home: str) -> None:
     worker, successor = f"w-{uuid.uuid4().hex[:6]}", f"w-{uuid.uuid4().hex[:6]}"
     case_ids = {open_case(stack, home)[0] for _ in range(2)}
+    register_workers(stack, home, (worker, TEAM), (successor, "t-b"))
     manager = stack.client("cases", stack.token("sam", "site_manager", sites=(home,)))
     with manager:
         for case_id in case_ids:
-            assigned = {"caseworker_id": worker, "team": TEAM}
-            ok(manager.post(f"/cases/{case_id}/assignment", json=assigned))
+            ok(assign_case(manager, case_id, worker, TEAM))
         move = {"to_caseworker_id": successor, "to_team": "t-b", "reason": "On leave"}
         moved: set[str] = set()
 
@@ -339,14 +344,11 @@ def test_the_read_models_follow_the_case(stack: Stack, home: str) -> None:
     """Caseload, timeline and site register change as a case moves (eventually consistent)."""
     case_id, _ = open_case(stack, home)
     worker = f"w-{uuid.uuid4().hex[:6]}"
+    register_workers(stack, home, (worker, TEAM))
     manager = stack.client("cases", stack.token("sam", "site_manager", sites=(home,)))
     mine = stack.client("cases", stack.token(worker, "caseworker", sites=(home,), team=TEAM))
     with manager, mine:
-        ok(
-            manager.post(
-                f"/cases/{case_id}/assignment", json={"caseworker_id": worker, "team": TEAM}
-            )
-        )
+        ok(assign_case(manager, case_id, worker, TEAM))
         caseload = eventually(
             lambda: mine.get(f"/caseloads/{worker}"),
             lambda r: (

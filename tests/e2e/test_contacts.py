@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer
 
 from support.audit import wait_for_records
 from support.contact_policy import FAST_SITE, FIRST_CONTACT_S
+from support.directory import assign_case, register_staff
 from support.polling import eventually
 from support.stack import Stack
 
@@ -151,10 +152,10 @@ def test_an_attempted_call_does_not_meet_the_visit_rule_and_a_made_home_visit_do
     case_id, _ = open_case(fast)
     manager = fast.token("mia-fast", "site_manager", sites=(FAST_SITE,))
     worker = fast.token("carl-fast", "caseworker", sites=(FAST_SITE,), team=TEAM)
+    with fast.client("supervision", fast.token("root", "regional_admin")) as directory:
+        register_staff(directory, "carl-fast", "caseworker", sites=[FAST_SITE], team=TEAM)
     with fast.client("cases", manager) as cases:
-        assigned = cases.post(
-            f"/cases/{case_id}/assignment", json={"caseworker_id": "carl-fast", "team": TEAM}
-        )
+        assigned = assign_case(cases, case_id, "carl-fast", TEAM)
         assert assigned.status_code == 200, assigned.text
     with fast.client("contacts", worker) as contacts:
         # the contacts service hears of the case (and of the assignment) through Kafka

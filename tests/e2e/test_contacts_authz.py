@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from support.directory import assign_case, register_staff
 from support.polling import eventually
 from support.stack import Stack
 
@@ -200,6 +201,7 @@ def world(stack: Stack) -> Iterator[World]:
     with stack.client("supervision", admin) as supervision:
         created = supervision.post("/sites", json={"site": home, "name": "Contacts home"})
         assert created.status_code == 201, created.text
+        register_staff(supervision, "caseworker-cown", "caseworker", sites=[home], team=TEAM)
     world = World(stack, home)
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda k: world.token(*k), [(r, w) for r in ROLES for w in WHERE]))
@@ -209,10 +211,7 @@ def world(stack: Stack) -> Iterator[World]:
         lambda: manager.get(f"/cases/{world.case_id}"), lambda r: r.status_code == 200
     )
     assert opened.status_code == 200, opened.text
-    assigned = manager.post(
-        f"/cases/{world.case_id}/assignment",
-        json={"caseworker_id": "caseworker-cown", "team": TEAM},
-    )
+    assigned = assign_case(manager, world.case_id, "caseworker-cown", TEAM)
     assert assigned.status_code == 200, assigned.text
     # the contacts service hears of the case and its assignment through Kafka
     worker = world.client("caseworker")

@@ -14,6 +14,7 @@ import pytest
 from pymongo import MongoClient
 
 from support.audit import clients_shown, wait_for_records
+from support.directory import assign_case, register_staff
 from support.polling import eventually
 from support.stack import Stack
 
@@ -246,9 +247,10 @@ def test_a_reassignment_counts_at_once_for_timeline_and_caseload(stack: Stack, n
             lambda: as_manager.get(f"/cases/{case_id}"), lambda r: r.status_code == 200
         )
         assert opened.status_code == 200, opened.text
-        assigned = as_manager.post(
-            f"/cases/{case_id}/assignment", json={"caseworker_id": "carl-edge", "team": "team-a"}
-        )
+        with stack.client("supervision", stack.token("root", "regional_admin")) as directory:
+            register_staff(directory, "carl-edge", "caseworker", sites=[north], team="team-a")
+            register_staff(directory, "cara-edge", "caseworker", sites=[north], team="team-b")
+        assigned = assign_case(as_manager, case_id, "carl-edge", "team-a")
         assert assigned.status_code == 200, assigned.text
         # setup: carl's caseload read model lists the case
         listed = eventually(
@@ -259,10 +261,7 @@ def test_a_reassignment_counts_at_once_for_timeline_and_caseload(stack: Stack, n
         assert as_carl.get(f"/cases/{case_id}/timeline").status_code == 200
 
         # The reassignment, then at once (no waiting) the reads as the old and the new worker.
-        moved = as_manager.post(
-            f"/cases/{case_id}/assignment",
-            json={"caseworker_id": "cara-edge", "team": "team-b", "reason": "leave"},
-        )
+        moved = assign_case(as_manager, case_id, "cara-edge", "team-b", reason="leave")
         assert moved.status_code == 200, moved.text
         old_timeline = as_carl.get(f"/cases/{case_id}/timeline")
         old_caseload = as_carl.get("/caseloads/carl-edge")
@@ -289,9 +288,9 @@ def test_a_caseload_read_records_the_cases_and_clients_it_showed(stack: Stack, n
     with stack.client("cases", manager) as cases:
         eventually(lambda: cases.get(f"/cases/{case_id}"), lambda r: r.status_code == 200)
         worker = f"w-{uuid.uuid4().hex[:6]}"
-        done = cases.post(
-            f"/cases/{case_id}/assignment", json={"caseworker_id": worker, "team": "t-audit"}
-        )
+        with stack.client("supervision", stack.token("root", "regional_admin")) as directory:
+            register_staff(directory, worker, "caseworker", sites=[north], team="t-audit")
+        done = assign_case(cases, case_id, worker, "t-audit")
         assert done.status_code == 200, done.text
         listed = eventually(
             lambda: cases.get(f"/caseloads/{worker}", headers={"X-Request-ID": "r-" + worker}),

@@ -46,6 +46,7 @@ from casework.runtime import ServiceRuntime
 from casework.settings import Settings
 
 from support.approvals import approve, case_when, closure_approval, plan_approval
+from support.directory import assign_case, register_staff
 from support.polling import eventually
 from support.stack import Stack, running_stack
 
@@ -172,8 +173,10 @@ def work_on_the_case(stack: Stack, site: str, story: Story, person: Person) -> N
     manager = stack.client("cases", token(stack, "site_manager", (site,), "mia"))
     carl = stack.client("cases", token(stack, "caseworker", (site,), "carl", TEAM))
     sue = stack.client("supervision", token(stack, "supervisor", (site,), "sue", TEAM))
+    with stack.client("supervision", token(stack, "regional_admin", sub="root")) as directory:
+        register_staff(directory, "carl", "caseworker", sites=[site], team=TEAM)
     with manager, carl, sue:
-        ok(manager.post(f"{path}/assignment", json={"caseworker_id": "carl", "team": TEAM}))
+        ok(assign_case(manager, story.case_id, "carl", TEAM))
         ok(carl.post(f"{path}/notes", json={"text": person.note}))
         assessment = {"needs": {"work": person.narrative}, "narrative": person.narrative}
         ok(carl.post(f"{path}/assessment", json=assessment))

@@ -45,6 +45,7 @@ from casework.settings import Settings
 
 from support.approvals import approve, case_when, closure_approval, plan_approval
 from support.audit import wait_for_records
+from support.directory import assign_case, register_staff
 from support.polling import eventually
 from support.stack import Stack
 
@@ -126,7 +127,9 @@ def drive(stack: Stack, site: str, who: Person, *, whole: bool = True) -> dict[s
     sue_s = stack.client("supervision", stack.token("sue", "supervisor", sites=(site,), team=TEAM))
     with manager, carl, sue, cleo, sue_s:
         eventually(lambda: manager.get(path), lambda r: r.status_code == 200)
-        ok(manager.post(f"{path}/assignment", json={"caseworker_id": "carl", "team": TEAM}))
+        with stack.client("supervision", stack.token("root", "regional_admin")) as directory:
+            register_staff(directory, "carl", "caseworker", sites=[site], team=TEAM)
+        ok(assign_case(manager, ids["case_id"], "carl", TEAM))
         ok(cleo.post(f"{path}/crisis/resolve", json={"resolution": who.text("Sister stays")}))
         assessment = {
             "needs": {"housing": who.text("Arrears")},

@@ -105,6 +105,10 @@ class Principal:
     roles: frozenset[str]
     sites: frozenset[str]
     team: str | None = None
+    supervisees: frozenset[str] = frozenset()
+    """Staff this principal supervises now per the organisation directory, delegations
+    included: filled in by a service that keeps the directory (`PrincipalReach`), never
+    from the token. Empty where the service does not look it up."""
 
     def has_role(self, *roles: str) -> bool:
         """Whether the principal holds at least one of `roles`."""
@@ -327,8 +331,16 @@ def _bearer_token(request: Request) -> str:
     return token.strip()
 
 
+class PrincipalReach(Protocol):
+    """What a service adds to a verified principal from its own data before any route sees
+    it (`app.state.principal_reach`): e.g. whom they supervise (`casework.directory`)."""
+
+    async def __call__(self, principal: Principal, /) -> Principal: ...
+
+
 class Authenticator:
-    """FastAPI dependency: the `Principal` behind the request's bearer token, or 401."""
+    """FastAPI dependency: the `Principal` behind the request's bearer token, or 401; a
+    service's `app.state.principal_reach`, if set, completes it once per request."""
 
     def __init__(self, verifier: TokenVerifier) -> None:
         self.verifier = verifier
@@ -353,6 +365,9 @@ class Authenticator:
             raise _unauthorized(str(exc)) from exc
         except IdentityProviderUnavailable as exc:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+        reach: PrincipalReach | None = getattr(request.app.state, "principal_reach", None)
+        if reach is not None:
+            principal = await reach(principal)
         # Kept for later dependencies and for audit records of this request.
         request.state.principal = principal
         return principal

@@ -3,6 +3,9 @@
 - A redelivered request is one approval: the same `CasePlanProposed` record delivered three
   times gives one `ApprovalRequested` (stored and on the topic); a newer proposal withdraws
   the superseded one.
+- Who decides comes from the directory's real local copy (`KnownStaff`, fed through the
+  supervision topic): another supervisor of the site is refused while the worker has one;
+  the supervisor's delegate decides, recorded as deciding for the supervisor.
 - A decision drives the case: the cases and supervision services run side by side on one
   namespace; an assessment, a plan and a closure are requested by the cases service's
   events, decided in supervision, and carried out on the case by its policies — the
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
@@ -58,18 +62,24 @@ from casework_supervision.application.approval_policies import overdue_key
 from casework_supervision.application.approvals import Approvals
 from casework_supervision.approval_settings import ApprovalSettings
 from casework_supervision.bootstrap import build as build_supervision
+from casework_supervision.domain.approval_errors import NotAnApprover
 from casework_supervision.domain.approval_rules import ApprovalStatus
-from support.fake_directory import FakeDirectory
+from support.directory import delegation, seed_directory, staff
 from support.kafka import read_topic
 
 SITE = "north"
 TEAM = "t1"
-DIRECTORY = FakeDirectory(supervisor_of={"carl": "sue"})
 SUE = Principal(
     sub="sue", name="sue", roles=frozenset({"supervisor"}), sites=frozenset({SITE}), team=TEAM
 )
 CARL = Principal(
     sub="carl", name="carl", roles=frozenset({"caseworker"}), sites=frozenset({SITE}), team=TEAM
+)
+DAN = Principal(
+    sub="dan", name="dan", roles=frozenset({"supervisor"}), sites=frozenset({SITE}), team=TEAM
+)
+SID = Principal(
+    sub="sid", name="sid", roles=frozenset({"supervisor"}), sites=frozenset({SITE}), team=TEAM
 )
 SAM = Principal(sub="sam", name="sam", roles=frozenset({"site_manager"}), sites=frozenset({SITE}))
 GOAL = Goal(goal_id="g1", description="Keep the tenancy", target_date=datetime(2027, 1, 1).date())
@@ -126,6 +136,31 @@ class Supervision:
         return [e.type.split(".")[2] for e in stored]
 
 
+SEEDED = 6
+"""Directory events `seed` stores (and the relay publishes on the supervision topic)."""
+
+
+async def seed(service: Supervision) -> None:
+    """The directory, through supervision's own event store (the relay publishes it and the
+    service's `KnownStaff` projects it, as in production): carl is supervised by sue, who
+    delegates to dan for a day from now; sid supervises at the same site and team."""
+    now = datetime.now(UTC)
+    await seed_directory(
+        service.runtime.store,
+        staff("sue", "supervisor", sites=[SITE], team=TEAM),
+        staff("dan", "supervisor", sites=[SITE], team=TEAM),
+        staff("sid", "supervisor", sites=[SITE], team=TEAM),
+        staff("carl", "caseworker", sites=[SITE], team=TEAM, supervisor="sue"),
+        delegation("sue", "dan", now - timedelta(minutes=1), now + timedelta(days=1)),
+    )
+
+    async def known() -> bool:
+        at = datetime.now(UTC)
+        return await service.approvals.staff.supervisors_of("carl", at) == ("sue", "dan")
+
+    await wait_until(known, within=30, every=0.2)
+
+
 @contextlib.asynccontextmanager
 async def supervision_replicas(
     kafka: str, mongo: str, clock: FixedClock, replicas: int = 1, namespace: str | None = None
@@ -139,11 +174,10 @@ async def supervision_replicas(
         async with contextlib.AsyncExitStack() as stack:
             services = []
             for _ in range(replicas):
-                runtime, _, approvals = build_supervision(
-                    settings, clock, approval_settings=own, staff=DIRECTORY
-                )
-                await stack.enter_async_context(runtime.running())
-                services.append(Supervision(runtime, approvals, producer))
+                wired = build_supervision(settings, clock, approval_settings=own)
+                await stack.enter_async_context(wired.runtime.running())
+                services.append(Supervision(wired.runtime, wired.approvals, producer))
+            await seed(services[0])
             yield services
     finally:
         await producer.stop()
@@ -211,9 +245,11 @@ async def test_a_redelivered_request_is_one_approval(kafka_bootstrap: str, mongo
         assert await service.stream(v1) == ["ApprovalRequested", "ApprovalWithdrawn"]
         assert await service.stream(v2) == ["ApprovalRequested"]
         topic = topic_prefix(service.runtime.settings) + events_topic("supervision")
-        records = await read_topic(kafka_bootstrap, topic, expect=3)
+        records = await read_topic(kafka_bootstrap, topic, expect=SEEDED + 3)
         published = {
-            (_header(r, "ce_subject"), _header(r, "ce_type").split(".")[2]) for r in records
+            (_header(r, "ce_subject"), _header(r, "ce_type").split(".")[2])
+            for r in records
+            if _header(r, "ce_subject").startswith("approval-")
         }
         assert published == {
             (f"approval-{v1}", "ApprovalRequested"),
@@ -299,15 +335,29 @@ async def _drive_a_case(cases_runtime: ServiceRuntime, cases: Cases, service: Su
 
     await requested(f"{case_id}:assessment:a-1")
     await requested(f"{case_id}:plan:1")
+    # carl has a supervisor in the directory: sid, a supervisor of the same site and team,
+    # is not an approver; sue is, and dan while sue delegates to him (deciding for her)
+    with pytest.raises(NotAnApprover):
+        await service.approvals.grant(f"{case_id}:assessment:a-1", SID, None, ctx)
     await service.approvals.grant(f"{case_id}:assessment:a-1", SUE, "Thorough", ctx)
-    granted = await service.approvals.grant(f"{case_id}:plan:1", SUE, "Good", ctx)
-    assert granted.status is ApprovalStatus.GRANTED
+    granted = await service.approvals.grant(f"{case_id}:plan:1", DAN, "Good", ctx)
+    assert (granted.status, granted.decided_by, granted.on_behalf_of) == (
+        ApprovalStatus.GRANTED,
+        "dan",
+        "sue",
+    )
     await phase_is(Phase.ACTIVE)
+    approved = [
+        e.data
+        for e in await cases_runtime.store.load(f"case-{case_id}")
+        if e.type.endswith("CasePlanApproved.v1")
+    ]
+    assert [(a["approved_by"], a["on_behalf_of"]) for a in approved] == [("dan", "sue")]
 
     case = await cases.cases.find(case_id)
     assert case is not None
     assert case.approved_plan is not None
-    assert case.approved_plan.approved_by == "sue"
+    assert case.approved_plan.approved_by == "dan"
     assert case.assessment_decided
 
     await cases.execute(
@@ -414,6 +464,8 @@ async def test_overdue_fires_once_with_two_replicas(kafka_bootstrap: str, mongo_
         await wait_until(fired, within=60, every=0.2)
         assert await first.stream(late_id) == ["ApprovalRequested", "ApprovalOverdue"]
         assert await first.stream(in_time_id) == ["ApprovalRequested", "ApprovalGranted"]
+        raised = (await first.runtime.store.load(f"approval-{late_id}"))[1].data
+        assert raised["approver_ids"] == ["sue", "dan"]  # the supervisor, then the delegate
 
         # a takeover: both replicas fire the command again at once
         again = await asyncio.gather(
@@ -423,7 +475,7 @@ async def test_overdue_fires_once_with_two_replicas(kafka_bootstrap: str, mongo_
         assert await first.stream(late_id) == ["ApprovalRequested", "ApprovalOverdue"]
 
         topic = topic_prefix(first.runtime.settings) + events_topic("supervision")
-        records = await read_topic(kafka_bootstrap, topic, expect=4)
+        records = await read_topic(kafka_bootstrap, topic, expect=SEEDED + 4)
         overdue = {
             (_header(r, "ce_subject"), _header(r, "ce_streamversion"))
             for r in records

@@ -22,6 +22,7 @@ from pymongo import AsyncMongoClient
 from casework.auth import Principal
 from casework.contracts.common import RiskLevel
 from casework.contracts.intake import ReferralAccepted
+from casework.directory import KnownStaff
 from casework.envelope import Envelope
 from casework.eventstore import CommitContext, ConcurrencyConflict, Document
 from casework.privacy import is_sealed
@@ -35,6 +36,7 @@ from casework_cases.domain.commands import (
     CaseCommand,
     RecordCaseNote,
 )
+from support.directory import seed_directory, staff
 from support.kafka import read_topic
 
 POLICY = "when_referral_accepted_open_case"
@@ -197,8 +199,10 @@ async def test_the_assignments_index_finds_a_workers_open_cases(service: Service
         return all([await service.cases.cases.find(c) is not None for c in case_ids])
 
     await wait_until(all_opened, within=30)
+    known_staff = next(h for h in service.runtime.handlers if isinstance(h, KnownStaff))
+    await seed_directory(known_staff, staff(worker, team="t1"))
     for case_id in case_ids:
-        cmd = AssignCaseworker(case_id, worker, "t1", "ray")
+        cmd = AssignCaseworker(case_id, worker, None, "ray")
         await service.cases.execute(cmd, ADMIN, CommitContext())
 
     async def indexed() -> bool:

@@ -27,12 +27,14 @@ from pymongo import AsyncMongoClient
 from casework.auth import mint_dev_token
 from casework.contracts.common import RiskLevel
 from casework.contracts.intake import ReferralAccepted
+from casework.directory import KnownStaff
 from casework.envelope import Envelope
 from casework.eventstore import Document
 from casework.runtime import ServiceRuntime, events_topic, topic_prefix, wait_until
 from casework.settings import Settings
 
 from casework_cases.bootstrap import create_app
+from support.directory import seed_directory, staff
 from support.kafka import read_topic
 
 CASES = 8
@@ -158,6 +160,9 @@ async def test_two_replicas_both_serve_and_publish_every_event_once(
         return True
 
     await wait_until(every_case_opened, within=30, every=0.2)
+    # the organisation directory, as the replicas' shared copy of it would have heard it
+    known_staff = next(h for h in runtime.handlers if isinstance(h, KnownStaff))
+    await seed_directory(known_staff, staff("carl", team="t1"), staff("cole", team="t2"))
 
     # Commands to either replica: assign on one, reassign on the other.
     for i, case_id in enumerate(case_ids):

@@ -7,6 +7,7 @@ not about storage (the integration and end-to-end tests cover that).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from unit.cases.case_fixtures import (
 from casework.access import AccessDenied, NotVisible
 from casework.auth import Principal, check_roles
 from casework.clock import FixedClock
+from casework.directory import StaffFacts
 from casework.events import DomainEvent
 from casework.eventstore import CommitContext
 from casework.service import VersionMismatch
@@ -62,13 +64,36 @@ class InMemoryCases:
         return []
 
 
+def caseworker(staff_id: str, site: str = "north", team: str = "t1") -> StaffFacts:
+    return StaffFacts(
+        staff_id=staff_id,
+        name=staff_id,
+        email=None,
+        sites=(site,),
+        team=team,
+        roles=("caseworker",),
+        newly_qualified=False,
+        started_on=date(2026, 1, 5),
+        capacity_points=None,
+        timezone=None,
+        supervisor_id=None,
+        active=True,
+    )
+
+
 @dataclass
 class Directory:
     sites: set[str] = field(default_factory=lambda: {"north", "south"})
     caseloads: dict[str, list[str]] = field(default_factory=dict)
+    staff: dict[str, StaffFacts] = field(
+        default_factory=lambda: {s.staff_id: s for s in map(caseworker, ("cara", "carl", "dan"))}
+    )
 
     async def exists(self, site: str) -> bool:
         return site in self.sites
+
+    async def get(self, staff_id: str) -> StaffFacts | None:
+        return self.staff.get(staff_id)
 
     async def open_cases_of(self, caseworker_id: str) -> list[str]:
         return self.caseloads.get(caseworker_id, [])
@@ -81,6 +106,7 @@ def app(*history: DomainEvent, **more: list[DomainEvent]) -> Cases:
         cases=InMemoryCases(streams),  # type: ignore[arg-type]
         sites=directory,
         caseloads=directory,
+        staff=directory,
         clock=FixedClock(NOW),
     )
 

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from casework.clock import Clock
 from casework.contracts import registry
-from casework.directory import KnownSites
+from casework.directory import KnownSites, KnownStaff, SupervisionReach
 from casework.eventstore import Repository
 from casework.runtime import ServiceRuntime
 from casework.service import service_app, telemetry_middlewares
@@ -58,11 +58,13 @@ def build(
         settings, registry(), clock=clock, broker_middlewares=telemetry_middlewares(settings)
     )
     sites = KnownSites(runtime.database)
+    staff = KnownStaff(runtime.database)
     assignments = Assignments(runtime.database)
     cases_app = Cases(
         cases=Repository(runtime.store, Case, runtime.registry),
         sites=sites,
         caseloads=assignments,
+        staff=staff,
         clock=runtime.clock,
     )
     read_models = build_read_models(runtime.database, runtime.clock)
@@ -71,6 +73,7 @@ def build(
         WhenApprovalGrantedCarryItOut(cases_app),
         WhenApprovalReturnedSendItBack(cases_app),
         sites,
+        staff,
         assignments,
         *read_models.projections,
     )
@@ -96,5 +99,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         error_status=ERROR_STATUS,
     )
     app.state.cases = cases_app
+    # a supervisor reaches the cases of whom they supervise per the directory, too
+    known_staff = next(h for h in runtime.handlers if isinstance(h, KnownStaff))
+    app.state.principal_reach = SupervisionReach(known_staff, runtime.clock)
     app.state.read_models = read_models
     return app

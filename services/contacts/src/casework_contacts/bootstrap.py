@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from casework.clock import Clock
 from casework.contracts import registry
 from casework.deadlines import DeadlineScheduler
+from casework.directory import KnownStaff, SupervisionReach
 from casework.eventstore import Repository
 from casework.projections import ReadModel
 from casework.runtime import ServiceRuntime
@@ -82,6 +83,7 @@ def build(
         clock=runtime.clock,
         lone_worker_grace=own.lone_worker_grace,
     )
+    known_staff = KnownStaff(runtime.database)
     history = ContactHistory(runtime.database)
     obligations_view = ObligationsView(runtime.database)
     open_obligations = OpenObligations(runtime.database)
@@ -96,6 +98,7 @@ def build(
         history,
         obligations_view,
         open_obligations,
+        known_staff,
     )
     for kind, handler in deadline_handlers(contacts).items():
         runtime.scheduler.on(kind, handler)
@@ -119,5 +122,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         error_status=ERROR_STATUS,
     )
     app.state.contacts = wired.contacts
+    # a supervisor reaches the cases of whom they supervise per the directory, too
+    known_staff = next(h for h in wired.runtime.handlers if isinstance(h, KnownStaff))
+    app.state.principal_reach = SupervisionReach(known_staff, wired.runtime.clock)
     app.state.contact_queries = wired.queries
     return app

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import NamedTuple
+
 from fastapi import FastAPI
 
 from casework.clock import Clock
 from casework.contracts import registry
-from casework.directory import KnownSites
+from casework.directory import KnownRota, KnownSites, KnownStaff, KnownTeams
 from casework.eventstore import Repository
 from casework.projections import ReadModel
 from casework.runtime import ServiceRuntime
@@ -15,13 +18,13 @@ from casework.settings import Settings
 
 from casework_supervision.adapters.approval_queue import ApprovalQueue
 from casework_supervision.adapters.case_facts import CaseFactsStore
-from casework_supervision.adapters.empty_directory import EmptyStaffDirectory
 from casework_supervision.application.approval_policies import (
     WhenApprovalChangedKeepDeadline,
     WhenCaseChangedRequestApprovals,
     deadline_handlers,
 )
 from casework_supervision.application.approvals import Approvals, StaffDirectory
+from casework_supervision.application.directory import Directory
 from casework_supervision.application.handlers import Supervision
 from casework_supervision.approval_settings import ApprovalSettings
 from casework_supervision.domain.approval import Approval
@@ -31,11 +34,40 @@ from casework_supervision.domain.approval_errors import (
     ReasonRequired,
     SelfApprovalNotAllowed,
 )
-from casework_supervision.domain.site import Site, SiteAlreadyRegistered, SupervisionError
+from casework_supervision.domain.errors import (
+    InvalidDirectoryEntry,
+    NotInDirectory,
+    SupervisionError,
+)
+from casework_supervision.domain.rota import Rota
+from casework_supervision.domain.site import Site
+from casework_supervision.domain.staff import StaffMember
+from casework_supervision.domain.team import Team
 from casework_supervision.entrypoints import approvals as approval_routes
+from casework_supervision.entrypoints.directory import router as directory_router
 from casework_supervision.entrypoints.http import router
 
 PORT = 8004
+
+ERROR_STATUS: Mapping[type[Exception], int] = {
+    SupervisionError: 409,  # a rule refused the command: the detail says which
+    NotInDirectory: 404,
+    InvalidDirectoryEntry: 422,
+    ApprovalError: 409,  # decided already: an approval never changes
+    SelfApprovalNotAllowed: 403,  # four eyes
+    NotAnApprover: 403,
+    ReasonRequired: 422,
+}
+"""Domain error → HTTP status; the most specific class in an error's ancestry wins."""
+
+
+class Wired(NamedTuple):
+    """What `build` wires; the runtime first (`casework rebuild` takes `build(...)[0]`)."""
+
+    runtime: ServiceRuntime
+    supervision: Supervision
+    directory: Directory
+    approvals: Approvals
 
 
 def build(
@@ -44,33 +76,43 @@ def build(
     *,
     approval_settings: ApprovalSettings | None = None,
     staff: StaffDirectory | None = None,
-) -> tuple[ServiceRuntime, Supervision, Approvals]:
+) -> Wired:
     """The runtime and the applications, wired but not started."""
     runtime = ServiceRuntime.build(
         settings, registry(), clock=clock, broker_middlewares=telemetry_middlewares(settings)
     )
-    directory = KnownSites(runtime.database)
-    runtime.consume(directory)
-    supervision = Supervision(
-        sites=Repository(runtime.store, Site, runtime.registry),
-        directory=directory,
+    known_sites = KnownSites(runtime.database)
+    known_staff = KnownStaff(runtime.database)
+    known_teams = KnownTeams(runtime.database)
+    known_rota = KnownRota(runtime.database)
+    runtime.consume(known_sites, known_staff, known_teams, known_rota)
+    sites = Repository(runtime.store, Site, runtime.registry)
+    supervision = Supervision(sites=sites, directory=known_sites, clock=runtime.clock)
+    directory = Directory(
+        sites=sites,
+        teams=Repository(runtime.store, Team, runtime.registry),
+        staff=Repository(runtime.store, StaffMember, runtime.registry),
+        rotas=Repository(runtime.store, Rota, runtime.registry),
+        known_staff=known_staff,
+        known_teams=known_teams,
+        known_rota=known_rota,
         clock=runtime.clock,
     )
-    approvals = _wire_approvals(runtime, directory, approval_settings or ApprovalSettings(), staff)
-    return runtime, supervision, approvals
+    approvals = _wire_approvals(
+        runtime, known_sites, approval_settings or ApprovalSettings(), staff or known_staff
+    )
+    return Wired(runtime, supervision, directory, approvals)
 
 
 def _wire_approvals(
-    runtime: ServiceRuntime,
-    sites: KnownSites,
-    own: ApprovalSettings,
-    staff: StaffDirectory | None,
+    runtime: ServiceRuntime, sites: KnownSites, own: ApprovalSettings, staff: StaffDirectory
 ) -> Approvals:
-    """Approvals: the aggregate, the case facts and the policies, the queue, the deadline."""
+    """Approvals: the aggregate, the case facts and the policies, the queue, the deadline.
+    Who decides comes from the directory's local copy (`staff`: `KnownStaff`, or a fake)."""
     queue = ApprovalQueue(runtime.database)
     approvals = Approvals(
         approvals=Repository(runtime.store, Approval, runtime.registry),
-        staff=staff or EmptyStaffDirectory(),
+        staff=staff,
         queue=queue,
         sites=sites,
         clock=runtime.clock,
@@ -91,25 +133,21 @@ def _wire_approvals(
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     """The supervision service's app (uvicorn factory)."""
-    runtime, supervision, approvals = build(
+    runtime, supervision, directory, approvals = build(
         settings or Settings.for_service("supervision", PORT), clock
     )
     app = service_app(
         runtime,
         title="Casework supervision",
         description=(
-            "Organisation directory, supervision sessions, reviews, approvals, action items."
+            "Organisation directory (sites, teams, staff, who supervises whom and their "
+            "delegates, the on-call rota), supervision sessions, reviews, approvals, action "
+            "items."
         ),
-        routers=[router, approval_routes.router],
-        error_status={
-            SupervisionError: 409,
-            SiteAlreadyRegistered: 409,
-            ApprovalError: 409,
-            SelfApprovalNotAllowed: 403,
-            NotAnApprover: 403,
-            ReasonRequired: 422,
-        },
+        routers=[router, directory_router, approval_routes.router],
+        error_status=ERROR_STATUS,
     )
     app.state.supervision = supervision
+    app.state.directory = directory
     app.state.approvals = approvals
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from casework.access import AccessDenied, NotVisible, require_site
@@ -14,6 +14,7 @@ from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
 from casework.service import VersionMismatch
 
 from casework_cases.domain.access import CaseScope, can_reach_case
+from casework_cases.domain.assignment import Assignee, assignee_team
 from casework_cases.domain.case import Case
 from casework_cases.domain.commands import (
     AcceptTransfer,
@@ -38,6 +39,12 @@ class SiteDirectory(Protocol):
     """The sites of the organisation, as far as this service has heard."""
 
     async def exists(self, site: str) -> bool: ...
+
+
+class StaffDirectory(Protocol):
+    """The staff of the organisation directory (`casework.directory.KnownStaff`)."""
+
+    async def get(self, staff_id: str) -> Assignee | None: ...
 
 
 class CaseloadIndex(Protocol):
@@ -76,6 +83,7 @@ class Cases:
     cases: Repository[Case]
     sites: SiteDirectory
     caseloads: CaseloadIndex
+    staff: StaffDirectory
     clock: Clock
 
     async def case(self, case_id: str, principal: Principal) -> Case:
@@ -170,6 +178,10 @@ class Cases:
             raise VersionMismatch(f"case {case.id}", expected_version, case.version)
         if isinstance(cmd, RequestTransfer) and not await self.sites.exists(cmd.to_site):
             raise UnknownSite(cmd.to_site)
+        if isinstance(cmd, AssignCaseworker):
+            facts = await self.staff.get(cmd.caseworker_id)
+            team = assignee_team(case.id, case.site, cmd.caseworker_id, facts, cmd.team)
+            cmd = replace(cmd, team=team)
         case.handle(cmd, self.clock.now())
         await self.cases.save(case, ctx)
         return case

@@ -6,7 +6,9 @@
 | site_manager    | the case is at one of the manager's sites                                 |
 | supervisor      | the case belongs to the team supervised (the token's `team`) at one of    |
 |                 | the supervisor's sites, or it has no team yet (unassigned) and is at one  |
-|                 | of the supervisor's sites                                                 |
+|                 | of the supervisor's sites, or its caseworker is one they supervise now    |
+|                 | per the organisation directory, delegations included                      |
+|                 | (`Principal.supervisees`, `casework.directory.SupervisionReach`)          |
 | caseworker      | the caseworker is assigned to it, or it belongs to the caseworker's team  |
 |                 | at one of the caseworker's sites                                          |
 | crisis_worker   | the case is at one of the crisis worker's sites (on call for the site)    |
@@ -53,6 +55,12 @@ def can_reach_case(principal: Principal, case: CaseScope) -> bool:
     if "supervisor" in roles and in_team:
         return True
     if "supervisor" in roles and case.team is None and at_site:
+        return True
+    if (
+        "supervisor" in roles
+        and case.caseworker_id is not None
+        and case.caseworker_id in principal.supervisees
+    ):
         return True
     if "caseworker" in roles:
         if case.caseworker_id is not None and case.caseworker_id == principal.sub:

@@ -34,6 +34,8 @@ class AssignCaseworker:
     case_id: str
     caseworker_id: str
     team: str | None
+    """The team the request names; the handler records the directory's
+    (`domain.assignment.assignee_team`)."""
     assigned_by: str
     reason: str | None = None
     expected_caseworker_id: str | None = None
@@ -266,6 +268,6 @@ class MoveCaseload:
 
     from_caseworker_id: str
     to_caseworker_id: str
-    to_team: str
+    to_team: str | None
     reason: str
     moved_by: str

@@ -187,3 +187,53 @@ class DecisionNotCurrent(CaseError):
     def __init__(self, case_id: str, approval_id: str | None, why: str) -> None:
         self.approval_id = approval_id
         super().__init__(f"case {case_id}: approval {approval_id} is not current: {why}")
+
+
+# --- assignment against the organisation directory ----------------------------------------------
+
+
+class AssigneeRefused(CaseError):
+    """The organisation directory does not let this person carry this case."""
+
+
+class AssigneeNotInDirectory(AssigneeRefused):
+    def __init__(self, case_id: str, caseworker_id: str) -> None:
+        super().__init__(
+            f"case {case_id}: {caseworker_id} is not in the organisation directory (as this "
+            "service has heard it): register them in supervision first"
+        )
+
+
+class AssigneeHasLeft(AssigneeRefused):
+    def __init__(self, case_id: str, caseworker_id: str) -> None:
+        super().__init__(f"case {case_id}: {caseworker_id} has left the agency")
+
+
+class AssigneeNotCaseworker(AssigneeRefused):
+    def __init__(self, case_id: str, caseworker_id: str) -> None:
+        super().__init__(
+            f"case {case_id}: {caseworker_id} does not hold the caseworker role in the directory"
+        )
+
+
+class AssigneeNotAtSite(AssigneeRefused):
+    def __init__(self, case_id: str, caseworker_id: str, site: str | None) -> None:
+        super().__init__(f"case {case_id}: {caseworker_id} does not work at site {site}")
+
+
+class AssigneeHasNoTeamAtSite(AssigneeRefused):
+    """A case is carried in a team of its site; the directory gives the worker none there (a
+    worker's team is within their first site)."""
+
+    def __init__(self, case_id: str, caseworker_id: str, site: str | None) -> None:
+        super().__init__(
+            f"case {case_id}: {caseworker_id} has no team at site {site} in the directory"
+        )
+
+
+class AssigneeTeamMismatch(AssigneeRefused):
+    def __init__(self, case_id: str, caseworker_id: str, asked: str, actual: str) -> None:
+        super().__init__(
+            f"case {case_id}: {caseworker_id} is in team {actual} per the directory, not {asked} "
+            "(leave the team out: the directory's is recorded)"
+        )

@@ -43,7 +43,12 @@ WorkerId = Annotated[str, Path(description="The staff id of the worker whose cas
     summary="Assign or reassign the caseworker",
     description=(
         "Makes a caseworker (and their team) responsible for the case. Roles: supervisor, "
-        "site_manager, regional_admin. 409 `AlreadyAssigned` when nothing would change; "
+        "site_manager, regional_admin. The assignee is checked against the organisation "
+        "directory (this service's copy of it): active, holding `caseworker`, working at "
+        "the case's site with their team there; the team recorded is the directory's "
+        "(`team`, if sent, must be it). 409 `AssigneeNotInDirectory`, `AssigneeHasLeft`, "
+        "`AssigneeNotCaseworker`, `AssigneeNotAtSite`, `AssigneeHasNoTeamAtSite`, "
+        "`AssigneeTeamMismatch`; `AlreadyAssigned` when nothing would change; "
         "`CaseAlreadyClosed` on a closed case."
     ),
     responses=WRITE_RESPONSES,
@@ -71,7 +76,8 @@ async def assign_caseworker(
     "/caseloads/{worker_id}/move",
     summary="Move a worker's whole caseload to another worker",
     description=(
-        "Reassigns every open case the worker holds to another worker and team, one commit "
+        "Reassigns every open case the worker holds to another worker (checked against the "
+        "organisation directory as an assignment is) and their team, one commit "
         "per case, and reports each case as moved or failed (with the reason). Cases outside "
         "your reach are left alone and only counted. The worker's cases are found in an index "
         "kept from the case events, which trails them by a moment: a case assigned a second "

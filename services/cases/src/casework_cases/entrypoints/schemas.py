@@ -34,7 +34,9 @@ class AssignmentIn(BaseModel):
     )
 
     caseworker_id: StaffId
-    team: Team
+    team: Team | None = Field(
+        default=None, description="If sent, must be the assignee's team in the directory"
+    )
     reason: Reason | None = None
 
 
@@ -44,7 +46,9 @@ class CaseloadMoveIn(BaseModel):
     )
 
     to_caseworker_id: StaffId
-    to_team: Team
+    to_team: Team | None = Field(
+        default=None, description="If sent, must be the new worker's team in the directory"
+    )
     reason: Reason
 
 

@@ -149,7 +149,7 @@ class CaseloadMoveOut(BaseModel):
 
     from_caseworker_id: str
     to_caseworker_id: str
-    to_team: str
+    to_team: str | None = Field(description="As sent; each case records the directory's team")
     moved: list[CaseMovedOut]
     failed: list[CaseNotMovedOut]
     out_of_reach: int = Field(

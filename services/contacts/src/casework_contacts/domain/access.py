@@ -7,7 +7,9 @@ restated here and the authorisation matrix test holds both to the same table).
 | regional_admin  | always                                                                    |
 | site_manager    | the case is at one of the manager's sites                                 |
 | supervisor      | the case is in the supervised team at one of the supervisor's sites, or   |
-|                 | has no team yet and is at one of the supervisor's sites                   |
+|                 | has no team yet and is at one of the supervisor's sites, or its           |
+|                 | caseworker is one they supervise now per the organisation directory       |
+|                 | (`Principal.supervisees`, delegations included)                           |
 | caseworker      | the caseworker holds the case, or it is in the caseworker's team at one   |
 |                 | of the caseworker's sites                                                 |
 | crisis_worker   | the case is at one of the crisis worker's sites                           |
@@ -59,6 +61,12 @@ def can_reach_case(principal: Principal, case: CaseScope) -> bool:
         return True
     in_team = principal.team is not None and case.team == principal.team and at_site
     if "supervisor" in roles and (in_team or (case.team is None and at_site)):
+        return True
+    if (
+        "supervisor" in roles
+        and case.caseworker_id is not None
+        and case.caseworker_id in principal.supervisees
+    ):
         return True
     if "caseworker" in roles:
         if case.caseworker_id is not None and case.caseworker_id == principal.sub:
