@@ -5,9 +5,9 @@ a decided approval immutable (409), a supervisor of another team not an approver
 queue oldest first with waited hours; every read audited with the case it concerns; and the
 authorisation matrix of the four routes for every role at the case's own site and another.
 
-The caseworker here has no supervisor in the directory, so a `supervisor` of the case's site
-and team decides (the rule for such workers); the directory's own supervisor-and-delegate
-rule is tried by the unit and integration tests.
+The caseworker here is supervised by `supervisor-own` in the directory (registered over
+HTTP, as an administrator would): that supervisor decides, and while they delegate, their
+delegate decides for them; a supervisor of the site's other team does not.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from support.approvals import (
     return_,
 )
 from support.audit import wait_for_records
+from support.directory import assign_case, delegate, register_staff
 from support.polling import eventually
 from support.stack import Stack
 
@@ -81,6 +83,20 @@ class World:
             self.clients[key] = self.stack.client(service, token)
         return self.clients[key]
 
+    def deputy(self) -> httpx.Client:
+        """`supervisor-deputy`'s supervision client."""
+        key = ("supervision", "supervisor-deputy", self.site)
+        if key not in self.clients:
+            settings = Settings(
+                environment="test",
+                jwt_dev_key_path=Path(self.stack.env["CASEWORK_JWT_DEV_KEY_PATH"]),
+            )
+            token = mint_dev_token(
+                settings, "supervisor-deputy", ["supervisor"], [self.site], team=TEAM
+            )
+            self.clients[key] = self.stack.client("supervision", token)
+        return self.clients[key]
+
     def case_with_plan(self, *, proposer: str = "caseworker") -> str:
         """A case assigned to `caseworker-own`, assessed, with plan version 1 proposed."""
         intake = self.client("intake", "intake_worker")
@@ -109,8 +125,8 @@ class World:
         manager = self.client("cases", "site_manager")
         path = f"/cases/{case_id}"
         eventually(lambda: manager.get(path), lambda r: r.status_code == 200)
-        assign = {"caseworker_id": "caseworker-own", "team": TEAM}
-        assert manager.post(f"{path}/assignment", json=assign).status_code == 200
+        assigned = assign_case(manager, case_id, "caseworker-own", TEAM)
+        assert assigned.status_code == 200, assigned.text
         worker = self.client("cases", "caseworker")
         assert worker.post(f"{path}/assessment", json=ASSESSMENT).status_code == 200
         proposing = self.client("cases", proposer)
@@ -120,9 +136,17 @@ class World:
 
 
 def register_site(stack: Stack) -> str:
+    """A site with its team: `supervisor-own` supervises `caseworker-own`; `supervisor-deputy`
+    supervises too (a delegate when asked)."""
     code = f"appr-{uuid.uuid4().hex[:6]}"
     with stack.client("supervision", stack.token("root", "regional_admin")) as admin:
         assert admin.post("/sites", json={"site": code, "name": "Approvals"}).status_code == 201
+        for supervisor in ("supervisor-own", "supervisor-deputy"):
+            register_staff(admin, supervisor, "supervisor", sites=[code], team=TEAM)
+        register_staff(
+            admin, "caseworker-own", "caseworker", sites=[code], team=TEAM,
+            supervisor="supervisor-own",
+        )  # fmt: skip
     return code
 
 
@@ -222,6 +246,37 @@ def test_four_eyes_and_who_decides(world: World) -> None:
         f"/approvals/{plan_approval(case_id, 1)}"
     )
     assert state.json()["status"] == "requested"
+
+
+def test_a_delegate_decides_for_the_supervisor(world: World) -> None:
+    case_id, approval_id = opened_plan(world)
+    # not the worker's supervisor, nor their delegate yet: refused
+    early = decide(world.deputy(), approval_id)
+    assert (early.status_code, early.json()["code"]) == (403, "NotAnApprover")
+    now = datetime.now(UTC)
+    with world.stack.client("supervision", world.stack.token("root", "regional_admin")) as admin:
+        delegate(
+            admin,
+            "supervisor-own",
+            "supervisor-deputy",
+            now - timedelta(minutes=1),
+            now + timedelta(hours=1),
+        )
+    # the cases of whom the supervisor supervises wait in the delegate's queue too
+    queue = eventually(
+        lambda: world.deputy().get("/approvals"),
+        lambda r: approval_id in [i["approval_id"] for i in r.json()],
+    )
+    assert approval_id in [i["approval_id"] for i in queue.json()]
+    granted = approve(world.deputy(), approval_id)
+    assert (granted["decided_by"], granted["on_behalf_of"]) == (
+        "supervisor-deputy",
+        "supervisor-own",
+    )
+    case = case_when(
+        world.client("cases", "site_manager"), case_id, lambda c: c["phase"] == "active"
+    )
+    assert case["active_plan"]["approved_by"] == "supervisor-deputy"
 
 
 def test_reads_are_audited_with_the_case(world: World) -> None:
