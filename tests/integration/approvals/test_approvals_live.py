@@ -10,8 +10,9 @@
   namespace; an assessment, a plan and a closure are requested by the cases service's
   events, decided in supervision, and carried out on the case by its policies — the
   assessment signed off (on the case stream), the plan approved (the case active), a closure
-  returned (active again), then approved (closed). A decision redelivered later changes
-  nothing.
+  returned (active again), one granted after a crisis was declared returned by the case
+  (active again, never stuck in review), then one approved (closed). A decision redelivered
+  later changes nothing.
 - Overdue fires once: two supervision replicas on one database and one fake clock; the clock
   passes the due time; `ApprovalOverdue` is stored and published once for the approval left
   waiting, never for the one decided in time; firing the deadline's command twice at once
@@ -53,10 +54,12 @@ from casework_cases.bootstrap import build as build_cases
 from casework_cases.domain.case import Phase
 from casework_cases.domain.commands import (
     AssignCaseworker,
+    DeclareCrisis,
     OpenCase,
     ProposePlan,
     RecordAssessment,
     RequestClosure,
+    ResolveCrisis,
 )
 from casework_supervision.application.approval_policies import overdue_key
 from casework_supervision.application.approvals import Approvals
@@ -377,27 +380,33 @@ async def _drive_a_case(cases_runtime: ServiceRuntime, cases: Cases, service: Su
     await service.approvals.return_(first_closure, SUE, "Not yet: the tenancy is at risk", ctx)
     await phase_is(Phase.ACTIVE)
 
-    await cases.execute(
-        RequestClosure(
-            case_id=case_id,
-            outcome=CaseOutcome.GOALS_MET,
-            evaluation="e",
-            requested_by="carl",
-        ),
-        CARL,
-        ctx,
-    )
-    case = await cases.cases.find(case_id)
-    assert case is not None
-    second_closure = f"{case_id}:closure:{case.version}"
-    await requested(second_closure)
+    async def request_closure() -> str:
+        closure = RequestClosure(
+            case_id=case_id, outcome=CaseOutcome.GOALS_MET, evaluation="e", requested_by="carl"
+        )
+        case = await cases.execute(closure, CARL, ctx)
+        approval_id = f"{case_id}:closure:{case.version}"
+        await requested(approval_id)
+        return approval_id
+
+    # a crisis declared while the closure waits: the granted closure is returned by the case
+    second_closure = await request_closure()
+    crisis = DeclareCrisis(case_id=case_id, crisis_id="k-1", summary="s", declared_by="carl")
+    await cases.execute(crisis, CARL, ctx)
     await service.approvals.grant(second_closure, SUE, None, ctx)
+    await phase_is(Phase.ACTIVE)
+    await cases.execute(
+        ResolveCrisis(case_id=case_id, resolution="r", resolved_by="carl"), CARL, ctx
+    )
+
+    third_closure = await request_closure()
+    await service.approvals.grant(third_closure, SUE, None, ctx)
     await phase_is(Phase.CLOSED)
 
     stored = [e.type.split(".")[2] for e in await cases_runtime.store.load(f"case-{case_id}")]
     assert stored.count("AssessmentSignedOff") == 1
     assert stored.count("CasePlanApproved") == 1
-    assert stored.count("ClosureReturned") == 1
+    assert stored.count("ClosureReturned") == 2
     assert stored.count("CaseClosed") == 1
     # the case's closure withdrew nothing that was decided, and nothing waits for sue
     assert await service.approvals.queue_of(SUE) == []

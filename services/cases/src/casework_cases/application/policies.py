@@ -13,6 +13,8 @@ the case carries the decision out with its own rules, which keep four eyes as a 
 decision for something the case no longer waits for (a superseded plan version, an earlier
 closure request, a redelivered decision already carried out) is refused by the case
 (`DecisionNotCurrent`, or the phase): it is logged by approval id and skipped, never retried.
+A granted closure that meets a crisis declared in the meantime is returned instead (the case
+goes back to active with the reason), so that it never waits in review for a decision taken.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from casework_cases.domain.commands import (
     ReturnPlan,
     SignOffAssessment,
 )
-from casework_cases.domain.errors import CaseAlreadyOpened, CaseError
+from casework_cases.domain.errors import CaseAlreadyOpened, CaseError, CrisisStillOpen
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,24 @@ class WhenReferralAcceptedOpenCase(EventHandler):
         except (CaseAlreadyOpened, ConcurrencyConflict):
             return False  # a redelivery, or a replica that got there first
         return True
+
+
+CRISIS_RETURN = (
+    "A crisis was declared before the approved closure reached the case: request closure "
+    "again once it is resolved."
+)
+
+
+def crisis_return(cmd: ApproveClosure) -> ReturnClosure:
+    """The closure a crisis stopped, returned to active by the case in the approver's name."""
+    return ReturnClosure(
+        case_id=cmd.case_id,
+        reason=CRISIS_RETURN,
+        returned_by=cmd.approved_by,
+        requested_at=cmd.requested_at,
+        approval_id=cmd.approval_id,
+        on_behalf_of=cmd.on_behalf_of,
+    )
 
 
 def carrying_out(event: ApprovalGranted | ApprovalReturned) -> CaseCommand | None:
@@ -155,7 +175,14 @@ class _CarryOutDecision(EventHandler):
             return False
         ctx = CommitContext(correlation_id=envelope.correlation_id, causation_id=envelope.id)
         try:
-            await self._cases.carry_out(cmd, ctx)
+            try:
+                await self._cases.carry_out(cmd, ctx)
+            except CrisisStillOpen:
+                if not isinstance(cmd, ApproveClosure):
+                    raise
+                # a crisis was declared after the closure was requested: the case cannot
+                # close, and must not wait in review for a decision already taken
+                await self._cases.carry_out(crisis_return(cmd), ctx)
         except CaseError as refused:
             # ids and the refusal's class only: the detail may quote a reason
             log.info(
