@@ -180,8 +180,11 @@ class Approvals:
             for s in sorted(principal.sites):
                 if site is None or s == site:
                     mine.extend(await self.queue.waiting_at(s))
+            supervisors: dict[str, tuple[str, ...]] = {}  # per worker, once per request
             for doc in mine:
-                if doc["_id"] not in found and await self._may_decide_doc(doc, principal, now):
+                if doc["_id"] in found:
+                    continue
+                if await self._may_decide_doc(doc, principal, now, supervisors):
                     found[doc["_id"]] = doc
         return sorted(found.values(), key=lambda d: (d["requested_at"], d["_id"]))
 
@@ -233,12 +236,26 @@ class Approvals:
             ),
         )
 
-    async def _may_decide_doc(self, doc: Document, principal: Principal, at: datetime) -> bool:
+    async def _may_decide_doc(
+        self,
+        doc: Document,
+        principal: Principal,
+        at: datetime,
+        supervisors: dict[str, tuple[str, ...]],
+    ) -> bool:
+        """The decision rule, on a queue document (the directory asked once per worker)."""
         if doc.get("requested_by") == principal.sub:
             return False
-        authority = await self._authority_for(
-            doc.get("caseworker_id"), str(doc["site"]), doc.get("team"), principal, at
+        worker = doc.get("caseworker_id")
+        named: tuple[str, ...] = ()
+        if worker:
+            if worker not in supervisors:
+                supervisors[worker] = await self.staff.supervisors_of(worker, at)
+            named = supervisors[worker]
+        site_supervisor = is_site_supervisor(
+            principal.roles, principal.sites, principal.team, str(doc["site"]), doc.get("team")
         )
+        authority = Authority(supervisors=named, site_supervisor=site_supervisor)
         allowed, _ = authority.decides(principal.sub, str(doc.get("requested_by")))
         return allowed
 
