@@ -12,6 +12,13 @@ when the run's T seconds are up is not issued; both are counted. Each case goes 
     assign → assessment → plan → approve plan (a supervisor, not the proposer) → goal progress
     → note → note → goal progress → note → request closure → approve closure → reopen → …
 
+The two approvals are decided in the supervision service (`POST /approvals/{id}/approve`):
+the approval is requested there by the cases service's event, so the bench posts until it
+exists (404 before), and the case acts on the decision through its policy. For an approval,
+"accepted → read model updated" runs from the supervision service's 200 to the case summary
+showing the version the decision brought (the approval's trip through Kafka, the cases
+service's policy and the case's projection), and the case takes no next command before that.
+
 Measured, at each offered rate:
 
 - commands/s achieved (2xx responses over the time from the first command due to the last
@@ -94,12 +101,14 @@ POLL_INTERVAL_S = 0.01
 
 @dataclass(frozen=True)
 class Step:
-    """One command of the cycle: who sends it, where, with what body (by cycle number)."""
+    """One command of the cycle: who sends it, where, with what body (by cycle number).
+    `approval`: the kind of approval the supervisor decides in the supervision service."""
 
     command: str
     who: str
     path: str
     body: Callable[[int], dict[str, Any] | None]
+    approval: str | None = None
 
 
 def _fixed(body: dict[str, Any] | None) -> Callable[[int], dict[str, Any] | None]:
@@ -115,7 +124,7 @@ CYCLE: tuple[Step, ...] = (
     ),
     Step("assessment", WORKER, "assessment", _fixed(ASSESSMENT)),
     Step("propose plan", WORKER, "plan", _fixed(PLAN)),
-    Step("approve plan", SUPERVISOR, "plan/approve", _fixed({"comment": "Agreed"})),
+    Step("approve plan", SUPERVISOR, "approve", _fixed({"comment": "Agreed"}), "plan"),
     Step("goal progress", WORKER, "goals/tenancy/progress", _fixed({"progress": "in_progress"})),
     Step("note", WORKER, "notes", _fixed({"text": NOTE})),
     Step("note", WORKER, "notes", _fixed({"text": NOTE})),
@@ -127,7 +136,7 @@ CYCLE: tuple[Step, ...] = (
         "closure",
         _fixed({"outcome": "goals_met", "evaluation": "Tenancy secure"}),
     ),
-    Step("approve closure", SUPERVISOR, "closure/approve", _fixed(None)),
+    Step("approve closure", SUPERVISOR, "approve", _fixed(None), "closure"),
     Step("reopen", MANAGER, "reopen", _fixed({"reason": "Asked for help again"})),
 )
 COMMANDS = tuple(dict.fromkeys(s.command for s in CYCLE))
@@ -140,6 +149,13 @@ class Case:
     case_id: str
     step: int = 0
     awaiting: list[Sent] = field(default_factory=list)
+    version: int = 0
+    """The case's version as its last answer (or awaited decision) left it."""
+    subject: dict[str, int] = field(default_factory=dict)
+    """What each kind of approval decides now: the plan version, the closure's case version."""
+
+    def approval_path(self, kind: str) -> str:
+        return f"/approvals/{self.case_id}:{kind}:{self.subject.get(kind, 0)}/approve"
 
     @property
     def stream(self) -> str:
@@ -157,6 +173,8 @@ class Sent:
     status: str = ""
     version: int | None = None
     applied: float | None = None
+    landed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when `applied` is."""
 
     @property
     def ok(self) -> bool:
@@ -382,7 +400,7 @@ class Lifecycle:
         before = await self.server_metrics()
         cpu_before = self.cpu()
         clients = {who: self.client("cases", who, self.in_flight) for who in (MANAGER, WORKER)}
-        clients[SUPERVISOR] = self.client("cases", SUPERVISOR, self.in_flight)
+        clients[SUPERVISOR] = self.client("supervision", SUPERVISOR, self.in_flight)
         polling = Poller(summaries, self.cases)
         poller = asyncio.create_task(polling.run())
         tasks: set[asyncio.Task[None]] = set()
@@ -457,13 +475,29 @@ class Lifecycle:
         step = CYCLE[case.step % len(CYCLE)]
         cycle = case.step // len(CYCLE)
         try:
-            response = await clients[step.who].post(
-                f"/cases/{case.case_id}/{step.path}", json=step.body(cycle)
-            )
+            if step.approval is not None:
+                response = await self.decide(clients[step.who], case, step, cycle)
+            else:
+                response = await clients[step.who].post(
+                    f"/cases/{case.case_id}/{step.path}", json=step.body(cycle)
+                )
             sent.answered = time.perf_counter()
             sent.status = str(response.status_code)
-            if response.is_success:
-                sent.version = int(response.json()["version"])
+            if response.is_success and step.approval is not None:
+                # the decision reaches the case through Kafka: one event, one version more;
+                # the case takes its next command once its summary shows it
+                sent.version = case.version + 1
+                case.awaiting.append(sent)
+                await self.applied(sent)
+                case.version = sent.version
+                case.step += 1
+            elif response.is_success:
+                answer = response.json()
+                sent.version = case.version = int(answer["version"])
+                if step.command == "propose plan":
+                    case.subject["plan"] = int(answer["proposed_plan"]["plan_version"])
+                elif step.command == "request closure":
+                    case.subject["closure"] = case.version
                 case.awaiting.append(sent)
                 case.step += 1
             else:
@@ -477,6 +511,26 @@ class Lifecycle:
             idle.put_nowait(case)
             slots.release()
 
+    async def decide(
+        self, supervisor: httpx.AsyncClient, case: Case, step: Step, cycle: int
+    ) -> httpx.Response:
+        """Post the decision once the approval exists (404 until the cases service's event
+        has reached the supervision service)."""
+        assert step.approval is not None
+        deadline = time.perf_counter() + self.args.timeout
+        while True:
+            response = await supervisor.post(
+                case.approval_path(step.approval), json=step.body(cycle)
+            )
+            if response.status_code != 404 or time.perf_counter() > deadline:
+                return response
+            await asyncio.sleep(POLL_INTERVAL_S)
+
+    async def applied(self, sent: Sent) -> None:
+        """Until the poller saw the case summary reach the decision's version."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sent.landed.wait(), timeout=self.args.drain)
+
     async def resync(self, manager: httpx.AsyncClient, case: Case) -> None:
         """After a refusal or a failure, pick the step that fits the case as it stands (a
         timed-out command may have been applied all the same)."""
@@ -484,6 +538,9 @@ class Lifecycle:
         if not response.is_success:
             return  # try the same step again
         state = response.json()
+        case.version = int(state["version"])
+        if state.get("proposed_plan"):
+            case.subject["plan"] = int(state["proposed_plan"]["plan_version"])
         phase, plan = state["phase"], state.get("plan_status")
         base = case.step - case.step % len(CYCLE)
         names = [s.command for s in CYCLE]
@@ -631,6 +688,7 @@ class Poller:
         for sent in case.awaiting:
             if sent.version is not None and sent.version <= applied:
                 sent.applied = seen
+                sent.landed.set()
             else:
                 still.append(sent)
         case.awaiting = still

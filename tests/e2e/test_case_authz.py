@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from support.approvals import approve, case_when, closure_approval, plan_approval
 from support.audit import clients_shown, wait_for_records
 from support.authz import (
     READERS,
@@ -50,7 +51,6 @@ OTHER = "elsewhere"  # a site none of the cases here is at
 ASSIGNERS = {"supervisor", "site_manager", "regional_admin"}
 SITE_LEADS = {"supervisor", "site_manager"}
 CASEWORK = {"caseworker", "supervisor"}
-SUPERVISOR = {"supervisor"}
 RISK = {"caseworker", "supervisor", "crisis_worker"}
 
 ASSESSMENT = {"needs": {"housing": "arrears"}, "narrative": "Feels trapped."}
@@ -92,19 +92,18 @@ ENDPOINTS = [
     endpoint("POST", "/transfer/reject", "transfer pending", SITE_LEADS, REASON),
     endpoint("POST", "/assessment", "assigned", CASEWORK, ASSESSMENT),
     endpoint("POST", "/plan", "planning", CASEWORK, PLAN),
-    endpoint("POST", "/plan/approve", "plan proposed", SUPERVISOR),
-    endpoint("POST", "/plan/return", "plan proposed", SUPERVISOR, REASON),
     endpoint("POST", "/goals/tenancy/progress", "active", CASEWORK, {"progress": "achieved"}),
     endpoint("POST", "/risk", "assigned", RISK, {"risk_level": "high", **REASON}),
     endpoint("POST", "/crisis", "assigned", RISK, {"summary": "Overdose"}),
     endpoint("POST", "/crisis/resolve", "in crisis", RISK, {"resolution": "Safe"}),
     endpoint("POST", "/notes", "assigned", CASEWORK, {"text": "Phoned"}),
     endpoint("POST", "/closure", "active", CASEWORK, CLOSURE),
-    endpoint("POST", "/closure/approve", "review", SUPERVISOR),
-    endpoint("POST", "/closure/return", "review", SUPERVISOR, REASON),
     endpoint("POST", "/reopen", "closed", SITE_LEADS, REASON),
 ]
 
+
+APPROVE_PLAN = "approve the plan in supervision"
+APPROVE_CLOSURE = "approve the closure in supervision"
 
 # How the setup actors bring a case into each state: (actor role, path, body).
 SETUP: dict[str, list[tuple[str, str, dict[str, Any] | None]]] = {
@@ -112,9 +111,10 @@ SETUP: dict[str, list[tuple[str, str, dict[str, Any] | None]]] = {
 }
 SETUP["planning"] = [*SETUP["assigned"], ("caseworker", "/assessment", ASSESSMENT)]
 SETUP["plan proposed"] = [*SETUP["planning"], ("caseworker", "/plan", PLAN)]
-SETUP["active"] = [*SETUP["plan proposed"], ("supervisor", "/plan/approve", None)]
+# approvals are decided in the supervision service (tests/e2e/test_approvals_authz.py)
+SETUP["active"] = [*SETUP["plan proposed"], ("supervisor", APPROVE_PLAN, None)]
 SETUP["review"] = [*SETUP["active"], ("caseworker", "/closure", CLOSURE)]
-SETUP["closed"] = [*SETUP["review"], ("supervisor", "/closure/approve", None)]
+SETUP["closed"] = [*SETUP["review"], ("supervisor", APPROVE_CLOSURE, None)]
 SETUP["transfer pending"] = [*SETUP["assigned"], ("site_manager", "/transfer", None)]
 SETUP["in crisis"] = [*SETUP["assigned"], ("caseworker", "/crisis", {"summary": "Overdose"})]
 
@@ -125,14 +125,10 @@ LEAVES: dict[str, str] = {
     "/transfer": "transfer pending",
     "/transfer/reject": "assigned",
     "/assessment": "planning",
-    "/plan/approve": "active",
-    "/plan/return": "planning",
     "/goals/tenancy/progress": "active",
     "/crisis": "in crisis",
     "/crisis/resolve": "assigned",
     "/notes": "assigned",
-    "/closure/approve": "closed",
-    "/closure/return": "active",
     "/reopen": "assigned",
 }
 
@@ -188,8 +184,12 @@ class World:
         if not self.pool:
             self.pool.extend(self.open_cases(8))
         case_id = self.pool.pop()
+        version = 0
         for role, path, body in SETUP[state]:
             actor = self.client(role)
+            if path in (APPROVE_PLAN, APPROVE_CLOSURE):
+                self.approve(case_id, path, version)
+                continue
             if path == "/transfer":  # the cases service learns of sites from the directory
                 body = {"to_site": self.away, **REASON}
                 done = eventually(
@@ -202,9 +202,21 @@ class World:
             else:
                 done = actor.post(f"/cases/{case_id}{path}", json=body)
             assert done.status_code == 200, (state, path, done.text)
+            version = done.json()["version"]
         if not fresh:
             self.shared[state] = case_id
         return case_id
+
+    def approve(self, case_id: str, what: str, version: int) -> None:
+        """Decided by the supervisor in supervision; the case acts on it when it hears."""
+        supervisor = self.callers.client(self.callers.who("supervisor"), "supervision")
+        if what == APPROVE_PLAN:
+            approve(supervisor, plan_approval(case_id, 1))
+            phase = "active"
+        else:
+            approve(supervisor, closure_approval(case_id, version))
+            phase = "closed"
+        case_when(self.client("site_manager"), case_id, lambda c: c["phase"] == phase)
 
     def hand_on(self, case_id: str, path: str) -> None:
         """After an allowed call: offer the case to calls that need the state it is now in."""

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from support.approvals import approve, case_when, closure_approval, decide, plan_approval, return_
 from support.directory import assign_case, register_staff
 from support.polling import eventually
 from support.stack import Stack
@@ -172,7 +173,13 @@ def test_a_case_from_referral_to_closure_and_reopening(stack: Stack, home: str) 
     sue = stack.client("cases", stack.token("sue", "supervisor", sites=(home,), team=TEAM))
     sid = stack.client("cases", stack.token("sid", "supervisor", sites=(home,), team=TEAM))
     cleo = stack.client("cases", stack.token("cleo", "crisis_worker", sites=(home,)))
-    with manager, carl, sue, sid, cleo:
+    # approvals are decided in the supervision service
+    carl_s = stack.client(
+        "supervision", stack.token("carl", "caseworker", sites=(home,), team=TEAM)
+    )
+    sue_s = stack.client("supervision", stack.token("sue", "supervisor", sites=(home,), team=TEAM))
+    sid_s = stack.client("supervision", stack.token("sid", "supervisor", sites=(home,), team=TEAM))
+    with manager, carl, sue, sid, cleo, carl_s, sue_s, sid_s:
         case = ok(manager.get(path), version=1)
         assert (case["phase"], case["site"], case["in_crisis"]) == ("assessment", home, False)
         if screened:  # this intake passes the screen and the referral's details on
@@ -207,15 +214,18 @@ def test_a_case_from_referral_to_closure_and_reopening(stack: Stack, home: str) 
         assert goals[0]["goal_id"] == "tenancy"
         assert goals[1]["goal_id"]  # generated
 
-        refused(carl.post(f"{path}/plan/approve"), 403)  # a supervisor's decision
-        case = ok(sue.post(f"{path}/plan/approve", json={"comment": "Good"}))
+        refused(carl_s.post(f"/approvals/{plan_approval(case_id, 1)}/approve"), 403)  # supervisor
+        approve(sue_s, plan_approval(case_id, 1), "Good")
+        case = case_when(manager, case_id, lambda c: c["phase"] == "active")
         assert (case["phase"], case["plan_status"]) == ("active", "approved")
         assert case["active_plan"]["approved_by"] == "sue"
 
         # four eyes: who proposes a revision does not approve it
         ok(sue.post(f"{path}/plan", json=PLAN))
-        refused(sue.post(f"{path}/plan/approve"), 403, "SelfApprovalNotAllowed")
-        case = ok(sid.post(f"{path}/plan/return", json={"reason": "Add a review date"}))
+        own = decide(sue_s, plan_approval(case_id, 2))
+        refused(own, 403, "SelfApprovalNotAllowed")
+        return_(sid_s, plan_approval(case_id, 2), "Add a review date")
+        case = case_when(manager, case_id, lambda c: c["plan_status"] == "approved")
         assert (case["plan_status"], case["active_plan"]["plan_version"]) == ("approved", 1)
 
         case = ok(carl.post(f"{path}/goals/tenancy/progress", json={"progress": "in_progress"}))
@@ -232,8 +242,10 @@ def test_a_case_from_referral_to_closure_and_reopening(stack: Stack, home: str) 
 
         case = ok(carl.post(f"{path}/closure", json=outcome))
         assert (case["phase"], case["pending_closure"]["requested_by"]) == ("review", "carl")
-        refused(carl.post(f"{path}/closure/approve"), 403)
-        case = ok(sue.post(f"{path}/closure/approve"))
+        closure = closure_approval(case_id, case["version"])
+        refused(carl_s.post(f"/approvals/{closure}/approve"), 403)
+        approve(sue_s, closure)
+        case = case_when(manager, case_id, lambda c: c["phase"] == "closed")
         assert (case["phase"], case["outcome"]) == ("closed", "goals_met")
 
         refused(carl.post(f"{path}/notes", json={"text": "late"}), 409, "CaseAlreadyClosed")

@@ -45,6 +45,7 @@ from casework.rebuild import rebuild_projection
 from casework.runtime import ServiceRuntime
 from casework.settings import Settings
 
+from support.approvals import approve, case_when, closure_approval, plan_approval
 from support.directory import assign_case, register_staff
 from support.polling import eventually
 from support.stack import Stack, running_stack
@@ -171,7 +172,7 @@ def work_on_the_case(stack: Stack, site: str, story: Story, person: Person) -> N
     path = f"/cases/{story.case_id}"
     manager = stack.client("cases", token(stack, "site_manager", (site,), "mia"))
     carl = stack.client("cases", token(stack, "caseworker", (site,), "carl", TEAM))
-    sue = stack.client("cases", token(stack, "supervisor", (site,), "sue", TEAM))
+    sue = stack.client("supervision", token(stack, "supervisor", (site,), "sue", TEAM))
     with stack.client("supervision", token(stack, "regional_admin", sub="root")) as directory:
         register_staff(directory, "carl", "caseworker", sites=[site], team=TEAM)
     with manager, carl, sue:
@@ -180,17 +181,19 @@ def work_on_the_case(stack: Stack, site: str, story: Story, person: Person) -> N
         assessment = {"needs": {"work": person.narrative}, "narrative": person.narrative}
         ok(carl.post(f"{path}/assessment", json=assessment))
         ok(carl.post(f"{path}/plan", json=PLAN))
-        ok(sue.post(f"{path}/plan/approve", json={"comment": "Fine"}))
+        approve(sue, plan_approval(story.case_id, 1), "Fine")  # decided in supervision
+        case_when(manager, story.case_id, lambda c: c["phase"] == "active")
 
 
 def close_the_case(stack: Stack, site: str, story: Story) -> None:
     path = f"/cases/{story.case_id}"
     carl = stack.client("cases", token(stack, "caseworker", (site,), "carl", TEAM))
-    sue = stack.client("cases", token(stack, "supervisor", (site,), "sue", TEAM))
+    sue = stack.client("supervision", token(stack, "supervisor", (site,), "sue", TEAM))
     with carl, sue:
         closure = {"outcome": "goals_met", "evaluation": "Sleeping again"}
-        ok(carl.post(f"{path}/closure", json=closure))
-        assert ok(sue.post(f"{path}/closure/approve"))["phase"] == "closed"
+        requested = ok(carl.post(f"{path}/closure", json=closure))
+        approve(sue, closure_approval(story.case_id, requested["version"]))
+        case_when(carl, story.case_id, lambda c: c["phase"] == "closed")
 
 
 # --- what the answers show -----------------------------------------------------------------

@@ -43,6 +43,7 @@ from casework.rebuild import rebuild_projection
 from casework.runtime import ServiceRuntime
 from casework.settings import Settings
 
+from support.approvals import approve, case_when, closure_approval, plan_approval
 from support.audit import wait_for_records
 from support.directory import assign_case, register_staff
 from support.polling import eventually
@@ -123,7 +124,8 @@ def drive(stack: Stack, site: str, who: Person, *, whole: bool = True) -> dict[s
     carl = stack.client("cases", stack.token("carl", "caseworker", sites=(site,), team=TEAM))
     sue = stack.client("cases", stack.token("sue", "supervisor", sites=(site,), team=TEAM))
     cleo = stack.client("cases", stack.token("cleo", "crisis_worker", sites=(site,)))
-    with manager, carl, sue, cleo:
+    sue_s = stack.client("supervision", stack.token("sue", "supervisor", sites=(site,), team=TEAM))
+    with manager, carl, sue, cleo, sue_s:
         eventually(lambda: manager.get(path), lambda r: r.status_code == 200)
         with stack.client("supervision", stack.token("root", "regional_admin")) as directory:
             register_staff(directory, "carl", "caseworker", sites=[site], team=TEAM)
@@ -145,7 +147,8 @@ def drive(stack: Stack, site: str, who: Person, *, whole: bool = True) -> dict[s
             ],
         }
         ok(carl.post(f"{path}/plan", json=plan))
-        ok(sue.post(f"{path}/plan/approve"))
+        approve(sue_s, plan_approval(ids["case_id"], 1))  # decided in supervision
+        case_when(manager, ids["case_id"], lambda c: c["phase"] == "active")
         progress = {"progress": "in_progress", "note": who.text("Slept better")}
         ok(carl.post(f"{path}/goals/g1/progress", json=progress))
         ok(carl.post(f"{path}/risk", json={"risk_level": "high", "reason": who.text("Worse")}))
@@ -160,7 +163,8 @@ def drive(stack: Stack, site: str, who: Person, *, whole: bool = True) -> dict[s
             glass = {"X-Break-Glass": who.text("Crisis line call")}
             ok(cris.get(path, headers=glass))
         closure = {"outcome": "goals_met", "evaluation": who.text("Much calmer")}
-        ok(carl.post(f"{path}/closure", json=closure))
+        requested = ok(carl.post(f"{path}/closure", json=closure))
+        ids["closure_approval"] = closure_approval(ids["case_id"], requested["version"])
     return ids
 
 
@@ -409,12 +413,12 @@ def test_no_personal_value_is_stored_or_published_in_plaintext_and_erasure_reach
     # the projections apply them without a key, nothing dead-lettered
     path = f"/cases/{erased_ids['case_id']}"
     carl = stack.client("cases", stack.token("carl", "caseworker", sites=(site,), team=TEAM))
-    sue = stack.client("cases", stack.token("sue", "supervisor", sites=(site,), team=TEAM))
+    sue = stack.client("supervision", stack.token("sue", "supervisor", sites=(site,), team=TEAM))
     with carl, sue:
         late = carl.post(f"{path}/notes", json={"text": "after the erasure"})
         assert late.status_code == 410, late.text
         assert late.json()["code"] == "SubjectErased"
-        ok(sue.post(f"{path}/closure/approve"))
+        approve(sue, erased_ids["closure_approval"])
     closed = eventually(lambda: answers(stack, site, erased_ids), lambda t: '"phase":"closed"' in t)
     assert "after the erasure" not in closed
     letters = [

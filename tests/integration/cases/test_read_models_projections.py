@@ -18,6 +18,8 @@ from casework.clock import FixedClock
 from casework.contracts import registry
 from casework.contracts.cases import (
     AssessmentRecorded,
+    AssessmentReturned,
+    AssessmentSignedOff,
     BreakGlassUsed,
     CaseClosed,
     CaseNoteRecorded,
@@ -381,6 +383,18 @@ def the_story() -> Story:
         ),
         t,
     )
+    t = at("2026-02-25", "10:00")
+    c1.add(
+        AssessmentSignedOff(  # supervision's approval (late, by a delegate), on the case
+            case_id="C1",
+            assessment_id="A1",
+            approval_id="C1:assessment:A1",
+            signed_off_by="del",
+            on_behalf_of="sue",
+            signed_off_at=t,
+        ),
+        t,
+    )
 
     # R2 → C2: closed, reopened, transferred to south (unassigned there)
     r2, c2 = story.referral("R2"), story.case("C2")
@@ -449,6 +463,17 @@ def the_story() -> Story:
                 narrative="...",
                 recorded_by="carl",
                 recorded_at=at("2026-02-20", "12:00"),
+            ),
+        ),
+        (
+            "2026-02-20T12:20",
+            AssessmentReturned(  # supervision's decision, carried out on the case
+                case_id="C2",
+                assessment_id="A2",
+                approval_id="C2:assessment:A2",
+                reason="Name the protective factors",
+                returned_by="sue",
+                returned_at=at("2026-02-20", "12:20"),
             ),
         ),
         (
@@ -762,7 +787,7 @@ async def test_intake_and_cases_events_in_either_order_give_the_same_answers(
     for name, got in results.items():
         assert got == expected, name
     # and the answers are the story's
-    assert len(expected["timeline C1"].entries) == 5 + 13
+    assert len(expected["timeline C1"].entries) == 5 + 14
     assert expected["register north"].cases_by_phase["active"] == 1
 
 
@@ -771,7 +796,7 @@ async def test_a_case_opened_before_its_referral_arrives_has_its_timeline_comple
 ) -> None:
     await deliver(read_models, STORY.of("cases"))
     early = await read_models.case_timeline("C1", ADMIN)
-    assert [e.stream for e in early.entries] == ["case-C1"] * 13
+    assert [e.stream for e in early.entries] == ["case-C1"] * 14
 
     await deliver(read_models, STORY.of("intake"))
     late = await read_models.case_timeline("C1", ADMIN)
@@ -813,12 +838,14 @@ async def test_the_timeline_reads_every_event_of_the_case_in_order(read_models: 
         "CaseNoteRecorded",
         "CaseTransferRequested",
         "CaseTransferRejected",
+        "AssessmentSignedOff",
     ]
     times = [e.time for e in timeline.entries]
     assert times == sorted(times)
     lines = {e.summary for e in timeline.entries}
     assert "Caseworker carl assigned (team t1) by sam" in lines
     assert "Plan v2 approved by sue" in lines
+    assert "Assessment signed off by del for sue" in lines
     assert "Crisis declared by ana: risk imminent" in lines
     by_event = {e.event: e for e in timeline.entries}
     assessment = by_event["AssessmentRecorded"]
@@ -849,8 +876,8 @@ async def test_the_timeline_does_not_wait_for_the_summaries_to_catch_up(
 
     timeline = await read_models.case_timeline("C1", ADMIN)
 
-    assert len(timeline.entries) == 5 + 13
-    assert [e.version for e in timeline.entries if e.stream == "case-C1"] == list(range(1, 14))
+    assert len(timeline.entries) == 5 + 14
+    assert [e.version for e in timeline.entries if e.stream == "case-C1"] == list(range(1, 15))
 
 
 async def test_an_event_the_timeline_skipped_leaves_a_gap_not_a_cut(
@@ -864,7 +891,7 @@ async def test_an_event_the_timeline_skipped_leaves_a_gap_not_a_cut(
     timeline = await read_models.case_timeline("C1", ADMIN)
 
     versions = [e.version for e in timeline.entries if e.stream == "case-C1"]
-    assert versions == [1, 2, *range(4, 14)]
+    assert versions == [1, 2, *range(4, 15)]
 
 
 async def test_the_timeline_is_for_those_who_reach_the_case(read_models: ReadModels) -> None:

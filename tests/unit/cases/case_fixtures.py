@@ -51,8 +51,10 @@ from casework_cases.domain.commands import (
     RequestClosure,
     RequestTransfer,
     ResolveCrisis,
+    ReturnAssessment,
     ReturnClosure,
     ReturnPlan,
+    SignOffAssessment,
 )
 
 C = "c-1"
@@ -176,6 +178,16 @@ ASSESS = RecordAssessment(
     needs={"health": "low mood"},
     narrative="...",
     recorded_by=CARL,
+)
+SIGN_OFF = SignOffAssessment(
+    case_id=C, assessment_id="a-1", approval_id=f"{C}:assessment:a-1", signed_off_by=SUE
+)
+RETURN_ASSESSMENT = ReturnAssessment(
+    case_id=C,
+    assessment_id="a-1",
+    approval_id=f"{C}:assessment:a-1",
+    reason="name the sister as a protective factor",
+    returned_by=SUE,
 )
 PROPOSE = ProposePlan(case_id=C, goals=(GOAL, GOAL_2), interventions=(VISITS,), proposed_by=CARL)
 APPROVE_PLAN = ApprovePlan(case_id=C, approved_by=SUE)

@@ -32,8 +32,10 @@ from unit.cases.case_fixtures import (
     REQUEST_CLOSURE,
     REQUEST_TRANSFER,
     RESOLVE,
+    RETURN_ASSESSMENT,
     RETURN_CLOSURE,
     RETURN_PLAN,
+    SIGN_OFF,
     C,
     given,
     when,
@@ -41,6 +43,8 @@ from unit.cases.case_fixtures import (
 
 from casework.contracts.cases import (
     AssessmentRecorded,
+    AssessmentReturned,
+    AssessmentSignedOff,
     BreakGlassUsed,
     CaseClosed,
     CaseNoteRecorded,
@@ -67,6 +71,7 @@ from casework_cases.domain.errors import (
     CaseAlreadyOpened,
     CaseError,
     CaseNotOpened,
+    DecisionNotCurrent,
     InpatientStateConflict,
     NoOpenCrisis,
     NoPendingTransfer,
@@ -141,6 +146,24 @@ TABLE: dict[str, tuple[CaseCommand, list[Outcome]]] = {
             WrongPhase,
             WrongPhase,
             WrongPhase,
+            CaseAlreadyClosed,
+        ],
+    ),
+    "sign off the assessment": (
+        SIGN_OFF,
+        [
+            CaseNotOpened,
+            DecisionNotCurrent,  # no assessment recorded yet
+            *(stays(p, AssessmentSignedOff) for p in ("planning", "active", "review")),
+            CaseAlreadyClosed,
+        ],
+    ),
+    "return the assessment": (
+        RETURN_ASSESSMENT,
+        [
+            CaseNotOpened,
+            DecisionNotCurrent,
+            *(stays(p, AssessmentReturned) for p in ("planning", "active", "review")),
             CaseAlreadyClosed,
         ],
     ),

@@ -9,6 +9,8 @@ import pytest
 from casework.contracts import registry
 from casework.contracts.cases import (
     AssessmentRecorded,
+    AssessmentReturned,
+    AssessmentSignedOff,
     BreakGlassUsed,
     CaseClosed,
     CaseNoteRecorded,
@@ -279,6 +281,22 @@ def every_event() -> list[DomainEvent]:
         ),
         APPROVED,
         CasePlanReturned(case_id=c, plan_version=1, reason="r", returned_by="sue", returned_at=T0),
+        AssessmentSignedOff(
+            case_id=c,
+            assessment_id="a1",
+            approval_id="c1:assessment:a1",
+            signed_off_by="del",
+            on_behalf_of="sue",
+            signed_off_at=T0,
+        ),
+        AssessmentReturned(
+            case_id=c,
+            assessment_id="a1",
+            approval_id="c1:assessment:a1",
+            reason="r",
+            returned_by="sue",
+            returned_at=T0,
+        ),
         GoalProgressRecorded(
             case_id=c,
             goal_id="g1",

@@ -22,7 +22,11 @@ from casework.settings import Settings
 from casework_cases.adapters.assignments import Assignments
 from casework_cases.adapters.read_models import ReadModels, build_read_models
 from casework_cases.application.handlers import Cases
-from casework_cases.application.policies import WhenReferralAcceptedOpenCase
+from casework_cases.application.policies import (
+    WhenApprovalGrantedCarryItOut,
+    WhenApprovalReturnedSendItBack,
+    WhenReferralAcceptedOpenCase,
+)
 from casework_cases.domain.case import Case
 from casework_cases.domain.errors import (
     CaseError,
@@ -73,6 +77,8 @@ def build(
     read_models = build_read_models(runtime.database, runtime.clock)
     runtime.consume(
         WhenReferralAcceptedOpenCase(cases_app),
+        WhenApprovalGrantedCarryItOut(cases_app),
+        WhenApprovalReturnedSendItBack(cases_app),
         sites,
         staff,
         caseload_policy,
@@ -90,6 +96,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         title="Casework cases",
         description=(
             "Cases from opening to closure: assessment, plan, risk, crisis, notes.\n\n"
+            "Assessments, plans and closures are approved (or returned) in the supervision "
+            "service (`/approvals`); the case acts on the decision when it arrives.\n\n"
             "A case moves assessment → planning → active → review → closed, and a closed case "
             "can be reopened. Every read returns the case's `version` (also its `ETag`); send "
             "it back as `If-Match` on a change to be told (412) when someone changed the case "

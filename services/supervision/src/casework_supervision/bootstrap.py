@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from fastapi import FastAPI
 
@@ -10,12 +11,29 @@ from casework.clock import Clock
 from casework.contracts import registry
 from casework.directory import KnownRota, KnownSites, KnownStaff, KnownTeams
 from casework.eventstore import Repository
+from casework.projections import ReadModel
 from casework.runtime import ServiceRuntime
 from casework.service import service_app, telemetry_middlewares
 from casework.settings import Settings
 
+from casework_supervision.adapters.approval_queue import ApprovalQueue
+from casework_supervision.adapters.case_facts import CaseFactsStore
+from casework_supervision.application.approval_policies import (
+    WhenApprovalChangedKeepDeadline,
+    WhenCaseChangedRequestApprovals,
+    deadline_handlers,
+)
+from casework_supervision.application.approvals import Approvals, StaffDirectory
 from casework_supervision.application.directory import Directory
 from casework_supervision.application.handlers import Supervision
+from casework_supervision.approval_settings import ApprovalSettings
+from casework_supervision.domain.approval import Approval
+from casework_supervision.domain.approval_errors import (
+    ApprovalError,
+    NotAnApprover,
+    ReasonRequired,
+    SelfApprovalNotAllowed,
+)
 from casework_supervision.domain.caseload_policy import CaseloadPolicyRecord
 from casework_supervision.domain.errors import (
     InvalidDirectoryEntry,
@@ -26,6 +44,7 @@ from casework_supervision.domain.rota import Rota
 from casework_supervision.domain.site import Site
 from casework_supervision.domain.staff import StaffMember
 from casework_supervision.domain.team import Team
+from casework_supervision.entrypoints import approvals as approval_routes
 from casework_supervision.entrypoints.directory import router as directory_router
 from casework_supervision.entrypoints.http import router
 
@@ -35,13 +54,30 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     SupervisionError: 409,  # a rule refused the command: the detail says which
     NotInDirectory: 404,
     InvalidDirectoryEntry: 422,
+    ApprovalError: 409,  # decided already: an approval never changes
+    SelfApprovalNotAllowed: 403,  # four eyes
+    NotAnApprover: 403,
+    ReasonRequired: 422,
 }
 """Domain error → HTTP status; the most specific class in an error's ancestry wins."""
 
 
+class Wired(NamedTuple):
+    """What `build` wires; the runtime first (`casework rebuild` takes `build(...)[0]`)."""
+
+    runtime: ServiceRuntime
+    supervision: Supervision
+    directory: Directory
+    approvals: Approvals
+
+
 def build(
-    settings: Settings, clock: Clock | None = None
-) -> tuple[ServiceRuntime, Supervision, Directory]:
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    approval_settings: ApprovalSettings | None = None,
+    staff: StaffDirectory | None = None,
+) -> Wired:
     """The runtime and the applications, wired but not started."""
     runtime = ServiceRuntime.build(
         settings, registry(), clock=clock, broker_middlewares=telemetry_middlewares(settings)
@@ -64,12 +100,42 @@ def build(
         clock=runtime.clock,
         caseload_policies=Repository(runtime.store, CaseloadPolicyRecord, runtime.registry),
     )
-    return runtime, supervision, directory
+    approvals = _wire_approvals(
+        runtime, known_sites, approval_settings or ApprovalSettings(), staff or known_staff
+    )
+    return Wired(runtime, supervision, directory, approvals)
+
+
+def _wire_approvals(
+    runtime: ServiceRuntime, sites: KnownSites, own: ApprovalSettings, staff: StaffDirectory
+) -> Approvals:
+    """Approvals: the aggregate, the case facts and the policies, the queue, the deadline.
+    Who decides comes from the directory's local copy (`staff`: `KnownStaff`, or a fake)."""
+    queue = ApprovalQueue(runtime.database)
+    approvals = Approvals(
+        approvals=Repository(runtime.store, Approval, runtime.registry),
+        staff=staff,
+        queue=queue,
+        sites=sites,
+        clock=runtime.clock,
+    )
+    runtime.consume(
+        WhenCaseChangedRequestApprovals(
+            CaseFactsStore(runtime.database), approvals, own.due_policy()
+        ),
+        WhenApprovalChangedKeepDeadline(
+            runtime.deadlines, ReadModel(runtime.database["approval_deadline_plans"])
+        ),
+        queue,
+    )
+    for kind, handler in deadline_handlers(approvals).items():
+        runtime.scheduler.on(kind, handler)
+    return approvals
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     """The supervision service's app (uvicorn factory)."""
-    runtime, supervision, directory = build(
+    runtime, supervision, directory, approvals = build(
         settings or Settings.for_service("supervision", PORT), clock
     )
     app = service_app(
@@ -80,9 +146,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             "delegates, the on-call rota), supervision sessions, reviews, approvals, action "
             "items."
         ),
-        routers=[router, directory_router],
+        routers=[router, directory_router, approval_routes.router],
         error_status=ERROR_STATUS,
     )
     app.state.supervision = supervision
     app.state.directory = directory
+    app.state.approvals = approvals
     return app

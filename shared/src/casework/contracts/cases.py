@@ -164,6 +164,10 @@ class CasePlanApproved(CaseEvent):
     approved_by: str
     approved_at: datetime
     comment: str | None = None
+    approval_id: str | None = None
+    """The supervision service's approval this carries out (None before approvals moved)."""
+    on_behalf_of: str | None = None
+    """The supervisor a delegate decided for."""
 
 
 class CasePlanReturned(CaseEvent):
@@ -173,6 +177,37 @@ class CasePlanReturned(CaseEvent):
     plan_version: int
     reason: str
     returned_by: str
+    returned_at: datetime
+    approval_id: str | None = None
+    """The supervision service's approval this carries out (None before approvals moved)."""
+    on_behalf_of: str | None = None
+    """The supervisor a delegate decided for."""
+
+
+class AssessmentSignedOff(CaseEvent):
+    """A supervisor signed the assessment off (supervision's approval, carried out here): the
+    case timeline shows it. The assessment itself never changes; a new one comes with a
+    reopened case."""
+
+    case_id: str
+    assessment_id: str
+    approval_id: str
+    signed_off_by: str
+    on_behalf_of: str | None = None
+    comment: str | None = None
+    signed_off_at: datetime
+
+
+class AssessmentReturned(CaseEvent):
+    """A supervisor returned the assessment with a reason (shown on the timeline); the case
+    goes on, and the worker records what is missing as notes or a risk change."""
+
+    case_id: str
+    assessment_id: str
+    approval_id: str
+    reason: str
+    returned_by: str
+    on_behalf_of: str | None = None
     returned_at: datetime
 
 
@@ -269,6 +304,10 @@ class ClosureReturned(CaseEvent):
     reason: str
     returned_by: str
     returned_at: datetime
+    approval_id: str | None = None
+    """The supervision service's approval this carries out (None before approvals moved)."""
+    on_behalf_of: str | None = None
+    """The supervisor a delegate decided for."""
 
 
 class CaseClosed(CaseEvent):
@@ -278,6 +317,10 @@ class CaseClosed(CaseEvent):
     outcome: CaseOutcome
     approved_by: str
     closed_at: datetime
+    approval_id: str | None = None
+    """The supervision service's approval this carries out (None before approvals moved)."""
+    on_behalf_of: str | None = None
+    """The supervisor a delegate decided for."""
 
 
 class CaseReopened(CaseEvent):

@@ -161,5 +161,97 @@ class CaseloadPolicySet(SupervisionEvent):
 
 # --- approvals -------------------------------------------------------------------------------
 
+#
+# One stream per approval, `approval-<approval_id>`; the id says what is approved, so a
+# redelivered request names the same approval: `<case_id>:plan:<plan_version>`,
+# `<case_id>:closure:<n>` (n = the case's stream version of `ClosureRequested`),
+# `<case_id>:assessment:<assessment_id>`. requested → granted | returned | withdrawn, and a
+# decided approval never changes again (a later revision is a new approval).
+
+
+class ApprovalRequested(SupervisionEvent):
+    """Something of a case waits for a supervisor: an assessment, a plan (or a revision of
+    it), or a closure. Raised by supervision's policies from the cases service's events."""
+
+    approval_id: str
+    kind: str
+    """`assessment`, `plan` or `closure`."""
+    case_id: str
+    site: str
+    team: str | None = None
+    caseworker_id: str | None = None
+    subject_version: int
+    """What exactly is approved: the plan's version, or the case's stream version of the
+    `AssessmentRecorded` / `ClosureRequested`."""
+    subject_id: str | None = None
+    """The assessment's id (assessments only)."""
+    requested_by: str
+    """Who proposed it (never the one who decides: four eyes)."""
+    requested_at: datetime
+    due_at: datetime
+    """When `ApprovalOverdue` is raised if nobody decided (72 h; 24 h at high or imminent
+    risk; configurable)."""
+    client_id: str | None = None
+    """The case's client (an id only: audit records name the subjects an answer concerns)."""
+
+
+class ApprovalGranted(SupervisionEvent):
+    """A supervisor (or their delegate) approved; the cases service acts on it."""
+
+    approval_id: str
+    kind: str
+    case_id: str
+    subject_version: int
+    subject_id: str | None = None
+    requested_at: datetime | None = None
+    """When what is decided was requested (a closure request is named by it on the case)."""
+    decided_by: str
+    on_behalf_of: str | None = None
+    """The supervisor a delegate decided for (None when the supervisor decided)."""
+    comment: str | None = None
+    decided_at: datetime
+
+
+class ApprovalReturned(SupervisionEvent):
+    """A supervisor sent it back, with the reason; the cases service acts on it."""
+
+    approval_id: str
+    kind: str
+    case_id: str
+    subject_version: int
+    subject_id: str | None = None
+    requested_at: datetime | None = None
+    reason: str
+    decided_by: str
+    on_behalf_of: str | None = None
+    decided_at: datetime
+
+
+class ApprovalWithdrawn(SupervisionEvent):
+    """Nothing to decide any more: a newer proposal superseded it, the case closed, reopened
+    or moved to another site."""
+
+    approval_id: str
+    kind: str
+    case_id: str
+    reason: str
+    """A code: `superseded`, `case_closed`, `case_reopened`, `case_transferred`."""
+    withdrawn_at: datetime
+
+
+class ApprovalOverdue(SupervisionEvent):
+    """Nobody decided by the due time (raised once per approval)."""
+
+    approval_id: str
+    kind: str
+    case_id: str
+    site: str
+    team: str | None = None
+    approver_ids: tuple[str, ...] = ()
+    """Who may decide, as the directory said when it was raised."""
+    requested_at: datetime
+    due_at: datetime
+    raised_at: datetime
+
 
 # --- supervision sessions, case reviews, action items, escalations ---------------------------

@@ -21,6 +21,8 @@ from enum import StrEnum
 from casework.aggregate import Aggregate
 from casework.contracts.cases import (
     AssessmentRecorded,
+    AssessmentReturned,
+    AssessmentSignedOff,
     BreakGlassUsed,
     CaseClosed,
     CaseNoteRecorded,
@@ -70,8 +72,10 @@ from casework_cases.domain.commands import (
     RequestClosure,
     RequestTransfer,
     ResolveCrisis,
+    ReturnAssessment,
     ReturnClosure,
     ReturnPlan,
+    SignOffAssessment,
     UseBreakGlass,
 )
 from casework_cases.domain.errors import (
@@ -83,6 +87,7 @@ from casework_cases.domain.errors import (
     CaseworkerChanged,
     CrisisAlreadyOpen,
     CrisisStillOpen,
+    DecisionNotCurrent,
     GoalNotInPlan,
     IdAlreadyUsed,
     InpatientStateConflict,
@@ -185,6 +190,8 @@ class Case(Aggregate):
         self.team: str | None = None
         self.pending_transfer: PendingTransfer | None = None
         self.assessment_id: str | None = None
+        self.assessed_by: str | None = None
+        self.assessment_decided = False
         self.approved_plan: Plan | None = None
         self.proposed_plan: Plan | None = None
         self.plan_returned = False
@@ -273,6 +280,8 @@ class Case(Aggregate):
                     "its assessment is recorded; a new assessment starts when a closed case "
                     "is reopened (record changes as case notes or a risk level change)"
                 )
+            case (_, SignOffAssessment() | ReturnAssessment() as c):
+                self._decide_assessment(c, at)
 
             # planning → active: a plan, approved by a supervisor; revisions while active
             case (Phase.ASSESSMENT, ProposePlan()):
@@ -441,6 +450,39 @@ class Case(Aggregate):
             )
         )
 
+    def _decide_assessment(self, c: SignOffAssessment | ReturnAssessment, at: datetime) -> None:
+        if c.assessment_id != self.assessment_id:
+            raise DecisionNotCurrent(self.id, c.approval_id, "another assessment is current")
+        if self.assessment_decided:
+            raise DecisionNotCurrent(self.id, c.approval_id, "the assessment is decided")
+        by = c.signed_off_by if isinstance(c, SignOffAssessment) else c.returned_by
+        if by == self.assessed_by:
+            raise SelfApprovalNotAllowed(self.id, "the assessment", by)
+        if isinstance(c, SignOffAssessment):
+            self._trigger(
+                AssessmentSignedOff(
+                    case_id=self.id,
+                    assessment_id=c.assessment_id,
+                    approval_id=c.approval_id,
+                    signed_off_by=c.signed_off_by,
+                    on_behalf_of=c.on_behalf_of,
+                    comment=c.comment,
+                    signed_off_at=at,
+                )
+            )
+        else:
+            self._trigger(
+                AssessmentReturned(
+                    case_id=self.id,
+                    assessment_id=c.assessment_id,
+                    approval_id=c.approval_id,
+                    reason=c.reason,
+                    returned_by=c.returned_by,
+                    on_behalf_of=c.on_behalf_of,
+                    returned_at=at,
+                )
+            )
+
     def _propose_plan(self, c: ProposePlan, at: datetime) -> None:
         _check_plan(c.goals, c.interventions)
         self._trigger(
@@ -455,8 +497,12 @@ class Case(Aggregate):
             )
         )
 
-    def _plan_awaiting(self, by: str) -> Plan:
+    def _plan_awaiting(self, by: str, c: ApprovePlan | ReturnPlan) -> Plan:
         proposed = self.proposed_plan
+        if c.plan_version is not None and (proposed is None or proposed.version != c.plan_version):
+            raise DecisionNotCurrent(
+                self.id, c.approval_id, f"plan version {c.plan_version} no longer awaits approval"
+            )
         if proposed is None:
             raise NoPlanAwaitingApproval(self.id)
         if by == proposed.proposed_by:
@@ -464,7 +510,7 @@ class Case(Aggregate):
         return proposed
 
     def _approve_plan(self, c: ApprovePlan, at: datetime) -> None:
-        proposed = self._plan_awaiting(c.approved_by)
+        proposed = self._plan_awaiting(c.approved_by, c)
         self._trigger(
             CasePlanApproved(
                 case_id=self.id,
@@ -472,11 +518,13 @@ class Case(Aggregate):
                 approved_by=c.approved_by,
                 approved_at=at,
                 comment=c.comment,
+                approval_id=c.approval_id,
+                on_behalf_of=c.on_behalf_of,
             )
         )
 
     def _return_plan(self, c: ReturnPlan, at: datetime) -> None:
-        proposed = self._plan_awaiting(c.returned_by)
+        proposed = self._plan_awaiting(c.returned_by, c)
         self._trigger(
             CasePlanReturned(
                 case_id=self.id,
@@ -484,6 +532,8 @@ class Case(Aggregate):
                 reason=c.reason,
                 returned_by=c.returned_by,
                 returned_at=at,
+                approval_id=c.approval_id,
+                on_behalf_of=c.on_behalf_of,
             )
         )
 
@@ -648,15 +698,19 @@ class Case(Aggregate):
             )
         )
 
-    def _closure_awaiting(self, by: str) -> PendingClosure:
+    def _closure_awaiting(self, by: str, c: ApproveClosure | ReturnClosure) -> PendingClosure:
         closure = self.pending_closure
         assert closure is not None  # the review phase always has one
+        if c.requested_at is not None and c.requested_at != closure.requested_at:
+            raise DecisionNotCurrent(
+                self.id, c.approval_id, "an earlier closure request was decided"
+            )
         if by == closure.requested_by:
             raise SelfApprovalNotAllowed(self.id, "the closure", by)
         return closure
 
     def _approve_closure(self, c: ApproveClosure, at: datetime) -> None:
-        closure = self._closure_awaiting(c.approved_by)
+        closure = self._closure_awaiting(c.approved_by, c)
         if self.crisis is not None:
             raise CrisisStillOpen(self.id, self.crisis.crisis_id, "the case is closed")
         self._trigger(
@@ -665,14 +719,21 @@ class Case(Aggregate):
                 outcome=closure.outcome,
                 approved_by=c.approved_by,
                 closed_at=at,
+                approval_id=c.approval_id,
+                on_behalf_of=c.on_behalf_of,
             )
         )
 
     def _return_closure(self, c: ReturnClosure, at: datetime) -> None:
-        self._closure_awaiting(c.returned_by)
+        self._closure_awaiting(c.returned_by, c)
         self._trigger(
             ClosureReturned(
-                case_id=self.id, reason=c.reason, returned_by=c.returned_by, returned_at=at
+                case_id=self.id,
+                reason=c.reason,
+                returned_by=c.returned_by,
+                returned_at=at,
+                approval_id=c.approval_id,
+                on_behalf_of=c.on_behalf_of,
             )
         )
 
@@ -723,6 +784,10 @@ class Case(Aggregate):
             case AssessmentRecorded():
                 self.phase = Phase.PLANNING
                 self.assessment_id = event.assessment_id
+                self.assessed_by = event.recorded_by
+                self.assessment_decided = False
+            case AssessmentSignedOff() | AssessmentReturned():
+                self.assessment_decided = True
             case CasePlanProposed():
                 self.last_plan_version = event.plan_version
                 self.proposed_plan = Plan(

@@ -87,10 +87,40 @@ class ProposePlan:
 
 
 @dataclass(frozen=True)
+class SignOffAssessment:
+    """Carry out supervision's approval of an assessment (issued by a policy, not a route)."""
+
+    case_id: str
+    assessment_id: str
+    approval_id: str
+    signed_off_by: str
+    on_behalf_of: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class ReturnAssessment:
+    """Carry out supervision's return of an assessment (issued by a policy, not a route)."""
+
+    case_id: str
+    assessment_id: str
+    approval_id: str
+    reason: str
+    returned_by: str
+    on_behalf_of: str | None = None
+
+
+@dataclass(frozen=True)
 class ApprovePlan:
+    """Issued by the policy that carries out supervision's approvals; `plan_version` names
+    the proposal decided (a decision for a superseded one is refused)."""
+
     case_id: str
     approved_by: str
     comment: str | None = None
+    plan_version: int | None = None
+    approval_id: str | None = None
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +128,9 @@ class ReturnPlan:
     case_id: str
     reason: str
     returned_by: str
+    plan_version: int | None = None
+    approval_id: str | None = None
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,8 +194,14 @@ class RequestClosure:
 
 @dataclass(frozen=True)
 class ApproveClosure:
+    """Issued by the policy that carries out supervision's approvals; `requested_at` names
+    the closure request decided (a decision for an earlier request is refused)."""
+
     case_id: str
     approved_by: str
+    requested_at: datetime | None = None
+    approval_id: str | None = None
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +209,9 @@ class ReturnClosure:
     case_id: str
     reason: str
     returned_by: str
+    requested_at: datetime | None = None
+    approval_id: str | None = None
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +243,8 @@ CaseCommand = (
     | AcceptTransfer
     | RejectTransfer
     | RecordAssessment
+    | SignOffAssessment
+    | ReturnAssessment
     | ProposePlan
     | ApprovePlan
     | ReturnPlan

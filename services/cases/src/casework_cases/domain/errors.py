@@ -179,6 +179,16 @@ class InpatientTimeInvalid(CaseError):
         self.field = field
 
 
+class DecisionNotCurrent(CaseError):
+    """Supervision decided on something the case no longer waits for: a superseded plan
+    version, an earlier closure request, another assessment, or a decision already carried
+    out (a redelivery). The policy that carries decisions out logs it by id and goes on."""
+
+    def __init__(self, case_id: str, approval_id: str | None, why: str) -> None:
+        self.approval_id = approval_id
+        super().__init__(f"case {case_id}: approval {approval_id} is not current: {why}")
+
+
 # --- assignment against the organisation directory ----------------------------------------------
 
 

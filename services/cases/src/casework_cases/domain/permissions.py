@@ -14,7 +14,9 @@ receiving site does before it reaches the case.
 | site)                                           |                                            |
 | assessment, plan proposal, goal progress,       | caseworker, supervisor                     |
 | notes, closure request                          |                                            |
-| approve / return a plan or a closure            | supervisor (not the proposer: four eyes)   |
+| approve / return an assessment, a plan or a     | no route here: supervision decides         |
+| closure                                         | (`/approvals`) and a policy carries the    |
+|                                                 | decision out (the case keeps four eyes)    |
 | risk level, declare / resolve a crisis          | caseworker, supervisor, crisis_worker      |
 | reopen                                          | supervisor, site_manager                   |
 | break the glass: open a case out of reach in an | crisis_worker (a stated reason; raises a   |
@@ -46,8 +48,10 @@ from casework_cases.domain.commands import (
     RequestClosure,
     RequestTransfer,
     ResolveCrisis,
+    ReturnAssessment,
     ReturnClosure,
     ReturnPlan,
+    SignOffAssessment,
     UseBreakGlass,
 )
 
@@ -77,6 +81,8 @@ MAY_ISSUE: Mapping[type, frozenset[str]] = {
     RequestClosure: CASE_WORKERS,
     ApproveClosure: SUPERVISORS,
     ReturnClosure: SUPERVISORS,
+    SignOffAssessment: SUPERVISORS,
+    ReturnAssessment: SUPERVISORS,
     ReopenCase: SITE_LEADS,
     UseBreakGlass: GLASS_BREAKERS,
     RecordInpatientAdmission: RISK_WORKERS,

@@ -12,7 +12,6 @@ from casework.http import text_body
 from casework.requests import Context, IfMatch
 
 from casework_cases.domain.commands import (
-    ApproveClosure,
     ChangeRiskLevel,
     DeclareCrisis,
     RecordCaseNote,
@@ -20,12 +19,10 @@ from casework_cases.domain.commands import (
     RecordInpatientDischarge,
     RequestClosure,
     ResolveCrisis,
-    ReturnClosure,
 )
 from casework_cases.entrypoints.http import WRITE_RESPONSES, CaseId, CasesApp, answer, may_issue
 from casework_cases.entrypoints.schemas import (
     ClosureIn,
-    ClosureReturnIn,
     CrisisIn,
     CrisisResolutionIn,
     InpatientAdmissionIn,
@@ -206,7 +203,10 @@ async def record_case_note(
     openapi_extra=text_body(),
     summary="Request closure, with the outcome evaluation",
     description=(
-        "Moves an active case into review until a supervisor decides. Refused while a crisis "
+        "Moves an active case into review until a supervisor decides (in the supervision "
+        "service: `/approvals/{case_id}:closure:{n}`, n = the case's version after this "
+        "request; the case closes, or is active again, when the decision arrives). Refused "
+        "while a crisis "
         "is open (409 `CrisisStillOpen`), a transfer is pending or a plan awaits approval. "
         "Roles: caseworker, supervisor."
     ),
@@ -227,45 +227,4 @@ async def request_closure(
         evaluation=body.evaluation,
         requested_by=principal.sub,
     )
-    return answer(await cases.execute(cmd, principal, ctx, if_match), response)
-
-
-@closure.post(
-    "/closure/approve",
-    summary="Approve the closure (supervisor): the case closes",
-    description=(
-        "Closes a case in review with the requested outcome. Four eyes: whoever requested "
-        "the closure cannot approve it (403 `SelfApprovalNotAllowed`); refused while a "
-        "crisis is open. Role: supervisor. No request body."
-    ),
-    responses=WRITE_RESPONSES,
-)
-async def approve_closure(
-    case_id: CaseId,
-    principal: Annotated[Principal, may_issue(ApproveClosure)],
-    cases: CasesApp,
-    ctx: Context,
-    if_match: IfMatch,
-    response: Response,
-) -> CaseOut:
-    cmd = ApproveClosure(case_id=case_id, approved_by=principal.sub)
-    return answer(await cases.execute(cmd, principal, ctx, if_match), response)
-
-
-@closure.post(
-    "/closure/return",
-    summary="Return the closure request (supervisor): the case is active again",
-    description="Declines the closure with a reason. Four eyes as for approval. Role: supervisor.",
-    responses=WRITE_RESPONSES,
-)
-async def return_closure(
-    case_id: CaseId,
-    body: ClosureReturnIn,
-    principal: Annotated[Principal, may_issue(ReturnClosure)],
-    cases: CasesApp,
-    ctx: Context,
-    if_match: IfMatch,
-    response: Response,
-) -> CaseOut:
-    cmd = ReturnClosure(case_id=case_id, reason=body.reason, returned_by=principal.sub)
     return answer(await cases.execute(cmd, principal, ctx, if_match), response)

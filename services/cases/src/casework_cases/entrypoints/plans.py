@@ -1,4 +1,5 @@
-"""Assessment and the case plan: assess, propose or revise, approve or return, record progress."""
+"""Assessment and the case plan: assess, propose or revise, record progress. Approving or
+returning them is the supervision service's (`/approvals`); the case acts on its decisions."""
 
 from __future__ import annotations
 
@@ -12,21 +13,9 @@ from casework.contracts.cases import Goal, Intervention
 from casework.http import text_body
 from casework.requests import Context, IfMatch
 
-from casework_cases.domain.commands import (
-    ApprovePlan,
-    ProposePlan,
-    RecordAssessment,
-    RecordGoalProgress,
-    ReturnPlan,
-)
+from casework_cases.domain.commands import ProposePlan, RecordAssessment, RecordGoalProgress
 from casework_cases.entrypoints.http import WRITE_RESPONSES, CaseId, CasesApp, answer, may_issue
-from casework_cases.entrypoints.schemas import (
-    ApprovalIn,
-    AssessmentIn,
-    GoalProgressIn,
-    PlanIn,
-    PlanReturnIn,
-)
+from casework_cases.entrypoints.schemas import AssessmentIn, GoalProgressIn, PlanIn
 from casework_cases.entrypoints.views import CaseOut
 
 router = APIRouter(prefix="/cases/{case_id}", tags=["assessment and plan"])
@@ -76,10 +65,11 @@ async def record_assessment(
     summary="Propose the plan, or a revision of it",
     description=(
         "Goals with target dates, and interventions saying who does what and which goals "
-        "they serve. The proposal waits for a supervisor's approval: the first approved plan "
-        "makes the case active; while active, the approved plan stays in force until a "
-        "revision is approved. A new proposal replaces one still waiting. Give a goal the id "
-        "of a goal of the current plan to carry it (and its progress) over. Roles: "
+        "they serve. The proposal waits for a supervisor's approval (in the supervision "
+        "service: `POST /approvals/{case_id}:plan:{plan_version}/approve`): the first "
+        "approved plan makes the case active; while active, the approved plan stays in force "
+        "until a revision is approved. A new proposal replaces one still waiting. Give a goal "
+        "the id of a goal of the current plan to carry it (and its progress) over. Roles: "
         "caseworker, supervisor. 409 `WrongPhase` before the assessment or during closure "
         "review; 422 `InvalidPlan` when an intervention names a goal the plan lacks."
     ),
@@ -116,53 +106,6 @@ async def propose_plan(
         ),
         proposed_by=principal.sub,
     )
-    return answer(await cases.execute(cmd, principal, ctx, if_match), response)
-
-
-@router.post(
-    "/plan/approve",
-    summary="Approve the proposed plan (supervisor)",
-    description=(
-        "The proposal becomes the plan in force; approving the first plan moves the case "
-        "from planning to active. Four eyes: whoever proposed the plan cannot approve it "
-        "(403 `SelfApprovalNotAllowed`). Role: supervisor. 409 `NoPlanAwaitingApproval` "
-        "when nothing waits."
-    ),
-    responses=WRITE_RESPONSES,
-)
-async def approve_plan(
-    case_id: CaseId,
-    principal: Annotated[Principal, may_issue(ApprovePlan)],
-    cases: CasesApp,
-    ctx: Context,
-    if_match: IfMatch,
-    response: Response,
-    body: ApprovalIn | None = None,
-) -> CaseOut:
-    comment = body.comment if body else None
-    cmd = ApprovePlan(case_id=case_id, approved_by=principal.sub, comment=comment)
-    return answer(await cases.execute(cmd, principal, ctx, if_match), response)
-
-
-@router.post(
-    "/plan/return",
-    summary="Return the proposed plan for revision (supervisor)",
-    description=(
-        "Sends the proposal back with a reason; an approved plan already in force stays in "
-        "force. Four eyes as for approval. Role: supervisor."
-    ),
-    responses=WRITE_RESPONSES,
-)
-async def return_plan(
-    case_id: CaseId,
-    body: PlanReturnIn,
-    principal: Annotated[Principal, may_issue(ReturnPlan)],
-    cases: CasesApp,
-    ctx: Context,
-    if_match: IfMatch,
-    response: Response,
-) -> CaseOut:
-    cmd = ReturnPlan(case_id=case_id, reason=body.reason, returned_by=principal.sub)
     return answer(await cases.execute(cmd, principal, ctx, if_match), response)
 
 

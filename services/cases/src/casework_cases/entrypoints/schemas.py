@@ -74,14 +74,6 @@ class ReasonIn(BaseModel):
     reason: Reason
 
 
-class PlanReturnIn(ReasonIn):
-    model_config = _example({"reason": "Add a goal about sleep, with a review date"})
-
-
-class ClosureReturnIn(ReasonIn):
-    model_config = _example({"reason": "The housing goal is not met yet: keep visiting"})
-
-
 class TransferRejectionIn(ReasonIn):
     model_config = _example({"reason": "Southport has no adult team until March"})
 
@@ -168,12 +160,6 @@ class PlanIn(BaseModel):
 
     goals: list[GoalIn] = Field(min_length=1, max_length=50)
     interventions: list[InterventionIn] = Field(default_factory=list, max_length=100)
-
-
-class ApprovalIn(BaseModel):
-    model_config = _example({"comment": "Good plan; review the housing goal in a month"})
-
-    comment: Annotated[str, Field(max_length=2_000)] | None = None
 
 
 class GoalProgressIn(BaseModel):

@@ -31,6 +31,8 @@ from pymongo.errors import DuplicateKeyError
 
 from casework.contracts.cases import (
     AssessmentRecorded,
+    AssessmentReturned,
+    AssessmentSignedOff,
     BreakGlassUsed,
     CaseClosed,
     CaseNoteRecorded,
@@ -108,6 +110,10 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _for(supervisor: str | None) -> str:
+    return f" for {supervisor}" if supervisor else ""
+
+
 def describe(event: DomainEvent) -> str:
     """One line saying what happened, without the sensitive free text (that is in `detail`)."""
     match event:
@@ -160,10 +166,20 @@ def describe(event: DomainEvent) -> str:
                 f"{_plural(len(event.goals), 'goal')}, "
                 f"{_plural(len(event.interventions), 'intervention')}"
             )
+        case AssessmentSignedOff():
+            return f"Assessment signed off by {event.signed_off_by}{_for(event.on_behalf_of)}"
+        case AssessmentReturned():
+            return f"Assessment returned by {event.returned_by}{_for(event.on_behalf_of)}"
         case CasePlanApproved():
-            return f"Plan v{event.plan_version} approved by {event.approved_by}"
+            return (
+                f"Plan v{event.plan_version} approved by {event.approved_by}"
+                f"{_for(event.on_behalf_of)}"
+            )
         case CasePlanReturned():
-            return f"Plan v{event.plan_version} returned for revision by {event.returned_by}"
+            return (
+                f"Plan v{event.plan_version} returned for revision by {event.returned_by}"
+                f"{_for(event.on_behalf_of)}"
+            )
         case GoalProgressRecorded():
             return (
                 f"Goal {event.goal_id}: {_words(event.progress)}, recorded by {event.recorded_by}"
@@ -182,9 +198,12 @@ def describe(event: DomainEvent) -> str:
         case ClosureRequested():
             return f"Closure requested by {event.requested_by}: {_words(event.outcome)}"
         case ClosureReturned():
-            return f"Closure returned by {event.returned_by}"
+            return f"Closure returned by {event.returned_by}{_for(event.on_behalf_of)}"
         case CaseClosed():
-            return f"Case closed by {event.approved_by}: {_words(event.outcome)}"
+            return (
+                f"Case closed by {event.approved_by}{_for(event.on_behalf_of)}: "
+                f"{_words(event.outcome)}"
+            )
         case CaseReopened():
             return f"Case reopened by {event.reopened_by}"
         case BreakGlassUsed():

@@ -1,0 +1,116 @@
+"""The approval queue read model (`approval_queue`): one document per approval, from the
+supervision topic's approval events (keyed by approval stream: one partition writes each
+document; idempotent by stream version).
+
+While an approval waits, `waiting_worker` holds the case's caseworker (`-` when the case has
+none) and `waiting_site` its site; both are cleared once it is granted, returned or
+withdrawn. A supervisor's queue is read by equality on `waiting_worker` (one indexed query per
+supervisee), a site's by equality on `waiting_site` — never a scan of every approval.
+"""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING
+
+from casework.contracts.supervision import (
+    ApprovalGranted,
+    ApprovalOverdue,
+    ApprovalRequested,
+    ApprovalReturned,
+    ApprovalWithdrawn,
+)
+from casework.envelope import Envelope
+from casework.events import DomainEvent
+from casework.eventstore import Document
+from casework.projections import APPLIED, Projection
+from casework.runtime import events_topic
+
+NO_WORKER = "-"
+
+
+class ApprovalQueue(Projection):
+    """Approvals by who waits for them: the approval queue per supervisor and per site."""
+
+    name = "approval_queue"
+    topics = (events_topic("supervision"),)
+    concurrent = True
+
+    async def ensure_indexes(self) -> None:
+        await self.read_model.collection.create_index([("waiting_worker", ASCENDING)])
+        await self.read_model.collection.create_index([("waiting_site", ASCENDING)])
+
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        match event:
+            case ApprovalRequested():
+                requested = event
+
+                def opened(doc: Document) -> Document:
+                    return {
+                        **doc,
+                        "approval_id": requested.approval_id,
+                        "kind": requested.kind,
+                        "case_id": requested.case_id,
+                        "client_id": requested.client_id,
+                        "site": requested.site,
+                        "team": requested.team,
+                        "caseworker_id": requested.caseworker_id,
+                        "subject_version": requested.subject_version,
+                        "requested_by": requested.requested_by,
+                        "requested_at": requested.requested_at,
+                        "due_at": requested.due_at,
+                        "status": "requested",
+                        "waiting_worker": requested.caseworker_id or NO_WORKER,
+                        "waiting_site": requested.site,
+                    }
+
+                return await self.read_model.apply(event.approval_id, envelope, opened)
+            case ApprovalGranted() | ApprovalReturned():
+                status = "granted" if isinstance(event, ApprovalGranted) else "returned"
+                decided = event
+
+                def decide(doc: Document) -> Document:
+                    return {
+                        **doc,
+                        "status": status,
+                        "decided_by": decided.decided_by,
+                        "on_behalf_of": decided.on_behalf_of,
+                        "decided_at": decided.decided_at,
+                        "waiting_worker": None,
+                        "waiting_site": None,
+                    }
+
+                return await self.read_model.apply(event.approval_id, envelope, decide)
+            case ApprovalWithdrawn():
+                withdrawn = event
+
+                def withdraw(doc: Document) -> Document:
+                    return {
+                        **doc,
+                        "status": "withdrawn",
+                        "decided_at": withdrawn.withdrawn_at,
+                        "waiting_worker": None,
+                        "waiting_site": None,
+                    }
+
+                return await self.read_model.apply(event.approval_id, envelope, withdraw)
+            case ApprovalOverdue():
+                overdue = event
+
+                def late(doc: Document) -> Document:
+                    return {**doc, "overdue_at": overdue.raised_at}
+
+                return await self.read_model.apply(event.approval_id, envelope, late)
+        return False
+
+    async def waiting_for_workers(self, workers: list[str]) -> list[Document]:
+        """The waiting approvals of these workers' cases (one indexed query each)."""
+        found: list[Document] = []
+        for worker in dict.fromkeys(workers):
+            cursor = self.read_model.collection.find({"waiting_worker": worker}, {APPLIED: 0})
+            found.extend([dict(d) async for d in cursor])
+        return found
+
+    async def waiting_at(self, site: str) -> list[Document]:
+        """The waiting approvals of a site's cases."""
+        cursor = self.read_model.collection.find({"waiting_site": site}, {APPLIED: 0})
+        return [dict(d) async for d in cursor]
