@@ -32,6 +32,10 @@ STOP_TIMEOUT="${CASEWORK_STOP_TIMEOUT:-20}"   # seconds between SIGTERM and SIGK
 # 1 GiB: a broker that has served a few full test runs holds metadata for thousands of
 # partitions (every test namespaces its topics); at 512 MiB a shared one ran out of heap.
 KAFKA_HEAP="${CASEWORK_KAFKA_HEAP:-1g}"
+# Kafka holds a file per partition segment and per connection: a broker that has served many
+# test runs (tens of thousands of partitions) hit a 20,000 soft limit and died with "Too many
+# open files". Raised for the broker only, up to what the system allows.
+KAFKA_OPEN_FILES="${CASEWORK_KAFKA_OPEN_FILES:-262144}"
 LOG_TAIL_LINES=30
 
 # --- output -------------------------------------------------------------------------------
@@ -248,6 +252,18 @@ stop_component() {
 
 # start_detached NAME LOGFILE CMD...: starts CMD in its own session (so ^C in the calling
 # terminal or make does not kill it), output appended to LOGFILE, pid written to the pid file.
+# raise_open_files N: raise this shell's (and so its children's) open-files limit towards N;
+# the hard limit only where the user may (root), else up to the hard limit, with a warning.
+raise_open_files() {
+    local want="$1" hard
+    hard="$(ulimit -Hn)"
+    if [[ "$hard" != unlimited && "$want" -gt "$hard" ]] && ! ulimit -Hn "$want" 2>/dev/null; then
+        warn "open-files limit stays at $hard (wanted $want: raise the hard limit for many partitions)"
+        want="$hard"
+    fi
+    ulimit -Sn "$want" 2>/dev/null || warn "could not raise the open-files limit to $want"
+}
+
 start_detached() {
     local name="$1" log="$2"
     shift 2

@@ -93,6 +93,7 @@ kafka_start() {
     kafka_render_config
     kafka_format_once
     info "starting kafka $KAFKA_VERSION on $KAFKA_ADVERTISED_HOST:$KAFKA_PORT (log: $KAFKA_LOG)"
+    raise_open_files "$KAFKA_OPEN_FILES"
     start_detached kafka "$KAFKA_LOG" "$(kafka_java)" \
         "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" \
         -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
