@@ -15,6 +15,8 @@ from casework.contracts import cases as c
 from casework.contracts import intake as i
 from casework.contracts.common import ReferralSource, RiskLevel, Urgency
 from casework.contracts.supervision import (
+    ApprovalGranted,
+    ApprovalRequested,
     CaseloadPolicySet,
     SiteRegistered,
     StaffMemberRegistered,
@@ -107,13 +109,17 @@ def story(referrals: int, seed: int = 7, prefix: str = "") -> Story:
     )
     for n in range(referrals):
         for event, at, site in _referral(rnd, f"{prefix}{n}"):
-            topic = intake if event.service == "intake" else cases
+            topic = {"intake": intake, "cases": cases}.get(
+                event.service, "casework.supervision.events"
+            )
             stream = _stream_of(event)
             s.add(topic, stream, event, at, site)
     return Story(records=s.records)
 
 
 def _stream_of(event: DomainEvent) -> str:
+    if isinstance(event, ApprovalRequested | ApprovalGranted):
+        return f"approval-{event.approval_id}"
     if isinstance(event, i.ClientRegistered):
         return f"client-{event.client_id}"
     if isinstance(event, i.LegalHoldPlaced | i.LegalHoldReleased) or hasattr(event, "erasure_id"):
@@ -263,9 +269,40 @@ def _referral(rnd: random.Random, n: str) -> Iterator[tuple[DomainEvent, datetim
         at,
         site,
     )
+    # the supervision service asks for the plan's approval and sue grants it
+    approval = f"{cid}:plan:1"
+    yield (
+        ApprovalRequested(
+            approval_id=approval,
+            kind="plan",
+            case_id=cid,
+            site=site,
+            caseworker_id=worker,
+            subject_version=1,
+            requested_by=worker,
+            requested_at=at,
+            due_at=at + timedelta(hours=72),
+        ),
+        at,
+        site,
+    )
     at += timedelta(hours=4)
     yield (
-        c.CasePlanApproved(case_id=cid, plan_version=1, approved_by="sue", approved_at=at),
+        ApprovalGranted(
+            approval_id=approval,
+            kind="plan",
+            case_id=cid,
+            subject_version=1,
+            decided_by="sue",
+            decided_at=at,
+        ),
+        at,
+        site,
+    )
+    yield (
+        c.CasePlanApproved(
+            case_id=cid, plan_version=1, approved_by="sue", approved_at=at, approval_id=approval
+        ),
         at,
         site,
     )
