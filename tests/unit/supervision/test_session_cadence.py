@@ -230,3 +230,22 @@ def test_a_review_is_overdue_once_for_its_due_time() -> None:
     [_, overdue] = cadence.pending_events
     assert isinstance(overdue, CaseReviewOverdue)
     assert (overdue.site, overdue.risk_level, overdue.due_at) == ("north", "high", due)
+
+
+def test_a_redelivered_event_of_the_case_changes_nothing() -> None:
+    cadence = CaseReviewCadence("c-1")
+    opened = {"site": "north", "risk_level": "high", "open": True, "opened_at": NOW}
+    cadence.note_case({**opened, "caseworker_id": None}, POLICY, NOW, case_version=1)
+    cadence.note_case({"caseworker_id": "carl"}, POLICY, NOW, case_version=2)
+    cadence.note_case({"risk_level": "high"}, POLICY, NOW, case_version=3)  # no change
+    cadence = CaseReviewCadence.rehydrate("c-1", cadence.pending_events)
+    for version, change in (
+        (1, {**opened, "caseworker_id": None}),
+        (2, {"caseworker_id": "carl"}),
+        (3, {"risk_level": "high"}),
+    ):
+        cadence.note_case(change, POLICY, NOW + DAY, case_version=version)
+    assert cadence.pending_events == []
+    assert cadence.caseworker_id == "carl"
+    cadence.note_case({"risk_level": "low"}, POLICY, NOW + DAY, case_version=4)
+    assert len(cadence.pending_events) == 1

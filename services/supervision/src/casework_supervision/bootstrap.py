@@ -27,6 +27,10 @@ from casework_supervision.domain.staff import StaffMember
 from casework_supervision.domain.team import Team
 from casework_supervision.entrypoints.directory import router as directory_router
 from casework_supervision.entrypoints.http import router
+from casework_supervision.sessions_settings import SessionsSettings
+from casework_supervision.sessions_wiring import ERROR_STATUS as SESSION_ERRORS
+from casework_supervision.sessions_wiring import ROUTERS as SESSION_ROUTERS
+from casework_supervision.sessions_wiring import SessionsWiring, wire_sessions
 
 PORT = 8004
 
@@ -34,13 +38,16 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     SupervisionError: 409,  # a rule refused the command: the detail says which
     NotInDirectory: 404,
     InvalidDirectoryEntry: 422,
+    **SESSION_ERRORS,
 }
 """Domain error → HTTP status; the most specific class in an error's ancestry wins."""
 
 
 def build(
-    settings: Settings, clock: Clock | None = None
-) -> tuple[ServiceRuntime, Supervision, Directory]:
+    settings: Settings,
+    clock: Clock | None = None,
+    sessions_settings: SessionsSettings | None = None,
+) -> tuple[ServiceRuntime, Supervision, Directory, SessionsWiring]:
     """The runtime and the applications, wired but not started."""
     runtime = ServiceRuntime.build(
         settings, registry(), clock=clock, broker_middlewares=telemetry_middlewares(settings)
@@ -62,12 +69,13 @@ def build(
         known_rota=known_rota,
         clock=runtime.clock,
     )
-    return runtime, supervision, directory
+    sessions = wire_sessions(runtime, known_staff, sessions_settings)
+    return runtime, supervision, directory, sessions
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     """The supervision service's app (uvicorn factory)."""
-    runtime, supervision, directory = build(
+    runtime, supervision, directory, sessions = build(
         settings or Settings.for_service("supervision", PORT), clock
     )
     app = service_app(
@@ -78,9 +86,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             "delegates, the on-call rota), supervision sessions, reviews, approvals, action "
             "items."
         ),
-        routers=[router, directory_router],
+        routers=[router, directory_router, *SESSION_ROUTERS],
         error_status=ERROR_STATUS,
     )
     app.state.supervision = supervision
     app.state.directory = directory
+    sessions.install(app)
     return app

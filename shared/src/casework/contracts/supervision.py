@@ -403,6 +403,9 @@ class CaseReviewCadenceSet(SupervisionEvent):
     interval_days: int | None = None
     basis: str | None = None
     """`opened` (the first review) or `reviewed`."""
+    case_version: int | None = None
+    """The version of the case's stream whose facts this set took in last (redelivered older
+    events of the case change nothing)."""
     set_at: datetime
 
 

@@ -75,7 +75,9 @@ class WhenCaseChangedTrackReviewCadence(EventHandler):
         if not facts:
             return False
         case_id: str = getattr(event, "case_id")  # noqa: B009 - every cases event has one
-        return await self._sessions.note_case(case_id, facts, _context(envelope))
+        return await self._sessions.note_case(
+            case_id, facts, envelope.stream_version, _context(envelope)
+        )
 
 
 class WhenStaffOrSessionChangedTrackCadences(EventHandler):

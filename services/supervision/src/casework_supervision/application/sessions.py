@@ -435,20 +435,26 @@ class Sessions:
     async def complete_action_item(
         self, item_id: str, principal: Principal, ctx: CommitContext
     ) -> ActionItem:
-        item = await self.actions.find(item_id)
-        if item is None or item.set is None:
-            raise NotVisible(f"no action item {item_id}")
-        parties = await self.parties(item.set.worker_id, None)
-        may_read = reads_session(principal, parties) or principal.sub == item.set.owner_id
-        if not may_read:
-            raise NotVisible(f"no action item {item_id}")
-        if principal.sub not in (item.set.owner_id, item.set.worker_id) and not runs_session(
-            principal, parties
-        ):
-            raise AccessDenied("the owner, the worker or their supervisor marks it done")
-        item.mark_done(principal.sub, self.clock.now())
-        await self.actions.save(item, ctx)
-        return item
+        """Mark an item done. A race with its overdue being raised (the deadline) is decided
+        again on the overdue item: done late is still done."""
+        for _ in range(RACE_RETRIES):
+            item = await self.actions.find(item_id)
+            if item is None or item.set is None:
+                raise NotVisible(f"no action item {item_id}")
+            parties = await self.parties(item.set.worker_id, None)
+            may_read = reads_session(principal, parties) or principal.sub == item.set.owner_id
+            if not may_read:
+                raise NotVisible(f"no action item {item_id}")
+            owner_or_worker = principal.sub in (item.set.owner_id, item.set.worker_id)
+            if not owner_or_worker and not runs_session(principal, parties):
+                raise AccessDenied("the owner, the worker or their supervisor marks it done")
+            item.mark_done(principal.sub, self.clock.now())
+            try:
+                await self.actions.save(item, ctx)
+                return item
+            except ConcurrencyConflict:
+                continue
+        raise ConcurrencyConflict(item_id, -1)
 
     # -- concerns ----------------------------------------------------------------------------
 
@@ -514,11 +520,14 @@ class Sessions:
 
     # -- the platform's commands -------------------------------------------------------------
 
-    async def note_case(self, case_id: str, change: dict[str, Any], ctx: CommitContext) -> bool:
-        """Facts of a case from one of its events, to its review cadence."""
+    async def note_case(
+        self, case_id: str, change: dict[str, Any], version: int, ctx: CommitContext
+    ) -> bool:
+        """Facts of a case from one of its events (at `version` of its stream), to its
+        review cadence."""
 
         def act(c: CaseReviewCadence) -> None:
-            c.note_case(change, self.policy, self.clock.now())
+            c.note_case(change, self.policy, self.clock.now(), version)
 
         return await self._decide(self.review_cadences, case_id, act, ctx)
 

@@ -243,6 +243,7 @@ class SupervisionCadence(Aggregate):
 def _facts(event: SupervisionCadenceSet | CaseReviewCadenceSet) -> dict[str, object]:
     data = event.model_dump()
     data.pop("set_at", None)
+    data.pop("case_version", None)  # bookkeeping, not a fact
     return data
 
 
@@ -265,11 +266,25 @@ class CaseReviewCadence(Aggregate):
         self.basis: str | None = None
         self.raised_due: set[datetime] = set()
         self.raised_overdue: set[datetime] = set()
+        self.case_version = 0
         self._last_set: CaseReviewCadenceSet | None = None
 
-    def note_case(self, change: dict[str, object], policy: CadencePolicy, now: datetime) -> None:
+    def note_case(
+        self,
+        change: dict[str, object],
+        policy: CadencePolicy,
+        now: datetime,
+        case_version: int | None = None,
+    ) -> None:
         """Facts of the case from one of its events (`site`, `team`, `caseworker_id`,
-        `risk_level`, `open`, `opened_at`); unknown keys are ignored."""
+        `risk_level`, `open`, `opened_at`); unknown keys are ignored. An event of the case at
+        or below the version last taken in is a redelivery: nothing changes (the events
+        after that version changed nothing then, and change nothing again from the same
+        state)."""
+        if case_version is not None:
+            if case_version <= self.case_version:
+                return
+            self.case_version = case_version
         for name in ("site", "team", "caseworker_id", "risk_level", "open", "opened_at"):
             if name in change:
                 setattr(self, name, change[name])
@@ -301,6 +316,7 @@ class CaseReviewCadence(Aggregate):
             due_at=due,
             interval_days=interval,
             basis=basis,
+            case_version=self.case_version or None,
             set_at=now,
         )
         if self._last_set is None or _facts(self._last_set) != _facts(event):
@@ -344,6 +360,7 @@ class CaseReviewCadence(Aggregate):
                 self.due_at = event.due_at
                 self.interval_days = event.interval_days
                 self.basis = event.basis
+                self.case_version = event.case_version or self.case_version
             case CaseReviewDue():
                 self.raised_due.add(event.due_at)
             case CaseReviewOverdue():
