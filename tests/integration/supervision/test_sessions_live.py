@@ -274,7 +274,8 @@ async def test_the_agenda_is_built_from_the_local_projections(world: World) -> N
     assert (AgendaItemKind.OVERDUE_CONTACTS, "c-med") in kinds
     assert all(i.case_id != "c-closed" for i in session.agenda)
     crisis = next(i for i in session.agenda if i.kind is AgendaItemKind.CRISIS)
-    assert crisis.snapshot["hours_open"] == 3 and crisis.snapshot["risk_level"] == "imminent"
+    assert crisis.snapshot["hours_open"] == 3
+    assert crisis.snapshot["risk_level"] == "imminent"
 
     # reviews and practice notes are recorded; the practice note is sealed under the worker
     await sessions.record_review(
@@ -380,7 +381,8 @@ async def test_cadence_and_action_item_deadlines_fire_once_across_two_replicas(
     assert set(overdue_reviews) == {f"review-cadence-{c}" for c in ("c2", "c3", "c4", "c5")}
     assert set(overdue_reviews.values()) == {1}
     due_reviews = Counter(s for s, t, _ in stored if t == "CaseReviewDue")
-    assert set(due_reviews.values()) == {1} and "review-cadence-c0" not in due_reviews
+    assert set(due_reviews.values()) == {1}
+    assert "review-cadence-c0" not in due_reviews
     # c1 was reviewed before it fell due: its next review is due 120 s after that
     [c1] = [d for s, t, d in stored if t == "CaseReviewCadenceSet" and s.endswith("-c1")][-1:]
     assert datetime.fromisoformat(c1["due_at"]) == reviewed_at + timedelta(seconds=120)
@@ -426,7 +428,7 @@ async def test_cadence_and_action_item_deadlines_fire_once_across_two_replicas(
             if any(topic.endswith(t) for t in policy.topics):
                 await policy.handle(envelope, event)
     handlers = deadline_handlers(sessions)
-    for stream, kind, data in stored:
+    for _, kind, data in stored:
         if kind == "CaseReviewOverdue":
             payload = {"case_id": data["case_id"], "due_at": data["due_at"]}
             await handlers["case_review_overdue"](
