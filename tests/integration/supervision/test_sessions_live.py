@@ -117,7 +117,10 @@ class World:
 
 
 @pytest.fixture
-async def world(kafka_bootstrap: str, mongo_url: str) -> AsyncIterator[World]:
+async def world(
+    kafka_bootstrap: str, mongo_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[World]:
+    """`request.param` replicas (2 unless a test asks for fewer) on one database."""
     namespace = f"ses{uuid.uuid4().hex[:10]}"
     settings = Settings.for_service(
         "supervision",
@@ -130,7 +133,7 @@ async def world(kafka_bootstrap: str, mongo_url: str) -> AsyncIterator[World]:
         relay_poll_interval_s=0.2,
     )
     replicas = []
-    for _ in range(2):
+    for _ in range(getattr(request, "param", 2)):
         runtime, _, _, wiring = build(settings, sessions_settings=FAST)
         replicas.append(Replica(runtime, wiring))
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
@@ -174,6 +177,7 @@ async def open_case(world: World, case_id: str, risk: RiskLevel, worker: str) ->
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("world", [1], indirect=True)
 async def test_the_agenda_is_built_from_the_local_projections(world: World) -> None:
     wiring = world.one.wiring
     await seed_directory(
