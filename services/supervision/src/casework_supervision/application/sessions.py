@@ -208,7 +208,9 @@ class Sessions:
         obligation_docs = await self.obligations.of_cases(case_ids)
         reviews = await self.cadence_view.many([f"case:{c}" for c in case_ids])
         approvals = await self.approvals.pending_for(worker_id)
-        actions = [a for a in await self.action_items.of_worker(worker_id) if a["status"] == "open"]
+        actions = [
+            a for a in await self.action_items.of_worker(worker_id) if a.get("status") == "open"
+        ]
         inputs = AgendaInputs(
             at=at,
             cases=tuple(

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from casework import audit
 from casework.access import AccessDenied, NotVisible
@@ -40,8 +40,13 @@ Reads = Annotated[Principal, Depends(require_roles(*sorted(SESSION_ROLES)))]
 Supervises = Annotated[Principal, Depends(require_roles(*sorted(SUPERVISORS)))]
 ReadsConcerns = Annotated[Principal, Depends(require_roles(*sorted(CONCERN_READERS)))]
 ResolvesConcerns = Annotated[Principal, Depends(require_roles(*sorted(CONCERN_RESOLVERS)))]
-Id = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
-NewId = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+ID = r"^[A-Za-z0-9_-]{1,128}$"
+STAFF_ID = r"^[A-Za-z0-9][A-Za-z0-9_:@-]{0,63}$"
+"""The directory's staff ids."""
+CASE_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+Id = Annotated[str, Path(pattern=ID, description="A session, action item or concern id")]
+WorkerId = Annotated[str, Path(pattern=STAFF_ID, description="A staff id")]
+NewId = Field(default=None, pattern=ID, description="Omit to have one generated")
 
 
 def _sessions(request: Request) -> Sessions:
@@ -87,13 +92,13 @@ class Strict(BaseModel):
 
 class ScheduleIn(Strict):
     session_id: str | None = NewId
-    worker_id: str = Field(min_length=1, max_length=128)
+    worker_id: str = Field(pattern=STAFF_ID)
     kind: SessionKind = SessionKind.ONE_TO_ONE
-    planned_for: datetime
+    planned_for: AwareDatetime
 
 
 class ReviewIn(Strict):
-    case_id: str = Field(min_length=1, max_length=128)
+    case_id: str = Field(pattern=CASE_ID)
     findings: str = Field(min_length=1, max_length=20_000)
     decision: str = Field(min_length=1, max_length=5_000)
     reasons: str = Field(min_length=1, max_length=20_000)
@@ -101,10 +106,12 @@ class ReviewIn(Strict):
 
 class ActionItemIn(Strict):
     action_item_id: str | None = NewId
-    owner_id: str | None = Field(default=None, min_length=1, max_length=128)
-    due_at: datetime
+    owner_id: str | None = Field(
+        default=None, pattern=STAFF_ID, description="The worker (default) or the supervisor"
+    )
+    due_at: AwareDatetime
     description: str = Field(min_length=1, max_length=5_000)
-    case_id: str | None = Field(default=None, min_length=1, max_length=128)
+    case_id: str | None = Field(default=None, pattern=CASE_ID)
 
 
 class PracticeNoteIn(Strict):
@@ -115,18 +122,18 @@ class PracticeNoteIn(Strict):
 
 class CancelIn(Strict):
     reason: str = Field(min_length=1, max_length=2_000)
-    reschedule_to: datetime | None = None
+    reschedule_to: AwareDatetime | None = None
 
 
 class RescheduleIn(Strict):
-    planned_for: datetime
+    planned_for: AwareDatetime
 
 
 class ConcernIn(Strict):
     concern_id: str | None = NewId
-    site: str = Field(min_length=1, max_length=64)
-    worker_id: str | None = Field(default=None, min_length=1, max_length=128)
-    case_id: str | None = Field(default=None, min_length=1, max_length=128)
+    site: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    worker_id: str | None = Field(default=None, pattern=STAFF_ID)
+    case_id: str | None = Field(default=None, pattern=CASE_ID)
     summary: str = Field(min_length=1, max_length=5_000)
 
 
@@ -315,7 +322,7 @@ async def list_sessions(
     principal: Reads,
     sessions: SessionsApp,
     request: Request,
-    worker_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    worker_id: Annotated[str | None, Query(pattern=STAFF_ID)] = None,
 ) -> list[SessionOut]:
     worker = worker_id or principal.sub
     if not await sessions.may_read_worker(worker, principal):
@@ -546,7 +553,7 @@ async def reschedule_session(
     responses=READ,
 )
 async def worker_action_items(
-    worker_id: Id,
+    worker_id: WorkerId,
     principal: Reads,
     sessions: SessionsApp,
     items: ActionItemsView,
@@ -623,7 +630,7 @@ async def list_concerns(
     principal: ReadsConcerns,
     concerns: ConcernsView,
     request: Request,
-    site: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    site: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")] = None,
 ) -> list[ConcernOut]:
     if site is not None:
         manages = "regional_admin" in principal.roles or (
