@@ -249,3 +249,26 @@ def test_a_redelivered_event_of_the_case_changes_nothing() -> None:
     assert cadence.caseworker_id == "carl"
     cadence.note_case({"risk_level": "low"}, POLICY, NOW + DAY, case_version=4)
     assert len(cadence.pending_events) == 1
+
+
+def test_a_site_manager_with_a_supervisor_named_is_not_on_the_cadence() -> None:
+    cadence = SupervisionCadence("mo")
+    cadence.note_profile(
+        sites=("north",),
+        roles=("site_manager",),
+        newly_qualified=False,
+        started_on=date(2026, 3, 1),
+        policy=POLICY,
+        now=NOW,
+    )
+    cadence.note_supervisor("ra", NOW, POLICY, NOW)
+    assert cadence.due_at is None
+    cadence.note_profile(
+        sites=("north",),
+        roles=("site_manager", "supervisor"),
+        newly_qualified=False,
+        started_on=date(2026, 3, 1),
+        policy=POLICY,
+        now=NOW,
+    )
+    assert cadence.due_at == NOW + 30 * DAY

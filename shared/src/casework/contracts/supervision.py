@@ -353,7 +353,8 @@ class SupervisionCadenceSet(SupervisionEvent):
     newly_qualified: bool = False
     started_on: date | None = None
     supervised_role: bool = False
-    """Whether they hold a role supervised on a cadence (caseworker, crisis or intake worker)."""
+    """Whether they hold a role supervised on a cadence (caseworker, crisis or intake worker,
+    supervisor)."""
     active: bool = True
     tracking_since: datetime | None = None
     last_held_at: datetime | None = None

@@ -44,8 +44,9 @@ from casework.contracts.supervision import (
 )
 from casework.events import DomainEvent
 
-SUPERVISED_ROLES = frozenset({"caseworker", "crisis_worker", "intake_worker"})
-"""Roles whose holders are supervised on a cadence (when they have a supervisor)."""
+SUPERVISED_ROLES = frozenset({"caseworker", "crisis_worker", "intake_worker", "supervisor"})
+"""Roles whose holders are supervised on a cadence when the directory names their supervisor
+(supervisors are supervised too; site managers and regional admins are not on it)."""
 
 
 @dataclass(frozen=True)
