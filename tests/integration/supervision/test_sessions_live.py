@@ -333,12 +333,18 @@ async def test_cadence_and_action_item_deadlines_fire_once_across_two_replicas(
         ),
     )
 
-    async def carl_known() -> bool:
-        facts = await sessions.staff.get("carl")
+    async def known() -> bool:
+        carl, cleo = await sessions.staff.get("carl"), await sessions.staff.get("cleo")
         case = await sessions.caseload.get("c1")
-        return facts is not None and facts.supervisor_id == "sue" and case is not None
+        return (
+            carl is not None
+            and carl.supervisor_id == "sue"
+            and cleo is not None
+            and cleo.supervisor_id == "sue"
+            and case is not None
+        )
 
-    await wait_until(carl_known, within=60, every=0.3)
+    await wait_until(known, within=60, every=0.3)
     # a session with cleo held at once (her cadence moves 5 s on); action items due in 5-6 s,
     # one of them done before it falls due
     now = datetime.now(UTC)

@@ -160,10 +160,9 @@ async def test_every_sessions_read_model_rebuilt_equals_the_live_one(
                 await publish("contacts", "obligations-c1", event)
 
             async def known() -> bool:
-                return (
-                    len(await sessions.caseload.of_worker("carl")) == 4
-                    and (await sessions.staff.get("carl")) is not None
-                )
+                carl = await sessions.staff.get("carl")
+                cases = await sessions.caseload.of_worker("carl")
+                return len(cases) == 4 and carl is not None and carl.supervisor_id == "sue"
 
             await wait_until(known, within=60, every=0.3)
             await sessions.schedule(
