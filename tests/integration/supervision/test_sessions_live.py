@@ -131,6 +131,10 @@ async def world(
         mongo_database=f"{namespace}_supervision",
         environment="test",
         relay_poll_interval_s=0.2,
+        # two partitions per topic (enough for two replicas to split them): supervision has
+        # fifteen consumer groups, each with its dead-letter topic, and the shared broker's
+        # open files are finite
+        kafka_topic_partitions=2,
     )
     replicas = []
     for _ in range(getattr(request, "param", 2)):

@@ -62,6 +62,10 @@ async def test_every_sessions_read_model_rebuilt_equals_the_live_one(
         mongo_database=f"{namespace}_supervision",
         environment="test",
         relay_poll_interval_s=0.2,
+        # two partitions per topic (enough for two replicas to split them): supervision has
+        # fifteen consumer groups, each with its dead-letter topic, and the shared broker's
+        # open files are finite
+        kafka_topic_partitions=2,
     )
     runtime, _, _, wiring = build(settings, sessions_settings=SessionsSettings())
     sessions = wiring.sessions
