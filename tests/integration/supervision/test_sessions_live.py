@@ -106,9 +106,10 @@ class World:
         )
 
     async def stored(self, prefix: str) -> list[tuple[str, str, dict[str, Any]]]:
-        """(stream, event type, data) of every stored event whose stream starts so."""
+        """(stream, event type, data) of every stored event whose stream starts so, each
+        stream in version order (a commit's `_id` is `<stream>:<first version, 10 digits>`)."""
         found = []
-        async for commit in self.one.runtime.database["events"].find({}):
+        async for commit in self.one.runtime.database["events"].find({}).sort("_id", 1):
             stream = str(commit.get("stream_id", ""))
             if stream.startswith(prefix) and not commit.get("void"):
                 for event in commit.get("events", []):
