@@ -24,7 +24,7 @@ from casework.contracts.supervision import (
 )
 from casework.directory import StaffFacts
 from casework.events import DomainEvent
-from casework.eventstore import CommitContext
+from casework.eventstore import CommitContext, ConcurrencyConflict
 
 from casework_supervision.application.sessions import Sessions
 from casework_supervision.domain.action_item import ActionItem
@@ -368,3 +368,32 @@ async def test_action_items_and_concerns(world: tuple[Sessions, Directory]) -> N
         )
     resolved = await sessions.resolve_concern("k", "done", MO, CTX)
     assert resolved.resolved
+
+
+async def test_two_commands_on_one_session_at_once_both_land(
+    world: tuple[Sessions, Directory],
+) -> None:
+    sessions, _ = world
+    await schedule(sessions)
+    await sessions.prepare("s-1", SUE, CTX)
+    streams = sessions.sessions
+    save = streams.save
+
+    async def racing_save(session: SupervisionSession, ctx: CommitContext | None = None) -> Any:
+        # another request's note lands first: this commit meets the stream's key
+        other = await streams.find("s-1")
+        assert other is not None
+        other.record_practice_note(
+            note_id="theirs", topic=PracticeTopic.PRACTICE, text="t", recorded_by="sue", now=NOW
+        )
+        await save(other)
+        streams.save = save  # type: ignore[method-assign]
+        raise ConcurrencyConflict("session-s-1", session.version)
+
+    streams.save = racing_save  # type: ignore[method-assign]
+    await sessions.record_practice_note(
+        "s-1", note_id="mine", topic=PracticeTopic.LEARNING, text="t", principal=SUE, ctx=CTX
+    )
+    stored = await streams.find("s-1")
+    assert stored is not None
+    assert [n.note_id for n in stored.notes] == ["theirs", "mine"]

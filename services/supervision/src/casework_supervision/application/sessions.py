@@ -268,11 +268,11 @@ class Sessions:
     async def prepare(
         self, session_id: str, principal: Principal, ctx: CommitContext
     ) -> SupervisionSession:
-        session, _ = await self._session(session_id, principal, runs=True)
-        items = await self.agenda_for(session.worker)
-        session.prepare(items, principal.sub, self.clock.now())
-        await self.sessions.save(session, ctx)
-        return session
+        async def act(session: SupervisionSession) -> None:
+            items = await self.agenda_for(session.worker)
+            session.prepare(items, principal.sub, self.clock.now())
+
+        return await self._on_session(session_id, principal, ctx, act)
 
     async def record_review(
         self,
@@ -285,25 +285,27 @@ class Sessions:
         principal: Principal,
         ctx: CommitContext,
     ) -> SupervisionSession:
-        session, _ = await self._session(session_id, principal, runs=True)
-        case = await self.caseload.get(case_id)
-        if case is None:
-            raise NotVisible(f"no case {case_id}")
-        if case.get("caseworker_id") != session.worker_id:
-            raise NotTheWorkersCase(case_id)
         now = self.clock.now()
-        session.record_review(
-            review_id=str(uuid.uuid4()),
-            case_id=case_id,
-            client_id=str(case.get("client_id")),
-            risk_level=case.get("risk_level"),
-            findings=findings,
-            decision=decision,
-            reasons=reasons,
-            reviewed_by=principal.sub,
-            now=now,
-        )
-        await self.sessions.save(session, ctx)
+
+        async def act(session: SupervisionSession) -> None:
+            case = await self.caseload.get(case_id)
+            if case is None:
+                raise NotVisible(f"no case {case_id}")
+            if case.get("caseworker_id") != session.worker_id:
+                raise NotTheWorkersCase(case_id)
+            session.record_review(
+                review_id=str(uuid.uuid4()),
+                case_id=case_id,
+                client_id=str(case.get("client_id")),
+                risk_level=case.get("risk_level"),
+                findings=findings,
+                decision=decision,
+                reasons=reasons,
+                reviewed_by=principal.sub,
+                now=now,
+            )
+
+        session = await self._on_session(session_id, principal, ctx, act)
         await self._backstopped(self.note_review(case_id, now, ctx), "review cadence", case_id)
         return session
 
@@ -317,12 +319,16 @@ class Sessions:
         principal: Principal,
         ctx: CommitContext,
     ) -> SupervisionSession:
-        session, _ = await self._session(session_id, principal, runs=True)
-        session.record_practice_note(
-            note_id=note_id, topic=topic, text=text, recorded_by=principal.sub, now=self.clock.now()
-        )
-        await self.sessions.save(session, ctx)
-        return session
+        async def act(session: SupervisionSession) -> None:
+            session.record_practice_note(
+                note_id=note_id,
+                topic=topic,
+                text=text,
+                recorded_by=principal.sub,
+                now=self.clock.now(),
+            )
+
+        return await self._on_session(session_id, principal, ctx, act)
 
     async def set_action_item(
         self,
@@ -375,10 +381,12 @@ class Sessions:
     async def hold(
         self, session_id: str, principal: Principal, ctx: CommitContext
     ) -> SupervisionSession:
-        session, _ = await self._session(session_id, principal, runs=True)
         now = self.clock.now()
-        session.hold(principal.sub, now)
-        await self.sessions.save(session, ctx)
+
+        async def act(session: SupervisionSession) -> None:
+            session.hold(principal.sub, now)
+
+        session = await self._on_session(session_id, principal, ctx, act)
         await self._backstopped(
             self.note_held(session.worker, now, ctx), "supervision cadence", session.worker
         )
@@ -387,11 +395,10 @@ class Sessions:
     async def acknowledge(
         self, session_id: str, principal: Principal, ctx: CommitContext
     ) -> SupervisionSession:
-        session, _ = await self._session(session_id, principal)
-        session.acknowledge(principal.sub, self.clock.now())
-        if session.pending_events:
-            await self.sessions.save(session, ctx)
-        return session
+        async def act(session: SupervisionSession) -> None:
+            session.acknowledge(principal.sub, self.clock.now())
+
+        return await self._on_session(session_id, principal, ctx, act, runs=False)
 
     async def cancel(
         self,
@@ -403,12 +410,17 @@ class Sessions:
         ctx: CommitContext,
     ) -> tuple[SupervisionSession, SupervisionSession | None]:
         """Cancel; with `reschedule_to`, the session is replaced by a new one (naming it)."""
-        session, _ = await self._session(session_id, principal, runs=True)
         new_id = str(uuid.uuid4()) if reschedule_to is not None else None
-        session.cancel(
-            reason=reason, cancelled_by=principal.sub, now=self.clock.now(), rescheduled_as=new_id
-        )
-        await self.sessions.save(session, ctx)
+
+        async def act(session: SupervisionSession) -> None:
+            session.cancel(
+                reason=reason,
+                cancelled_by=principal.sub,
+                now=self.clock.now(),
+                rescheduled_as=new_id,
+            )
+
+        session = await self._on_session(session_id, principal, ctx, act)
         replacement = None
         if new_id is not None and reschedule_to is not None:
             assert session.kind is not None
@@ -426,11 +438,10 @@ class Sessions:
     async def reschedule(
         self, session_id: str, planned_for: datetime, principal: Principal, ctx: CommitContext
     ) -> SupervisionSession:
-        session, _ = await self._session(session_id, principal, runs=True)
-        session.reschedule(planned_for, principal.sub, self.clock.now())
-        if session.pending_events:
-            await self.sessions.save(session, ctx)
-        return session
+        async def act(session: SupervisionSession) -> None:
+            session.reschedule(planned_for, principal.sub, self.clock.now())
+
+        return await self._on_session(session_id, principal, ctx, act)
 
     # -- action items ------------------------------------------------------------------------
 
@@ -575,6 +586,31 @@ class Sessions:
         return await self._decide(self.actions, item_id, act, CommitContext(), create=False)
 
     # -- plumbing ----------------------------------------------------------------------------
+
+    async def _on_session(
+        self,
+        session_id: str,
+        principal: Principal,
+        ctx: CommitContext,
+        act: Callable[[SupervisionSession], Awaitable[None]],
+        *,
+        runs: bool = True,
+    ) -> SupervisionSession:
+        """Load and authorise the session, let it decide, save. Two commands on one session at
+        once (a note while the agenda is prepared again) meet on the stream's commit key: the
+        loser is authorised and decided again on the fresh stream, so it fails only on a rule
+        (a record held meanwhile), never on the race itself."""
+        for _ in range(RACE_RETRIES):
+            session, _ = await self._session(session_id, principal, runs=runs)
+            await act(session)
+            if not session.pending_events:
+                return session
+            try:
+                await self.sessions.save(session, ctx)
+                return session
+            except ConcurrencyConflict:
+                continue
+        raise ConcurrencyConflict(SupervisionSession.stream_id_for(session_id), -1)
 
     async def _decide(
         self,
