@@ -4,7 +4,9 @@ data subject"):
 - every contract with personal fields is driven over HTTP (intake: referral, screening,
   acceptance, registration; cases: opening, assessment, plan, goal progress, risk change,
   crisis declared and resolved, note, break-glass, closure request; contacts: a home visit
-  scheduled, logged and corrected) with values carrying one marker;
+  scheduled, logged and corrected; supervision: a case review, a practice note, an action
+  item, a cancelled session, a concern escalated and resolved) with values carrying one
+  marker;
   then no byte of the event stores, the read models, any topic or dead-letter topic of the
   stack, or any service log holds the marker, a birth date or a screening item — while the
   authorised answers show them all;
@@ -47,6 +49,7 @@ from support.approvals import approve, case_when, closure_approval, plan_approva
 from support.audit import wait_for_records
 from support.directory import assign_case, register_staff
 from support.polling import eventually
+from support.privacy_supervision import supervise
 from support.stack import Stack
 
 TEAM = "t-privacy"
@@ -156,6 +159,8 @@ def drive(stack: Stack, site: str, who: Person, *, whole: bool = True) -> dict[s
         ok(cleo.post(f"{path}/crisis/resolve", json={"resolution": who.text("Came down")}))
         ok(carl.post(f"{path}/notes", json={"text": who.text("Talked about her cat")}))
         ids["contact_id"] = visit(stack, site, ids["case_id"], who)
+        supervised = supervise(stack, site, ids["case_id"], "carl", TEAM, who.text)
+        ids.update({f"supervision_{k}": v for k, v in supervised.items()})
         # a crisis worker of another site breaks the glass, saying why
         with stack.client(
             "cases", stack.token("cris", "crisis_worker", sites=("elsewhere",))
@@ -374,10 +379,14 @@ def test_no_personal_value_is_stored_or_published_in_plaintext_and_erasure_reach
     # every contract with personal fields was stored for this client (none escapes the scan)
     streams = [f"referral-{erased_ids['referral_id']}", f"client-{erased_ids['client_id']}"]
     streams += [f"case-{erased_ids['case_id']}", f"contact-{erased_ids['contact_id']}"]
+    streams += [
+        f"{'session' if k in ('session', 'cancelled') else k}-{erased_ids[f'supervision_{k}']}"
+        for k in ("session", "cancelled", "action", "concern")
+    ]
     with MongoClient(stack.env["CASEWORK_MONGO_URL"]) as mongo:
         stored_types = {
             event["type"]
-            for service in ("intake", "cases", "contacts")
+            for service in ("intake", "cases", "contacts", "supervision")
             for commit in mongo[stack.databases[service]]["events"].find(
                 {"stream_id": {"$in": streams}}
             )

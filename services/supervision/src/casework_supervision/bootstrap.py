@@ -47,6 +47,10 @@ from casework_supervision.domain.team import Team
 from casework_supervision.entrypoints import approvals as approval_routes
 from casework_supervision.entrypoints.directory import router as directory_router
 from casework_supervision.entrypoints.http import router
+from casework_supervision.sessions_settings import SessionsSettings
+from casework_supervision.sessions_wiring import ERROR_STATUS as SESSION_ERRORS
+from casework_supervision.sessions_wiring import ROUTERS as SESSION_ROUTERS
+from casework_supervision.sessions_wiring import SessionsWiring, wire_sessions
 
 PORT = 8004
 
@@ -58,6 +62,7 @@ ERROR_STATUS: Mapping[type[Exception], int] = {
     SelfApprovalNotAllowed: 403,  # four eyes
     NotAnApprover: 403,
     ReasonRequired: 422,
+    **SESSION_ERRORS,
 }
 """Domain error → HTTP status; the most specific class in an error's ancestry wins."""
 
@@ -69,6 +74,7 @@ class Wired(NamedTuple):
     supervision: Supervision
     directory: Directory
     approvals: Approvals
+    sessions: SessionsWiring
 
 
 def build(
@@ -77,6 +83,7 @@ def build(
     *,
     approval_settings: ApprovalSettings | None = None,
     staff: StaffDirectory | None = None,
+    sessions_settings: SessionsSettings | None = None,
 ) -> Wired:
     """The runtime and the applications, wired but not started."""
     runtime = ServiceRuntime.build(
@@ -103,7 +110,8 @@ def build(
     approvals = _wire_approvals(
         runtime, known_sites, approval_settings or ApprovalSettings(), staff or known_staff
     )
-    return Wired(runtime, supervision, directory, approvals)
+    sessions = wire_sessions(runtime, known_staff, sessions_settings)
+    return Wired(runtime, supervision, directory, approvals, sessions)
 
 
 def _wire_approvals(
@@ -135,7 +143,7 @@ def _wire_approvals(
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     """The supervision service's app (uvicorn factory)."""
-    runtime, supervision, directory, approvals = build(
+    runtime, supervision, directory, approvals, sessions = build(
         settings or Settings.for_service("supervision", PORT), clock
     )
     app = service_app(
@@ -146,10 +154,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             "delegates, the on-call rota), supervision sessions, reviews, approvals, action "
             "items."
         ),
-        routers=[router, directory_router, approval_routes.router],
+        routers=[router, directory_router, approval_routes.router, *SESSION_ROUTERS],
         error_status=ERROR_STATUS,
     )
     app.state.supervision = supervision
     app.state.directory = directory
     app.state.approvals = approvals
+    sessions.install(app)
     return app

@@ -28,7 +28,7 @@ PREFIX: Final = "enc:v1:"
 REPLACEMENT: Final = "[erased]"
 """What a value whose key is destroyed (or missing) reads as."""
 
-SUBJECT_PATTERN: Final = r"(?:client|person):[A-Za-z0-9._-]{1,128}"
+SUBJECT_PATTERN: Final = r"(?:client|person|staff):[A-Za-z0-9._-]{1,128}"
 RECORD_CLASS_PATTERN: Final = r"[a-z][a-z_]{0,31}"
 KEY_ID_PATTERN: Final = rf"{SUBJECT_PATTERN}/{RECORD_CLASS_PATTERN}/v[0-9]{{1,6}}"
 TOKEN: Final = re.compile(rf"enc:v1:(?P<key_id>{KEY_ID_PATTERN}):(?P<sealed>[A-Za-z0-9_-]{{38,}})")
@@ -40,7 +40,8 @@ NONCE_BYTES: Final = 12
 
 
 class InvalidSubject(ValueError):
-    """A data-subject id is not `client:<id>` or `person:<id>` (letters, digits, `._-`)."""
+    """A data-subject id is not `client:<id>`, `person:<id>` or `staff:<id>` (a member of
+    staff: notes on their own practice) — letters, digits, `._-`."""
 
 
 def check_subject(subject: str) -> str:

@@ -1,0 +1,264 @@
+"""The supervisor board and the site manager view, read from the local projections at
+request time (no figure is stored twice, so nothing can drift).
+
+Supervisor board, per worker the directory says the supervisor supervises now (delegations
+included): caseload by risk, crises open, overdue contact obligations, missed 72-hour
+follow-ups, contacts due soon, case reviews due (within the window) and overdue, approvals
+waiting, action items open and overdue, the last supervision held, the next one planned and
+when supervision is due by the cadence; and the team's totals. Reads per worker: their cases
+(equality on `caseworker_id`), then the cases' obligations and review cadences by `_id`,
+their approvals, action items and sessions by equality on `worker_id` / `caseworker_id`.
+
+Site manager view: coverage — the share of the site's open cases whose review is within
+cadence (not past its due time), by risk, and the share of the site's supervised workers
+whose supervision is within cadence; and the concerns escalated at the site, open first.
+Read by equality on `site` in `cadence_view` and `concerns` (one document per open case and
+per supervised worker: at ~2,000 open cases per site, a few thousand documents per request;
+see the report's known limits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from casework.clock import Clock
+
+from casework_supervision.adapters.caseload_facts import CaseloadFacts
+from casework_supervision.adapters.contact_facts import ContactObligations, is_follow_up
+from casework_supervision.adapters.session_read_models import (
+    ActionItems,
+    ApprovalsWaiting,
+    CadenceView,
+    Concerns,
+    SupervisionSessions,
+)
+from casework_supervision.application.sessions import StaffDirectory
+
+RISKS = ("imminent", "high", "medium", "low", "unrated")
+
+
+class Caseload(BaseModel):
+    imminent: int = 0
+    high: int = 0
+    medium: int = 0
+    low: int = 0
+    unrated: int = 0
+    total: int = 0
+
+
+class WorkerLine(BaseModel):
+    worker_id: str
+    caseload: Caseload
+    case_ids: list[str]
+    crises: int
+    overdue_contacts: int
+    missed_follow_ups: int
+    contacts_due_soon: int
+    reviews_due: int
+    reviews_overdue: int
+    approvals_waiting: int
+    action_items_open: int
+    action_items_overdue: int
+    last_supervision_at: datetime | None
+    next_supervision_planned_for: datetime | None
+    supervision_due_at: datetime | None
+    supervision_overdue: bool
+
+
+class Totals(BaseModel):
+    workers: int = 0
+    caseload: Caseload = Field(default_factory=Caseload)
+    crises: int = 0
+    overdue_contacts: int = 0
+    missed_follow_ups: int = 0
+    contacts_due_soon: int = 0
+    reviews_due: int = 0
+    reviews_overdue: int = 0
+    approvals_waiting: int = 0
+    action_items_open: int = 0
+    action_items_overdue: int = 0
+    supervision_overdue: int = 0
+
+
+class SupervisorBoard(BaseModel):
+    supervisor_id: str
+    at: datetime
+    workers: list[WorkerLine]
+    totals: Totals
+
+
+class Coverage(BaseModel):
+    total: int
+    within_cadence: int
+    share: float | None
+
+
+class ConcernLine(BaseModel):
+    concern_id: str
+    worker_id: str | None
+    case_id: str | None
+    raised_by: str
+    raised_at: datetime
+    status: str
+    summary: str
+
+
+class SiteSupervisionView(BaseModel):
+    site: str
+    at: datetime
+    cases_reviewed_within_cadence: dict[str, Coverage]
+    workers_supervised_within_cadence: Coverage
+    escalations_open: list[ConcernLine]
+
+
+def _coverage(total: int, within: int) -> Coverage:
+    return Coverage(total=total, within_cadence=within, share=within / total if total else None)
+
+
+@dataclass
+class BoardQueries:
+    staff: StaffDirectory
+    caseload: CaseloadFacts
+    obligations: ContactObligations
+    cadence: CadenceView
+    approvals: ApprovalsWaiting
+    action_items: ActionItems
+    sessions: SupervisionSessions
+    concerns: Concerns
+    clock: Clock
+    review_window: timedelta = timedelta(days=7)
+
+    async def board(self, supervisor_id: str) -> SupervisorBoard:
+        now = self.clock.now()
+        workers = await self.staff.supervisees_of(supervisor_id, now)
+        lines = [await self.worker_line(w, now) for w in sorted(workers)]
+        totals = Totals(workers=len(lines))
+        for line in lines:
+            for risk in (*RISKS, "total"):
+                setattr(
+                    totals.caseload,
+                    risk,
+                    getattr(totals.caseload, risk) + getattr(line.caseload, risk),
+                )
+            for name in (
+                "crises",
+                "overdue_contacts",
+                "missed_follow_ups",
+                "contacts_due_soon",
+                "reviews_due",
+                "reviews_overdue",
+                "approvals_waiting",
+                "action_items_open",
+                "action_items_overdue",
+            ):
+                setattr(totals, name, getattr(totals, name) + getattr(line, name))
+            totals.supervision_overdue += int(line.supervision_overdue)
+        return SupervisorBoard(supervisor_id=supervisor_id, at=now, workers=lines, totals=totals)
+
+    async def worker_line(self, worker_id: str, now: datetime) -> WorkerLine:
+        cases = await self.caseload.of_worker(worker_id)
+        case_ids = sorted(str(c["_id"]) for c in cases)
+        caseload = Caseload(total=len(cases))
+        for case in cases:
+            risk = case.get("risk_level") or "unrated"
+            if risk in RISKS:
+                setattr(caseload, risk, getattr(caseload, risk) + 1)
+        obligations = await self.obligations.of_cases(case_ids)
+        overdue = missed = soon = 0
+        for doc in obligations.values():
+            for ob in doc.get("open", {}).values():
+                if ob.get("overdue"):
+                    if is_follow_up(ob):
+                        missed += 1
+                    else:
+                        overdue += 1
+                elif ob.get("due_soon"):
+                    soon += 1
+        reviews = await self.cadence.many([f"case:{c}" for c in case_ids])
+        reviews_overdue = reviews_due = 0
+        for review in reviews.values():
+            due = review.get("due_at")
+            if due is None:
+                continue
+            if _aware(due) <= now:
+                reviews_overdue += 1
+            elif _aware(due) <= now + self.review_window:
+                reviews_due += 1
+        approvals = await self.approvals.pending_for(worker_id)
+        items = [a for a in await self.action_items.of_worker(worker_id) if a["status"] == "open"]
+        items_overdue = sum(1 for a in items if _aware(a["due_at"]) <= now)
+        sessions = await self.sessions.of_worker(worker_id)
+        held = [_aware(s["held_at"]) for s in sessions if s.get("held_at")]
+        planned = [
+            _aware(s["planned_for"])
+            for s in sessions
+            if s.get("status") in ("scheduled", "prepared")
+        ]
+        cadence = await self.cadence.get(f"worker:{worker_id}")
+        due_at = _aware(cadence["due_at"]) if cadence and cadence.get("due_at") else None
+        return WorkerLine(
+            worker_id=worker_id,
+            caseload=caseload,
+            case_ids=case_ids,
+            crises=sum(1 for c in cases if c.get("crisis_open_since")),
+            overdue_contacts=overdue,
+            missed_follow_ups=missed,
+            contacts_due_soon=soon,
+            reviews_due=reviews_due,
+            reviews_overdue=reviews_overdue,
+            approvals_waiting=len(approvals),
+            action_items_open=len(items),
+            action_items_overdue=items_overdue,
+            last_supervision_at=max(held) if held else None,
+            next_supervision_planned_for=min(planned) if planned else None,
+            supervision_due_at=due_at,
+            supervision_overdue=due_at is not None and due_at <= now,
+        )
+
+    async def site_view(self, site: str) -> SiteSupervisionView:
+        now = self.clock.now()
+        docs = await self.cadence.at_site(site)
+        by_risk: dict[str, list[bool]] = {r: [] for r in RISKS}
+        workers: list[bool] = []
+        for doc in docs:
+            due = doc.get("due_at")
+            if due is None:
+                continue
+            within = _aware(due) > now
+            if doc.get("kind") == "case":
+                by_risk.setdefault(doc.get("risk_level") or "unrated", []).append(within)
+            elif doc.get("kind") == "worker":
+                workers.append(within)
+        concerns = sorted(
+            await self.concerns.at_site(site),
+            key=lambda c: (c.get("status") != "open", c.get("raised_at")),
+        )
+        return SiteSupervisionView(
+            site=site,
+            at=now,
+            cases_reviewed_within_cadence={
+                risk: _coverage(len(v), sum(v)) for risk, v in by_risk.items()
+            },
+            workers_supervised_within_cadence=_coverage(len(workers), sum(workers)),
+            escalations_open=[_concern(c) for c in concerns if c.get("status") == "open"],
+        )
+
+
+def _concern(doc: dict[str, Any]) -> ConcernLine:
+    return ConcernLine(
+        concern_id=str(doc["concern_id"]),
+        worker_id=doc.get("worker_id"),
+        case_id=doc.get("case_id"),
+        raised_by=str(doc.get("raised_by")),
+        raised_at=_aware(doc["raised_at"]),
+        status=str(doc.get("status")),
+        summary=str(doc.get("summary")),
+    )
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
