@@ -9,15 +9,9 @@ from casework.contracts.supervision import SiteRegistered
 from casework.events import DomainEvent
 
 from casework_supervision.domain.commands import RegisterSite
+from casework_supervision.domain.errors import SiteAlreadyRegistered, SupervisionError
 
-
-class SupervisionError(Exception):
-    """A rule of supervision refused a command."""
-
-
-class SiteAlreadyRegistered(SupervisionError):
-    def __init__(self, site: str) -> None:
-        super().__init__(f"site {site!r} is already registered")
+__all__ = ["Site", "SiteAlreadyRegistered", "SupervisionError"]
 
 
 class Site(Aggregate):
@@ -26,14 +20,22 @@ class Site(Aggregate):
     def __init__(self, id: str) -> None:
         super().__init__(id)
         self.name: str | None = None
+        self.timezone: str | None = None
+
+    @property
+    def registered(self) -> bool:
+        return self.name is not None
 
     def register(self, cmd: RegisterSite, at: datetime) -> None:
         if self.name is not None:
             raise SiteAlreadyRegistered(self.id)
-        self._trigger(SiteRegistered(site=self.id, name=cmd.name, registered_at=at))
+        self._trigger(
+            SiteRegistered(site=self.id, name=cmd.name, registered_at=at, timezone=cmd.timezone)
+        )
 
     def _apply(self, event: DomainEvent) -> None:
         match event:
             case SiteRegistered():
                 self.site = event.site
                 self.name = event.name
+                self.timezone = event.timezone

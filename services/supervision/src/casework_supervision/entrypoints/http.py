@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from typing import Annotated
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from casework.auth import Principal, require_roles
 from casework.requests import Context
@@ -51,6 +52,16 @@ class SiteIn(BaseModel):
         description="Site code: lower-case letters, digits, `-` and `_`",
     )
     name: str = Field(min_length=1, max_length=200)
+    timezone: str | None = Field(
+        default=None, max_length=64, description="IANA timezone (e.g. `Europe/London`)"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is not None and value not in available_timezones():
+            raise ValueError("not an IANA timezone name (e.g. Europe/London)")
+        return value
 
 
 class SiteOut(BaseModel):
@@ -66,7 +77,9 @@ async def register_site(
     ctx: Context,
     response: Response,
 ) -> SiteOut:
-    site = await supervision.register_site(RegisterSite(site=body.site, name=body.name), ctx)
+    site = await supervision.register_site(
+        RegisterSite(site=body.site, name=body.name, timezone=body.timezone), ctx
+    )
     response.headers["Location"] = f"/sites/{site.id}"
     return SiteOut(site=site.id, name=body.name)
 
