@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from fastapi import FastAPI
 
-from casework import directory
 from casework.clock import Clock
 from casework.contracts import registry
 from casework.deadlines import DeadlineScheduler
-from casework.directory import KnownCases, KnownSites
+from casework.directory import KnownCases, KnownRota, KnownSites, KnownStaff
 from casework.eventstore import Repository
 from casework.projections import EventHandler
 from casework.runtime import ServiceRuntime
@@ -50,16 +49,6 @@ class Wired(NamedTuple):
     settings: NotificationsSettings
 
 
-def _directory(runtime: ServiceRuntime) -> tuple[Any, Any]:
-    """The shared directory projections (`KnownStaff`, `KnownRota`), built by the directory
-    work of issue 10; consumed here into this service's own database."""
-    staff_type = getattr(directory, "KnownStaff", None)
-    rota_type = getattr(directory, "KnownRota", None)
-    if staff_type is None or rota_type is None:
-        raise RuntimeError("casework.directory has no KnownStaff / KnownRota yet")
-    return staff_type(runtime.database), rota_type(runtime.database)
-
-
 def build(
     settings: Settings,
     clock: Clock | None = None,
@@ -81,13 +70,17 @@ def build(
         tick=own.deadline_tick_s,
         claim_ttl=timedelta(seconds=own.deadline_claim_ttl_s),
     )
-    consumed: list[EventHandler] = [KnownSites(runtime.database), KnownCases(runtime.database)]
-    if staff is None or rota is None:
-        known_staff, known_rota = _directory(runtime)
-        consumed += [known_staff, known_rota]
-        staff, rota = staff or known_staff, rota or known_rota
-    assert staff is not None
-    assert rota is not None
+    # the directory's local copies, kept in this service's own database; tests may replace
+    # the readers (the projections are consumed all the same)
+    known_staff, known_rota = KnownStaff(runtime.database), KnownRota(runtime.database)
+    consumed: list[EventHandler] = [
+        KnownSites(runtime.database),
+        KnownCases(runtime.database),
+        known_staff,
+        known_rota,
+    ]
+    staff = staff or known_staff
+    rota = rota or known_rota
     hub = LiveHub()
     facts = CaseFactsStore(runtime.database)
     alerts = Alerts(
