@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import NamedTuple
@@ -19,8 +20,17 @@ from casework.service import service_app, telemetry_middlewares
 from casework.settings import Settings
 
 from casework_notifications.adapters.case_facts import CaseFactsStore
+from casework_notifications.adapters.email import SmtpMailer
 from casework_notifications.adapters.live import LiveHub
 from casework_notifications.adapters.read_models import AlertBoard, Inbox
+from casework_notifications.adapters.webhooks import AllowList, Endpoint, WebhookSender
+from casework_notifications.application.delivery import (
+    EMAIL,
+    WEBHOOK,
+    Deliveries,
+    DeliveryLog,
+    WhenNotificationSentDeliver,
+)
 from casework_notifications.application.handlers import ESCALATION, Alerts
 from casework_notifications.application.policies import (
     WhenCaseChangedRaiseAlerts,
@@ -46,6 +56,7 @@ class Wired(NamedTuple):
     inbox: Inbox
     board: AlertBoard
     hub: LiveHub
+    deliveries: Deliveries
     settings: NotificationsSettings
 
 
@@ -92,15 +103,39 @@ def build(
     )
     inbox = Inbox(runtime.database, hub)
     board = AlertBoard(runtime.database, hub)
+    deliveries = Deliveries(
+        deadlines=runtime.deadlines,
+        staff=staff,
+        log_=DeliveryLog(runtime.database),
+        clock=runtime.clock,
+        public_url=own.public_url,
+        mailer=(
+            SmtpMailer(own.smtp_host, own.smtp_port, own.smtp_from, own.smtp_timeout_s)
+            if own.smtp_host
+            else None
+        ),
+        webhooks=WebhookSender(AllowList.of(own.webhook_allow), own.webhook_timeout_s),
+        endpoints=_endpoints(own),
+    )
     runtime.consume(
         *consumed,
         WhenCaseChangedRaiseAlerts(facts, alerts),
         WhenWorkOverdueRaiseAlerts(facts, alerts),
+        WhenNotificationSentDeliver(deliveries),
         inbox,
         board,
     )
     runtime.scheduler.on(ESCALATION, alerts.on_escalation_due)
-    return Wired(runtime, alerts, inbox, board, hub, own)
+    runtime.scheduler.on(EMAIL, deliveries.on_email_due)
+    runtime.scheduler.on(WEBHOOK, deliveries.on_webhook_due)
+    return Wired(runtime, alerts, inbox, board, hub, deliveries, own)
+
+
+def _endpoints(own: NotificationsSettings) -> list[Endpoint]:
+    """The webhook endpoints of `webhooks_file` (a JSON list); a bad file stops the start."""
+    if own.webhooks_file is None:
+        return []
+    return [Endpoint.model_validate(e) for e in json.loads(own.webhooks_file.read_text())]
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -126,5 +161,6 @@ def app_of(wired: Wired) -> FastAPI:
     app.state.inbox = wired.inbox
     app.state.board = wired.board
     app.state.hub = wired.hub
+    app.state.deliveries = wired.deliveries
     app.state.notifications_settings = wired.settings
     return app

@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from casework import audit
-from casework.access import require_site
+from casework.access import NotVisible, require_site
 from casework.auth import Principal, require_roles
 from casework.eventstore import Document
 from casework.http import Problem
@@ -28,9 +28,11 @@ from casework.requests import Context
 
 from casework_notifications.adapters.live import LiveHub
 from casework_notifications.adapters.read_models import AlertBoard, Inbox
+from casework_notifications.application.delivery import Deliveries
 from casework_notifications.application.handlers import Alerts
 from casework_notifications.domain.access import BOARD_READERS, INBOX_ROLES
 from casework_notifications.domain.alert import Alert
+from casework_notifications.domain.escalation import alert_of
 from casework_notifications.settings import NotificationsSettings
 
 router = APIRouter(tags=["notifications"])
@@ -360,3 +362,61 @@ async def crisis_board(
     docs.sort(key=lambda d: (d.get("trigger") != "crisis", d.get("opened_at")))
     audit.note(request, case_ids=[str(d["case_id"]) for d in docs if d.get("case_id")])
     return [{"alert_id": d.pop("_id"), **d} for d in docs]
+
+
+def _deliveries(request: Request) -> Deliveries:
+    deliveries: Deliveries = request.app.state.deliveries
+    return deliveries
+
+
+DeliveriesApp = Annotated[Deliveries, Depends(_deliveries)]
+Operator = Annotated[Principal, Depends(require_roles("ops", "regional_admin"))]
+Admin = Annotated[Principal, Depends(require_roles("regional_admin"))]
+EndpointId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+@router.get(
+    "/notifications/{notification_id}/deliveries",
+    summary="Every delivery attempt of one notification",
+    description="Channel, target, attempt, outcome, HTTP status or error class, time.",
+    responses=RESPONSES,
+)
+async def notification_deliveries(
+    notification_id: NotificationId,
+    principal: Reader,
+    alerts: AlertsApp,
+    deliveries: DeliveriesApp,
+) -> list[dict[str, Any]]:
+    await alerts.visible(alert_of(notification_id), principal)
+    return [{"attempt_id": d.pop("_id"), **d} for d in await deliveries.log.of(notification_id)]
+
+
+@router.get(
+    "/delivery-health",
+    summary="Delivery health per channel",
+    description=(
+        "Per channel: attempts by outcome, success rate, retries pending; disabled webhook "
+        "endpoints and why. Roles: ops, regional_admin."
+    ),
+)
+async def delivery_health(principal: Operator, deliveries: DeliveriesApp) -> dict[str, Any]:
+    return await deliveries.log.health()
+
+
+@router.post(
+    "/webhooks/{endpoint_id}/deliveries/{notification_id}/replay",
+    status_code=202,
+    summary="Send one webhook delivery again",
+    description="Schedules the delivery at once, with the same `webhook-id`. Role: regional_admin.",
+    responses={404: {"model": Problem, "description": "No such endpoint or delivery"}},
+)
+async def replay_webhook(
+    endpoint_id: EndpointId,
+    notification_id: NotificationId,
+    principal: Admin,
+    deliveries: DeliveriesApp,
+) -> dict[str, str]:
+    key = await deliveries.replay(endpoint_id, notification_id)
+    if key is None:
+        raise NotVisible(f"no delivery of {notification_id} to {endpoint_id}")
+    return {"scheduled": key}
