@@ -95,7 +95,8 @@ class WebhookReceiver:
                 ok = False
             self.deliveries.append(Delivery(headers, body, ok))
             writer.write(
-                f"HTTP/1.1 {self.status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode()
+                f"HTTP/1.1 {self.status} X\r\ncontent-length: 0\r\n"
+                "connection: close\r\n\r\n".encode()
             )
             await writer.drain()
         finally:

@@ -10,20 +10,16 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-
 from casework.auth import Principal
 from casework.clock import FixedClock
 from casework.eventstore import CommitContext
-from casework.projections import consumer_group
-from casework.runtime import events_topic, topic_prefix, wait_until
+from casework.runtime import wait_until
 
 from .conftest import SITE
 from casework_notifications.application.handlers import escalation_key
 from casework_notifications.bootstrap import Wired, build
 from casework_notifications.domain.escalation import notification_id
-from support.alerts import crisis_declared, crisis_resolved
+from support.alerts import caught_up, crisis_declared, crisis_resolved, rewind
 from support.notifications import FakeDirectory
 
 SENT = "casework.notifications.NotificationSent.v1"
@@ -37,48 +33,6 @@ async def notifications_of(wired: Wired, alert_id: str) -> list[tuple[int, str]]
 
 async def inbox_ids(wired: Wired, recipient: str) -> list[str]:
     return [str(d["_id"]) for d in await wired.inbox.of(recipient, 100)]
-
-
-def partitions(wired: Wired, topic: str) -> list[TopicPartition]:
-    count = wired.runtime.settings.kafka_topic_partitions
-    return [TopicPartition(topic, p) for p in range(count)]
-
-
-async def caught_up(wired: Wired, kafka_bootstrap: str, handler: str) -> bool:
-    """Whether the handler's consumer group has committed up to the end of its topic."""
-    group = topic_prefix(wired.runtime.settings) + consumer_group("notifications", handler)
-    topic = topic_prefix(wired.runtime.settings) + events_topic("cases")
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        ends = await consumer.end_offsets(partitions(wired, topic))
-        return all(
-            (committed.get(tp).offset if committed.get(tp) else 0) >= end
-            for tp, end in ends.items()
-        )
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
-async def rewind(wired: Wired, kafka_bootstrap: str, handler: str) -> None:
-    """Commit offset 0 for every partition of the cases topic in the handler's group (the
-    group has no members: its service is stopped) — the next start replays everything."""
-    group = topic_prefix(wired.runtime.settings) + consumer_group("notifications", handler)
-    topic = topic_prefix(wired.runtime.settings) + events_topic("cases")
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        parts = partitions(wired, topic)
-        consumer.assign(parts)
-        await consumer.commit(dict.fromkeys(parts, 0))
-    finally:
-        await consumer.stop()
 
 
 async def test_redelivered_refired_and_replayed_crises_notify_nobody_twice(
