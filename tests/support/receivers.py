@@ -6,11 +6,13 @@ answers with the status the test sets."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -19,7 +21,7 @@ from casework_notifications.adapters.webhooks import verify
 
 
 def port(offset: int) -> int:
-    return int(os.environ.get("CASEWORK_E2E_BASE_PORT", "24000")) + offset
+    return int(os.environ.get("CASEWORK_E2E_BASE_PORT", "18001")) + offset
 
 
 @dataclass
@@ -101,3 +103,25 @@ class WebhookReceiver:
             await writer.drain()
         finally:
             writer.close()
+
+
+SMTP_OFFSET = 110
+WEBHOOK_OFFSET = 210
+E2E_SECRET = "whsec_" + "Y2FzZXdvcmstZTJlLXdlYmhvb2stc2VjcmV0"  # base64 of a test key
+
+
+def notifications_env(workdir: Path, base_port: int) -> dict[str, str]:
+    """The notifications service's settings for a test stack: e-mail to an SMTP server and
+    webhooks to a receiver on loopback ports the tests start when they need them."""
+    endpoints = workdir / "webhooks.json"
+    url = f"http://127.0.0.1:{base_port + WEBHOOK_OFFSET}/hooks"
+    endpoints.write_text(json.dumps([{"endpoint_id": "e2e", "url": url, "secrets": [E2E_SECRET]}]))
+    return {
+        "CASEWORK_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+        "CASEWORK_NOTIFICATIONS_SMTP_PORT": str(base_port + SMTP_OFFSET),
+        "CASEWORK_NOTIFICATIONS_SMTP_TIMEOUT_S": "2",
+        "CASEWORK_NOTIFICATIONS_WEBHOOKS_FILE": str(endpoints),
+        "CASEWORK_NOTIFICATIONS_WEBHOOK_ALLOW": '["127.0.0.1/32"]',
+        "CASEWORK_NOTIFICATIONS_WEBHOOK_TIMEOUT_S": "2",
+        "CASEWORK_NOTIFICATIONS_SSE_RESYNC_S": "2",
+    }
