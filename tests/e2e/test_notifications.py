@@ -191,8 +191,9 @@ async def test_a_crisis_reaches_every_channel_and_one_acknowledgement_stops_it(
                 )
 
             await until(mailed)
-            body = smtp.to(f"{olga}@agency.test")[0].get_payload()
-            assert isinstance(body, str)
+            raw = smtp.to(f"{olga}@agency.test")[0].get_payload(decode=True)
+            assert isinstance(raw, bytes)
+            body = raw.decode()
             assert case_id in body
             assert SUMMARY not in body
             assert "Ada" not in body

@@ -108,8 +108,9 @@ async def test_a_crisis_reaches_smtp_and_a_verifying_receiver_once_even_when_rep
 
     await wait_until(delivered, within=30, every=0.1)
     mail = smtp.to("olga@agency.test")[0]
-    text = mail.get_payload()
-    assert isinstance(text, str)
+    raw = mail.get_payload(decode=True)
+    assert isinstance(raw, bytes)
+    text = raw.decode()
     assert f"https://casework.example/alerts/crisis:{case_id}" in text
     assert "enc:v1" not in text  # nothing of the crisis text, sealed or not
     assert all(d.verified for d in receiver.deliveries)

@@ -25,6 +25,7 @@ from casework_notifications.adapters.live import LiveHub
 from casework_notifications.adapters.read_models import AlertBoard, Inbox
 from casework_notifications.adapters.webhooks import AllowList, Endpoint, WebhookSender
 from casework_notifications.application.delivery import (
+    DIGEST,
     EMAIL,
     WEBHOOK,
     Deliveries,
@@ -40,6 +41,7 @@ from casework_notifications.application.ports import Rota, StaffDirectory
 from casework_notifications.application.recipients import RecipientResolver
 from casework_notifications.domain.alert import Alert
 from casework_notifications.domain.errors import AlertError
+from casework_notifications.domain.quiet_hours import QuietHours
 from casework_notifications.entrypoints import http
 from casework_notifications.settings import NotificationsSettings
 
@@ -116,6 +118,12 @@ def build(
         ),
         webhooks=WebhookSender(AllowList.of(own.webhook_allow), own.webhook_timeout_s),
         endpoints=_endpoints(own),
+        routing=alerts.routing,
+        inbox=inbox,
+        cases=facts,
+        quiet=QuietHours(own.quiet_hours_start, own.quiet_hours_end),
+        default_timezone=own.default_timezone,
+        digest_hour=own.digest_hour,
     )
     runtime.consume(
         *consumed,
@@ -128,6 +136,7 @@ def build(
     runtime.scheduler.on(ESCALATION, alerts.on_escalation_due)
     runtime.scheduler.on(EMAIL, deliveries.on_email_due)
     runtime.scheduler.on(WEBHOOK, deliveries.on_webhook_due)
+    runtime.scheduler.on(DIGEST, deliveries.on_digest_due)
     return Wired(runtime, alerts, inbox, board, hub, deliveries, own)
 
 

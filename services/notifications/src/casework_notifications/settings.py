@@ -4,6 +4,7 @@ platform's."""
 from __future__ import annotations
 
 import json
+from datetime import time
 from pathlib import Path
 
 from pydantic import Field
@@ -48,6 +49,13 @@ class NotificationsSettings(BaseSettings):
     sse_resync_s: float = Field(
         default=5.0, gt=0, description="How often a live stream re-reads the inbox."
     )
+
+    quiet_hours_start: time = Field(default=time(21, 0), description="Local time.")
+    quiet_hours_end: time = Field(default=time(7, 0), description="Local time.")
+    default_timezone: str = Field(
+        default="Europe/London", description="For staff whose profile names no timezone."
+    )
+    digest_hour: int = Field(default=8, ge=0, le=23, description="Local hour of digests.")
 
     def routing(self) -> Routing:
         """The routing from `routing_file`, or the documented defaults; a bad table stops the

@@ -33,13 +33,14 @@ import smtplib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from casework.clock import Clock
-from casework.contracts.notifications import Channel, NotificationSent
+from casework.contracts.notifications import Channel, NotificationSent, Trigger, Urgency
 from casework.deadlines import Deadline, Deadlines
 from casework.envelope import Envelope
 from casework.events import DomainEvent
@@ -48,11 +49,16 @@ from casework.projections import EventHandler
 from casework.runtime import events_topic
 
 from casework_notifications.adapters.email import SmtpMailer
+from casework_notifications.adapters.read_models import Inbox
 from casework_notifications.adapters.webhooks import Endpoint, TargetRefused, WebhookSender
-from casework_notifications.application.ports import StaffDirectory
+from casework_notifications.application.ports import CaseFacts, StaffDirectory
+from casework_notifications.domain.quiet_hours import QuietHours, next_local, zone
+from casework_notifications.domain.routing import Routing
 
 EMAIL = "deliver_email"
 WEBHOOK = "deliver_webhook"
+DIGEST = "deliver_digest"
+DAY = timedelta(days=1)
 
 EMAIL_BACKOFF_CAP = timedelta(minutes=10)
 EMAIL_MAX_ATTEMPTS = 150  # about a day at the cap
@@ -171,6 +177,12 @@ class Deliveries:
         mailer: SmtpMailer | None,
         webhooks: WebhookSender,
         endpoints: Sequence[Endpoint],
+        routing: Routing,
+        inbox: Inbox,
+        cases: CaseFacts,
+        quiet: QuietHours | None = None,
+        default_timezone: str = "Europe/London",
+        digest_hour: int = 8,
         rng: random.Random | None = None,
     ) -> None:
         self.deadlines = deadlines
@@ -181,6 +193,12 @@ class Deliveries:
         self.mailer = mailer
         self.webhooks = webhooks
         self.endpoints = {e.endpoint_id: e for e in endpoints}
+        self.routing = routing
+        self.inbox = inbox
+        self.cases = cases
+        self.quiet = quiet or QuietHours()
+        self.default_timezone = default_timezone
+        self.digest_hour = digest_hour
         self.rng = rng or random.Random()
 
     # -- planning ---------------------------------------------------------------------------
@@ -188,9 +206,13 @@ class Deliveries:
     async def plan(self, event: NotificationSent) -> None:
         """Schedule the first attempt on each channel of the notification (idempotent)."""
         base = _payload(event)
+        rule, _ = self.routing.rule(event.trigger, event.site)
         if Channel.EMAIL in event.channels and self.mailer is not None:
-            key = f"email:{event.notification_id}#0"
-            await self.deadlines.schedule(key, EMAIL, event.sent_at, {**base, "attempt": 0})
+            if rule.digest:
+                await self._plan_digests(event)
+            else:
+                key = f"email:{event.notification_id}#0"
+                await self.deadlines.schedule(key, EMAIL, event.sent_at, {**base, "attempt": 0})
         if Channel.WEBHOOK in event.channels:
             for endpoint in self.endpoints.values():
                 if endpoint.triggers and event.trigger.value not in endpoint.triggers:
@@ -234,6 +256,15 @@ class Deliveries:
                 Channel.EMAIL, recipient, nid, attempt, "skipped", now, error="NoAddress"
             )
             return
+        if not p.get("held"):
+            tz = zone(member.timezone if member else None, self.default_timezone)
+            release = self.quiet.release_at(now, tz, Urgency(str(p["urgency"])))
+            if release > now:  # the recipient's quiet hours: hold it until they end
+                await self.log.record(Channel.EMAIL, recipient, nid, attempt, "held", now)
+                await self.deadlines.schedule(
+                    f"email:{nid}#{attempt}-held", EMAIL, release, {**p, "held": True}
+                )
+                return
         subject, body = self._email(p)
         try:
             await self.mailer.send(address, subject, body, _message_id(f"email:{nid}"))
@@ -266,6 +297,107 @@ class Deliveries:
             f"Notification {p['notification_id']}.\n"
         )
         return subject, body
+
+    # -- digests ----------------------------------------------------------------------------
+
+    async def _tz(self, staff_id: str) -> ZoneInfo:
+        member = await self.staff.get(staff_id)
+        return zone(member.timezone if member else None, self.default_timezone)
+
+    async def _plan_digests(self, event: NotificationSent) -> None:
+        """The recipient's next daily digest, and their supervisors' next weekly one
+        (scheduling what is scheduled changes nothing: one digest per person per period)."""
+        recipient = event.recipient_id
+        due = next_local(event.sent_at, await self._tz(recipient), self.digest_hour)
+        await self.deadlines.schedule(
+            f"digest:daily:{recipient}", DIGEST, due, {"recipient_id": recipient, "kind": "daily"}
+        )
+        for supervisor in await self.staff.supervisors_of(recipient, event.sent_at):
+            tz = await self._tz(supervisor)
+            due = next_local(event.sent_at, tz, self.digest_hour, weekday=0)
+            await self.deadlines.schedule(
+                f"digest:weekly:{supervisor}",
+                DIGEST,
+                due,
+                {"recipient_id": supervisor, "kind": "weekly"},
+            )
+
+    async def digest_items(self, worker: str, since: datetime, until: datetime) -> list[Document]:
+        """The worker's overdue notices sent in [since, until), on cases that are theirs now
+        (a case reassigned since is the new worker's business)."""
+        digest = {t.value for t in Trigger if self.routing.table.rules[t].digest}
+        items: list[Document] = []
+        for entry in await self.inbox.of(worker, 500):
+            if entry["trigger"] not in digest or not since <= entry["sent_at"] < until:
+                continue
+            case_id = entry.get("case_id")
+            if case_id:
+                facts = await self.cases.get(str(case_id)) or {}
+                if facts.get("caseworker_id") not in (None, worker):
+                    continue
+            items.append(entry)
+        return items
+
+    async def on_digest_due(self, deadline: Deadline) -> None:
+        """Send one digest; a failure raises, and the scheduler tries again later."""
+        p = dict(deadline.payload)
+        recipient, kind = str(p["recipient_id"]), str(p["kind"])
+        until = deadline.due_at
+        digest_id = f"digest:{kind}:{recipient}:{until.strftime('%Y%m%d')}"
+        member = await self.staff.get(recipient)
+        if self.mailer is None or member is None or not member.email:
+            await self.log.record(
+                Channel.EMAIL,
+                recipient,
+                digest_id,
+                0,
+                "skipped",
+                self.clock.now(),
+                error="NoAddress",
+            )
+            return
+        if kind == "daily":
+            sections = {recipient: await self.digest_items(recipient, until - DAY, until)}
+        else:
+            workers = await self.staff.supervisees_of(recipient, until)
+            sections = {w: await self.digest_items(w, until - 7 * DAY, until) for w in workers}
+        sections = {w: items for w, items in sections.items() if items}
+        if not sections:
+            await self.log.record(
+                Channel.EMAIL,
+                recipient,
+                digest_id,
+                0,
+                "skipped",
+                self.clock.now(),
+                error="Empty",
+            )
+            return
+        lines = [f"Overdue work, {kind} digest to {until.date().isoformat()}:", ""]
+        for worker, items in sorted(sections.items()):
+            if kind == "weekly":
+                lines.append(f"{worker}:")
+            for item in items:
+                trigger = str(item["trigger"]).replace("_", " ")
+                link = f"{self.public_url}/alerts/{item['alert_id']}"
+                lines.append(f"- {trigger}, case {item.get('case_id')}: {link}")
+            lines.append("")
+        count = sum(len(v) for v in sections.values())
+        subject = f"[Casework] {count} overdue notice(s): {kind} digest"
+        try:
+            await self.mailer.send(member.email, subject, "\n".join(lines), _message_id(digest_id))
+        except (OSError, smtplib.SMTPException) as exc:
+            await self.log.record(
+                Channel.EMAIL,
+                recipient,
+                digest_id,
+                0,
+                "failed",
+                self.clock.now(),
+                error=type(exc).__name__,
+            )
+            raise
+        await self.log.record(Channel.EMAIL, recipient, digest_id, 0, "delivered", self.clock.now())
 
     # -- webhooks ---------------------------------------------------------------------------
 

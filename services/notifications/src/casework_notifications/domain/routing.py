@@ -32,6 +32,8 @@ class Rule(BaseModel):
     urgency: Urgency
     channels: tuple[Channel, ...]
     policy: str
+    digest: bool = False
+    """E-mail it in the daily (worker) and weekly (supervisor) digests, not one by one."""
 
 
 class RoutingTable(BaseModel):
@@ -94,14 +96,21 @@ DEFAULT_TABLE: dict[str, Any] = {
         },
         "contact_overdue": {
             "urgency": "normal",
-            "channels": ["inbox"],
+            "channels": ["inbox", "email"],
             "policy": "worker_then_supervisor",
+            "digest": True,
         },
-        "case_review_overdue": {"urgency": "normal", "channels": ["inbox"], "policy": "supervisor"},
+        "case_review_overdue": {
+            "urgency": "normal",
+            "channels": ["inbox", "email"],
+            "policy": "supervisor",
+            "digest": True,
+        },
         "action_item_overdue": {
             "urgency": "normal",
-            "channels": ["inbox"],
+            "channels": ["inbox", "email"],
             "policy": "worker_then_supervisor",
+            "digest": True,
         },
         "approval_requested": {"urgency": "normal", "channels": ["inbox"], "policy": "supervisor"},
         "approval_overdue": {
