@@ -51,7 +51,9 @@ class FakeDirectory:
         return (member.supervisor_id, delegate) if delegate else (member.supervisor_id,)
 
     async def supervisees_of(self, supervisor_id: str, at: datetime) -> tuple[str, ...]:
-        return tuple(s.staff_id for s in self.staff.values() if s.supervisor_id == supervisor_id)
+        """Direct supervisees, and those of supervisors delegating to them."""
+        whose = {supervisor_id} | {s for s, d in self.delegations.items() if d == supervisor_id}
+        return tuple(s.staff_id for s in self.staff.values() if s.supervisor_id in whose)
 
     async def with_role(self, site: str, role: str) -> Sequence[Staff]:
         return [s for s in self.staff.values() if s.active and site in s.sites and role in s.roles]

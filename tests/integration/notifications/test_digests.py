@@ -157,7 +157,9 @@ async def test_quiet_hours_hold_email_and_overdue_notices_come_in_digests(
     clock.advance(timedelta(hours=9, seconds=5))  # 07:00:05
 
     async def risk_mailed() -> bool:
-        return len(smtp.to("wendy@agency.test")) == 1
+        # the worker's, held since 22:00; the supervisors' (the second level, due at 02:00,
+        # reached when the service's clock next moved)
+        return all(len(smtp.to(f"{who}@agency.test")) == 1 for who in ("wendy", "sam", "dora"))
 
     await wait_until(risk_mailed, within=30, every=0.1)
     assert "risk raised" in str(smtp.to("wendy@agency.test")[0]["Subject"])
@@ -165,7 +167,7 @@ async def test_quiet_hours_hold_email_and_overdue_notices_come_in_digests(
     clock.advance(timedelta(hours=1))  # 08:00:05: the daily digest
 
     async def digest_mailed() -> bool:
-        return len(smtp.to("wendy@agency.test")) == 2
+        return len(smtp.to("wendy@agency.test")) == 2 and len(smtp.to("sam@agency.test")) == 2
 
     await wait_until(digest_mailed, within=30, every=0.1)
     digest = smtp.to("wendy@agency.test")[1]
@@ -187,7 +189,9 @@ async def test_quiet_hours_hold_email_and_overdue_notices_come_in_digests(
     assert "wendy:" in body
     assert case_id in body
     await evening.runtime.scheduler.fire_due()
-    assert len(smtp.to("wendy@agency.test")) == 2  # nothing repeated
-    # (the supervisors also got the risk-raised notice: its second level, 4 hours on, held
-    # by their quiet hours until 07:00 like the worker's)
+    assert len(smtp.to("wendy@agency.test")) == 2  # the risk notice and one digest: no repeat
+    # the supervisors' daily digest of Thursday: the overdue contact reached them at its
+    # second level (4 hours on), about their supervisee's case
+    daily_sam = [m for m in smtp.to("sam@agency.test") if "daily digest" in str(m["Subject"])]
+    assert len(daily_sam) == 1
     assert len(weekly("sam@agency.test")) == 1

@@ -322,18 +322,19 @@ class Deliveries:
                 {"recipient_id": supervisor, "kind": "weekly"},
             )
 
-    async def digest_items(self, worker: str, since: datetime, until: datetime) -> list[Document]:
-        """The worker's overdue notices sent in [since, until), on cases that are theirs now
-        (a case reassigned since is the new worker's business)."""
+    async def digest_items(self, person: str, since: datetime, until: datetime) -> list[Document]:
+        """The person's overdue notices sent in [since, until), on cases that are theirs now,
+        or their supervisees' (a case reassigned since is the new worker's business)."""
         digest = {t.value for t in Trigger if self.routing.table.rules[t].digest}
+        scope = {person, *await self.staff.supervisees_of(person, until)}
         items: list[Document] = []
-        for entry in await self.inbox.of(worker, 500):
+        for entry in await self.inbox.of(person, 500):
             if entry["trigger"] not in digest or not since <= entry["sent_at"] < until:
                 continue
             case_id = entry.get("case_id")
             if case_id:
                 facts = await self.cases.get(str(case_id)) or {}
-                if facts.get("caseworker_id") not in (None, worker):
+                if facts.get("caseworker_id") not in (None, *scope):
                     continue
             items.append(entry)
         return items
