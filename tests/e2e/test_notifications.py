@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 
 from support.directory import register_site, register_staff, schedule_shift
 from support.polling import eventually
+from support.readme import run_blocks
 from support.receivers import (
     E2E_SECRET,
     SMTP_OFFSET,
@@ -264,3 +266,24 @@ def test_who_may_reach_the_notification_routes(stack: Stack, people: dict[str, s
     manager = stack.token(people["mia"], "site_manager", sites=(SITE,))
     assert get(manager, f"/sites/{SITE}/crisis-board") == 200
     assert post(elsewhere, "/webhooks/e2e/deliveries/x~1~0~y/replay") == 403
+
+
+@pytest.mark.timeout(240)
+def test_the_readme_crisis_alert_works_when_pasted(stack: Stack, tmp_path: Path) -> None:
+    # after the walk-through (with a client of its own: the walk-through's test runs too),
+    # the crisis alert section as written
+    name = f"Morgan{uuid.uuid4().hex[:6]}"
+    run = run_blocks(
+        stack,
+        tmp_path,
+        "## Try it",
+        "## Crisis alerts and notifications",
+        replace={'"family_name": "Morgan"': f'"family_name": "{name}"'},
+    )
+    case_id = json.loads((tmp_path / "accepted.json").read_text())["case_id"]
+    out = run.stdout
+    assert f'"alert_id":"crisis:{case_id}"' in out, out[-3000:]
+    assert '"status":"acknowledged"' in out  # cleo's acknowledgement, answered
+    assert '"acknowledged_by":"cleo"' in out  # and what carl's inbox shows
+    inbox = json.loads((tmp_path / "inbox.json").read_text())
+    assert any(e["alert_id"] == f"crisis:{case_id}" for e in inbox["entries"])
