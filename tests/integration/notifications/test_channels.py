@@ -17,12 +17,14 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
+from casework.auth import Principal
 from casework.clock import FixedClock
-from casework.eventstore import Document
+from casework.eventstore import CommitContext, Document
 from casework.runtime import wait_until
 
 from .conftest import SITE, notifications_settings
 from casework_notifications.bootstrap import Wired, build
+from casework_notifications.domain.escalation import notification_id
 from casework_notifications.settings import NotificationsSettings
 from support.alerts import caught_up, crisis_declared, rewind
 from support.notifications import FakeDirectory
@@ -222,3 +224,75 @@ async def test_a_410_disables_the_endpoint(
     assert len(receiver.deliveries) == tried  # nothing more sent to a disabled endpoint
     health = await channels.deliveries.log.health()
     assert [d["_id"] for d in health["disabled_endpoints"]] == ["pager"]
+
+
+async def test_an_endpoint_failing_for_days_is_disabled_and_a_delivery_can_be_replayed(
+    channels: Wired, smtp: SmtpSink, receiver: WebhookReceiver, publish: Callable[..., Any]
+) -> None:
+    smtp.start()
+    receiver.status = 503
+    clock = channels.runtime.clock
+    assert isinstance(clock, FixedClock)
+    case_id = str(uuid.uuid4())
+    await publish(channels, "cases", crisis_declared(case_id, clock.now(), SITE))
+
+    async def first_attempts() -> bool:
+        return len(receiver.deliveries) == 2
+
+    await wait_until(first_attempts, within=30, every=0.1)
+    olga = Principal(
+        sub="olga", name="olga", roles=frozenset({"crisis_worker"}), sites=frozenset({SITE})
+    )
+    # taken in hand at once, so that the days that follow bring no escalation of their own
+    await channels.alerts.acknowledge(
+        notification_id(f"crisis:{case_id}", 1, 0, "olga"), olga, CommitContext()
+    )
+    log = channels.deliveries.log
+    for _ in range(12):  # the retry schedule spans about three days: a day at a time
+        clock.advance(timedelta(hours=25))
+        await channels.runtime.scheduler.fire_due()
+
+    async def both_ended() -> bool:
+        ended = await outcomes(channels, "webhook")
+        return ended.count("gave_up") + ended.count("skipped") == 2
+
+    await wait_until(both_ended, within=30, every=0.1)
+    assert await log.is_disabled("pager")
+    outcomes_ = await outcomes(channels, "webhook")
+    # the first to exhaust its schedule disables the endpoint; the other's last attempt
+    # finds it disabled (skipped) unless it gave up first too
+    assert outcomes_.count("gave_up") >= 1
+    assert outcomes_.count("failed") == 2 * 9  # the first attempt and eight retries each
+    assert len(receiver.deliveries) in (2 * 9 + 1, 2 * 10)
+    ids = {d.headers["webhook-id"] for d in receiver.deliveries}
+    assert len(ids) == 2  # the same message id on every retry
+    health = await log.health()
+    assert health["channels"]["webhook"]["retries_pending"] == 0
+    assert health["disabled_endpoints"][0]["reason"] == "failing for days"
+
+    # a replay to the disabled endpoint is skipped (the log shows it); once the operator has
+    # fixed the receiver and enabled the endpoint again, the replay is delivered
+    receiver.status = 204
+    nid = json.loads(receiver.deliveries[0].body)["data"]["notification_id"]
+    key = await channels.deliveries.replay("pager", nid)
+    assert key is not None
+    assert await channels.deliveries.replay("nobody", nid) is None
+
+    async def replayed() -> list[str]:
+        return [str(a["outcome"]) for a in await log.of(nid) if "#" in str(a["_id"])]
+
+    await wait_until(replayed, within=30, every=0.1)
+    assert await replayed() == ["skipped"]
+    before = len(receiver.deliveries)
+    assert await log.enable("pager")
+    clock.advance(timedelta(seconds=1))  # a replay of its own (keyed by the time asked)
+    await channels.deliveries.replay("pager", nid)
+
+    async def delivered_again() -> bool:
+        return "delivered" in await replayed()
+
+    await wait_until(delivered_again, within=30, every=0.1)
+    assert len(receiver.deliveries) == before + 1
+    assert receiver.deliveries[-1].verified
+    replay_id = receiver.deliveries[-1].headers["webhook-id"]
+    assert replay_id == receiver.deliveries[0].headers["webhook-id"]  # the same message

@@ -138,6 +138,12 @@ class DeliveryLog:
         except DuplicateKeyError:
             return False
 
+    async def enable(self, endpoint_id: str) -> bool:
+        """An operator re-enables an endpoint (its receiver is fixed); False if it was not
+        disabled."""
+        done = await self.disabled.delete_one({"_id": endpoint_id})
+        return done.deleted_count > 0
+
     async def is_disabled(self, endpoint_id: str) -> bool:
         return await self.disabled.find_one({"_id": endpoint_id}) is not None
 
