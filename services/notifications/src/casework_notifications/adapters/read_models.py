@@ -101,7 +101,7 @@ class AlertBoard(Projection):
         self.hub = hub
 
     async def ensure_indexes(self) -> None:
-        await self.read_model.collection.create_index("site")
+        await self.read_model.collection.create_index([("site", 1), ("status", 1)])
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
         change = _board_change(event)
@@ -129,9 +129,14 @@ class AlertBoard(Projection):
         return found
 
     async def open_of_site(self, site: str) -> list[Document]:
-        """Open alerts of a site (the crisis board filters by trigger)."""
-        cursor = self.read_model.collection.find({"site": site}, {APPLIED: 0})
-        return [dict(d) async for d in cursor if d.get("status") != "closed"]
+        """Open and acknowledged (not yet closed) alerts of a site: two equality queries on
+        the (site, status) index, so closed history is never read (`$in` is not pushed down
+        on FerretDB)."""
+        found: list[Document] = []
+        for status in ("open", "acknowledged"):
+            cursor = self.read_model.collection.find({"site": site, "status": status}, {APPLIED: 0})
+            found += [dict(d) async for d in cursor]
+        return found
 
 
 def _board_change(event: DomainEvent) -> Callable[[Document], Document] | None:
