@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from casework.contracts.notifications import (
     AlertAcknowledged,
@@ -64,9 +65,18 @@ class Inbox(Projection):
                 "sent_at": event.sent_at,
                 "read_at": None,
             }
-            changed = await self.read_model.apply(
-                event.notification_id, envelope, lambda doc: {**doc, **entry}
-            )
+            # a notification's entry is new: one insert (its id is unique), not a read and a
+            # replace — the hot path of a crisis; a redelivery finds it stored
+            doc = {
+                "_id": event.notification_id,
+                **entry,
+                APPLIED: {envelope.subject: envelope.stream_version},
+            }
+            try:
+                await self.read_model.collection.insert_one(doc)
+                changed = True
+            except DuplicateKeyError:
+                changed = False
             if changed and self.hub is not None:
                 self.hub.publish(
                     event.recipient_id,

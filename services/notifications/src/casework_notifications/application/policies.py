@@ -74,8 +74,9 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
         ctx = _context(envelope)
         match event:
             case CrisisDeclared():
-                facts = await self._facts.get(event.case_id) or {}
-                worker = event.caseworker_id or facts.get("caseworker_id")
+                worker = event.caseworker_id
+                if worker is None:  # declared before anyone was assigned? ask the copy
+                    worker = (await self._facts.get(event.case_id) or {}).get("caseworker_id")
                 firing = Firing(
                     Trigger.CRISIS,
                     event.case_id,
