@@ -6,7 +6,7 @@
 # REBUILD_ARGS to bench/rebuild.py (e.g. REBUILD_ARGS="--events 20000"),
 # QUERIES_ARGS to bench/queries.py (e.g. QUERIES_ARGS="--cases 20000"),
 # DEADLINES_ARGS to bench/deadlines.py, ENCRYPTION_ARGS to bench/encryption.py,
-# CONTACTS_ARGS to bench/contacts.py.
+# CONTACTS_ARGS to bench/contacts.py, NOTIFICATIONS_ARGS to bench/notifications.py.
 set -euo pipefail
 
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -53,3 +53,8 @@ uv run --no-sync python bench/encryption.py "${servers[@]}" --label "(FerretDB $
 info "contacts: logging at a steady rate, overdue firing with 100k pending (FerretDB ${backend:-?}); progress on stderr"
 # shellcheck disable=SC2086 # CONTACTS_ARGS is a list of options
 uv run --no-sync python bench/contacts.py "${servers[@]}" --label "(FerretDB ${backend:-?})" ${CONTACTS_ARGS:-}
+
+echo
+info "notifications: crisis declared over HTTP → live stream, inbox, e-mail; escalation lateness; beside a raw produce → consume round trip: ports 18501-18505 (FerretDB ${backend:-?}); progress on stderr"
+# shellcheck disable=SC2086 # NOTIFICATIONS_ARGS is a list of options
+uv run --no-sync python bench/notifications.py "${servers[@]}" --label "(FerretDB ${backend:-?})" ${NOTIFICATIONS_ARGS:-}

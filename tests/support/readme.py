@@ -12,7 +12,13 @@ from pathlib import Path
 from casework.devstack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"8001": "intake", "8002": "cases", "8003": "contacts", "8004": "supervision"}
+PORTS = {
+    "8001": "intake",
+    "8002": "cases",
+    "8003": "contacts",
+    "8004": "supervision",
+    "8005": "notifications",
+}
 
 
 def block(heading: str) -> str:

@@ -6,5 +6,10 @@ from casework_notifications.bootstrap import PORT, build
 
 if __name__ == "__main__":
     raise SystemExit(
-        service_main("notifications", PORT, "casework_notifications.bootstrap:create_app", build)
+        service_main(
+            "notifications",
+            PORT,
+            "casework_notifications.bootstrap:create_app",
+            lambda settings: build(settings).runtime,
+        )
     )

@@ -1,40 +1,175 @@
-"""The composition root of the notifications service.
-
-Its domain arrives in later issues; for now it runs the platform parts and keeps the local
-copies of other services' data it will need.
-"""
+"""The composition root of the notifications service."""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import NamedTuple
 
 from fastapi import FastAPI
 
 from casework.clock import Clock
 from casework.contracts import registry
-from casework.directory import KnownCases, KnownSites
+from casework.deadlines import DeadlineScheduler
+from casework.directory import KnownCases, KnownRota, KnownSites, KnownStaff
+from casework.eventstore import Repository
+from casework.projections import EventHandler
 from casework.runtime import ServiceRuntime
 from casework.service import service_app, telemetry_middlewares
 from casework.settings import Settings
 
+from casework_notifications.adapters.case_facts import CaseFactsStore
+from casework_notifications.adapters.email import SmtpMailer
+from casework_notifications.adapters.live import LiveHub
+from casework_notifications.adapters.read_models import AlertBoard, Inbox
+from casework_notifications.adapters.webhooks import AllowList, Endpoint, WebhookSender
+from casework_notifications.application.delivery import (
+    DIGEST,
+    EMAIL,
+    WEBHOOK,
+    Deliveries,
+    DeliveryLog,
+    WhenNotificationSentDeliver,
+)
+from casework_notifications.application.handlers import ESCALATION, Alerts
+from casework_notifications.application.policies import (
+    WhenCaseChangedRaiseAlerts,
+    WhenWorkOverdueRaiseAlerts,
+)
+from casework_notifications.application.ports import Rota, StaffDirectory
+from casework_notifications.application.recipients import RecipientResolver
+from casework_notifications.domain.alert import Alert
+from casework_notifications.domain.errors import AlertError
+from casework_notifications.domain.quiet_hours import QuietHours
+from casework_notifications.entrypoints import http
+from casework_notifications.settings import NotificationsSettings
+
 PORT = 8005
 
+ERROR_STATUS: Mapping[type[Exception], int] = {AlertError: 409}
 
-def build(settings: Settings, clock: Clock | None = None) -> ServiceRuntime:
-    """The runtime, wired but not started."""
+
+class Wired(NamedTuple):
+    """What `build` wires; the runtime first, as every service's `build` returns it."""
+
+    runtime: ServiceRuntime
+    alerts: Alerts
+    inbox: Inbox
+    board: AlertBoard
+    hub: LiveHub
+    deliveries: Deliveries
+    settings: NotificationsSettings
+
+
+def build(
+    settings: Settings,
+    clock: Clock | None = None,
+    own: NotificationsSettings | None = None,
+    *,
+    staff: StaffDirectory | None = None,
+    rota: Rota | None = None,
+) -> Wired:
+    """The runtime and the application, wired but not started. `staff` and `rota` replace
+    the directory projections (unit and integration tests pass fakes)."""
+    own = own or NotificationsSettings()
     runtime = ServiceRuntime.build(
         settings, registry(), clock=clock, broker_middlewares=telemetry_middlewares(settings)
     )
-    runtime.consume(KnownSites(runtime.database), KnownCases(runtime.database))
-    return runtime
+    runtime.scheduler = DeadlineScheduler(
+        runtime.deadlines,
+        clock=runtime.clock,
+        metrics=runtime.metrics,
+        tick=own.deadline_tick_s,
+        claim_ttl=timedelta(seconds=own.deadline_claim_ttl_s),
+    )
+    # the directory's local copies, kept in this service's own database; tests may replace
+    # the readers (the projections are consumed all the same)
+    known_staff, known_rota = KnownStaff(runtime.database), KnownRota(runtime.database)
+    consumed: list[EventHandler] = [
+        KnownSites(runtime.database),
+        KnownCases(runtime.database),
+        known_staff,
+        known_rota,
+    ]
+    staff = staff or known_staff
+    rota = rota or known_rota
+    hub = LiveHub()
+    facts = CaseFactsStore(runtime.database)
+    alerts = Alerts(
+        alerts=Repository(runtime.store, Alert, runtime.registry),
+        routing=own.routing(),
+        recipients=RecipientResolver(staff, rota),
+        deadlines=runtime.deadlines,
+        clock=runtime.clock,
+    )
+    inbox = Inbox(runtime.database, hub)
+    board = AlertBoard(runtime.database, hub)
+    deliveries = Deliveries(
+        deadlines=runtime.deadlines,
+        staff=staff,
+        log_=DeliveryLog(runtime.database),
+        clock=runtime.clock,
+        public_url=own.public_url,
+        mailer=(
+            SmtpMailer(own.smtp_host, own.smtp_port, own.smtp_from, own.smtp_timeout_s)
+            if own.smtp_host
+            else None
+        ),
+        webhooks=WebhookSender(AllowList.of(own.webhook_allow), own.webhook_timeout_s),
+        endpoints=_endpoints(own),
+        routing=alerts.routing,
+        inbox=inbox,
+        cases=facts,
+        quiet=QuietHours(own.quiet_hours_start, own.quiet_hours_end),
+        default_timezone=own.default_timezone,
+        digest_hour=own.digest_hour,
+    )
+    runtime.consume(
+        *consumed,
+        WhenCaseChangedRaiseAlerts(facts, alerts),
+        WhenWorkOverdueRaiseAlerts(facts, alerts),
+        WhenNotificationSentDeliver(deliveries),
+        inbox,
+        board,
+    )
+    runtime.scheduler.on(ESCALATION, alerts.on_escalation_due)
+    runtime.scheduler.on(EMAIL, deliveries.on_email_due)
+    runtime.scheduler.on(WEBHOOK, deliveries.on_webhook_due)
+    runtime.scheduler.on(DIGEST, deliveries.on_digest_due)
+    return Wired(runtime, alerts, inbox, board, hub, deliveries, own)
+
+
+def _endpoints(own: NotificationsSettings) -> list[Endpoint]:
+    """The webhook endpoints of `webhooks_file` (a JSON list); a bad file stops the start."""
+    if own.webhooks_file is None:
+        return []
+    return [Endpoint.model_validate(e) for e in json.loads(own.webhooks_file.read_text())]
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     """The notifications service's app (uvicorn factory)."""
-    runtime = build(settings or Settings.for_service("notifications", PORT), clock)
-    return service_app(
-        runtime,
+    wired = build(settings or Settings.for_service("notifications", PORT), clock)
+    return app_of(wired)
+
+
+def app_of(wired: Wired) -> FastAPI:
+    app = service_app(
+        wired.runtime,
         title="Casework notifications",
         description=(
-            "Crisis alerts, overdue work and approval requests routed to the right people."
+            "Crisis alerts routed to the assigned worker and the on-call crisis worker, "
+            "escalated on durable deadlines until someone acknowledges; overdue work and "
+            "approval notices; the personal inbox and its live stream; e-mail and signed "
+            "webhooks."
         ),
-        routers=[],
+        routers=[http.router],
+        error_status=ERROR_STATUS,
     )
+    app.state.alerts = wired.alerts
+    app.state.inbox = wired.inbox
+    app.state.board = wired.board
+    app.state.hub = wired.hub
+    app.state.deliveries = wired.deliveries
+    app.state.notifications_settings = wired.settings
+    return app

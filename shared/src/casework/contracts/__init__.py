@@ -7,10 +7,10 @@ new `.v<N+1>` class published alongside the old one.
 
 from __future__ import annotations
 
-from casework.contracts import cases, contacts, intake, supervision
+from casework.contracts import cases, contacts, intake, notifications, supervision
 from casework.events import DomainEvent, EventRegistry
 
-MODULES = (intake, cases, contacts, supervision)
+MODULES = (intake, cases, contacts, supervision, notifications)
 
 
 def all_events() -> list[type[DomainEvent]]:

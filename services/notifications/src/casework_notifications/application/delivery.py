@@ -1,0 +1,514 @@
+"""Delivery of notifications on e-mail and webhooks, each attempt a durable deadline.
+
+`when_notification_sent_deliver` (a policy on the service's own topic) schedules one
+deadline per channel and target for each `NotificationSent`: `email:<notification>#0` and
+`webhook:<endpoint>:<notification>#0`, due when it was sent. The deadline scheduler fires
+them (`casework.deadlines`: at most once to completion, at least once while it can succeed).
+The inbox is a projection of its own: it never waits for a channel.
+
+**Invariants.**
+- *A failing channel never blocks the others*: each channel's attempt is its own deadline,
+  and a handler catches its channel's failure, records it and schedules the next attempt
+  (`#<n+1>`, backoff with jitter) — so an SMTP server that is down delays e-mail only.
+- *Nobody gets the same message twice from a redelivered or replayed event*: scheduling
+  what is already scheduled (same key, due time and payload) changes nothing, and a fired
+  deadline does not fire again for the same due time. The one window is a replica that dies
+  after the send and before the done record: its claim is taken over and the message sent
+  again, with the same `Message-ID` / `webhook-id`, which receivers de-duplicate by.
+- *Every attempt is recorded* in `delivery_attempts` (insert only; `_id` = channel, target,
+  notification, attempt): outcome `delivered`, `failed` (a retry is scheduled), `gave_up`,
+  `disabled` (410: the endpoint is disabled) or `skipped` (no address, endpoint disabled),
+  with the error class and the HTTP status — never a message body.
+- Messages carry no client details: ids, the trigger, the urgency and a link; the reader
+  opens the case through the audited API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import random
+import smtplib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from casework.clock import Clock
+from casework.contracts.notifications import Channel, NotificationSent, Trigger, Urgency
+from casework.deadlines import Deadline, Deadlines
+from casework.envelope import Envelope
+from casework.events import DomainEvent
+from casework.eventstore import Document
+from casework.projections import EventHandler
+from casework.runtime import events_topic
+
+from casework_notifications.adapters.email import SmtpMailer
+from casework_notifications.adapters.read_models import Inbox
+from casework_notifications.adapters.webhooks import Endpoint, TargetRefused, WebhookSender
+from casework_notifications.application.ports import CaseFacts, StaffDirectory
+from casework_notifications.domain.quiet_hours import QuietHours, next_local, zone
+from casework_notifications.domain.routing import Routing
+
+EMAIL = "deliver_email"
+WEBHOOK = "deliver_webhook"
+DIGEST = "deliver_digest"
+DAY = timedelta(days=1)
+
+EMAIL_BACKOFF_CAP = timedelta(minutes=10)
+EMAIL_MAX_ATTEMPTS = 150  # about a day at the cap
+WEBHOOK_SCHEDULE = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=14),
+    timedelta(hours=20),
+    timedelta(hours=24),
+)
+"""Waits after each failed attempt (about three days in all), each jittered by ±20 %."""
+
+log = logging.getLogger(__name__)
+
+
+def email_backoff(attempt: int) -> timedelta:
+    factor: int = 2 ** min(attempt, 16)
+    return min(EMAIL_BACKOFF_CAP, timedelta(seconds=5) * factor)
+
+
+def jittered(wait: timedelta, rng: random.Random) -> timedelta:
+    return wait * rng.uniform(0.8, 1.2)
+
+
+class DeliveryLog:
+    """`delivery_attempts`: one document per attempt (insert only)."""
+
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self.collection = database["delivery_attempts"]
+        self.disabled = database["webhook_endpoints_disabled"]
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([("channel", 1), ("outcome", 1)])
+        await self.collection.create_index("notification_id")
+
+    async def record(
+        self,
+        channel: Channel,
+        target: str,
+        notification_id: str,
+        attempt: int,
+        outcome: str,
+        at: datetime,
+        *,
+        error: str | None = None,
+        status: int | None = None,
+        replay: str | None = None,
+    ) -> None:
+        suffix = f"#{replay}" if replay else ""
+        doc = {
+            "_id": f"{channel.value}:{target}:{notification_id}:{attempt}{suffix}",
+            "channel": channel.value,
+            "target": target,
+            "notification_id": notification_id,
+            "attempt": attempt,
+            "retry": attempt > 0,
+            "outcome": outcome,
+            "error": error,
+            "status": status,
+            "at": at,
+        }
+        with contextlib.suppress(DuplicateKeyError):  # fired again after a takeover: once
+            await self.collection.insert_one(doc)
+
+    async def of(self, notification_id: str) -> list[Document]:
+        cursor = self.collection.find({"notification_id": notification_id}).sort("at", 1)
+        return [dict(d) async for d in cursor]
+
+    async def disable(self, endpoint_id: str, reason: str, at: datetime) -> bool:
+        try:
+            await self.disabled.insert_one({"_id": endpoint_id, "reason": reason, "at": at})
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def enable(self, endpoint_id: str) -> bool:
+        """An operator re-enables an endpoint (its receiver is fixed); False if it was not
+        disabled."""
+        done = await self.disabled.delete_one({"_id": endpoint_id})
+        return done.deleted_count > 0
+
+    async def is_disabled(self, endpoint_id: str) -> bool:
+        return await self.disabled.find_one({"_id": endpoint_id}) is not None
+
+    async def health(self) -> dict[str, Any]:
+        """Per channel: attempts by outcome, success rate, retries pending; disabled
+        endpoints. A few equality counts (pushed down to the server)."""
+        channels: dict[str, Any] = {}
+        for channel in (Channel.EMAIL, Channel.WEBHOOK):
+            counts = {
+                outcome: await self.collection.count_documents(
+                    {"channel": channel.value, "outcome": outcome}
+                )
+                for outcome in ("delivered", "failed", "gave_up", "disabled", "skipped")
+            }
+            retries = await self.collection.count_documents(
+                {"channel": channel.value, "retry": True}
+            )
+            tried = counts["delivered"] + counts["failed"] + counts["gave_up"] + counts["disabled"]
+            channels[channel.value] = {
+                **counts,
+                "success_rate": counts["delivered"] / tried if tried else None,
+                "retries_pending": max(0, counts["failed"] - retries),
+            }
+        disabled = [dict(d) async for d in self.disabled.find({})]
+        return {"channels": channels, "disabled_endpoints": disabled}
+
+
+class Deliveries:
+    def __init__(
+        self,
+        *,
+        deadlines: Deadlines,
+        staff: StaffDirectory,
+        log_: DeliveryLog,
+        clock: Clock,
+        public_url: str,
+        mailer: SmtpMailer | None,
+        webhooks: WebhookSender,
+        endpoints: Sequence[Endpoint],
+        routing: Routing,
+        inbox: Inbox,
+        cases: CaseFacts,
+        quiet: QuietHours | None = None,
+        default_timezone: str = "Europe/London",
+        digest_hour: int = 8,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.deadlines = deadlines
+        self.staff = staff
+        self.log = log_
+        self.clock = clock
+        self.public_url = public_url.rstrip("/")
+        self.mailer = mailer
+        self.webhooks = webhooks
+        self.endpoints = {e.endpoint_id: e for e in endpoints}
+        self.routing = routing
+        self.inbox = inbox
+        self.cases = cases
+        self.quiet = quiet or QuietHours()
+        self.default_timezone = default_timezone
+        self.digest_hour = digest_hour
+        self.rng = rng or random.Random()
+
+    # -- planning ---------------------------------------------------------------------------
+
+    async def plan(self, event: NotificationSent) -> None:
+        """Schedule the first attempt on each channel of the notification (idempotent)."""
+        base = _payload(event)
+        rule, _ = self.routing.rule(event.trigger, event.site)
+        if Channel.EMAIL in event.channels and self.mailer is not None:
+            if rule.digest:
+                await self._plan_digests(event)
+            else:
+                key = f"email:{event.notification_id}#0"
+                await self.deadlines.schedule(key, EMAIL, event.sent_at, {**base, "attempt": 0})
+        if Channel.WEBHOOK in event.channels:
+            for endpoint in self.endpoints.values():
+                if endpoint.triggers and event.trigger.value not in endpoint.triggers:
+                    continue
+                key = f"webhook:{endpoint.endpoint_id}:{event.notification_id}#0"
+                payload = {**base, "attempt": 0, "endpoint_id": endpoint.endpoint_id}
+                await self.deadlines.schedule(key, WEBHOOK, event.sent_at, payload)
+
+    async def replay(self, endpoint_id: str, notification_id: str) -> str | None:
+        """Send a webhook delivery again (an operator asked): a new deadline, due now, with
+        the first attempt's message; None when there was no such delivery."""
+        if endpoint_id not in self.endpoints:
+            return None
+        first = await self.deadlines.collection.find_one(
+            {"_id": f"webhook:{endpoint_id}:{notification_id}#0"}
+        )
+        if first is None or not first.get("payload"):
+            return None
+        payload = dict(first["payload"])
+        replay = self.clock.now().strftime("%Y%m%dT%H%M%S%f")
+        key = f"webhook:{endpoint_id}:{notification_id}#replay-{replay}"
+        await self.deadlines.schedule(
+            key, WEBHOOK, self.clock.now(), {**payload, "attempt": 0, "replay": replay}
+        )
+        return key
+
+    # -- e-mail -----------------------------------------------------------------------------
+
+    async def on_email_due(self, deadline: Deadline) -> None:
+        p = dict(deadline.payload)
+        nid, attempt, recipient = (
+            str(p["notification_id"]),
+            int(p["attempt"]),
+            str(p["recipient_id"]),
+        )
+        now = self.clock.now()
+        member = await self.staff.get(recipient)
+        address = member.email if member is not None else None
+        if not address or self.mailer is None:
+            await self.log.record(
+                Channel.EMAIL, recipient, nid, attempt, "skipped", now, error="NoAddress"
+            )
+            return
+        if not p.get("held"):
+            tz = zone(member.timezone if member else None, self.default_timezone)
+            release = self.quiet.release_at(now, tz, Urgency(str(p["urgency"])))
+            if release > now:  # the recipient's quiet hours: hold it until they end
+                await self.log.record(Channel.EMAIL, recipient, nid, attempt, "held", now)
+                await self.deadlines.schedule(
+                    f"email:{nid}#{attempt}-held", EMAIL, release, {**p, "held": True}
+                )
+                return
+        subject, body = self._email(p)
+        try:
+            await self.mailer.send(address, subject, body, _message_id(f"email:{nid}"))
+        except (OSError, smtplib.SMTPException) as exc:
+            if attempt + 1 >= EMAIL_MAX_ATTEMPTS:
+                await self.log.record(
+                    Channel.EMAIL, recipient, nid, attempt, "gave_up", now, error=type(exc).__name__
+                )
+                log.warning("e-mail of %s abandoned after %d attempts", nid, attempt + 1)
+                return
+            await self.log.record(
+                Channel.EMAIL, recipient, nid, attempt, "failed", now, error=type(exc).__name__
+            )
+            due = now + jittered(email_backoff(attempt), self.rng)
+            await self.deadlines.schedule(
+                f"email:{nid}#{attempt + 1}", EMAIL, due, {**p, "attempt": attempt + 1}
+            )
+            return
+        await self.log.record(Channel.EMAIL, recipient, nid, attempt, "delivered", now)
+
+    def _email(self, p: dict[str, Any]) -> tuple[str, str]:
+        trigger = str(p["trigger"]).replace("_", " ")
+        urgency = str(p["urgency"]).upper()
+        case = f" - case {p['case_id']}" if p.get("case_id") else ""
+        subject = f"[Casework] {urgency}: {trigger}{case}"
+        link = f"{self.public_url}/alerts/{p['alert_id']}"
+        body = (
+            f"{urgency}: {trigger} at site {p['site']}{case}.\n\n"
+            f"Open it and acknowledge if you take responsibility:\n{link}\n\n"
+            f"Notification {p['notification_id']}.\n"
+        )
+        return subject, body
+
+    # -- digests ----------------------------------------------------------------------------
+
+    async def _tz(self, staff_id: str) -> ZoneInfo:
+        member = await self.staff.get(staff_id)
+        return zone(member.timezone if member else None, self.default_timezone)
+
+    async def _plan_digests(self, event: NotificationSent) -> None:
+        """The recipient's next daily digest, and their supervisors' next weekly one
+        (scheduling what is scheduled changes nothing: one digest per person per period)."""
+        recipient = event.recipient_id
+        due = next_local(event.sent_at, await self._tz(recipient), self.digest_hour)
+        await self.deadlines.schedule(
+            f"digest:daily:{recipient}", DIGEST, due, {"recipient_id": recipient, "kind": "daily"}
+        )
+        for supervisor in await self.staff.supervisors_of(recipient, event.sent_at):
+            tz = await self._tz(supervisor)
+            due = next_local(event.sent_at, tz, self.digest_hour, weekday=0)
+            await self.deadlines.schedule(
+                f"digest:weekly:{supervisor}",
+                DIGEST,
+                due,
+                {"recipient_id": supervisor, "kind": "weekly"},
+            )
+
+    async def digest_items(self, person: str, since: datetime, until: datetime) -> list[Document]:
+        """The person's overdue notices sent in [since, until), on cases that are theirs now,
+        or their supervisees' (a case reassigned since is the new worker's business)."""
+        digest = {t.value for t in Trigger if self.routing.table.rules[t].digest}
+        scope = {person, *await self.staff.supervisees_of(person, until)}
+        items: list[Document] = []
+        for entry in await self.inbox.of(person, 500):
+            if entry["trigger"] not in digest or not since <= entry["sent_at"] < until:
+                continue
+            case_id = entry.get("case_id")
+            if case_id:
+                facts = await self.cases.get(str(case_id)) or {}
+                if facts.get("caseworker_id") not in (None, *scope):
+                    continue
+            items.append(entry)
+        return items
+
+    async def on_digest_due(self, deadline: Deadline) -> None:
+        """Send one digest; a failure raises, and the scheduler tries again later."""
+        p = dict(deadline.payload)
+        recipient, kind = str(p["recipient_id"]), str(p["kind"])
+        until = deadline.due_at
+        digest_id = f"digest:{kind}:{recipient}:{until.strftime('%Y%m%d')}"
+        member = await self.staff.get(recipient)
+        if self.mailer is None or member is None or not member.email:
+            await self.log.record(
+                Channel.EMAIL,
+                recipient,
+                digest_id,
+                0,
+                "skipped",
+                self.clock.now(),
+                error="NoAddress",
+            )
+            return
+        if kind == "daily":
+            sections = {recipient: await self.digest_items(recipient, until - DAY, until)}
+        else:
+            workers = await self.staff.supervisees_of(recipient, until)
+            sections = {w: await self.digest_items(w, until - 7 * DAY, until) for w in workers}
+        sections = {w: items for w, items in sections.items() if items}
+        if not sections:
+            await self.log.record(
+                Channel.EMAIL,
+                recipient,
+                digest_id,
+                0,
+                "skipped",
+                self.clock.now(),
+                error="Empty",
+            )
+            return
+        lines = [f"Overdue work, {kind} digest to {until.date().isoformat()}:", ""]
+        for worker, items in sorted(sections.items()):
+            if kind == "weekly":
+                lines.append(f"{worker}:")
+            for item in items:
+                trigger = str(item["trigger"]).replace("_", " ")
+                link = f"{self.public_url}/alerts/{item['alert_id']}"
+                lines.append(f"- {trigger}, case {item.get('case_id')}: {link}")
+            lines.append("")
+        count = sum(len(v) for v in sections.values())
+        subject = f"[Casework] {count} overdue notice(s): {kind} digest"
+        try:
+            await self.mailer.send(member.email, subject, "\n".join(lines), _message_id(digest_id))
+        except (OSError, smtplib.SMTPException) as exc:
+            await self.log.record(
+                Channel.EMAIL,
+                recipient,
+                digest_id,
+                0,
+                "failed",
+                self.clock.now(),
+                error=type(exc).__name__,
+            )
+            raise
+        await self.log.record(Channel.EMAIL, recipient, digest_id, 0, "delivered", self.clock.now())
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    async def on_webhook_due(self, deadline: Deadline) -> None:
+        p = dict(deadline.payload)
+        nid, attempt = str(p["notification_id"]), int(p["attempt"])
+        endpoint_id = str(p["endpoint_id"])
+        replay = p.get("replay")
+        now = self.clock.now()
+        endpoint = self.endpoints.get(endpoint_id)
+
+        async def record(outcome: str, **more: Any) -> None:
+            await self.log.record(
+                Channel.WEBHOOK, endpoint_id, nid, attempt, outcome, now, replay=replay, **more
+            )
+
+        if endpoint is None or await self.log.is_disabled(endpoint_id):
+            await record("skipped", error="EndpointDisabled" if endpoint else "UnknownEndpoint")
+            return
+        msg_id = _message_id(f"webhook:{endpoint_id}:{nid}")
+        body = {
+            "type": f"notification.{p['trigger']}",
+            "timestamp": str(p["sent_at"]),
+            "data": {
+                "notification_id": nid,
+                "alert_id": p["alert_id"],
+                "recipient_id": p["recipient_id"],
+                "trigger": p["trigger"],
+                "urgency": p["urgency"],
+                "case_id": p.get("case_id"),
+                "site": p["site"],
+                "step": p["step"],
+                "link": f"{self.public_url}/alerts/{p['alert_id']}",
+            },
+        }
+        status: int | None = None
+        error: str | None = None
+        try:
+            response = await self.webhooks.send(endpoint, msg_id, int(now.timestamp()), body)
+            status = response.status
+        except TargetRefused:
+            await record("skipped", error="TargetRefused")
+            return
+        except (httpx.HTTPError, OSError) as exc:
+            error = type(exc).__name__
+        if status is not None and 200 <= status < 300:
+            await record("delivered", status=status)
+            return
+        if status == 410:
+            await record("disabled", status=status)
+            if await self.log.disable(endpoint_id, "410 Gone", now):
+                log.warning("webhook endpoint %s answered 410: disabled", endpoint_id)
+            return
+        if replay or attempt >= len(WEBHOOK_SCHEDULE):
+            await record("gave_up", status=status, error=error)
+            if not replay and await self.log.disable(endpoint_id, "failing for days", now):
+                log.warning(
+                    "operator notice: webhook endpoint %s failed every attempt for about three "
+                    "days and is disabled",
+                    endpoint_id,
+                )
+            return
+        await record("failed", status=status, error=error)
+        due = now + jittered(WEBHOOK_SCHEDULE[attempt], self.rng)
+        await self.deadlines.schedule(
+            f"webhook:{endpoint_id}:{nid}#{attempt + 1}",
+            WEBHOOK,
+            due,
+            {**p, "attempt": attempt + 1},
+        )
+
+
+def _payload(event: NotificationSent) -> dict[str, Any]:
+    return {
+        "notification_id": event.notification_id,
+        "alert_id": event.alert_id,
+        "recipient_id": event.recipient_id,
+        "trigger": event.trigger.value,
+        "urgency": event.urgency.value,
+        "case_id": event.case_id,
+        "site": event.site,
+        "step": event.step,
+        "sent_at": event.sent_at.isoformat(),
+    }
+
+
+def _message_id(seed: str) -> str:
+    return "msg_" + hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+
+class WhenNotificationSentDeliver(EventHandler):
+    """Plans each notification's e-mail and webhook deliveries (see the module doc)."""
+
+    name = "when_notification_sent_deliver"
+    topics = (events_topic("notifications"),)
+
+    def __init__(self, deliveries: Deliveries) -> None:
+        self._deliveries = deliveries
+
+    async def ensure_indexes(self) -> None:
+        await self._deliveries.log.ensure_indexes()
+
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if not isinstance(event, NotificationSent):
+            return False
+        await self._deliveries.plan(event)
+        return True

@@ -1,0 +1,248 @@
+"""The notifications application: load the alert, call one domain method, save — then keep
+the alert's escalation deadline in step with what the alert now says.
+
+Commands from the platform (`fire`, `escalate`, `close`) come from the policies and the
+deadlines; commands from people (`acknowledge`, `in_contact`, `read`) from the HTTP edge,
+authorised here. A lost write race on the alert's stream is retried: the loser reloads and
+the aggregate decides again (usually that there is nothing left to do).
+
+**Invariant (escalation is durable):** after any command on an alert — including one that
+changed nothing, such as a redelivered trigger — the alert's one escalation deadline
+(`escalate:<alert_id>`) names its next step and that step's due time, or is cancelled when
+the chain has stopped (acknowledged, closed, or past its last step). Scheduling what is
+already scheduled changes nothing (`casework.deadlines`), so a crash between saving and
+scheduling is healed by the redelivery or the deadline firing again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from casework.access import NotVisible
+from casework.auth import Principal
+from casework.clock import Clock
+from casework.contracts.notifications import Trigger
+from casework.deadlines import Deadline, Deadlines
+from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
+
+from casework_notifications.application.recipients import RecipientResolver, Subject
+from casework_notifications.domain.access import may_act
+from casework_notifications.domain.alert import Alert
+from casework_notifications.domain.commands import (
+    Acknowledge,
+    AlertCommand,
+    Close,
+    Escalate,
+    Fire,
+    MarkRead,
+    Recipients,
+    RecordInContact,
+)
+from casework_notifications.domain.escalation import alert_of, level_of
+from casework_notifications.domain.routing import Routing
+
+RACE_RETRIES = 5
+ESCALATION = "alert_escalation"
+
+log = logging.getLogger(__name__)
+
+Decide = Callable[[Alert], Awaitable[AlertCommand | None]]
+
+
+def escalation_key(alert_id: str) -> str:
+    return f"escalate:{alert_id}"
+
+
+def alert_id_for(trigger: Trigger, subject_id: str) -> str:
+    """One alert group per (trigger, subject)."""
+    return f"{trigger.value}:{subject_id}"
+
+
+@dataclass(frozen=True)
+class Firing:
+    """What a policy knows when a trigger fires."""
+
+    trigger: Trigger
+    subject_id: str
+    source_id: str
+    site: str
+    case_id: str | None
+    worker_id: str | None
+    at: datetime
+
+
+@dataclass
+class Alerts:
+    alerts: Repository[Alert]
+    routing: Routing
+    recipients: RecipientResolver
+    deadlines: Deadlines
+    clock: Clock
+
+    # -- the platform's commands -----------------------------------------------------------
+
+    async def fire(self, firing: Firing, ctx: CommitContext | None = None) -> bool:
+        """Raise (or count, or ignore as a duplicate) an alert for what fired."""
+        alert_id = alert_id_for(firing.trigger, firing.subject_id)
+        rule, policy = self.routing.rule(firing.trigger, firing.site)
+
+        async def decide(alert: Alert) -> AlertCommand | None:
+            recipients = Recipients(())
+            if alert.would_open(firing.source_id):
+                recipients = await self.recipients.resolve(
+                    policy.levels[0].targets,
+                    Subject(firing.site, firing.worker_id),
+                    self.clock.now(),
+                )
+            return Fire(
+                alert_id=alert_id,
+                trigger=firing.trigger,
+                source_id=firing.source_id,
+                case_id=firing.case_id,
+                worker_id=firing.worker_id,
+                site=firing.site,
+                urgency=rule.urgency,
+                channels=rule.channels,
+                policy=policy,
+                recipients=recipients,
+                at=firing.at,
+            )
+
+        return await self._run(alert_id, decide, ctx)
+
+    async def escalate(self, alert_id: str, episode: int, step: int) -> bool:
+        """Reach `step` if it is still the next one (a deadline fired)."""
+
+        async def decide(alert: Alert) -> AlertCommand | None:
+            ep = alert.current
+            if ep is None or ep.number != episode:
+                return None
+            nxt = ep.next_step_due()
+            if nxt is None or nxt[0] != step:
+                return None
+            level, _ = level_of(ep.policy, step)
+            recipients = await self.recipients.resolve(
+                ep.policy.levels[level].targets, Subject(ep.site, ep.worker_id), self.clock.now()
+            )
+            return Escalate(alert_id, episode, step, recipients, self.clock.now())
+
+        return await self._run(alert_id, decide, None)
+
+    async def close(
+        self,
+        alert_id: str,
+        source_id: str,
+        reason: str,
+        by: str | None,
+        at: datetime,
+        ctx: CommitContext | None = None,
+    ) -> bool:
+        async def decide(alert: Alert) -> AlertCommand | None:
+            return Close(alert_id, source_id, reason, by, at)
+
+        return await self._run(alert_id, decide, ctx, create=False)
+
+    # -- people's commands -----------------------------------------------------------------
+
+    async def acknowledge(
+        self, notification_id: str, principal: Principal, ctx: CommitContext
+    ) -> Alert:
+        """ "I take responsibility": stops the escalation for everyone."""
+        alert_id = alert_of(notification_id)
+        await self._visible(alert_id, principal)
+
+        async def decide(alert: Alert) -> AlertCommand | None:
+            return Acknowledge(alert_id, principal.sub, notification_id, self.clock.now())
+
+        await self._run(alert_id, decide, ctx, create=False)
+        return await self._visible(alert_id, principal)
+
+    async def in_contact(
+        self, notification_id: str, principal: Principal, ctx: CommitContext
+    ) -> Alert:
+        """ "In contact with the client" (acknowledges too when nobody has)."""
+        alert_id = alert_of(notification_id)
+        await self._visible(alert_id, principal)
+
+        async def decide(alert: Alert) -> AlertCommand | None:
+            return RecordInContact(alert_id, principal.sub, notification_id, self.clock.now())
+
+        await self._run(alert_id, decide, ctx, create=False)
+        return await self._visible(alert_id, principal)
+
+    async def read(self, notification_id: str, principal: Principal, ctx: CommitContext) -> Alert:
+        """The recipient opened a notification (only their own)."""
+        alert_id = alert_of(notification_id)
+        alert = await self._visible(alert_id, principal)
+        if not any(notification_id in e.notifications for e in alert.episodes) or not (
+            notification_id.endswith(f"~{principal.sub}")
+        ):
+            raise NotVisible(f"no notification {notification_id}")
+
+        async def decide(alert: Alert) -> AlertCommand | None:
+            return MarkRead(alert_id, notification_id, principal.sub, self.clock.now())
+
+        await self._run(alert_id, decide, ctx, create=False)
+        return await self._visible(alert_id, principal)
+
+    async def visible(self, alert_id: str, principal: Principal) -> Alert:
+        return await self._visible(alert_id, principal)
+
+    async def _visible(self, alert_id: str, principal: Principal) -> Alert:
+        alert = await self.alerts.find(alert_id)
+        if alert is None or alert.current is None:
+            raise NotVisible(f"no alert {alert_id}")
+        recipients = set().union(*(e.recipients for e in alert.episodes))
+        if not may_act(principal, alert.current.site, recipients):
+            raise NotVisible(f"no alert {alert_id}")
+        return alert
+
+    # -- the deadline ----------------------------------------------------------------------
+
+    async def keep_escalation(self, alert: Alert) -> None:
+        """Schedule the next step, or cancel when the chain has stopped (idempotent)."""
+        ep = alert.current
+        nxt = ep.next_step_due() if ep is not None else None
+        key = escalation_key(alert.id)
+        if ep is None or nxt is None:
+            await self.deadlines.cancel(key)
+            return
+        step, due = nxt
+        payload = {"alert_id": alert.id, "episode": ep.number, "step": step}
+        await self.deadlines.schedule(key, ESCALATION, due, payload)
+
+    async def on_escalation_due(self, deadline: Deadline) -> None:
+        p = deadline.payload
+        await self.escalate(str(p["alert_id"]), int(p["episode"]), int(p["step"]))
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def _run(
+        self,
+        alert_id: str,
+        decide: Decide,
+        ctx: CommitContext | None,
+        *,
+        create: bool = True,
+    ) -> bool:
+        for _ in range(RACE_RETRIES):
+            alert = await self.alerts.find(alert_id)
+            if alert is None:
+                if not create:
+                    return False
+                alert = self.alerts.new(alert_id)
+            cmd = await decide(alert)
+            if cmd is not None:
+                alert.handle(cmd)
+            changed = bool(alert.pending_events)
+            if changed:
+                try:
+                    await self.alerts.save(alert, ctx or CommitContext())
+                except ConcurrencyConflict:
+                    continue  # another replica or request wrote first: decide again on its result
+            await self.keep_escalation(alert)
+            return changed
+        raise ConcurrencyConflict(Alert.stream_id_for(alert_id), -1)

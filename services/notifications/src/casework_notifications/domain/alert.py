@@ -1,0 +1,331 @@
+"""The alert group: one per (trigger, subject), e.g. `crisis:<case_id>`, through its episodes.
+
+Rules (each has a given-when-then test in `tests/unit/notifications/test_alert.py`):
+
+- **No noise.** A fire whose `source_id` this group has seen changes nothing (a redelivered or
+  replayed event); a new source while an episode is open is counted (`AlertRefired`), not
+  notified; with no open episode it opens the next one, notifying the first level at once.
+- **One notification per recipient per step.** A step is reached once (`Escalate` names the
+  step it expects next; anything else changes nothing), and its recipients are de-duplicated:
+  each `NotificationSent` has an id made of alert, episode, step and recipient.
+- **Acknowledgement stops the chain for everyone**, once: a second person's is refused
+  (`AlertAlreadyAcknowledged`, naming who took responsibility); the same person's again
+  changes nothing. "In contact with the client" implies responsibility: it acknowledges
+  first when nobody has.
+- **Never auto-resolved.** Past the last step an unacknowledged episode stays open; only
+  what fired it being over (`Close` with one of its sources: the crisis resolved) closes it.
+  Non-crisis groups (overdue notices) are done once acknowledged: a later fire opens a new
+  episode.
+- The episode keeps the escalation policy it opened with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from casework.aggregate import Aggregate
+from casework.contracts.notifications import (
+    AlertAcknowledged,
+    AlertClosed,
+    AlertEscalated,
+    AlertInContact,
+    AlertOpened,
+    AlertRefired,
+    Channel,
+    EscalationPolicy,
+    NotificationRead,
+    NotificationSent,
+    Trigger,
+    Urgency,
+)
+from casework.events import DomainEvent
+
+from casework_notifications.domain import escalation
+from casework_notifications.domain.commands import (
+    Acknowledge,
+    AlertCommand,
+    Close,
+    Escalate,
+    Fire,
+    MarkRead,
+    Recipients,
+    RecordInContact,
+)
+from casework_notifications.domain.errors import AlertAlreadyAcknowledged, AlertAlreadyClosed
+
+
+@dataclass
+class Episode:
+    number: int
+    trigger: Trigger
+    case_id: str | None
+    worker_id: str | None
+    site: str
+    urgency: Urgency
+    channels: tuple[Channel, ...]
+    policy: EscalationPolicy
+    opened_at: datetime
+    sources: set[str] = field(default_factory=set)
+    count: int = 1
+    step: int = -1
+    recipients: set[str] = field(default_factory=set)
+    notifications: set[str] = field(default_factory=set)
+    read: set[str] = field(default_factory=set)
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    in_contact: list[tuple[str, datetime]] = field(default_factory=list)
+    closed_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def escalating(self) -> bool:
+        return self.open and self.acknowledged_by is None
+
+    def next_step_due(self) -> tuple[int, datetime] | None:
+        """The next step and when it is due, while the chain runs; None once it stops."""
+        nxt = self.step + 1
+        if not self.escalating or nxt >= escalation.step_count(self.policy):
+            return None
+        return nxt, escalation.due_at(self.policy, self.opened_at, nxt)
+
+
+ANY_SOURCE = "*"
+"""`Close` with this source closes whatever episode is open (a transfer decided)."""
+
+
+class Alert(Aggregate):
+    stream_type = "alert"
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id)
+        self.seen: set[str] = set()
+        self.episodes: list[Episode] = []
+
+    @property
+    def current(self) -> Episode | None:
+        return self.episodes[-1] if self.episodes else None
+
+    @property
+    def open_episode(self) -> Episode | None:
+        """The episode a fire would count on (crisis: until closed; others: until closed or
+        acknowledged)."""
+        ep = self.current
+        if ep is None or not ep.open:
+            return None
+        if ep.trigger is not Trigger.CRISIS and ep.acknowledged_by is not None:
+            return None
+        return ep
+
+    def would_open(self, source_id: str) -> bool:
+        """Whether firing `source_id` opens a new episode (the caller then resolves the
+        first level's recipients)."""
+        return source_id not in self.seen and self.open_episode is None
+
+    # -- commands --------------------------------------------------------------------------
+
+    def handle(self, cmd: AlertCommand) -> None:
+        match cmd:
+            case Fire():
+                self._fire(cmd)
+            case Escalate():
+                self._escalate(cmd)
+            case Acknowledge():
+                self._acknowledge(cmd.by, cmd.notification_id, cmd.at)
+            case RecordInContact():
+                self._in_contact(cmd)
+            case MarkRead():
+                self._read(cmd)
+            case Close():
+                self._close(cmd)
+
+    def _fire(self, cmd: Fire) -> None:
+        if cmd.source_id in self.seen:
+            return
+        ep = self.open_episode
+        if ep is not None:
+            self._trigger(
+                AlertRefired(
+                    alert_id=self.id,
+                    episode=ep.number,
+                    source_id=cmd.source_id,
+                    count=ep.count + 1,
+                    refired_at=cmd.at,
+                )
+            )
+            return
+        number = (self.current.number + 1) if self.current else 1
+        self._trigger(
+            AlertOpened(
+                alert_id=self.id,
+                episode=number,
+                trigger=cmd.trigger,
+                source_id=cmd.source_id,
+                case_id=cmd.case_id,
+                worker_id=cmd.worker_id,
+                site=cmd.site,
+                urgency=cmd.urgency,
+                channels=cmd.channels,
+                policy=cmd.policy,
+                opened_at=cmd.at,
+            )
+        )
+        self._reach(0, cmd.recipients, cmd.at)
+
+    def _escalate(self, cmd: Escalate) -> None:
+        ep = self.current
+        if ep is None or ep.number != cmd.episode:
+            return
+        nxt = ep.next_step_due()
+        if nxt is None or nxt[0] != cmd.step:
+            return  # acknowledged, closed, past the last step, or this step was reached
+        self._reach(cmd.step, cmd.recipients, cmd.at)
+
+    def _reach(self, step: int, recipients: Recipients, at: datetime) -> None:
+        ep = self.current
+        assert ep is not None
+        level, repeat = escalation.level_of(ep.policy, step)
+        ids = tuple(dict.fromkeys(r for r in recipients.ids if r))
+        self._trigger(
+            AlertEscalated(
+                alert_id=self.id,
+                episode=ep.number,
+                step=step,
+                level=level,
+                repeat=repeat,
+                recipients=ids,
+                unresolved_targets=recipients.unresolved,
+                due_at=escalation.due_at(ep.policy, ep.opened_at, step),
+                escalated_at=at,
+            )
+        )
+        for recipient in ids:
+            self._trigger(
+                NotificationSent(
+                    notification_id=escalation.notification_id(self.id, ep.number, step, recipient),
+                    alert_id=self.id,
+                    episode=ep.number,
+                    step=step,
+                    recipient_id=recipient,
+                    trigger=ep.trigger,
+                    urgency=ep.urgency,
+                    case_id=ep.case_id,
+                    site=ep.site,
+                    channels=ep.channels,
+                    sent_at=at,
+                )
+            )
+
+    def _acknowledge(self, by: str, notification_id: str | None, at: datetime) -> None:
+        ep = self.current
+        if ep is None:
+            return
+        if not ep.open:
+            raise AlertAlreadyClosed(self.id)
+        if ep.acknowledged_by is not None:
+            if ep.acknowledged_by == by:
+                return
+            raise AlertAlreadyAcknowledged(self.id, ep.acknowledged_by)
+        self._trigger(
+            AlertAcknowledged(
+                alert_id=self.id,
+                episode=ep.number,
+                acknowledged_by=by,
+                notification_id=notification_id,
+                acknowledged_at=at,
+            )
+        )
+
+    def _in_contact(self, cmd: RecordInContact) -> None:
+        ep = self.current
+        if ep is None:
+            return
+        if not ep.open:
+            raise AlertAlreadyClosed(self.id)
+        if ep.acknowledged_by is None:
+            self._acknowledge(cmd.by, cmd.notification_id, cmd.at)
+        self._trigger(
+            AlertInContact(
+                alert_id=self.id,
+                episode=ep.number,
+                by=cmd.by,
+                notification_id=cmd.notification_id,
+                at=cmd.at,
+            )
+        )
+
+    def _read(self, cmd: MarkRead) -> None:
+        ep = next((e for e in self.episodes if cmd.notification_id in e.notifications), None)
+        if ep is None or cmd.notification_id in ep.read:
+            return
+        self._trigger(
+            NotificationRead(
+                alert_id=self.id,
+                notification_id=cmd.notification_id,
+                recipient_id=cmd.by,
+                read_at=cmd.at,
+            )
+        )
+
+    def _close(self, cmd: Close) -> None:
+        ep = self.current
+        if ep is None or not ep.open:
+            return  # nothing open (already closed: a redelivery)
+        if cmd.source_id != ANY_SOURCE and cmd.source_id not in ep.sources:
+            return  # nothing open from that source (already closed: a redelivery)
+        self._trigger(
+            AlertClosed(
+                alert_id=self.id,
+                episode=ep.number,
+                source_id=cmd.source_id,
+                reason=cmd.reason,
+                closed_by=cmd.by,
+                closed_at=cmd.at,
+            )
+        )
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _apply(self, event: DomainEvent) -> None:
+        ep = self.current
+        match event:
+            case AlertOpened():
+                self.site = event.site
+                self.seen.add(event.source_id)
+                self.episodes.append(
+                    Episode(
+                        number=event.episode,
+                        trigger=event.trigger,
+                        case_id=event.case_id,
+                        worker_id=event.worker_id,
+                        site=event.site,
+                        urgency=event.urgency,
+                        channels=event.channels,
+                        policy=event.policy,
+                        opened_at=event.opened_at,
+                        sources={event.source_id},
+                    )
+                )
+            case AlertRefired() if ep is not None:
+                self.seen.add(event.source_id)
+                ep.sources.add(event.source_id)
+                ep.count = event.count
+            case AlertEscalated() if ep is not None:
+                ep.step = event.step
+            case NotificationSent() if ep is not None:
+                ep.recipients.add(event.recipient_id)
+                ep.notifications.add(event.notification_id)
+            case AlertAcknowledged() if ep is not None:
+                ep.acknowledged_by = event.acknowledged_by
+                ep.acknowledged_at = event.acknowledged_at
+            case AlertInContact() if ep is not None:
+                ep.in_contact.append((event.by, event.at))
+            case NotificationRead():
+                for e in self.episodes:
+                    if event.notification_id in e.notifications:
+                        e.read.add(event.notification_id)
+            case AlertClosed() if ep is not None:
+                ep.closed_at = event.closed_at

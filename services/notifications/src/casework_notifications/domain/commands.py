@@ -1,0 +1,82 @@
+"""What the notifications service is asked to do (imperative); the `Alert` decides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from casework.contracts.notifications import Channel, EscalationPolicy, Trigger, Urgency
+
+
+@dataclass(frozen=True)
+class Recipients:
+    """Who a step's targets named at that moment, and which targets named nobody."""
+
+    ids: tuple[str, ...]
+    unresolved: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fire:
+    """A trigger fired for the alert group (`alert_id` = `<trigger>:<subject>`)."""
+
+    alert_id: str
+    trigger: Trigger
+    source_id: str
+    case_id: str | None
+    worker_id: str | None
+    site: str
+    urgency: Urgency
+    channels: tuple[Channel, ...]
+    policy: EscalationPolicy
+    recipients: Recipients
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Escalate:
+    """Step `step` of `episode` is due (a durable deadline fired)."""
+
+    alert_id: str
+    episode: int
+    step: int
+    recipients: Recipients
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Acknowledge:
+    alert_id: str
+    by: str
+    notification_id: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RecordInContact:
+    alert_id: str
+    by: str
+    notification_id: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class MarkRead:
+    alert_id: str
+    notification_id: str
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Close:
+    """What fired the alert is over (a crisis resolved): close the episode it opened."""
+
+    alert_id: str
+    source_id: str
+    reason: str
+    by: str | None
+    at: datetime
+
+
+AlertCommand = Fire | Escalate | Acknowledge | RecordInContact | MarkRead | Close

@@ -1,0 +1,289 @@
+"""A crisis alert end to end (issue 11), on the running stack: a caseworker declares a crisis
+over HTTP; the on-call crisis worker's live stream (server-sent events) pushes it, their
+inbox lists it, an e-mail reaches the SMTP server (ids and a link, nothing of the crisis),
+a signed webhook reaches a receiver that verifies it; the on-call worker acknowledges —
+"I take responsibility" — and every recipient sees who did; a second acknowledgement is
+refused, naming them. Then who may reach what (the routes' authorisation)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from support.directory import register_site, register_staff, schedule_shift
+from support.polling import eventually
+from support.readme import run_blocks
+from support.receivers import (
+    E2E_SECRET,
+    SMTP_OFFSET,
+    WEBHOOK_OFFSET,
+    SmtpSink,
+    WebhookReceiver,
+)
+from support.stack import Stack
+
+SITE = "alerts"
+TEAM = "t-alerts"
+SUMMARY = "Says she has taken an overdose; ambulance called"
+HIGH = {"wish_to_be_dead": True, "suicidal_thoughts": True, "suicidal_intent": True}
+
+
+def _base(stack: Stack) -> int:
+    return int(stack.urls["intake"].rsplit(":", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def smtp(stack: Stack) -> Iterator[SmtpSink]:
+    sink = SmtpSink(_base(stack) + SMTP_OFFSET)
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="module")
+def people(stack: Stack) -> dict[str, str]:
+    """The site's directory: a worker and their supervisor, two crisis workers on the rota
+    (on call and backup), a site manager — ids unique to this run."""
+    run = uuid.uuid4().hex[:6]
+    ids = {k: f"{k}-{run}" for k in ("wendy", "olga", "ben", "sam", "mia")}
+    admin = stack.token("root", "regional_admin")
+    with stack.client("supervision", admin) as supervision:
+        register_site(supervision, SITE, "Alerts")
+        register_staff(supervision, ids["sam"], "supervisor", sites=(SITE,), team=TEAM)
+        register_staff(
+            supervision,
+            ids["wendy"],
+            "caseworker",
+            sites=(SITE,),
+            team=TEAM,
+            supervisor=ids["sam"],
+            email=f"{ids['wendy']}@agency.test",
+        )
+        for who in ("olga", "ben"):
+            register_staff(
+                supervision,
+                ids[who],
+                "crisis_worker",
+                sites=(SITE,),
+                email=f"{ids[who]}@agency.test",
+            )
+        register_staff(supervision, ids["mia"], "site_manager", sites=(SITE,))
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        schedule_shift(
+            supervision,
+            SITE,
+            ids["olga"],
+            now - timedelta(hours=1),
+            now + timedelta(hours=8),
+            backup_id=ids["ben"],
+        )
+    return ids
+
+
+def open_assigned_case(stack: Stack, worker: str) -> str:
+    intake_token = stack.token("ivy-alerts", "intake_worker", sites=(SITE,))
+    referral = {
+        "site": SITE,
+        "client": {
+            "given_name": "Ada",
+            "family_name": f"Alert{uuid.uuid4().hex[:6]}",
+            "date_of_birth": "1990-04-05",
+        },
+        "source": "gp",
+        "presenting_concerns": "Low mood.",
+        "urgency": "urgent",
+    }
+    with stack.client("intake", intake_token) as intake:
+        taken = eventually(
+            lambda: intake.post("/referrals", json=referral), lambda r: r.status_code != 422
+        )
+        assert taken.status_code == 201, taken.text
+        referral_id = taken.json()["referral_id"]
+        screened = eventually(
+            lambda: intake.post(f"/referrals/{referral_id}/screening", json=HIGH),
+            lambda r: r.status_code != 404,
+        )
+        assert screened.status_code == 200, screened.text
+        accepted = intake.post(f"/referrals/{referral_id}/accept")
+        assert accepted.status_code == 200, accepted.text
+        case_id = str(accepted.json()["case_id"])
+    manager = stack.token("mia-alerts", "site_manager", sites=(SITE,))
+    with stack.client("cases", manager) as cases:
+        eventually(lambda: cases.get(f"/cases/{case_id}"), lambda r: r.status_code == 200)
+        assigned = eventually(
+            lambda: cases.post(
+                f"/cases/{case_id}/assignment", json={"caseworker_id": worker, "team": TEAM}
+            ),
+            lambda r: r.status_code != 409,
+        )
+        assert assigned.status_code == 200, assigned.text
+    return case_id
+
+
+async def _sse(url: str, token: str, into: list[tuple[str, dict[str, Any]]]) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(timeout=None) as client,
+        client.stream("GET", f"{url}/inbox/stream", headers=headers) as response,
+    ):
+        assert response.status_code == 200
+        kind = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                into.append((kind, json.loads(line.removeprefix("data: "))))
+
+
+@pytest.fixture
+async def receiver(stack: Stack) -> AsyncIterator[WebhookReceiver]:
+    hooks = WebhookReceiver(_base(stack) + WEBHOOK_OFFSET, E2E_SECRET)
+    await hooks.start()
+    yield hooks
+    await hooks.stop()
+
+
+async def until(check: Any, within: float = 30) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + within
+    while not await check():
+        assert loop.time() < end, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_crisis_reaches_every_channel_and_one_acknowledgement_stops_it(
+    stack: Stack, people: dict[str, str], smtp: SmtpSink, receiver: WebhookReceiver
+) -> None:
+    wendy, olga = people["wendy"], people["olga"]
+    case_id = open_assigned_case(stack, wendy)
+    url = stack.urls["notifications"]
+    olga_token = stack.token(olga, "crisis_worker", sites=(SITE,))
+    pushed: list[tuple[str, dict[str, Any]]] = []
+    live = asyncio.create_task(_sse(url, olga_token, pushed))
+    try:
+        wendy_token = stack.token(wendy, "caseworker", sites=(SITE,), team=TEAM)
+        with stack.client("cases", wendy_token) as cases:
+            declared = cases.post(f"/cases/{case_id}/crisis", json={"summary": SUMMARY})
+            assert declared.status_code == 200, declared.text
+        alert_id = f"crisis:{case_id}"
+
+        async def pushed_live() -> bool:
+            return any(k == "notification" and e["alert_id"] == alert_id for k, e in pushed)
+
+        await until(pushed_live)
+        headers = {"Authorization": f"Bearer {olga_token}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as http:
+            inbox = (await http.get("/inbox")).json()
+            [entry] = [e for e in inbox["entries"] if e["alert_id"] == alert_id]
+            assert entry["alert_status"] == "open"
+            assert entry["urgency"] == "critical"
+            assert inbox["unacknowledged"] >= 1
+
+            async def mailed() -> bool:
+                return bool(smtp.to(f"{olga}@agency.test")) and bool(
+                    smtp.to(f"{wendy}@agency.test")
+                )
+
+            await until(mailed)
+            raw = smtp.to(f"{olga}@agency.test")[0].get_payload(decode=True)
+            assert isinstance(raw, bytes)
+            body = raw.decode()
+            assert case_id in body
+            assert SUMMARY not in body
+            assert "Ada" not in body
+
+            async def hooked() -> bool:
+                return sum(1 for d in receiver.deliveries if alert_id in d.body) >= 2
+
+            await until(hooked)
+            assert all(d.verified for d in receiver.deliveries if alert_id in d.body)
+
+            acked = await http.post(f"/notifications/{entry['notification_id']}/acknowledge")
+            assert acked.status_code == 200, acked.text
+            assert (acked.json()["status"], acked.json()["acknowledged_by"]) == (
+                "acknowledged",
+                olga,
+            )
+
+        async def pushed_acknowledgement() -> bool:
+            return any(
+                k == "alert" and e["_id"] == alert_id and e["acknowledged_by"] == olga
+                for k, e in pushed
+            )
+
+        await until(pushed_acknowledgement)
+        wendy_headers = {"Authorization": f"Bearer {wendy_token}"}
+        async with httpx.AsyncClient(base_url=url, headers=wendy_headers, timeout=10) as http:
+
+            async def wendy_sees_it() -> bool:
+                entries = (await http.get("/inbox")).json()["entries"]
+                mine = [e for e in entries if e["alert_id"] == alert_id]
+                return bool(mine) and mine[0]["acknowledged_by"] == olga
+
+            await until(wendy_sees_it)
+            entries = (await http.get("/inbox")).json()["entries"]
+            own = next(e for e in entries if e["alert_id"] == alert_id)
+            second = await http.post(f"/notifications/{own['notification_id']}/acknowledge")
+            assert second.status_code == 409
+            assert olga in second.json()["detail"]
+    finally:
+        live.cancel()
+
+
+def test_who_may_reach_the_notification_routes(stack: Stack, people: dict[str, str]) -> None:
+    url = stack.urls["notifications"]
+    nid = "crisis:nope~1~0~x"
+
+    def get(token: str, path: str) -> int:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
+            return c.get(path).status_code
+
+    def post(token: str, path: str) -> int:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
+            return c.post(path).status_code
+
+    with httpx.Client(base_url=url) as anonymous:
+        assert anonymous.get("/inbox").status_code == 401
+    integration = stack.token("bot", "integration")
+    ops = stack.token("opsy", "ops")
+    elsewhere = stack.token("cw-away", "caseworker", sites=("away",))
+    manager_away = stack.token("mgr-away", "site_manager", sites=("away",))
+    assert get(integration, "/inbox") == 403
+    assert get(ops, "/inbox") == 403
+    assert get(ops, "/delivery-health") == 200
+    assert get(elsewhere, "/delivery-health") == 403
+    assert get(elsewhere, "/inbox") == 200
+    assert post(elsewhere, f"/notifications/{nid}/acknowledge") == 404
+    assert get(manager_away, f"/sites/{SITE}/crisis-board") == 403
+    manager = stack.token(people["mia"], "site_manager", sites=(SITE,))
+    assert get(manager, f"/sites/{SITE}/crisis-board") == 200
+    assert post(elsewhere, "/webhooks/e2e/deliveries/x~1~0~y/replay") == 403
+
+
+@pytest.mark.timeout(240)
+def test_the_readme_crisis_alert_works_when_pasted(stack: Stack, tmp_path: Path) -> None:
+    # after the walk-through (with a client of its own: the walk-through's test runs too),
+    # the crisis alert section as written
+    name = f"Morgan{uuid.uuid4().hex[:6]}"
+    run = run_blocks(
+        stack,
+        tmp_path,
+        "## Try it",
+        "## Crisis alerts and notifications",
+        replace={'"family_name": "Morgan"': f'"family_name": "{name}"'},
+    )
+    case_id = json.loads((tmp_path / "accepted.json").read_text())["case_id"]
+    out = run.stdout
+    assert f'"alert_id":"crisis:{case_id}"' in out, out[-3000:]
+    assert '"status":"acknowledged"' in out  # cleo's acknowledgement, answered
+    assert '"acknowledged_by":"cleo"' in out  # and what carl's inbox shows
+    inbox = json.loads((tmp_path / "inbox.json").read_text())
+    assert any(e["alert_id"] == f"crisis:{case_id}" for e in inbox["entries"])

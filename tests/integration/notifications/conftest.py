@@ -1,0 +1,86 @@
+"""An in-process notifications service on the real servers, with its clock under the test's
+control and an in-memory directory (the directory's own projections are tested with it)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
+
+from casework.clock import FixedClock
+from casework.envelope import Envelope
+from casework.eventstore import Document
+from casework.runtime import events_topic, topic_prefix
+from casework.settings import Settings
+
+from casework_notifications.bootstrap import Wired, build
+from casework_notifications.settings import NotificationsSettings
+from support.notifications import FakeDirectory, crisis_directory
+
+SITE = "north"
+
+
+def notifications_settings(
+    kafka_bootstrap: str, mongo_url: str, namespace: str | None = None
+) -> Settings:
+    namespace = namespace or f"nt{uuid.uuid4().hex[:10]}"
+    return Settings.for_service(
+        "notifications",
+        0,
+        namespace=namespace,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        mongo_url=mongo_url,
+        mongo_database=f"{namespace}_notifications",
+        environment="test",
+        relay_poll_interval_s=0.2,
+    )
+
+
+@pytest.fixture
+def directory() -> FakeDirectory:
+    return crisis_directory(SITE, datetime.now(UTC))
+
+
+@pytest.fixture
+async def service(
+    kafka_bootstrap: str, mongo_url: str, directory: FakeDirectory, tmp_path: Path
+) -> AsyncIterator[Wired]:
+    settings = notifications_settings(kafka_bootstrap, mongo_url)
+    own = NotificationsSettings(deadline_tick_s=0.2)
+    wired = build(
+        settings, clock=FixedClock(datetime.now(UTC)), own=own, staff=directory, rota=directory
+    )
+    try:
+        async with wired.runtime.running():
+            yield wired
+    finally:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
+        await client.drop_database(settings.database_name)
+        await client.close()
+
+
+Publish = Callable[[str, Envelope], object]
+
+
+@pytest.fixture
+async def publish(kafka_bootstrap: str) -> AsyncIterator[Callable[[Wired, str, Envelope], object]]:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+
+    async def send(wired: Wired, service: str, envelope: Envelope) -> None:
+        await producer.send_and_wait(
+            topic_prefix(wired.runtime.settings) + events_topic(service),
+            envelope.value(),
+            key=envelope.key,
+            headers=envelope.headers(),
+        )
+
+    try:
+        yield send
+    finally:
+        await producer.stop()

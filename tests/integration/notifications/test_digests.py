@@ -1,0 +1,197 @@
+"""Quiet hours and digests on the real servers, with the service's clock set to a winter
+Wednesday evening in London: a risk-raised e-mail at 22:00 is held until 07:00; overdue
+contacts are not e-mailed one by one but in the worker's daily digest at 08:00 and their
+supervisor's weekly digest on Monday at 08:00."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from casework.clock import FixedClock
+from casework.contracts.cases import CaseOpened, CaseworkerAssigned, RiskLevelChanged
+from casework.contracts.common import RiskLevel
+from casework.contracts.contacts import ContactOverdue
+from casework.envelope import Envelope
+from casework.eventstore import Document
+from casework.runtime import wait_until
+
+from .conftest import SITE, notifications_settings
+from casework_notifications.bootstrap import Wired, build
+from casework_notifications.settings import NotificationsSettings
+from support.alerts import case_envelope
+from support.notifications import crisis_directory
+from support.receivers import SmtpSink, port
+
+T0 = datetime(2026, 12, 2, 22, 0, tzinfo=UTC)  # a Wednesday; London is on UTC in winter
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpSink]:
+    sink = SmtpSink(port(102))
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+async def evening(
+    kafka_bootstrap: str, mongo_url: str, smtp: SmtpSink, tmp_path: Path
+) -> AsyncIterator[Wired]:
+    settings = notifications_settings(kafka_bootstrap, mongo_url)
+    own = NotificationsSettings(
+        deadline_tick_s=0.2,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_timeout_s=2,
+        default_timezone="Europe/London",
+    )
+    directory = crisis_directory(SITE, T0)
+    wired = build(settings, clock=FixedClock(T0), own=own, staff=directory, rota=directory)
+    try:
+        async with wired.runtime.running():
+            yield wired
+    finally:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
+        await client.drop_database(settings.database_name)
+        await client.close()
+
+
+def overdue(case_id: str, obligation: str, version: int) -> Envelope:
+    event = ContactOverdue(
+        case_id=case_id,
+        obligation_id=obligation,
+        rule_id="weekly",
+        rule_version="1",
+        due_at=T0 - timedelta(hours=1),
+        overdue_seconds=3600,
+        risk_level=RiskLevel.HIGH,
+        caseworker_id="wendy",
+        site=SITE,
+        raised_at=T0,
+    )
+    return Envelope(
+        type=event.type_name(),
+        source="/casework/contacts",
+        subject=f"obligations-{case_id}",
+        time=T0,
+        data=event.model_dump(mode="json"),
+        stream_version=version,
+        site=SITE,
+    )
+
+
+def text_of(message: Message) -> str:
+    raw = message.get_payload(decode=True)
+    assert isinstance(raw, bytes)
+    return raw.decode()
+
+
+async def test_quiet_hours_hold_email_and_overdue_notices_come_in_digests(
+    evening: Wired, smtp: SmtpSink, publish: Callable[..., Any]
+) -> None:
+    clock = evening.runtime.clock
+    assert isinstance(clock, FixedClock)
+    case_id = str(uuid.uuid4())
+    for version, event in enumerate(
+        [
+            CaseOpened(
+                case_id=case_id,
+                client_id="c-1",
+                referral_id="r-1",
+                site=SITE,
+                risk_level=RiskLevel.MEDIUM,
+                opened_at=T0,
+            ),
+            CaseworkerAssigned(
+                case_id=case_id,
+                caseworker_id="wendy",
+                team="t",
+                assigned_by="mia",
+                assigned_at=T0,
+            ),
+            RiskLevelChanged(
+                case_id=case_id,
+                site=SITE,
+                previous_level=RiskLevel.MEDIUM,
+                risk_level=RiskLevel.HIGH,
+                reason="enc:v1:k:AAAA",
+                changed_by="wendy",
+                changed_at=T0,
+            ),
+        ],
+        start=1,
+    ):
+        await publish(evening, "cases", case_envelope(case_id, event, version, T0, SITE))
+    await publish(evening, "contacts", overdue(case_id, "ob-1", 1))
+    await publish(evening, "contacts", overdue(case_id, "ob-2", 2))
+
+    log = evening.deliveries.log.collection
+
+    async def held() -> bool:
+        return await log.count_documents({"outcome": "held"}) == 1
+
+    await wait_until(held, within=30, every=0.1)
+    deadlines = evening.runtime.deadlines
+
+    async def digests_planned() -> bool:
+        keys = ("digest:daily:wendy", "digest:weekly:sam", "digest:weekly:dora")
+        return all([await deadlines.get(k) is not None for k in keys])
+
+    await wait_until(digests_planned, within=30, every=0.1)
+    daily = await deadlines.get("digest:daily:wendy")
+    weekly = await deadlines.get("digest:weekly:sam")
+    assert daily is not None
+    assert weekly is not None
+    assert daily.due_at == datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    assert weekly.due_at == datetime(2026, 12, 7, 8, 0, tzinfo=UTC)  # Monday
+    assert smtp.messages == []  # quiet hours, and overdue notices wait for the digest
+
+    clock.advance(timedelta(hours=9, seconds=5))  # 07:00:05
+
+    async def risk_mailed() -> bool:
+        # the worker's, held since 22:00; the supervisors' (the second level, due at 02:00,
+        # reached when the service's clock next moved)
+        return all(len(smtp.to(f"{who}@agency.test")) == 1 for who in ("wendy", "sam", "dora"))
+
+    await wait_until(risk_mailed, within=30, every=0.1)
+    assert "risk raised" in str(smtp.to("wendy@agency.test")[0]["Subject"])
+
+    clock.advance(timedelta(hours=1))  # 08:00:05: the daily digest
+
+    async def digest_mailed() -> bool:
+        return len(smtp.to("wendy@agency.test")) == 2 and len(smtp.to("sam@agency.test")) == 2
+
+    await wait_until(digest_mailed, within=30, every=0.1)
+    digest = smtp.to("wendy@agency.test")[1]
+    assert "daily digest" in str(digest["Subject"])
+    body = text_of(digest)
+    assert body.count("- contact overdue, case ") == 1  # one group, counted twice, listed once
+    assert case_id in body
+
+    clock.advance(timedelta(days=4))  # Monday 08:00:05: the supervisors' weekly digests
+
+    def weekly(address: str) -> list[Message]:
+        return [m for m in smtp.to(address) if "weekly digest" in str(m["Subject"])]
+
+    async def weekly_mailed() -> bool:
+        return bool(weekly("sam@agency.test")) and bool(weekly("dora@agency.test"))
+
+    await wait_until(weekly_mailed, within=30, every=0.1)
+    body = text_of(weekly("sam@agency.test")[0])
+    assert "wendy:" in body
+    assert case_id in body
+    await evening.runtime.scheduler.fire_due()
+    assert len(smtp.to("wendy@agency.test")) == 2  # the risk notice and one digest: no repeat
+    # the supervisors' daily digest of Thursday: the overdue contact reached them at its
+    # second level (4 hours on), about their supervisee's case
+    daily_sam = [m for m in smtp.to("sam@agency.test") if "daily digest" in str(m["Subject"])]
+    assert len(daily_sam) == 1
+    assert len(weekly("sam@agency.test")) == 1

@@ -1,0 +1,195 @@
+"""A killed notifications process resumes without losing or repeating an alert.
+
+One notifications process (a real `python -m casework_notifications`) on the real servers,
+with the directory seeded on its supervision topic. A burst of crises is published to the
+cases topic; once a third of the alerts are stored the process is SIGKILLed — perhaps
+between an alert's commit and its consumer's offset commit, or mid-escalation scheduling —
+and a new process starts on the same database and namespace. The burst is then published
+again (a relay that republished everything).
+
+Then: every crisis has exactly one alert notifying the worker and the on-call worker once
+each; the inbox holds exactly those entries; every alert's escalation deadline waits for
+step 1 (none lost in the crash window between commit and scheduling).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient, MongoClient
+
+from casework.auth import mint_dev_token
+from casework.deadlines import Deadlines
+from casework.envelope import Envelope
+from casework.eventstore import Document, EventStore
+from casework.runtime import events_topic, wait_until
+from casework.settings import Settings
+
+from casework_notifications.application.handlers import escalation_key
+from support.alerts import crisis_declared
+from support.directory import SupervisionTopic, seed_directory, shift, site, staff
+from support.receivers import port
+
+CRISES = int(os.environ.get("CASEWORK_NOTIFICATIONS_KILL_CRISES", "30"))
+SITE = "north"
+SENT = "casework.notifications.NotificationSent.v1"
+
+
+@pytest.fixture
+def env(kafka_bootstrap: str, mongo_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    namespace = f"nk{uuid.uuid4().hex[:10]}"
+    database = f"{namespace}_notifications"
+    key = tmp_path / "dev.pem"
+    mint_dev_token(
+        Settings.for_service("notifications", 0, environment="test", jwt_dev_key_path=key),
+        sub="setup",
+        roles=["ops"],
+        sites=[],
+    )
+    yield {
+        **os.environ,
+        "CASEWORK_NAMESPACE": namespace,
+        "CASEWORK_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CASEWORK_MONGO_URL": mongo_url,
+        "CASEWORK_MONGO_DATABASE": database,
+        "CASEWORK_ENVIRONMENT": "test",
+        "CASEWORK_JWT_DEV_KEY_PATH": str(key),
+        "CASEWORK_RELAY_POLL_INTERVAL_S": "0.2",
+        "CASEWORK_NOTIFICATIONS_DEADLINE_TICK_S": "0.2",
+        "CASEWORK_NOTIFICATIONS_DEADLINE_CLAIM_TTL_S": "4",
+        "CASEWORK_HTTP_PORT": str(port(301)),
+    }
+    with MongoClient(mongo_url) as client:
+        client.drop_database(database)
+
+
+def start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "casework_notifications"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def ready(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2) as http:
+            return (await http.get(f"{url}/readyz")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.timeout(240)
+async def test_a_killed_process_resumes_without_losing_or_repeating_an_alert(
+    env: dict[str, str], kafka_bootstrap: str, mongo_url: str, tmp_path: Path
+) -> None:
+    namespace = env["CASEWORK_NAMESPACE"]
+    url = f"http://127.0.0.1:{env['CASEWORK_HTTP_PORT']}"
+    log = tmp_path / "notifications.log"
+    proc = start(env, log)
+    try:
+        await wait_until(lambda: ready(url), within=90, every=0.5)
+        now = datetime.now(UTC)
+        await seed_directory(
+            SupervisionTopic(kafka_bootstrap, f"{namespace}." + events_topic("supervision")),
+            site(SITE),
+            staff("wendy", "caseworker", sites=(SITE,)),
+            staff("olga", "crisis_worker", sites=(SITE,)),
+            staff("ben", "crisis_worker", sites=(SITE,)),
+            shift(SITE, "olga", now - timedelta(hours=1), now + timedelta(hours=8), "ben"),
+        )
+        client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url, tz_aware=True)
+        database = client[env["CASEWORK_MONGO_DATABASE"]]
+
+        async def rota_known() -> bool:
+            return await database["known_rota"].count_documents({}) == 1
+
+        await wait_until(rota_known, within=30, every=0.2)
+
+        cases = [str(uuid.uuid4()) for _ in range(CRISES)]
+        burst: list[Envelope] = [crisis_declared(c, datetime.now(UTC), SITE) for c in cases]
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+
+        async def publish_all() -> None:
+            for envelope in burst:
+                await producer.send_and_wait(
+                    f"{namespace}." + events_topic("cases"),
+                    envelope.value(),
+                    key=envelope.key,
+                    headers=envelope.headers(),
+                )
+
+        store = EventStore(database, source="/casework/notifications")
+
+        async def sent(case_id: str) -> list[tuple[int, str]]:
+            events = await store.load(f"alert-crisis:{case_id}")
+            return sorted(
+                (int(e.data["step"]), str(e.data["recipient_id"])) for e in events if e.type == SENT
+            )
+
+        async def stored() -> int:
+            return sum([1 for c in cases if await sent(c)])
+
+        try:
+            await publish_all()
+
+            async def a_third() -> bool:
+                return await stored() >= CRISES // 3
+
+            await wait_until(a_third, within=60, every=0.05)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            assert await stored() < CRISES, "the kill came too late to test anything"
+
+            proc = start(env, log)
+            await wait_until(lambda: ready(url), within=90, every=0.5)
+            await publish_all()  # everything once more, as a relay that republished
+
+            async def all_stored() -> bool:
+                return await stored() == CRISES
+
+            await wait_until(all_stored, within=90, every=0.3)
+            inbox = database["inbox"]
+
+            async def inbox_complete() -> bool:
+                return await inbox.count_documents({}) >= 2 * CRISES
+
+            await wait_until(inbox_complete, within=60, every=0.3)
+        finally:
+            await producer.stop()
+
+        for case_id in cases:
+            assert await sent(case_id) == [(0, "olga"), (0, "wendy")], case_id
+        assert await inbox.count_documents({}) == 2 * CRISES
+        assert await inbox.count_documents({"recipient_id": "olga"}) == CRISES
+        deadlines = Deadlines(database)
+
+        async def every_escalation_waits() -> bool:
+            for case_id in cases:
+                deadline = await deadlines.get(escalation_key(f"crisis:{case_id}"))
+                if deadline is None or deadline.payload["step"] != 1:
+                    return False
+            return True
+
+        await wait_until(every_escalation_waits, within=30, every=0.3)
+        await client.close()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -1,0 +1,198 @@
+"""The Alert aggregate: grouping, one notification per recipient per step, escalation
+through levels and repeats, acknowledgement stops it for everyone, never auto-resolved.
+Given events, when a command, then events or a refusal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from casework.contracts.notifications import (
+    AlertAcknowledged,
+    AlertClosed,
+    AlertEscalated,
+    AlertInContact,
+    AlertOpened,
+    AlertRefired,
+    Channel,
+    NotificationSent,
+    Trigger,
+    Urgency,
+)
+from casework.events import DomainEvent
+
+from casework_notifications.domain.alert import ANY_SOURCE, Alert
+from casework_notifications.domain.commands import (
+    Acknowledge,
+    AlertCommand,
+    Close,
+    Escalate,
+    Fire,
+    Recipients,
+    RecordInContact,
+)
+from casework_notifications.domain.errors import AlertAlreadyAcknowledged, AlertAlreadyClosed
+from casework_notifications.domain.escalation import due_at, notification_id, step_count
+from casework_notifications.domain.routing import default_routing
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+ALERT = "crisis:case-1"
+RULE, POLICY = default_routing().rule(Trigger.CRISIS, "north")
+
+
+def fire(
+    source: str = "crisis-1", ids: tuple[str, ...] = ("wendy", "olga"), at: datetime = T0
+) -> Fire:
+    return Fire(
+        alert_id=ALERT,
+        trigger=Trigger.CRISIS,
+        source_id=source,
+        case_id="case-1",
+        worker_id="wendy",
+        site="north",
+        urgency=Urgency.CRITICAL,
+        channels=(Channel.INBOX, Channel.EMAIL),
+        policy=POLICY,
+        recipients=Recipients(ids),
+        at=at,
+    )
+
+
+def given(*commands: AlertCommand) -> Alert:
+    alert = Alert(ALERT)
+    for cmd in commands:
+        alert.handle(cmd)
+    history = alert.pending_events
+    return Alert.rehydrate(ALERT, history)
+
+
+def when(alert: Alert, cmd: AlertCommand) -> list[DomainEvent]:
+    alert.handle(cmd)
+    return alert.pending_events
+
+
+def test_a_first_fire_opens_and_notifies_the_first_level_once_each() -> None:
+    events = when(Alert(ALERT), fire(ids=("wendy", "olga", "wendy")))
+    assert isinstance(events[0], AlertOpened)
+    assert events[0].episode == 1
+    assert events[0].policy == POLICY
+    assert isinstance(events[1], AlertEscalated)
+    assert (events[1].step, events[1].level, events[1].repeat) == (0, 0, 0)
+    sent = [e for e in events if isinstance(e, NotificationSent)]
+    assert [e.recipient_id for e in sent] == ["wendy", "olga"]
+    assert sent[0].notification_id == notification_id(ALERT, 1, 0, "wendy")
+
+
+def test_the_same_source_again_changes_nothing() -> None:
+    assert when(given(fire()), fire()) == []
+
+
+def test_a_new_source_while_open_counts_without_notifying() -> None:
+    events = when(given(fire()), fire("crisis-2"))
+    assert len(events) == 1
+    assert isinstance(events[0], AlertRefired)
+    assert events[0].count == 2
+
+
+def test_escalation_reaches_each_step_once_in_order() -> None:
+    alert = given(fire())
+    ep = alert.current
+    assert ep is not None
+    assert ep.next_step_due() == (1, T0 + timedelta(minutes=5))
+    assert when(alert, Escalate(ALERT, 1, 2, Recipients(("mia",)), T0)) == []  # not next
+    events = when(alert, Escalate(ALERT, 1, 1, Recipients(("ben", "sam", "dora")), T0))
+    assert isinstance(events[0], AlertEscalated)
+    assert (events[0].level, events[0].repeat) == (1, 0)
+    alert = given(fire(), Escalate(ALERT, 1, 1, Recipients(("ben",)), T0))
+    assert when(alert, Escalate(ALERT, 1, 1, Recipients(("ben",)), T0)) == []  # reached
+
+
+def test_the_default_crisis_timeline_and_its_repeats() -> None:
+    offsets = [due_at(POLICY, T0, s) - T0 for s in range(step_count(POLICY))]
+    minutes = [int(o.total_seconds() // 60) for o in offsets]
+    # worker + on-call at once; backup + supervisor at 5; site manager at 10; regional at
+    # 20; then the levels again, 10 minutes after the last, twice more
+    assert minutes == [0, 5, 10, 20, 30, 35, 40, 50, 60, 65, 70, 80]
+
+
+def test_past_the_last_step_the_alert_stays_open() -> None:
+    commands: list[AlertCommand] = [fire()]
+    for step in range(1, step_count(POLICY)):
+        commands.append(Escalate(ALERT, 1, step, Recipients(("x",)), T0))
+    alert = given(*commands)
+    ep = alert.current
+    assert ep is not None
+    assert ep.open
+    assert ep.next_step_due() is None
+
+
+def test_acknowledgement_stops_the_chain_for_everyone() -> None:
+    alert = given(fire(), Acknowledge(ALERT, "olga", None, T0 + timedelta(minutes=2)))
+    ep = alert.current
+    assert ep is not None
+    assert ep.next_step_due() is None
+    assert when(alert, Escalate(ALERT, 1, 1, Recipients(("ben",)), T0)) == []
+    assert when(alert, Acknowledge(ALERT, "olga", None, T0)) == []  # the same person again
+    with pytest.raises(AlertAlreadyAcknowledged) as refused:
+        when(alert, Acknowledge(ALERT, "wendy", None, T0))
+    assert refused.value.by == "olga"
+
+
+def test_in_contact_acknowledges_when_nobody_has() -> None:
+    events = when(given(fire()), RecordInContact(ALERT, "wendy", None, T0))
+    assert [type(e) for e in events] == [AlertAcknowledged, AlertInContact]
+
+
+def test_close_by_its_source_ends_the_episode_and_a_replay_does_not_reopen() -> None:
+    alert = given(fire(), Close(ALERT, "crisis-1", "resolved", "wendy", T0))
+    ep = alert.current
+    assert ep is not None
+    assert not ep.open
+    assert when(alert, fire()) == []  # the declared crisis replayed
+    with pytest.raises(AlertAlreadyClosed):
+        when(alert, Acknowledge(ALERT, "olga", None, T0))
+    events = when(alert, fire("crisis-2"))  # a new crisis: a new episode
+    assert isinstance(events[0], AlertOpened)
+    assert events[0].episode == 2
+
+
+def test_close_by_another_source_changes_nothing() -> None:
+    assert when(given(fire()), Close(ALERT, "crisis-9", "resolved", None, T0)) == []
+    events = when(given(fire()), Close(ALERT, ANY_SOURCE, "decided", None, T0))
+    assert isinstance(events[0], AlertClosed)
+
+
+def test_a_non_crisis_group_acknowledged_opens_anew_on_the_next_fire() -> None:
+    def overdue(source: str) -> Fire:
+        rule, policy = default_routing().rule(Trigger.CONTACT_OVERDUE, "north")
+        return Fire(
+            "contact_overdue:case-1",
+            Trigger.CONTACT_OVERDUE,
+            source,
+            "case-1",
+            "wendy",
+            "north",
+            rule.urgency,
+            rule.channels,
+            policy,
+            Recipients(("wendy",)),
+            T0,
+        )
+
+    alert = Alert("contact_overdue:case-1")
+    alert.handle(overdue("ob-1"))
+    alert.handle(overdue("ob-2"))
+    assert isinstance(alert.pending_events[-1], AlertRefired)
+    alert.handle(Acknowledge("contact_overdue:case-1", "wendy", None, T0))
+    alert.handle(overdue("ob-3"))
+    opened = [e for e in alert.pending_events if isinstance(e, AlertOpened)]
+    assert [e.episode for e in opened] == [1, 2]
+
+
+def test_an_episode_keeps_the_policy_it_opened_with() -> None:
+    alert = given(fire())
+    ep = alert.current
+    assert ep is not None
+    assert ep.policy == POLICY
+    assert alert.stream_id == "alert-crisis:case-1"

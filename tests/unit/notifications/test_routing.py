@@ -1,0 +1,116 @@
+"""Routing rules as data: defaults, per-site overrides, and tables refused at load; the
+recipients each target names, from the directory and the rota at that moment."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from casework.contracts.notifications import Channel, Trigger, Urgency
+
+from casework_notifications.application.recipients import RecipientResolver, Subject
+from casework_notifications.domain.errors import InvalidRouting
+from casework_notifications.domain.routing import DEFAULT_TABLE, Routing, default_routing
+from support.notifications import Staff, crisis_directory
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def test_every_trigger_has_a_rule_and_crisis_is_critical_on_every_channel() -> None:
+    rule, policy = default_routing().rule(Trigger.CRISIS, "anywhere")
+    assert rule.urgency is Urgency.CRITICAL
+    assert set(rule.channels) == {Channel.INBOX, Channel.EMAIL, Channel.WEBHOOK}
+    assert policy.levels[0].targets == ("assigned_worker", "on_call")
+
+
+def test_a_site_overrides_the_agency_rule_for_one_trigger() -> None:
+    table = {
+        **DEFAULT_TABLE,
+        "sites": {
+            "south": {
+                "crisis": {"urgency": "critical", "channels": ["inbox"], "policy": "site_manager"}
+            }
+        },
+    }
+    routing = Routing.from_json(table)
+    south, policy = routing.rule(Trigger.CRISIS, "south")
+    assert south.channels == (Channel.INBOX,)
+    assert policy.name == "site_manager"
+    north, _ = routing.rule(Trigger.CRISIS, "north")
+    assert Channel.EMAIL in north.channels
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (
+            {
+                "rules": {
+                    **DEFAULT_TABLE["rules"],
+                    "crisis": {"urgency": "critical", "channels": [], "policy": "nope"},
+                }
+            },
+            "no policy",
+        ),
+        (
+            {
+                "policies": {
+                    **DEFAULT_TABLE["policies"],
+                    "crisis": {
+                        "name": "crisis",
+                        "levels": [
+                            {"targets": ["on_call"], "delay_minutes": 0},
+                            {"targets": ["janitor"], "delay_minutes": 5},
+                        ],
+                    },
+                }
+            },
+            "unknown target",
+        ),
+        (
+            {
+                "policies": {
+                    **DEFAULT_TABLE["policies"],
+                    "crisis": {
+                        "name": "crisis",
+                        "levels": [
+                            {"targets": ["on_call"], "delay_minutes": 0},
+                            {"targets": ["backup"], "delay_minutes": 0},
+                        ],
+                    },
+                }
+            },
+            "at least 1 minute",
+        ),
+        ({"rules": {"crisis": DEFAULT_TABLE["rules"]["crisis"]}}, "no rule for"),
+        ({"policies": "x"}, "routing table: policies"),
+    ],
+)
+def test_a_table_that_cannot_work_is_refused_at_load(change: dict[str, object], words: str) -> None:
+    with pytest.raises(InvalidRouting, match=words):
+        Routing.from_json({**DEFAULT_TABLE, **change})
+
+
+async def test_targets_resolve_to_the_people_on_duty_at_that_moment() -> None:
+    directory = crisis_directory("north", T0)
+    resolver = RecipientResolver(directory, directory)
+    subject = Subject("north", "wendy")
+    first = await resolver.resolve(("assigned_worker", "on_call"), subject, T0)
+    assert first.ids == ("wendy", "olga")
+    second = await resolver.resolve(("backup", "supervisor"), subject, T0)
+    assert second.ids == ("ben", "sam", "dora")  # the supervisor and their delegate
+    third = await resolver.resolve(("site_manager", "regional", "staff:zed"), subject, T0)
+    assert third.ids == ("mia", "rex", "zed")
+    later = await resolver.resolve(("on_call", "backup"), subject, T0 + timedelta(days=1))
+    assert later.ids == ()
+    assert later.unresolved == ("on_call", "backup")  # nobody rostered: reported, not fatal
+
+
+async def test_a_leaver_is_never_notified() -> None:
+    directory = crisis_directory("north", T0)
+    directory.add(Staff("wendy", active=False, sites=("north",), roles=("caseworker",)))
+    resolver = RecipientResolver(directory, directory)
+    found = await resolver.resolve(("assigned_worker", "on_call"), Subject("north", "wendy"), T0)
+    assert found.ids == ("olga",)
+    assert found.unresolved == ("assigned_worker",)
