@@ -15,7 +15,7 @@ from support.directory import register_staff
 from support.polling import eventually
 from support.stack import Stack
 
-SUPERVISOR = "sue-priv"
+SUPERVISOR = "sue"  # decides the approvals too: the directory makes them carl's supervisor
 
 
 def _ok(response: httpx.Response) -> Any:
