@@ -23,6 +23,7 @@ from pymongo import MongoClient
 
 from casework.privacy import REPLACEMENT
 
+from support.approvals import approve, case_when, closure_approval, plan_approval
 from support.audit import wait_for_records
 from support.polling import eventually
 from support.stack import Stack
@@ -78,18 +79,21 @@ def open_case(stack: Stack, site: str, address: str) -> tuple[str, str]:
 
 
 def close_case(stack: Stack, site: str, case_id: str) -> None:
-    """Assessed, a plan approved, closure requested and approved (two supervisors of the
-    site: the case has no team, and four eyes need two people)."""
+    """Assessed, a plan approved, closure requested and approved in supervision (two
+    supervisors of the site: the case has no team, and four eyes need two people)."""
     path = f"/cases/{case_id}"
     sam = stack.client("cases", stack.token("sam-addr", "supervisor", sites=(site,)))
-    sue = stack.client("cases", stack.token("sue-addr", "supervisor", sites=(site,)))
+    sue = stack.client("supervision", stack.token("sue-addr", "supervisor", sites=(site,)))
     with sam, sue:
         ok(sam.post(f"{path}/assessment", json={"needs": {"mood": "Low"}, "narrative": "Low"}))
         plan = {"goals": [{"goal_id": "g1", "description": "Walk", "target_date": "2030-01-01"}]}
         ok(sam.post(f"{path}/plan", json=plan))
-        ok(sue.post(f"{path}/plan/approve", json={"comment": "Fine"}))
-        ok(sam.post(f"{path}/closure", json={"outcome": "goals_met", "evaluation": "Walking"}))
-        assert ok(sue.post(f"{path}/closure/approve"))["phase"] == "closed"
+        approve(sue, plan_approval(case_id, 1), "Fine")
+        case_when(sam, case_id, lambda c: c["phase"] == "active")
+        closure = {"outcome": "goals_met", "evaluation": "Walking"}
+        requested = ok(sam.post(f"{path}/closure", json=closure))
+        approve(sue, closure_approval(case_id, requested["version"]))
+        case_when(sam, case_id, lambda c: c["phase"] == "closed")
 
 
 def erase(stack: Stack, client_id: str) -> dict[str, Any]:

@@ -124,7 +124,12 @@ async def test_the_topics_a_service_creates_keep_everything(cases_app: FastAPI) 
         assert config[RETENTION] == "-1", topic
         assert config["min.insync.replicas"] == str(settings.kafka_min_insync_replicas), topic
     for topic in described:
-        assert len(topic["partitions"]) == settings.kafka_topic_partitions, topic["topic"]
+        wanted = (
+            settings.kafka_dead_letter_partitions
+            if topic["topic"].endswith(".dlq")
+            else settings.kafka_topic_partitions
+        )
+        assert len(topic["partitions"]) == wanted, topic["topic"]
 
 
 async def test_an_existing_topic_with_short_retention_is_reported_not_altered(

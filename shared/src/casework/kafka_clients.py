@@ -95,12 +95,13 @@ def topic_specs(
     settings: Settings, events: Iterable[str], dead_letters: Iterable[str]
 ) -> list[TopicSpec]:
     """The topics with their configuration from the settings: event topics keep
-    `kafka_events_retention_ms`, dead-letter topics `kafka_dead_letter_retention_ms`."""
+    `kafka_events_retention_ms` on `kafka_topic_partitions`, dead-letter topics
+    `kafka_dead_letter_retention_ms` on `kafka_dead_letter_partitions`."""
 
-    def spec(name: str, retention_ms: int) -> TopicSpec:
+    def spec(name: str, retention_ms: int, partitions: int) -> TopicSpec:
         return TopicSpec(
             name=name,
-            partitions=settings.kafka_topic_partitions,
+            partitions=partitions,
             replication_factor=settings.kafka_replication_factor,
             configs={
                 RETENTION: str(retention_ms),
@@ -108,8 +109,18 @@ def topic_specs(
             },
         )
 
-    specs = {name: spec(name, settings.kafka_events_retention_ms) for name in events}
-    specs.update({n: spec(n, settings.kafka_dead_letter_retention_ms) for n in dead_letters})
+    specs = {
+        name: spec(name, settings.kafka_events_retention_ms, settings.kafka_topic_partitions)
+        for name in events
+    }
+    specs.update(
+        {
+            n: spec(
+                n, settings.kafka_dead_letter_retention_ms, settings.kafka_dead_letter_partitions
+            )
+            for n in dead_letters
+        }
+    )
     return [specs[name] for name in sorted(specs)]
 
 

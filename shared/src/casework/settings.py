@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     # Topics the services create (`casework.kafka_clients.create_topics`). The defaults suit
     # one local broker; a production cluster wants replication 3 and min.insync.replicas 2.
     kafka_topic_partitions: int = Field(default=6, ge=1)
+    kafka_dead_letter_partitions: int = Field(
+        default=1,
+        ge=1,
+        description="Partitions of each dead-letter topic. One is enough: poison is rare, read "
+        "by an operator, and every consumer group has its own dead-letter topic, so six each "
+        "multiplied a broker's partitions (and its open files) for nothing.",
+    )
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
     kafka_events_retention_ms: int = Field(
