@@ -30,7 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
 from casework.auth import Principal
@@ -46,6 +47,8 @@ from casework.contracts.cases import (
 from casework.contracts.common import RiskLevel
 from casework.envelope import Envelope
 from casework.eventstore import CommitContext, Document
+from casework.kafka_clients import kafka_client_options
+from casework.projections import consumer_group
 from casework.runtime import ServiceRuntime, events_topic, topic_prefix, wait_until
 from casework.settings import Settings
 
@@ -420,16 +423,28 @@ async def _drive_a_case(cases_runtime: ServiceRuntime, cases: Cases, service: Su
         if _header(r, "ce_subject") == f"approval-{first_closure}"
         and _header(r, "ce_type").endswith("ApprovalReturned.v1")
     ]
-    metric = cases_metric(cases_runtime, "when_approval_returned_send_it_back", "unchanged")
-    before = metric()
-    await service.producer.send_and_wait(
+    policy = "when_approval_returned_send_it_back"
+    refused = [cases_metric(cases_runtime, policy, o) for o in ("dead_lettered", "parked")]
+    before = [count() for count in refused]
+    sent = await service.producer.send_and_wait(
         topic, returned.value, key=returned.key, headers=list(returned.headers)
     )
+    # the cases policy has taken it in once its group's committed offset is past it
+    settings = cases_runtime.settings
+    group = topic_prefix(settings) + consumer_group("cases", policy)
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings))
+    await admin.start()
+    try:
 
-    async def skipped() -> bool:
-        return metric() == before + 1
+        async def taken_in() -> bool:
+            offsets = await admin.list_consumer_group_offsets(group)
+            committed = offsets.get(TopicPartition(topic, sent.partition))
+            return committed is not None and committed.offset > sent.offset
 
-    await wait_until(skipped, within=30, every=0.2)
+        await wait_until(taken_in, within=60, every=0.2)
+    finally:
+        await admin.close()
+    assert [count() for count in refused] == before  # neither poison nor parked
     after = [e.type.split(".")[2] for e in await cases_runtime.store.load(f"case-{case_id}")]
     assert after == stored
 
