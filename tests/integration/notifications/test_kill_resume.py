@@ -167,7 +167,18 @@ async def test_a_killed_process_resumes_without_losing_or_repeating_an_alert(
             async def all_stored() -> bool:
                 return await stored() == CRISES
 
-            await wait_until(all_stored, within=90, every=0.3)
+            try:
+                await wait_until(all_stored, within=90, every=0.3)
+            except TimeoutError:
+                missing = [c for c in cases if not await sent(c)]
+                streams = {
+                    c: [e.type for e in await store.load(f"alert-crisis:{c}")] for c in missing
+                }
+                tail = log.read_text(errors="replace")[-6000:]
+                pytest.fail(
+                    f"{len(missing)} of {CRISES} crises without an alert 90 s after the "
+                    f"republish; their alert streams: {streams}\nprocess log (tail):\n{tail}"
+                )
             inbox = database["inbox"]
 
             async def inbox_complete() -> bool:
