@@ -308,4 +308,5 @@ def test_a_site_may_route_an_overdue_approval_otherwise() -> None:
     south, escalation = routing.rule(Trigger.APPROVAL_OVERDUE, "south")
     assert (south.urgency, escalation.levels[0].targets) == (Urgency.NORMAL, ("site_manager",))
     north, escalation = routing.rule(Trigger.APPROVAL_OVERDUE, "north")
+    assert north.urgency is Urgency.HIGH
     assert escalation.levels[0].targets == ("supervisor", "site_manager")
