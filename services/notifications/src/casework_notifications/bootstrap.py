@@ -104,8 +104,8 @@ def build(
         deadlines=runtime.deadlines,
         clock=runtime.clock,
     )
-    inbox = Inbox(runtime.database, hub)
-    board = AlertBoard(runtime.database, hub)
+    inbox = Inbox(runtime.database, hub=hub)
+    board = AlertBoard(runtime.database, hub=hub)
     deliveries = Deliveries(
         deadlines=runtime.deadlines,
         staff=staff,
