@@ -35,6 +35,7 @@ from casework_notifications.application.delivery import (
 from casework_notifications.application.handlers import ESCALATION, Alerts
 from casework_notifications.application.policies import (
     WhenCaseChangedRaiseAlerts,
+    WhenSupervisionWorkWaitsRaiseAlerts,
     WhenWorkOverdueRaiseAlerts,
 )
 from casework_notifications.application.ports import Rota, StaffDirectory
@@ -103,8 +104,8 @@ def build(
         deadlines=runtime.deadlines,
         clock=runtime.clock,
     )
-    inbox = Inbox(runtime.database, hub)
-    board = AlertBoard(runtime.database, hub)
+    inbox = Inbox(runtime.database, hub=hub)
+    board = AlertBoard(runtime.database, hub=hub)
     deliveries = Deliveries(
         deadlines=runtime.deadlines,
         staff=staff,
@@ -129,6 +130,7 @@ def build(
         *consumed,
         WhenCaseChangedRaiseAlerts(facts, alerts),
         WhenWorkOverdueRaiseAlerts(facts, alerts),
+        WhenSupervisionWorkWaitsRaiseAlerts(facts, staff, alerts),
         WhenNotificationSentDeliver(deliveries),
         inbox,
         board,

@@ -35,6 +35,8 @@ class Trigger(StrEnum):
     ACTION_ITEM_OVERDUE = "action_item_overdue"
     APPROVAL_REQUESTED = "approval_requested"
     APPROVAL_OVERDUE = "approval_overdue"
+    SUPERVISION_OVERDUE = "supervision_overdue"
+    """A worker's supervision was not held by its due time (supervision's cadence)."""
     TRANSFER_WAITING = "transfer_waiting"
 
 

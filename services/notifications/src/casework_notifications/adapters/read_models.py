@@ -43,8 +43,15 @@ class Inbox(Projection):
     name = "inbox"
     topics = (events_topic("notifications"),)
 
-    def __init__(self, database: AsyncDatabase[Document], hub: LiveHub | None = None) -> None:
-        super().__init__(database)
+    def __init__(
+        self,
+        database: AsyncDatabase[Document],
+        collection: str | None = None,
+        *,
+        hub: LiveHub | None = None,
+    ) -> None:
+        # (database, collection) as every projection: the rebuild makes a fresh copy so
+        super().__init__(database, collection)
         self.hub = hub
 
     async def ensure_indexes(self) -> None:
@@ -106,8 +113,15 @@ class AlertBoard(Projection):
     name = "alert_board"
     topics = (events_topic("notifications"),)
 
-    def __init__(self, database: AsyncDatabase[Document], hub: LiveHub | None = None) -> None:
-        super().__init__(database)
+    def __init__(
+        self,
+        database: AsyncDatabase[Document],
+        collection: str | None = None,
+        *,
+        hub: LiveHub | None = None,
+    ) -> None:
+        # (database, collection) as every projection: the rebuild makes a fresh copy so
+        super().__init__(database, collection)
         self.hub = hub
 
     async def ensure_indexes(self) -> None:

@@ -72,6 +72,9 @@ class Firing:
     case_id: str | None
     worker_id: str | None
     at: datetime
+    exclude: tuple[str, ...] = ()
+    """People never notified of it at the opening, whatever the targets name (the requester
+    of an approval: four eyes)."""
 
 
 @dataclass
@@ -97,6 +100,9 @@ class Alerts:
                     Subject(firing.site, firing.worker_id),
                     self.clock.now(),
                 )
+                if firing.exclude:
+                    kept = tuple(r for r in recipients.ids if r not in firing.exclude)
+                    recipients = Recipients(kept, recipients.unresolved)
             return Fire(
                 alert_id=alert_id,
                 trigger=firing.trigger,
@@ -144,6 +150,11 @@ class Alerts:
             return Close(alert_id, source_id, reason, by, at)
 
         return await self._run(alert_id, decide, ctx, create=False)
+
+    async def worker_of(self, alert_id: str) -> str | None:
+        """The worker the group's latest episode is about (None: no such group, or none)."""
+        alert = await self.alerts.find(alert_id)
+        return alert.current.worker_id if alert is not None and alert.current else None
 
     # -- people's commands -----------------------------------------------------------------
 

@@ -7,6 +7,10 @@
 |                                      |                | closes them when they are over         |
 | `when_work_overdue_raise_alerts`     | contacts topic | raises contact-overdue and lone-worker |
 |                                      |                | alerts                                 |
+| `when_supervision_work_waits_raise_  | supervision    | raises approval, approval-overdue,     |
+| alerts`                              | topic          | case-review, action-item and           |
+|                                      |                | supervision-overdue alerts, and closes |
+|                                      |                | them once decided, reviewed, done, held|
 
 Each is idempotent because the `Alert` aggregate is: a source it has seen changes nothing,
 so a redelivered or replayed event notifies nobody twice. Policies, not projections:
@@ -15,7 +19,9 @@ rebuilding them would fire history again (harmlessly, but pointlessly).
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
+from typing import Protocol
 
 from casework.contracts.cases import (
     CaseOpened,
@@ -29,6 +35,19 @@ from casework.contracts.cases import (
 from casework.contracts.common import RiskLevel
 from casework.contracts.contacts import ContactOverdue, LoneWorkerCheckedOut, LoneWorkerOverdue
 from casework.contracts.notifications import Trigger
+from casework.contracts.supervision import (
+    ActionItemDone,
+    ActionItemOverdue,
+    ApprovalGranted,
+    ApprovalOverdue,
+    ApprovalRequested,
+    ApprovalReturned,
+    ApprovalWithdrawn,
+    CaseReviewOverdue,
+    CaseReviewRecorded,
+    SupervisionOverdue,
+    SupervisionSessionHeld,
+)
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import CommitContext
@@ -37,7 +56,10 @@ from casework.runtime import events_topic
 
 from casework_notifications.adapters.case_facts import CaseFactsStore, change_of
 from casework_notifications.application.handlers import Alerts, Firing, alert_id_for
+from casework_notifications.application.ports import CaseFacts, StaffDirectory
 from casework_notifications.domain.alert import ANY_SOURCE
+
+log = logging.getLogger(__name__)
 
 ORDER = (RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH, RiskLevel.IMMINENT)
 
@@ -190,3 +212,197 @@ class WhenWorkOverdueRaiseAlerts(EventHandler):
                     alert_id, ANY_SOURCE, "worker checked out", None, event.checked_out_at, ctx
                 )
         return False
+
+
+class AlertCommands(Protocol):
+    """What a policy asks of the alerts (`handlers.Alerts`; unit tests record the calls)."""
+
+    async def fire(self, firing: Firing, ctx: CommitContext | None = None) -> bool: ...
+
+    async def close(
+        self,
+        alert_id: str,
+        source_id: str,
+        reason: str,
+        by: str | None,
+        at: datetime,
+        ctx: CommitContext | None = None,
+    ) -> bool: ...
+
+    async def worker_of(self, alert_id: str) -> str | None: ...
+
+
+APPROVAL_NOTICES = (Trigger.APPROVAL_REQUESTED, Trigger.APPROVAL_OVERDUE)
+
+
+class WhenSupervisionWorkWaitsRaiseAlerts(EventHandler):
+    """Supervision's approvals and overdue work, as alert groups (routing per trigger):
+
+    | event               | group (trigger:subject)           | source      | worker         |
+    |---------------------|-----------------------------------|-------------|----------------|
+    | `ApprovalRequested` | `approval_requested:<approval>`   | approval id | caseworker     |
+    | `ApprovalOverdue`   | `approval_overdue:<approval>`     | approval id | as requested   |
+    | `CaseReviewOverdue` | `case_review_overdue:<case>`      | due time    | caseworker     |
+    | `ActionItemOverdue` | `action_item_overdue:<item>`      | item id     | the owner      |
+    | `SupervisionOverdue`| `supervision_overdue:<worker>`    | due time    | the supervisee |
+
+    The `supervisor` target of the worker is who may decide an approval (their supervisor,
+    or the delegate standing in at that moment); the requester is never notified of their
+    own request (four eyes). `ApprovalGranted` / `Returned` / `Withdrawn` close both notices
+    of the approval (by its id, so a redelivered decision, or one for another approval,
+    closes nothing); a case review recorded, an action item done and a supervision held
+    close their group's open notice, so that the next overdue notifies again instead of
+    being counted on a stale group.
+
+    **Invariant:** one alert group per (trigger, subject) and one notification per recipient
+    per step, under redelivery and replay: every source id is derived from the event's own
+    stable fields (never the delivery), and `Alert` ignores a source it has seen. Closing
+    across streams (a review recorded on a session's stream, its overdue on the cadence's)
+    is not ordered by Kafka: a close that arrives before its overdue closes nothing, and
+    that overdue stays open until acknowledged.
+
+    A case's site and worker come from the event, else from the local copy of the case, else
+    (site only) from the worker's directory entry; an event with no site anywhere cannot be
+    routed (no rule, no site manager): it is logged by its ids and skipped.
+    """
+
+    name = "when_supervision_work_waits_raise_alerts"
+    topics = (events_topic("supervision"),)
+
+    def __init__(self, facts: CaseFacts, staff: StaffDirectory, alerts: AlertCommands) -> None:
+        self._facts = facts
+        self._staff = staff
+        self._alerts = alerts
+
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        ctx = _context(envelope)
+        match event:
+            case ApprovalRequested():
+                worker = event.caseworker_id or await self._case(event.case_id, "caseworker_id")
+                return await self._fire(
+                    Firing(
+                        Trigger.APPROVAL_REQUESTED,
+                        event.approval_id,
+                        event.approval_id,
+                        event.site,
+                        event.case_id,
+                        worker,
+                        event.requested_at,
+                        exclude=(event.requested_by,),
+                    ),
+                    ctx,
+                )
+            case ApprovalOverdue():
+                requested = alert_id_for(Trigger.APPROVAL_REQUESTED, event.approval_id)
+                worker = await self._alerts.worker_of(requested) or await self._case(
+                    event.case_id, "caseworker_id"
+                )
+                firing = Firing(
+                    Trigger.APPROVAL_OVERDUE,
+                    event.approval_id,
+                    event.approval_id,
+                    event.site,
+                    event.case_id,
+                    worker,
+                    event.raised_at,
+                )
+                return await self._fire(firing, ctx)
+            case ApprovalGranted() | ApprovalReturned() | ApprovalWithdrawn():
+                return await self._approval_decided(event, ctx)
+            case CaseReviewOverdue():
+                worker = event.caseworker_id or await self._case(event.case_id, "caseworker_id")
+                site = (
+                    event.site
+                    or await self._case(event.case_id, "site")
+                    or await self._site_of(worker)
+                )
+                firing = Firing(
+                    Trigger.CASE_REVIEW_OVERDUE,
+                    event.case_id,
+                    f"review-due:{event.due_at.isoformat()}",
+                    site or "",
+                    event.case_id,
+                    worker,
+                    event.raised_at,
+                )
+                return await self._fire(firing, ctx)
+            case CaseReviewRecorded():
+                alert_id = alert_id_for(Trigger.CASE_REVIEW_OVERDUE, event.case_id)
+                return await self._alerts.close(
+                    alert_id, ANY_SOURCE, "case reviewed", event.reviewed_by, event.reviewed_at, ctx
+                )
+            case ActionItemOverdue():
+                site = event.site
+                if not site and event.case_id:
+                    site = await self._case(event.case_id, "site")
+                firing = Firing(
+                    Trigger.ACTION_ITEM_OVERDUE,
+                    event.action_item_id,
+                    event.action_item_id,
+                    site or await self._site_of(event.owner_id) or "",
+                    event.case_id,
+                    event.owner_id,
+                    event.raised_at,
+                )
+                return await self._fire(firing, ctx)
+            case ActionItemDone():
+                alert_id = alert_id_for(Trigger.ACTION_ITEM_OVERDUE, event.action_item_id)
+                return await self._alerts.close(
+                    alert_id, ANY_SOURCE, "action item done", event.done_by, event.done_at, ctx
+                )
+            case SupervisionOverdue():
+                firing = Firing(
+                    Trigger.SUPERVISION_OVERDUE,
+                    event.worker_id,
+                    f"supervision-due:{event.due_at.isoformat()}",
+                    event.site or await self._site_of(event.worker_id) or "",
+                    None,
+                    event.worker_id,
+                    event.raised_at,
+                )
+                return await self._fire(firing, ctx)
+            case SupervisionSessionHeld():
+                alert_id = alert_id_for(Trigger.SUPERVISION_OVERDUE, event.worker_id)
+                return await self._alerts.close(
+                    alert_id, ANY_SOURCE, "supervision held", event.recorded_by, event.held_at, ctx
+                )
+        return False
+
+    async def _approval_decided(
+        self,
+        event: ApprovalGranted | ApprovalReturned | ApprovalWithdrawn,
+        ctx: CommitContext,
+    ) -> bool:
+        by: str | None
+        match event:
+            case ApprovalGranted():
+                reason, by, at = "approval granted", event.decided_by, event.decided_at
+            case ApprovalReturned():
+                reason, by, at = "approval returned", event.decided_by, event.decided_at
+            case ApprovalWithdrawn():
+                reason, by, at = f"approval withdrawn: {event.reason}", None, event.withdrawn_at
+        closed = False
+        for trigger in APPROVAL_NOTICES:
+            alert_id = alert_id_for(trigger, event.approval_id)
+            closed = await self._alerts.close(alert_id, event.approval_id, reason, by, at, ctx) or (
+                closed
+            )
+        return closed
+
+    async def _fire(self, firing: Firing, ctx: CommitContext) -> bool:
+        if not firing.site:
+            log.warning(
+                "%s for %s names no site, nor does the case or the worker: not routed",
+                firing.trigger.value,
+                firing.subject_id,
+            )
+            return False
+        return await self._alerts.fire(firing, ctx)
+
+    async def _case(self, case_id: str, field: str) -> str | None:
+        value = (await self._facts.get(case_id) or {}).get(field)
+        return str(value) if value else None
+
+    async def _site_of(self, staff_id: str | None) -> str | None:
+        member = await self._staff.get(staff_id) if staff_id else None
+        return member.sites[0] if member is not None and member.sites else None

@@ -2,10 +2,12 @@
 
 | target            | resolved as                                                       |
 |-------------------|-------------------------------------------------------------------|
-| `assigned_worker` | the alert's worker (the case's caseworker, the lone worker)       |
+| `assigned_worker` | the alert's worker (the case's caseworker, the lone worker, the   |
+|                   | action item's owner, the worker whose supervision is overdue)     |
 | `on_call`         | the site's on-call crisis worker at that moment (`KnownRota`)     |
 | `backup`          | that shift's backup                                               |
-| `supervisor`      | the worker's supervisor, and their delegate at that moment        |
+| `supervisor`      | the worker's supervisor, and their delegate at that moment (for   |
+|                   | an approval: who may decide it)                                   |
 | `site_manager`    | the active `site_manager`s of the site                            |
 | `regional`        | the active `regional_admin`s listed at the site                   |
 | `staff:<id>`      | that person                                                       |

@@ -77,6 +77,14 @@ DEFAULT_TABLE: dict[str, Any] = {
             "name": "supervisor",
             "levels": [{"targets": ["supervisor"], "delay_minutes": 0}],
         },
+        "worker_and_supervisor": {
+            "name": "worker_and_supervisor",
+            "levels": [{"targets": ["assigned_worker", "supervisor"], "delay_minutes": 0}],
+        },
+        "supervisor_and_site_manager": {
+            "name": "supervisor_and_site_manager",
+            "levels": [{"targets": ["supervisor", "site_manager"], "delay_minutes": 0}],
+        },
         "site_manager": {
             "name": "site_manager",
             "levels": [{"targets": ["site_manager"], "delay_minutes": 0}],
@@ -109,14 +117,20 @@ DEFAULT_TABLE: dict[str, Any] = {
         "action_item_overdue": {
             "urgency": "normal",
             "channels": ["inbox", "email"],
-            "policy": "worker_then_supervisor",
+            "policy": "worker_and_supervisor",
+            "digest": True,
+        },
+        "supervision_overdue": {
+            "urgency": "normal",
+            "channels": ["inbox", "email"],
+            "policy": "worker_and_supervisor",
             "digest": True,
         },
         "approval_requested": {"urgency": "normal", "channels": ["inbox"], "policy": "supervisor"},
         "approval_overdue": {
             "urgency": "high",
             "channels": ["inbox", "email"],
-            "policy": "supervisor",
+            "policy": "supervisor_and_site_manager",
         },
         "transfer_waiting": {
             "urgency": "normal",
