@@ -11,7 +11,12 @@ from casework.contracts.notifications import Channel, Trigger, Urgency
 
 from casework_notifications.application.recipients import RecipientResolver, Subject
 from casework_notifications.domain.errors import InvalidRouting
-from casework_notifications.domain.routing import DEFAULT_TABLE, Routing, default_routing
+from casework_notifications.domain.routing import (
+    DEFAULT_TABLE,
+    Routing,
+    default_routing,
+    routing_over_defaults,
+)
 from support.notifications import Staff, crisis_directory
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -90,6 +95,30 @@ def test_a_site_overrides_the_agency_rule_for_one_trigger() -> None:
 def test_a_table_that_cannot_work_is_refused_at_load(change: dict[str, object], words: str) -> None:
     with pytest.raises(InvalidRouting, match=words):
         Routing.from_json({**DEFAULT_TABLE, **change})
+
+
+def test_an_operator_file_overrides_what_it_names_and_keeps_the_defaults_for_the_rest() -> None:
+    # a file written before a trigger existed (it names only crisis) still loads after the
+    # upgrade: its rule wins, every other trigger keeps the documented default
+    rule = {**DEFAULT_TABLE["rules"]["crisis"], "channels": ["inbox"]}
+    routing = routing_over_defaults({"rules": {"crisis": rule}})
+    assert routing.rule(Trigger.CRISIS, "north")[0].channels == (Channel.INBOX,)
+    default = default_routing()
+    for trigger in set(Trigger) - {Trigger.CRISIS}:
+        assert routing.rule(trigger, "north") == default.rule(trigger, "north")
+    with pytest.raises(InvalidRouting, match="routing table: policies"):
+        routing_over_defaults({"policies": "x"})
+    with pytest.raises(InvalidRouting, match="unknown target"):
+        routing_over_defaults(
+            {
+                "policies": {
+                    "crisis": {
+                        "name": "crisis",
+                        "levels": [{"targets": ["janitor"], "delay_minutes": 0}],
+                    }
+                }
+            }
+        )
 
 
 async def test_targets_resolve_to_the_people_on_duty_at_that_moment() -> None:

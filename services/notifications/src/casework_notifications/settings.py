@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from casework_notifications.domain.routing import Routing, default_routing
+from casework_notifications.domain.routing import Routing, default_routing, routing_over_defaults
 
 
 class NotificationsSettings(BaseSettings):
@@ -58,8 +58,9 @@ class NotificationsSettings(BaseSettings):
     digest_hour: int = Field(default=8, ge=0, le=23, description="Local hour of digests.")
 
     def routing(self) -> Routing:
-        """The routing from `routing_file`, or the documented defaults; a bad table stops the
+        """The routing from `routing_file` laid over the documented defaults (a trigger the
+        file does not mention keeps its default rule), or the defaults; a bad table stops the
         service at start (the error names the field)."""
         if self.routing_file is None:
             return default_routing()
-        return Routing.from_json(json.loads(self.routing_file.read_text()))
+        return routing_over_defaults(json.loads(self.routing_file.read_text()))

@@ -188,4 +188,25 @@ def default_routing() -> Routing:
     return Routing.from_json(DEFAULT_TABLE)
 
 
-__all__ = ["EscalationLevel", "Routing", "RoutingTable", "Rule", "default_routing"]
+def routing_over_defaults(data: Any) -> Routing:
+    """An operator's table laid over the documented defaults: its policies and rules replace
+    the defaults of the same name, and a trigger it does not mention keeps its default rule —
+    so a file written before a trigger existed still starts the service after an upgrade."""
+    if not isinstance(data, dict):
+        raise InvalidRouting("routing table: not a JSON object")
+    merged = dict(data)
+    for part in ("policies", "rules"):
+        given = data.get(part, {})
+        if isinstance(given, dict):  # anything else is left for validation to name
+            merged[part] = {**DEFAULT_TABLE[part], **given}
+    return Routing.from_json(merged)
+
+
+__all__ = [
+    "EscalationLevel",
+    "Routing",
+    "RoutingTable",
+    "Rule",
+    "default_routing",
+    "routing_over_defaults",
+]
