@@ -30,6 +30,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # Services default to production (which refuses the dev key): the tests ask for the test
     # environment explicitly, for settings built here and for the processes they start.
     os.environ["CASEWORK_ENVIRONMENT"] = "test"
+    # Under pytest-xdist (`make test` runs two workers) every port a test opens derives from
+    # CASEWORK_E2E_BASE_PORT: each worker gets a range of its own, 1,000 ports apart, set
+    # here before any test module reads it.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw"):
+        base = int(os.environ.get("CASEWORK_E2E_BASE_PORT", "18001"))
+        os.environ["CASEWORK_E2E_BASE_PORT"] = str(base + 1000 * int(worker[2:]))
     # A key store and a KEK of the run's own (casework.privacy), unless the caller chose:
     # never the platform's `casework_keys` or the developer's KEK file.
     if "CASEWORK_KEK_FILE" not in os.environ:
