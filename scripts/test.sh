@@ -31,9 +31,9 @@ info "lint: ruff and mypy --strict"
 make --no-print-directory lint
 
 # Two workers (pytest-xdist): most tests wait on the servers rather than compute, so two
-# overlap well on two cores. Every test on the shared end-to-end stack runs on one worker
-# (`--dist loadgroup`, tests/e2e/conftest.py), which starts the stack once; each worker has
-# ports of its own (tests/conftest.py). CASEWORK_TEST_WORKERS=0 runs in one process.
+# overlap well on two cores. Every test on the shared end-to-end stack runs on one worker,
+# which starts the stack once, and each worker has ports of its own (tests/conftest.py).
+# CASEWORK_TEST_WORKERS=0 runs in one process.
 workers="${CASEWORK_TEST_WORKERS:-2}"
 info "tests against Kafka $CASEWORK_KAFKA_BOOTSTRAP_SERVERS and $CASEWORK_MONGO_URL ($workers workers)"
-uv run --no-sync pytest -n "$workers" --dist loadgroup "$@"
+uv run --no-sync pytest -n "$workers" "$@"

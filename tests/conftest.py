@@ -46,6 +46,31 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("CASEWORK_KEYS_MONGO_DB", f"test_keys_{uuid.uuid4().hex[:12]}")
 
 
+# End-to-end tests that bring servers or a stack of their own: under pytest-xdist they may run
+# on either worker. Every other end-to-end test shares the session's stack (tests/e2e/conftest.py).
+OWN_SERVERS = (
+    "tests/e2e/test_outages.py",
+    "tests/e2e/test_kill_mid_burst.py",
+    "tests/e2e/test_erasure.py::test_an_erased_client_is_unreadable_everywhere_and_stays_so",
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under pytest-xdist (`make test` runs two workers): the end-to-end tests on the shared
+    stack are one unit of work, so one worker starts the stack once and runs them all, while
+    every other test is a unit of its own for whichever worker is free. (xdist's own
+    `--dist loadgroup` would do this with marks, but its groups are ignored under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedStackScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/e2e/") and not nodeid.startswith(OWN_SERVERS):
+                return "tests/e2e: the shared stack"
+            return nodeid
+
+    return SharedStackScheduling(config, log)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     name = os.environ.get("CASEWORK_KEYS_MONGO_DB", "")
     if not name.startswith("test_keys_"):

@@ -11,15 +11,10 @@ from support.receivers import notifications_env
 from support.stack import Stack, running_stack
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-            # under pytest-xdist (`--dist loadgroup`), every test on the shared stack runs on
-            # one worker, which starts the stack once; the other worker takes the rest
-            if "stack" in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group("stack"))
 
 
 @pytest.fixture(scope="session")

@@ -59,14 +59,27 @@ def run_blocks(
         f'?site=north\' -H "Authorization: Bearer $(make -s token ROLE=regional_admin)" '
         "&& break; sleep 0.3; done\n"
     )
-    run = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", wait + script],
-        cwd=ROOT,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    # traced (`-x`, to stderr, shown only on failure): a block that hangs names its line
+    try:
+        run = subprocess.run(
+            ["bash", "-xeuo", "pipefail", "-c", wait + script],
+            cwd=ROOT,
+            env={**stack.env, "PS4": "+ line ${LINENO}: "},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as slow:
+        out, err = (_text(slow.stdout), _text(slow.stderr))
+        raise AssertionError(
+            f"the README's blocks did not finish in {timeout:.0f} s\n{out[-3000:]}\n{err[-3000:]}"
+        ) from None
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return run
+
+
+def _text(output: str | bytes | None) -> str:
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
