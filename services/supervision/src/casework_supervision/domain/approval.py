@@ -41,7 +41,7 @@ from casework_supervision.domain.approval_commands import (
     WithdrawApproval,
 )
 from casework_supervision.domain.approval_rules import ApprovalStatus, Authority
-from casework_supervision.domain.approval_errors import (
+from casework_supervision.domain.errors import (
     ApprovalAlreadyDecided,
     NotAnApprover,
     ReasonRequired,
