@@ -213,7 +213,7 @@ async def test_turnaround_waiting_per_approver_and_ratios_from_events(
             for name, value in fields.items():
                 if isinstance(value, Projection):
                     fields[name] = type(value)(database)
-            offline = BoardQueries(**{**fields, "approval_queue": queue})
+            offline = BoardQueries(**{**fields, "approvals": queue})
             assert isinstance(offline.staff, KnownStaff)
             rebuilt = await offline.site_view("north")
             _check(rebuilt)

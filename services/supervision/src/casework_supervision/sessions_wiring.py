@@ -19,7 +19,6 @@ from casework_supervision.adapters.case_facts import CaseFactsStore
 from casework_supervision.adapters.contact_facts import ContactObligations
 from casework_supervision.adapters.session_read_models import (
     ActionItems,
-    ApprovalsWaiting,
     CadenceView,
     Concerns,
     SupervisionSessions,
@@ -73,7 +72,7 @@ def wire_sessions(
     on `runtime` (not started). `staff` is the directory's local copy (`KnownStaff`);
     `caseload` the service's one copy of the case facts, which the approvals policy writes
     and sessions only read; `approval_queue` the approvals' read model (registered by the
-    approvals' wiring), which the site view reads."""
+    approvals' wiring), which the agenda, the board and the site view read."""
     own = settings or SessionsSettings()
     policy = own.policy()
     db = runtime.database
@@ -82,7 +81,6 @@ def wire_sessions(
     action_items = ActionItems(db)
     cadence = CadenceView(db)
     concerns = Concerns(db)
-    approvals = ApprovalsWaiting(db)
     sessions = Sessions(
         sessions=Repository(runtime.store, SupervisionSession, runtime.registry),
         actions=Repository(runtime.store, ActionItem, runtime.registry),
@@ -93,7 +91,7 @@ def wire_sessions(
         caseload=caseload,
         obligations=obligations,
         cadence_view=cadence,
-        approvals=approvals,
+        approvals=approval_queue,
         action_items=action_items,
         policy=policy,
         clock=runtime.clock,
@@ -105,7 +103,6 @@ def wire_sessions(
         action_items,
         cadence,
         concerns,
-        approvals,
         WhenCaseChangedTrackReviewCadence(sessions),
         WhenStaffOrSessionChangedTrackCadences(sessions, policy),
         WhenCadenceChangedKeepDeadlines(
@@ -119,11 +116,10 @@ def wire_sessions(
         caseload=caseload,
         obligations=obligations,
         cadence=cadence,
-        approvals=approvals,
+        approvals=approval_queue,
         action_items=action_items,
         sessions=session_list,
         concerns=concerns,
-        approval_queue=approval_queue,
         clock=runtime.clock,
         review_window=own.review_window,
     )

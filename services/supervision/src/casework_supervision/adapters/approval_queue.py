@@ -128,6 +128,10 @@ class ApprovalQueue(Projection):
             found.extend([dict(d) async for d in cursor])
         return found
 
+    async def pending_for(self, worker_id: str) -> list[Document]:
+        """The approvals of a worker's cases that wait (the agenda's and the board's)."""
+        return await self.waiting_for_workers([worker_id])
+
     async def waiting_at(self, site: str) -> list[Document]:
         """The waiting approvals of a site's cases."""
         cursor = self.read_model.collection.find({"waiting_site": site}, {APPLIED: 0})

@@ -7,7 +7,8 @@ follow-ups, contacts due soon, case reviews due (within the window) and overdue,
 waiting, action items open and overdue, the last supervision held, the next one planned and
 when supervision is due by the cadence; and the team's totals. Reads per worker: their cases
 (equality on `caseworker_id`), then the cases' obligations and review cadences by `_id`,
-their approvals, action items and sessions by equality on `worker_id` / `caseworker_id`.
+their waiting approvals (`approval_queue`, the approvals' own read model) by equality on
+`waiting_worker`, action items and sessions by equality on `worker_id`.
 
 Site manager view: coverage — the share of the site's open cases whose review is within
 cadence (not past its due time), by risk, and the share of the site's supervised workers
@@ -51,7 +52,6 @@ from casework_supervision.adapters.case_facts import CaseFactsStore
 from casework_supervision.adapters.contact_facts import ContactObligations, is_follow_up
 from casework_supervision.adapters.session_read_models import (
     ActionItems,
-    ApprovalsWaiting,
     CadenceView,
     Concerns,
     SupervisionSessions,
@@ -178,11 +178,10 @@ class BoardQueries:
     caseload: CaseFactsStore
     obligations: ContactObligations
     cadence: CadenceView
-    approvals: ApprovalsWaiting
+    approvals: ApprovalQueue
     action_items: ActionItems
     sessions: SupervisionSessions
     concerns: Concerns
-    approval_queue: ApprovalQueue
     clock: Clock
     review_window: timedelta = timedelta(days=7)
     turnaround_days: int = 30
@@ -308,7 +307,7 @@ class BoardQueries:
     async def turnaround(self, site: str, now: datetime) -> Turnaround:
         """Request → decision over the site's approvals decided in the last days."""
         since = now - timedelta(days=self.turnaround_days)
-        decided = await self.approval_queue.decided_at_site(site, since, now)
+        decided = await self.approvals.decided_at_site(site, since, now)
         hours = sorted(
             d["turnaround_s"] / 3600 for d in decided if d.get("turnaround_s") is not None
         )
@@ -322,7 +321,7 @@ class BoardQueries:
 
     async def approvals_by_approver(self, site: str, now: datetime) -> dict[str, Any]:
         """The site's waiting approvals per approver the directory names now (see module)."""
-        waiting = await self.approval_queue.waiting_at(site)
+        waiting = await self.approvals.waiting_at(site)
         by_approver: dict[str, list[datetime]] = {}
         unassigned = 0
         for doc in waiting:

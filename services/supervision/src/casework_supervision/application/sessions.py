@@ -34,11 +34,11 @@ from casework.contracts.supervision import (
 )
 from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
 
+from casework_supervision.adapters.approval_queue import ApprovalQueue
 from casework_supervision.adapters.case_facts import CaseFactsStore
 from casework_supervision.adapters.contact_facts import ContactObligations, is_follow_up
 from casework_supervision.adapters.session_read_models import (
     ActionItems,
-    ApprovalsWaiting,
     CadenceView,
 )
 from casework_supervision.domain.action_item import ActionItem
@@ -122,7 +122,7 @@ class Sessions:
     caseload: CaseFactsStore
     obligations: ContactObligations
     cadence_view: CadenceView
-    approvals: ApprovalsWaiting
+    approvals: ApprovalQueue
     action_items: ActionItems
     policy: CadencePolicy
     clock: Clock
