@@ -5,8 +5,8 @@ data subject"):
   acceptance, registration; cases: opening, assessment, plan, goal progress, risk change,
   crisis declared and resolved, note, break-glass, closure request; contacts: a home visit
   scheduled, logged and corrected; supervision: a case review, a practice note, an action
-  item, a cancelled session, a concern escalated and resolved) with values carrying one
-  marker;
+  item, a cancelled session, a concern escalated and resolved, an assessment returned with a
+  reason, a plan approved with a comment) with values carrying one marker;
   then no byte of the event stores, the read models, any topic or dead-letter topic of the
   stack, or any service log holds the marker, a birth date or a screening item — while the
   authorised answers show them all;
@@ -45,7 +45,14 @@ from casework.rebuild import rebuild_projection
 from casework.runtime import ServiceRuntime
 from casework.settings import Settings
 
-from support.approvals import approve, case_when, closure_approval, plan_approval
+from support.approvals import (
+    approve,
+    assessment_approval,
+    case_when,
+    closure_approval,
+    plan_approval,
+    return_,
+)
 from support.audit import wait_for_records
 from support.directory import assign_case, register_staff
 from support.polling import eventually
@@ -140,7 +147,10 @@ def drive(stack: Stack, site: str, who: Person, *, whole: bool = True) -> dict[s
             "protective_factors": [who.text("Her cat")],
             "narrative": who.text("Feels watched"),
         }
-        ok(carl.post(f"{path}/assessment", json=assessment))
+        assessed = ok(carl.post(f"{path}/assessment", json=assessment))
+        # the supervisor's words on a decision are the client's: a return's reason, a comment
+        ids["assessment_approval"] = assessment_approval(ids["case_id"], assessed["assessment_id"])
+        return_(sue_s, ids["assessment_approval"], who.text("Ask about the neighbours"))
         plan = {
             "goals": [
                 {"goal_id": "g1", "description": who.text("Sleep"), "target_date": "2030-01-01"}
@@ -150,7 +160,8 @@ def drive(stack: Stack, site: str, who: Person, *, whole: bool = True) -> dict[s
             ],
         }
         ok(carl.post(f"{path}/plan", json=plan))
-        approve(sue_s, plan_approval(ids["case_id"], 1))  # decided in supervision
+        ids["plan_approval"] = plan_approval(ids["case_id"], 1)
+        approve(sue_s, ids["plan_approval"], who.text("Good plan"))  # decided in supervision
         case_when(manager, ids["case_id"], lambda c: c["phase"] == "active")
         progress = {"progress": "in_progress", "note": who.text("Slept better")}
         ok(carl.post(f"{path}/goals/g1/progress", json=progress))
@@ -383,6 +394,7 @@ def test_no_personal_value_is_stored_or_published_in_plaintext_and_erasure_reach
         f"{'session' if k in ('session', 'cancelled') else k}-{erased_ids[f'supervision_{k}']}"
         for k in ("session", "cancelled", "action", "concern")
     ]
+    streams += [f"approval-{erased_ids[k]}" for k in ("assessment_approval", "plan_approval")]
     with MongoClient(stack.env["CASEWORK_MONGO_URL"]) as mongo:
         stored_types = {
             event["type"]

@@ -12,7 +12,8 @@
   assessment signed off (on the case stream), the plan approved (the case active), a closure
   returned (active again), one granted after a crisis was declared returned by the case
   (active again, never stuck in review), then one approved (closed). A decision redelivered
-  later changes nothing.
+  later changes nothing. The return's reason is sealed under the case's client in both
+  services' stores and reads `[erased]` everywhere once the client's keys are destroyed.
 - Overdue fires once: two supervision replicas on one database and one fake clock; the clock
   passes the due time; `ApprovalOverdue` is stored and published once for the approval left
   waiting, never for the one decided in time; firing the deadline's command twice at once
@@ -48,6 +49,7 @@ from casework.contracts.common import RiskLevel
 from casework.envelope import Envelope
 from casework.eventstore import CommitContext, Document
 from casework.kafka_clients import kafka_client_options
+from casework.privacy import REPLACEMENT
 from casework.projections import consumer_group
 from casework.runtime import ServiceRuntime, events_topic, topic_prefix, wait_until
 from casework.settings import Settings
@@ -66,10 +68,10 @@ from casework_cases.domain.commands import (
 )
 from casework_supervision.application.approval_policies import overdue_key
 from casework_supervision.application.approvals import Approvals
-from casework_supervision.approval_settings import ApprovalSettings
 from casework_supervision.bootstrap import build as build_supervision
-from casework_supervision.domain.approval_errors import NotAnApprover
 from casework_supervision.domain.approval_rules import ApprovalStatus
+from casework_supervision.domain.errors import NotAnApprover
+from casework_supervision.settings import ApprovalSettings
 from support.directory import delegation, seed_directory, staff
 from support.kafka import read_topic
 
@@ -88,6 +90,7 @@ SID = Principal(
     sub="sid", name="sid", roles=frozenset({"supervisor"}), sites=frozenset({SITE}), team=TEAM
 )
 SAM = Principal(sub="sam", name="sam", roles=frozenset({"site_manager"}), sites=frozenset({SITE}))
+WHY = "Not yet: the tenancy is at risk"
 GOAL = Goal(goal_id="g1", description="Keep the tenancy", target_date=datetime(2027, 1, 1).date())
 
 
@@ -295,10 +298,11 @@ async def _drive_a_case(cases_runtime: ServiceRuntime, cases: Cases, service: Su
     case_id = str(uuid.uuid4())
     ctx = CommitContext()
     admin = Principal(sub="ray", name="ray", roles=frozenset({"regional_admin"}), sites=frozenset())
+    client_id = str(uuid.uuid4())
     await cases.open_case(
         OpenCase(
             case_id=case_id,
-            client_id=str(uuid.uuid4()),
+            client_id=client_id,
             referral_id=str(uuid.uuid4()),
             site=SITE,
             opened_by="ivy",
@@ -380,8 +384,24 @@ async def _drive_a_case(cases_runtime: ServiceRuntime, cases: Cases, service: Su
     assert case is not None
     first_closure = f"{case_id}:closure:{case.version}"
     await requested(first_closure)
-    await service.approvals.return_(first_closure, SUE, "Not yet: the tenancy is at risk", ctx)
+    await service.approvals.return_(first_closure, SUE, WHY, ctx)
     await phase_is(Phase.ACTIVE)
+    # the reason is the client's: sealed in supervision's store and, copied as it is, in the
+    # case's `ClosureReturned`; the case's answer opens it
+    (decision,) = [
+        e.data
+        for e in await service.runtime.store.load(f"approval-{first_closure}")
+        if e.type.endswith("ApprovalReturned.v1")
+    ]
+    assert decision["client_id"] == client_id
+    assert decision["reason"].startswith(f"enc:v1:client:{client_id}/notes/")
+    (on_case,) = [
+        e.data["reason"]
+        for e in await cases_runtime.store.load(f"case-{case_id}")
+        if e.type.endswith("ClosureReturned.v1")
+    ]
+    assert on_case == decision["reason"]
+    assert await cases_runtime.opener.open_value(on_case) == WHY
 
     async def request_closure() -> str:
         closure = RequestClosure(
@@ -412,8 +432,11 @@ async def _drive_a_case(cases_runtime: ServiceRuntime, cases: Cases, service: Su
     assert stored.count("ClosureReturned") == 2
     assert stored.count("CaseClosed") == 1
 
-    # the case's closure withdrew nothing that was decided, and nothing waits for sue once the
-    # queue (a read model of its own) has applied the last grant
+    # the case's closure withdrew nothing that was decided, and nothing waits for sue (once
+    # the queue, another consumer group than the cases policy that closed the case, has
+    # taken the grant in: no order across groups)
+    assert await service.stream(third_closure) == ["ApprovalRequested", "ApprovalGranted"]
+
     async def nothing_waits() -> bool:
         return await service.approvals.queue_of(SUE) == []
 
@@ -452,6 +475,23 @@ async def _drive_a_case(cases_runtime: ServiceRuntime, cases: Cases, service: Su
     assert [count() for count in refused] == before  # neither poison nor parked
     after = [e.type.split(".")[2] for e in await cases_runtime.store.load(f"case-{case_id}")]
     assert after == stored
+
+    # the client erased: the reason reads erased wherever it was copied, and the approval's
+    # answer (from its stream, opened at the edge) still reads, with the reason erased
+    await service.runtime.keys.destroy(
+        f"client:{client_id}", reason="test", erasure_id=str(uuid.uuid4())
+    )
+    # (the destroying process forgets the key at once; another within its cache's TTL)
+    assert await service.runtime.opener.open_value(decision["reason"]) == REPLACEMENT
+    returned_view = await service.approvals.get(first_closure, SUE)
+    assert returned_view.reason == decision["reason"]
+    assert await service.runtime.opener.open_value(returned_view.reason) == REPLACEMENT
+
+    async def erased_on_the_case() -> bool:
+        return bool(await cases_runtime.opener.open_value(on_case) == REPLACEMENT)
+
+    ttl = cases_runtime.settings.keys_cache_ttl_s
+    await wait_until(erased_on_the_case, within=ttl + 5, every=0.2)
 
 
 def cases_metric(runtime: ServiceRuntime, handler: str, outcome: str) -> Callable[[], float]:

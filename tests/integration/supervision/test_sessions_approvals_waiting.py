@@ -1,6 +1,6 @@
-"""The board's approvals waiting per worker, from the approvals work's events (pinned names;
-their contracts live on that branch, so this test defines look-alikes with the same names and
-fields): requested counts, decided or withdrawn does not, a redelivery changes nothing."""
+"""The agenda's and the board's approvals waiting per worker come from the approvals' own
+read model (`approval_queue`; sessions kept a copy of their own before): requested counts,
+granted, returned or withdrawn does not, a redelivery changes nothing. Real MongoDB wire."""
 
 from __future__ import annotations
 
@@ -8,64 +8,55 @@ from datetime import UTC, datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from casework.contracts.supervision import SupervisionEvent
+from casework.contracts.supervision import (
+    ApprovalGranted,
+    ApprovalRequested,
+    ApprovalReturned,
+    ApprovalWithdrawn,
+)
 from casework.eventstore import Document
 
-from casework_supervision.adapters.session_read_models import ApprovalsWaiting
+from casework_supervision.adapters.approval_queue import ApprovalQueue
 from support.envelopes import envelope_of
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-class ApprovalRequested(SupervisionEvent):
-    approval_id: str
-    kind: str
-    case_id: str
-    site: str
-    caseworker_id: str | None = None
-    requested_at: datetime
-
-
-class ApprovalGranted(SupervisionEvent):
-    approval_id: str
-    kind: str
-    case_id: str
-    decided_by: str
-    decided_at: datetime
-
-
-class ApprovalWithdrawn(SupervisionEvent):
-    approval_id: str
-    kind: str
-    case_id: str
-    reason: str
-    withdrawn_at: datetime
-
-
 def requested(approval_id: str, worker: str) -> ApprovalRequested:
+    case_id, kind, version = approval_id.split(":")
     return ApprovalRequested(
         approval_id=approval_id,
-        kind="plan",
-        case_id=approval_id.split(":")[0],
+        kind=kind,
+        case_id=case_id,
         site="north",
         caseworker_id=worker,
+        subject_version=int(version),
+        requested_by=worker,
         requested_at=NOW,
+        due_at=NOW,
+        client_id=f"cl-{case_id}",
     )
 
 
 async def test_pending_approvals_per_worker(database: AsyncDatabase[Document]) -> None:
-    view = ApprovalsWaiting(database)
+    view = ApprovalQueue(database)
     await view.ensure_indexes()
     history = [
         ("c1:plan:1", 1, requested("c1:plan:1", "carl")),
         ("c2:plan:1", 1, requested("c2:plan:1", "carl")),
         ("c3:closure:7", 1, requested("c3:closure:7", "carl")),
         ("c4:plan:1", 1, requested("c4:plan:1", "cleo")),
+        ("c5:plan:1", 1, requested("c5:plan:1", "carl")),
         (
             "c2:plan:1",
             2,
             ApprovalGranted(
-                approval_id="c2:plan:1", kind="plan", case_id="c2", decided_by="sue", decided_at=NOW
+                approval_id="c2:plan:1",
+                kind="plan",
+                case_id="c2",
+                subject_version=1,
+                decided_by="sue",
+                decided_at=NOW,
             ),
         ),
         (
@@ -77,6 +68,20 @@ async def test_pending_approvals_per_worker(database: AsyncDatabase[Document]) -
                 case_id="c3",
                 reason="superseded",
                 withdrawn_at=NOW,
+            ),
+        ),
+        (
+            "c5:plan:1",
+            2,
+            ApprovalReturned(
+                approval_id="c5:plan:1",
+                kind="plan",
+                case_id="c5",
+                subject_version=1,
+                reason="enc:v1:client:cl-c5/notes/v1:" + "A" * 40,
+                decided_by="sue",
+                decided_at=NOW,
+                client_id="cl-c5",
             ),
         ),
     ]

@@ -49,8 +49,8 @@ from casework.settings import Settings
 
 from casework_supervision.application.session_policies import deadline_handlers
 from casework_supervision.bootstrap import build
-from casework_supervision.sessions_settings import SessionsSettings
 from casework_supervision.sessions_wiring import SessionsWiring
+from casework_supervision.settings import SessionsSettings
 from support.directory import seed_directory, staff
 
 SUE = Principal(

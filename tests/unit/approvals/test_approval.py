@@ -31,12 +31,6 @@ from casework_supervision.domain.approval_commands import (
     ReturnApproval,
     WithdrawApproval,
 )
-from casework_supervision.domain.approval_errors import (
-    ApprovalAlreadyDecided,
-    NotAnApprover,
-    ReasonRequired,
-    SelfApprovalNotAllowed,
-)
 from casework_supervision.domain.approval_rules import (
     ApprovalStatus,
     Authority,
@@ -44,6 +38,12 @@ from casework_supervision.domain.approval_rules import (
     closure_approval_id,
     is_site_supervisor,
     plan_approval_id,
+)
+from casework_supervision.domain.errors import (
+    ApprovalAlreadyDecided,
+    NotAnApprover,
+    ReasonRequired,
+    SelfApprovalNotAllowed,
 )
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -27,14 +27,7 @@ from casework.contracts.supervision import (
 
 from casework_supervision.domain.action_item import ActionItem
 from casework_supervision.domain.concern import Concern
-from casework_supervision.domain.session import SupervisionSession, staff_subject
-from casework_supervision.domain.session_access import (
-    SessionParties,
-    reads_practice_notes,
-    reads_session,
-    runs_session,
-)
-from casework_supervision.domain.session_errors import (
+from casework_supervision.domain.errors import (
     ActionItemAlreadyDone,
     AgendaNotPrepared,
     CaseAlreadyReviewed,
@@ -43,6 +36,13 @@ from casework_supervision.domain.session_errors import (
     SelfSupervision,
     SessionAlreadyExists,
     SessionNotOpen,
+)
+from casework_supervision.domain.session import SupervisionSession, staff_subject
+from casework_supervision.domain.session_access import (
+    SessionParties,
+    reads_practice_notes,
+    reads_session,
+    runs_session,
 )
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

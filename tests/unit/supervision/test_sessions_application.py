@@ -34,12 +34,12 @@ from casework_supervision.domain.cadence import (
     SupervisionCadence,
 )
 from casework_supervision.domain.concern import Concern
-from casework_supervision.domain.session import SupervisionSession
-from casework_supervision.domain.session_errors import (
+from casework_supervision.domain.errors import (
     InvalidSessionRequest,
     NotTheSupervisor,
     NotTheWorkersCase,
 )
+from casework_supervision.domain.session import SupervisionSession
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CTX = CommitContext()

@@ -26,18 +26,15 @@ from casework_supervision.application.approval_policies import (
 from casework_supervision.application.approvals import Approvals, StaffDirectory
 from casework_supervision.application.directory import Directory
 from casework_supervision.application.handlers import Supervision
-from casework_supervision.approval_settings import ApprovalSettings
 from casework_supervision.domain.approval import Approval
-from casework_supervision.domain.approval_errors import (
-    ApprovalError,
-    NotAnApprover,
-    ReasonRequired,
-    SelfApprovalNotAllowed,
-)
 from casework_supervision.domain.caseload_policy import CaseloadPolicyRecord
 from casework_supervision.domain.errors import (
+    ApprovalError,
     InvalidDirectoryEntry,
+    NotAnApprover,
     NotInDirectory,
+    ReasonRequired,
+    SelfApprovalNotAllowed,
     SupervisionError,
 )
 from casework_supervision.domain.rota import Rota
@@ -47,10 +44,10 @@ from casework_supervision.domain.team import Team
 from casework_supervision.entrypoints import approvals as approval_routes
 from casework_supervision.entrypoints.directory import router as directory_router
 from casework_supervision.entrypoints.http import router
-from casework_supervision.sessions_settings import SessionsSettings
 from casework_supervision.sessions_wiring import ERROR_STATUS as SESSION_ERRORS
 from casework_supervision.sessions_wiring import ROUTERS as SESSION_ROUTERS
 from casework_supervision.sessions_wiring import SessionsWiring, wire_sessions
+from casework_supervision.settings import ApprovalSettings, SessionsSettings
 
 PORT = 8004
 
@@ -107,19 +104,32 @@ def build(
         clock=runtime.clock,
         caseload_policies=Repository(runtime.store, CaseloadPolicyRecord, runtime.registry),
     )
+    # one copy of the case facts: written by the approvals policy, read by sessions too;
+    # the approval queue: kept by approvals, read by the site view too
+    case_facts = CaseFactsStore(runtime.database)
+    queue = ApprovalQueue(runtime.database)
     approvals = _wire_approvals(
-        runtime, known_sites, approval_settings or ApprovalSettings(), staff or known_staff
+        runtime,
+        known_sites,
+        approval_settings or ApprovalSettings(),
+        staff or known_staff,
+        case_facts,
+        queue,
     )
-    sessions = wire_sessions(runtime, known_staff, sessions_settings)
+    sessions = wire_sessions(runtime, known_staff, case_facts, queue, sessions_settings)
     return Wired(runtime, supervision, directory, approvals, sessions)
 
 
 def _wire_approvals(
-    runtime: ServiceRuntime, sites: KnownSites, own: ApprovalSettings, staff: StaffDirectory
+    runtime: ServiceRuntime,
+    sites: KnownSites,
+    own: ApprovalSettings,
+    staff: StaffDirectory,
+    case_facts: CaseFactsStore,
+    queue: ApprovalQueue,
 ) -> Approvals:
     """Approvals: the aggregate, the case facts and the policies, the queue, the deadline.
     Who decides comes from the directory's local copy (`staff`: `KnownStaff`, or a fake)."""
-    queue = ApprovalQueue(runtime.database)
     approvals = Approvals(
         approvals=Repository(runtime.store, Approval, runtime.registry),
         staff=staff,
@@ -128,9 +138,7 @@ def _wire_approvals(
         clock=runtime.clock,
     )
     runtime.consume(
-        WhenCaseChangedRequestApprovals(
-            CaseFactsStore(runtime.database), approvals, own.due_policy()
-        ),
+        WhenCaseChangedRequestApprovals(case_facts, approvals, own.due_policy()),
         WhenApprovalChangedKeepDeadline(
             runtime.deadlines, ReadModel(runtime.database["approval_deadline_plans"])
         ),

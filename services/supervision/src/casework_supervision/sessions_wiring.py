@@ -13,12 +13,12 @@ from casework.eventstore import Repository
 from casework.projections import ReadModel
 from casework.runtime import ServiceRuntime
 
+from casework_supervision.adapters.approval_queue import ApprovalQueue
 from casework_supervision.adapters.board import BoardQueries
-from casework_supervision.adapters.caseload_facts import CaseloadFacts
+from casework_supervision.adapters.case_facts import CaseFactsStore
 from casework_supervision.adapters.contact_facts import ContactObligations
 from casework_supervision.adapters.session_read_models import (
     ActionItems,
-    ApprovalsWaiting,
     CadenceView,
     Concerns,
     SupervisionSessions,
@@ -33,11 +33,11 @@ from casework_supervision.application.sessions import Sessions, StaffDirectory
 from casework_supervision.domain.action_item import ActionItem
 from casework_supervision.domain.cadence import CaseReviewCadence, SupervisionCadence
 from casework_supervision.domain.concern import Concern
+from casework_supervision.domain.errors import InvalidSessionRequest, SessionError
 from casework_supervision.domain.session import SupervisionSession
-from casework_supervision.domain.session_errors import InvalidSessionRequest, SessionError
 from casework_supervision.entrypoints import board as board_routes
 from casework_supervision.entrypoints import sessions as session_routes
-from casework_supervision.sessions_settings import SessionsSettings
+from casework_supervision.settings import SessionsSettings
 
 ROUTERS: tuple[APIRouter, ...] = (session_routes.router, board_routes.router)
 ERROR_STATUS: Mapping[type[Exception], int] = {SessionError: 409, InvalidSessionRequest: 422}
@@ -62,20 +62,25 @@ class SessionsWiring:
 
 
 def wire_sessions(
-    runtime: ServiceRuntime, staff: StaffDirectory, settings: SessionsSettings | None = None
+    runtime: ServiceRuntime,
+    staff: StaffDirectory,
+    caseload: CaseFactsStore,
+    approval_queue: ApprovalQueue,
+    settings: SessionsSettings | None = None,
 ) -> SessionsWiring:
     """The sessions application, its projections, policies and deadline handlers, registered
-    on `runtime` (not started). `staff` is the directory's local copy (`KnownStaff`)."""
+    on `runtime` (not started). `staff` is the directory's local copy (`KnownStaff`);
+    `caseload` the service's one copy of the case facts, which the approvals policy writes
+    and sessions only read; `approval_queue` the approvals' read model (registered by the
+    approvals' wiring), which the agenda, the board and the site view read."""
     own = settings or SessionsSettings()
     policy = own.policy()
     db = runtime.database
-    caseload = CaseloadFacts(db)
     obligations = ContactObligations(db)
     session_list = SupervisionSessions(db)
     action_items = ActionItems(db)
     cadence = CadenceView(db)
     concerns = Concerns(db)
-    approvals = ApprovalsWaiting(db)
     sessions = Sessions(
         sessions=Repository(runtime.store, SupervisionSession, runtime.registry),
         actions=Repository(runtime.store, ActionItem, runtime.registry),
@@ -86,20 +91,18 @@ def wire_sessions(
         caseload=caseload,
         obligations=obligations,
         cadence_view=cadence,
-        approvals=approvals,
+        approvals=approval_queue,
         action_items=action_items,
         policy=policy,
         clock=runtime.clock,
         review_window=own.review_window,
     )
     runtime.consume(
-        caseload,
         obligations,
         session_list,
         action_items,
         cadence,
         concerns,
-        approvals,
         WhenCaseChangedTrackReviewCadence(sessions),
         WhenStaffOrSessionChangedTrackCadences(sessions, policy),
         WhenCadenceChangedKeepDeadlines(
@@ -113,7 +116,7 @@ def wire_sessions(
         caseload=caseload,
         obligations=obligations,
         cadence=cadence,
-        approvals=approvals,
+        approvals=approval_queue,
         action_items=action_items,
         sessions=session_list,
         concerns=concerns,

@@ -199,7 +199,12 @@ class ApprovalRequested(SupervisionEvent):
 
 
 class ApprovalGranted(SupervisionEvent):
-    """A supervisor (or their delegate) approved; the cases service acts on it."""
+    """A supervisor (or their delegate) approved; the cases service acts on it.
+
+    The comment is sealed under the case's client (`client_id`, record class `notes`), like
+    a return's reason: a supervisor's words about a case can carry client detail. Consumers
+    copy the sealed value as it is (the cases service into its own events); it is opened at
+    an authorised HTTP edge only and reads `[erased]` once the client is erased."""
 
     approval_id: str
     kind: str
@@ -211,12 +216,20 @@ class ApprovalGranted(SupervisionEvent):
     decided_by: str
     on_behalf_of: str | None = None
     """The supervisor a delegate decided for (None when the supervisor decided)."""
-    comment: str | None = None
+    comment: str | Sealed | None = personal(
+        "The supervisor's comment (may speak of the client).",
+        subject="client_id",
+        record_class="notes",
+        default=None,
+    )
     decided_at: datetime
+    client_id: str | None = None
+    """The case's client: the data subject of `comment` (from the request)."""
 
 
 class ApprovalReturned(SupervisionEvent):
-    """A supervisor sent it back, with the reason; the cases service acts on it."""
+    """A supervisor sent it back, with the reason; the cases service acts on it. The reason
+    is sealed under the case's client (see `ApprovalGranted`)."""
 
     approval_id: str
     kind: str
@@ -224,10 +237,16 @@ class ApprovalReturned(SupervisionEvent):
     subject_version: int
     subject_id: str | None = None
     requested_at: datetime | None = None
-    reason: str
+    reason: str | Sealed = personal(
+        "Why it was sent back (may speak of the client).",
+        subject="client_id",
+        record_class="notes",
+    )
     decided_by: str
     on_behalf_of: str | None = None
     decided_at: datetime
+    client_id: str | None = None
+    """The case's client: the data subject of `reason` (from the request)."""
 
 
 class ApprovalWithdrawn(SupervisionEvent):

@@ -6,9 +6,18 @@ While an approval waits, `waiting_worker` holds the case's caseworker (`-` when 
 none) and `waiting_site` its site; both are cleared once it is granted, returned or
 withdrawn. A supervisor's queue is read by equality on `waiting_worker` (one indexed query per
 supervisee), a site's by equality on `waiting_site` — never a scan of every approval.
+
+Once granted or returned, `decided_on` holds `<site>/<UTC date of the decision>` and
+`turnaround_s` the seconds from the request to the decision (a withdrawal is no decision:
+neither is set). The site manager view's turnaround over the last N days reads the site's
+N + 1 day buckets by equality on `decided_on` (indexed), so a request reads the approvals
+decided in the window, never the site's whole history. Both come from the approval's own
+stream (its request, then its decision), so a rebuild equals the live document.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
 
 from pymongo import ASCENDING
 
@@ -38,6 +47,7 @@ class ApprovalQueue(Projection):
     async def ensure_indexes(self) -> None:
         await self.read_model.collection.create_index([("waiting_worker", ASCENDING)])
         await self.read_model.collection.create_index([("waiting_site", ASCENDING)])
+        await self.read_model.collection.create_index([("decided_on", ASCENDING)])
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
         match event:
@@ -69,6 +79,8 @@ class ApprovalQueue(Projection):
                 decided = event
 
                 def decide(doc: Document) -> Document:
+                    requested_at = doc.get("requested_at") or decided.requested_at
+                    site = doc.get("site")
                     return {
                         **doc,
                         "status": status,
@@ -77,6 +89,12 @@ class ApprovalQueue(Projection):
                         "decided_at": decided.decided_at,
                         "waiting_worker": None,
                         "waiting_site": None,
+                        "decided_on": decided_on(site, decided.decided_at) if site else None,
+                        "turnaround_s": (
+                            (_aware(decided.decided_at) - _aware(requested_at)).total_seconds()
+                            if requested_at is not None
+                            else None
+                        ),
                     }
 
                 return await self.read_model.apply(event.approval_id, envelope, decide)
@@ -110,7 +128,43 @@ class ApprovalQueue(Projection):
             found.extend([dict(d) async for d in cursor])
         return found
 
+    async def pending_for(self, worker_id: str) -> list[Document]:
+        """The approvals of a worker's cases that wait (the agenda's and the board's)."""
+        return await self.waiting_for_workers([worker_id])
+
     async def waiting_at(self, site: str) -> list[Document]:
         """The waiting approvals of a site's cases."""
         cursor = self.read_model.collection.find({"waiting_site": site}, {APPLIED: 0})
         return [dict(d) async for d in cursor]
+
+    async def decided_at_site(self, site: str, since: datetime, until: datetime) -> list[Document]:
+        """The site's approvals granted or returned in `(since, until]`: one indexed equality
+        query per UTC day of the window."""
+        found: list[Document] = []
+        day = _aware(since).date()
+        while day <= _aware(until).date():
+            cursor = self.read_model.collection.find(
+                {"decided_on": _bucket(site, day)}, {APPLIED: 0}
+            )
+            found.extend(
+                [
+                    dict(d)
+                    async for d in cursor
+                    if _aware(since) < _aware(d["decided_at"]) <= _aware(until)
+                ]
+            )
+            day += timedelta(days=1)
+        return found
+
+
+def decided_on(site: str, at: datetime) -> str:
+    """The day bucket of a decision: `<site>/<UTC date>`."""
+    return _bucket(site, _aware(at).astimezone(UTC).date())
+
+
+def _bucket(site: str, day: date) -> str:
+    return f"{site}/{day.isoformat()}"
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

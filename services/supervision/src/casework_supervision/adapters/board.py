@@ -7,18 +7,38 @@ follow-ups, contacts due soon, case reviews due (within the window) and overdue,
 waiting, action items open and overdue, the last supervision held, the next one planned and
 when supervision is due by the cadence; and the team's totals. Reads per worker: their cases
 (equality on `caseworker_id`), then the cases' obligations and review cadences by `_id`,
-their approvals, action items and sessions by equality on `worker_id` / `caseworker_id`.
+their waiting approvals (`approval_queue`, the approvals' own read model) by equality on
+`waiting_worker`, action items and sessions by equality on `worker_id`.
 
 Site manager view: coverage — the share of the site's open cases whose review is within
 cadence (not past its due time), by risk, and the share of the site's supervised workers
 whose supervision is within cadence; and the concerns escalated at the site, open first.
 Read by equality on `site` in `cadence_view` and `concerns` (one document per open case and
 per supervised worker: at ~2,000 open cases per site, a few thousand documents per request;
-see the report's known limits).
+see the report's known limits). Also, from events only:
+
+- *approval turnaround*: of the site's approvals granted or returned in the last
+  `turnaround_days` (30), how many, and the median, 90th percentile (nearest rank) and
+  longest time from request to decision (`approval_queue`, by its daily `decided_on`
+  buckets; a withdrawal is not a decision and does not count);
+- *approvals waiting per approver*: each approval waiting at the site counts once for every
+  approver the directory names for it now — the case's caseworker's supervisor and whoever
+  delegates for them — never for the one who asked (four eyes); one with nobody named (no
+  caseworker, or no supervisor in the directory: a supervisor of the site and team decides)
+  counts under `approvals_waiting_unassigned`. The figures per approver therefore add up to
+  at least the waiting total minus the unassigned ones (a delegated approval counts twice);
+- *supervisor-to-worker ratio*: active staff of the site holding `supervisor`, and active
+  practitioners (`caseworker`, `crisis_worker`, `intake_worker`) who do not, per site and per
+  team (`known_staff`, by equality on `sites`).
+
+Every figure is computed at request time from documents the projections keep, so nothing is
+stored twice and nothing can drift from the events.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,11 +47,11 @@ from pydantic import BaseModel, Field
 
 from casework.clock import Clock
 
-from casework_supervision.adapters.caseload_facts import CaseloadFacts
+from casework_supervision.adapters.approval_queue import NO_WORKER, ApprovalQueue
+from casework_supervision.adapters.case_facts import CaseFactsStore
 from casework_supervision.adapters.contact_facts import ContactObligations, is_follow_up
 from casework_supervision.adapters.session_read_models import (
     ActionItems,
-    ApprovalsWaiting,
     CadenceView,
     Concerns,
     SupervisionSessions,
@@ -39,6 +59,9 @@ from casework_supervision.adapters.session_read_models import (
 from casework_supervision.application.sessions import StaffDirectory
 
 RISKS = ("imminent", "high", "medium", "low", "unrated")
+PRACTITIONERS = frozenset({"caseworker", "crisis_worker", "intake_worker"})
+"""Roles supervised as practitioners (a supervisor who also holds one counts as a
+supervisor)."""
 
 
 class Caseload(BaseModel):
@@ -107,12 +130,42 @@ class ConcernLine(BaseModel):
     summary: str
 
 
+class Turnaround(BaseModel):
+    """Request → decision of the approvals granted or returned in the last `days`."""
+
+    days: int
+    decided: int
+    median_hours: float | None
+    p90_hours: float | None
+    longest_hours: float | None
+
+
+class ApproverLoad(BaseModel):
+    approver_id: str
+    waiting: int
+    oldest_requested_at: datetime
+
+
+class Ratio(BaseModel):
+    """Supervisors and the practitioners they supervise, and practitioners per supervisor."""
+
+    supervisors: int
+    workers: int
+    workers_per_supervisor: float | None
+
+
 class SiteSupervisionView(BaseModel):
     site: str
     at: datetime
     cases_reviewed_within_cadence: dict[str, Coverage]
     workers_supervised_within_cadence: Coverage
     escalations_open: list[ConcernLine]
+    approval_turnaround: Turnaround
+    approvals_waiting: int
+    approvals_waiting_by_approver: list[ApproverLoad]
+    approvals_waiting_unassigned: int
+    supervisor_to_worker: Ratio
+    supervisor_to_worker_by_team: dict[str, Ratio]
 
 
 def _coverage(total: int, within: int) -> Coverage:
@@ -122,15 +175,16 @@ def _coverage(total: int, within: int) -> Coverage:
 @dataclass
 class BoardQueries:
     staff: StaffDirectory
-    caseload: CaseloadFacts
+    caseload: CaseFactsStore
     obligations: ContactObligations
     cadence: CadenceView
-    approvals: ApprovalsWaiting
+    approvals: ApprovalQueue
     action_items: ActionItems
     sessions: SupervisionSessions
     concerns: Concerns
     clock: Clock
     review_window: timedelta = timedelta(days=7)
+    turnaround_days: int = 30
 
     async def board(self, supervisor_id: str) -> SupervisorBoard:
         now = self.clock.now()
@@ -245,7 +299,77 @@ class BoardQueries:
             },
             workers_supervised_within_cadence=_coverage(len(workers), sum(workers)),
             escalations_open=[_concern(c) for c in concerns if c.get("status") == "open"],
+            approval_turnaround=await self.turnaround(site, now),
+            **(await self.approvals_by_approver(site, now)),
+            **(await self.ratios(site)),
         )
+
+    async def turnaround(self, site: str, now: datetime) -> Turnaround:
+        """Request → decision over the site's approvals decided in the last days."""
+        since = now - timedelta(days=self.turnaround_days)
+        decided = await self.approvals.decided_at_site(site, since, now)
+        hours = sorted(
+            d["turnaround_s"] / 3600 for d in decided if d.get("turnaround_s") is not None
+        )
+        return Turnaround(
+            days=self.turnaround_days,
+            decided=len(hours),
+            median_hours=statistics.median(hours) if hours else None,
+            p90_hours=hours[math.ceil(0.9 * len(hours)) - 1] if hours else None,
+            longest_hours=hours[-1] if hours else None,
+        )
+
+    async def approvals_by_approver(self, site: str, now: datetime) -> dict[str, Any]:
+        """The site's waiting approvals per approver the directory names now (see module)."""
+        waiting = await self.approvals.waiting_at(site)
+        by_approver: dict[str, list[datetime]] = {}
+        unassigned = 0
+        for doc in waiting:
+            worker = doc.get("caseworker_id") or NO_WORKER
+            approvers = () if worker == NO_WORKER else await self.staff.supervisors_of(worker, now)
+            approvers = tuple(a for a in approvers if a != doc.get("requested_by"))
+            if not approvers:
+                unassigned += 1
+            for approver in approvers:
+                by_approver.setdefault(approver, []).append(_aware(doc["requested_at"]))
+        return {
+            "approvals_waiting": len(waiting),
+            "approvals_waiting_by_approver": [
+                ApproverLoad(approver_id=a, waiting=len(at), oldest_requested_at=min(at))
+                for a, at in sorted(by_approver.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+            ],
+            "approvals_waiting_unassigned": unassigned,
+        }
+
+    async def ratios(self, site: str) -> dict[str, Any]:
+        """Supervisors and practitioners of the site, in all and per team."""
+        whole = [0, 0]  # supervisors, practitioners
+        by_team: dict[str, list[int]] = {}
+        for member in await self.staff.at_site(site):
+            roles = set(member.roles)
+            if "supervisor" in roles:
+                kind = 0
+            elif roles & PRACTITIONERS:
+                kind = 1
+            else:
+                continue
+            whole[kind] += 1
+            if member.team:
+                by_team.setdefault(member.team, [0, 0])[kind] += 1
+        return {
+            "supervisor_to_worker": _ratio(*whole),
+            "supervisor_to_worker_by_team": {
+                team: _ratio(*pair) for team, pair in sorted(by_team.items())
+            },
+        }
+
+
+def _ratio(supervisors: int, workers: int) -> Ratio:
+    return Ratio(
+        supervisors=supervisors,
+        workers=workers,
+        workers_per_supervisor=workers / supervisors if supervisors else None,
+    )
 
 
 def _concern(doc: dict[str, Any]) -> ConcernLine:

@@ -1,46 +1,62 @@
-"""Supervision's local copy of what approvals need from the cases service (DESIGN §2): per
-case its site, team, caseworker, risk, client id, and the latest assessment, plan version and
-closure request (so that a closed, reopened or transferred case's waiting approvals can be
-named and withdrawn).
+"""Supervision's one local copy of the cases service's facts (DESIGN §2), used by approvals
+and by sessions alike: per case its client, site, team, caseworker, phase, open or closed,
+risk, since when a crisis is open, when it opened, and the latest assessment, plan version
+and closure request (so that a closed, reopened or transferred case's waiting approvals can
+be named and withdrawn).
 
-A narrow interface (`CaseFactsStore.apply`, `.get`), one document per case keyed by case
-id: the cases topic is keyed by case stream, so one partition writes each document; applied
-idempotently by stream version (`ReadModel.apply`). Kept by the approvals policy itself
-(`WhenCaseChangedRequestApprovals`), in the same handler that requests approvals, so that a
-request always sees the facts its own event wrote. (The `sessions` work keeps case facts of
-its own for the agenda; the two can be merged into one projection later.)
+One document per case (`case_facts`), keyed by case id. Invariants:
+
+- *One writer per document.* Only the approvals policy on the cases topic
+  (`WhenCaseChangedRequestApprovals`) writes it, through `apply`, in the same handler that
+  then requests or withdraws approvals, so that a request always sees the facts its own
+  event wrote (site, team, caseworker, risk as at that point of the case's stream). The
+  cases topic is keyed by the case's stream, so one partition, in order, feeds each
+  document. Sessions, the agenda and the boards only read it.
+- *Idempotent by stream version* (`ReadModel.apply`): a redelivered or older event of the
+  case changes nothing.
+- *One fold for every reader*: `change_of` is the only place that says what a cases event
+  sets; the approvals view (`CaseFacts`) and the documents the boards read come from the
+  same document.
+
+It is a `Projection` (not consumed by a group of its own) so that it can be rebuilt from the
+cases topic offline like any read model, with the same code (`casework.rebuild`; tried by
+`tests/integration/supervision/test_sessions_rebuild.py`). Read by `_id`, and by equality on
+`caseworker_id` (a worker's caseload) and `site` (indexed).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo.asynchronous.database import AsyncDatabase
+from pymongo import ASCENDING
 
 from casework.contracts.cases import (
     AssessmentRecorded,
     CaseClosed,
     CaseOpened,
+    CasePlanApproved,
     CasePlanProposed,
     CaseReopened,
     CaseTransferAccepted,
     CaseworkerAssigned,
     ClosureRequested,
+    ClosureReturned,
     CrisisDeclared,
+    CrisisResolved,
     RiskLevelChanged,
 )
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import Document
-from casework.projections import ReadModel
-
-COLLECTION = "approval_case_facts"
+from casework.projections import APPLIED, Projection
+from casework.runtime import events_topic
 
 
 @dataclass(frozen=True)
 class CaseFacts:
-    """What approvals know of a case."""
+    """What approvals need of a case."""
 
     case_id: str
     site: str
@@ -53,43 +69,64 @@ class CaseFacts:
     closure_version: int | None
 
 
+def _value(risk: Any) -> str | None:
+    return None if risk is None else str(getattr(risk, "value", risk))
+
+
 def change_of(envelope: Envelope, event: DomainEvent) -> dict[str, Any] | None:
-    """The fields a cases event sets, or None when it sets none."""
+    """The fields an event of the cases service sets, or None when it sets none."""
     match event:
         case CaseOpened():
             return {
-                "site": event.site,
-                "risk_level": _value(event.risk_level),
                 "client_id": event.client_id,
-                "team": None,
+                "site": event.site,
+                "phase": "assessment",
+                "open": True,
+                "risk_level": _value(event.risk_level),
                 "caseworker_id": None,
+                "team": None,
+                "crisis_open_since": None,
+                "opened_at": event.opened_at,
             }
         case CaseworkerAssigned():
             return {"caseworker_id": event.caseworker_id, "team": event.team}
         case CaseTransferAccepted():
             return {"site": event.to_site, "caseworker_id": None, "team": None}
-        case RiskLevelChanged() | CrisisDeclared():
-            return {"risk_level": _value(event.risk_level)}
         case AssessmentRecorded():
-            return {"assessment_id": event.assessment_id}
+            return {"phase": "planning", "assessment_id": event.assessment_id}
         case CasePlanProposed():
             return {"plan_version": event.plan_version}
+        case CasePlanApproved() | ClosureReturned():
+            return {"phase": "active"}
         case ClosureRequested():
-            return {"closure_version": envelope.stream_version}
-        case CaseClosed() | CaseReopened():
-            return {}
+            return {"phase": "review", "closure_version": envelope.stream_version}
+        case CaseClosed():
+            return {"phase": "closed", "open": False, "crisis_open_since": None}
+        case CaseReopened():
+            return {"phase": "assessment", "open": True, "opened_at": event.reopened_at}
+        case RiskLevelChanged():
+            return {"risk_level": _value(event.risk_level)}
+        case CrisisDeclared():
+            return {"crisis_open_since": event.declared_at, "risk_level": _value(event.risk_level)}
+        case CrisisResolved():
+            return {"crisis_open_since": None}
     return None
 
 
-def _value(risk: Any) -> str | None:
-    return None if risk is None else str(getattr(risk, "value", risk))
+class CaseFactsStore(Projection):
+    """The `case_facts` collection: written by the approvals policy only (`apply`), read by
+    approvals (`facts`), sessions, the agenda and the boards (`get`, `of_worker`,
+    `at_site`)."""
 
+    name = "case_facts"
+    topics = (events_topic("cases"),)
 
-class CaseFactsStore:
-    """The `approval_case_facts` collection: written by the approvals policy only."""
+    async def ensure_indexes(self) -> None:
+        await self.read_model.collection.create_index([("caseworker_id", ASCENDING)])
+        await self.read_model.collection.create_index([("site", ASCENDING)])
 
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
-        self.read_model = ReadModel(database[COLLECTION])
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        return await self.apply(envelope, event)
 
     async def apply(self, envelope: Envelope, event: DomainEvent) -> bool:
         """Apply a cases event; False for a duplicate or an event that changes nothing."""
@@ -97,9 +134,18 @@ class CaseFactsStore:
         case_id = getattr(event, "case_id", None)
         if change is None or not isinstance(case_id, str):
             return False
-        return await self.read_model.apply(case_id, envelope, lambda doc: {**doc, **change})
+        if isinstance(event, CrisisDeclared):
+            # a second crisis declared while one is open keeps the first one's start
+            def crisis(doc: Document) -> Document:
+                since = doc.get("crisis_open_since") or event.declared_at
+                return {**doc, **change, "crisis_open_since": since}
 
-    async def get(self, case_id: str) -> CaseFacts | None:
+            return await self.read_model.apply(case_id, envelope, crisis)
+        update: Callable[[Document], Document] = lambda doc: {**doc, **change}  # noqa: E731
+        return await self.read_model.apply(case_id, envelope, update)
+
+    async def facts(self, case_id: str) -> CaseFacts | None:
+        """What approvals need of the case (None until it is known with a site)."""
         doc = await self.read_model.get(case_id)
         if doc is None or not doc.get("site"):
             return None
@@ -114,3 +160,16 @@ class CaseFactsStore:
             plan_version=doc.get("plan_version"),
             closure_version=doc.get("closure_version"),
         )
+
+    async def get(self, case_id: str) -> Document | None:
+        return await self.read_model.get(case_id)
+
+    async def of_worker(self, worker_id: str) -> list[Document]:
+        """The open cases a worker holds (equality on an indexed field)."""
+        cursor = self.read_model.collection.find({"caseworker_id": worker_id}, {APPLIED: 0})
+        return [dict(d) async for d in cursor if d.get("phase") != "closed"]
+
+    async def at_site(self, site: str) -> list[Document]:
+        """The open cases at a site (equality on an indexed field)."""
+        cursor = self.read_model.collection.find({"site": site}, {APPLIED: 0})
+        return [dict(d) async for d in cursor if d.get("phase") != "closed"]

@@ -1,7 +1,8 @@
 """Read models of supervision sessions, their records and what follows from them, fed by the
 supervision topic. One writer per document: each document is keyed by the aggregate whose
 stream feeds it (a session, a practice note of a session, an action item, a cadence, a
-concern, an approval), so one partition writes it; idempotent by stream version.
+concern), so one partition writes it; idempotent by stream version. Approvals waiting are the
+approvals' own `approval_queue` (`adapters/approval_queue.py`), not a copy here.
 
 | collection | `_id` | read by |
 |---|---|---|
@@ -9,7 +10,6 @@ concern, an approval), so one partition writes it; idempotent by stream version.
 | `action_items` | action item id | `worker_id`, `session_id` (indexed) |
 | `cadence_view` | `worker:<id>` / `case:<id>` | `_id`, `site` (indexed) |
 | `concerns` | concern id | `site`, `raised_by` (indexed) |
-| `approvals_waiting` | approval id | `caseworker_id` (indexed) |
 
 Practice notes are in no read model: they are read from the session's own stream, by the one
 route that authorises the worker and their supervisor only, so that no list or board can show
@@ -311,47 +311,3 @@ class Concerns(Projection):
 
     async def raised_by(self, staff_id: str) -> list[Document]:
         return await _find(self, {"raised_by": staff_id})
-
-
-APPROVAL_EVENTS = {
-    "ApprovalRequested": "pending",
-    "ApprovalGranted": "granted",
-    "ApprovalReturned": "returned",
-    "ApprovalWithdrawn": "withdrawn",
-}
-
-
-class ApprovalsWaiting(Projection):
-    """Approvals per case's caseworker, from the `approvals` work's events (pinned names,
-    matched by name: the contracts are theirs). Until those events exist on the topic, this
-    stays empty and the board shows no approvals waiting."""
-
-    name = "approvals_waiting"
-    topics = SUPERVISION
-
-    async def ensure_indexes(self) -> None:
-        await self.read_model.collection.create_index([("caseworker_id", ASCENDING)])
-
-    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
-        status = APPROVAL_EVENTS.get(type(event).__name__)
-        approval_id = getattr(event, "approval_id", None)
-        if status is None or not isinstance(approval_id, str):
-            return False
-        if status == "pending":
-            kind = getattr(event, "kind", None)
-            change = _set(
-                approval_id=approval_id,
-                kind=str(getattr(kind, "value", kind)),
-                case_id=getattr(event, "case_id", None),
-                site=getattr(event, "site", None),
-                caseworker_id=getattr(event, "caseworker_id", None),
-                requested_at=getattr(event, "requested_at", None),
-                status=status,
-            )
-        else:
-            change = _set(status=status)
-        return await self.read_model.apply(approval_id, envelope, change)
-
-    async def pending_for(self, caseworker_id: str) -> list[Document]:
-        docs = await _find(self, {"caseworker_id": caseworker_id})
-        return [d for d in docs if d.get("status") == "pending"]

@@ -2,7 +2,8 @@
 
 | handler                                  | reads             | does                            |
 |------------------------------------------|-------------------|---------------------------------|
-| `when_case_changed_request_approvals`    | cases topic       | keeps `approval_case_facts`,    |
+| `when_case_changed_request_approvals`    | cases topic       | keeps `case_facts` (the one     |
+|                                          |                   | writer: sessions read it too),  |
 |                                          |                   | then requests an approval for   |
 |                                          |                   | an assessment, a plan proposal, |
 |                                          |                   | a closure request; withdraws    |
@@ -70,7 +71,8 @@ def _context(envelope: Envelope) -> CommitContext:
 
 
 class WhenCaseChangedRequestApprovals(EventHandler):
-    """Keeps the local case facts, then requests or withdraws approvals at once.
+    """Keeps the local case facts (`case_facts`, of which it is the only writer: sessions
+    and the boards read them), then requests or withdraws approvals at once.
 
     One handler, so that a request always sees the facts its event wrote (site, team,
     caseworker, risk as they were at that point of the case's stream). The approvals step
@@ -87,6 +89,9 @@ class WhenCaseChangedRequestApprovals(EventHandler):
         self._approvals = approvals
         self._due = due
 
+    async def ensure_indexes(self) -> None:
+        await self._facts.ensure_indexes()  # the facts are written here only
+
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
         changed = await self._facts.apply(envelope, event)
         case_id = getattr(event, "case_id", None)
@@ -99,7 +104,7 @@ class WhenCaseChangedRequestApprovals(EventHandler):
         ctx = _context(envelope)
         match event:
             case AssessmentRecorded():
-                facts = await self._facts.get(case_id)
+                facts = await self._facts.facts(case_id)
                 if facts is None:
                     return False
                 cmd = self._request(
@@ -113,7 +118,7 @@ class WhenCaseChangedRequestApprovals(EventHandler):
                 )
                 return await self._approvals.request(cmd, ctx)
             case CasePlanProposed():
-                facts = await self._facts.get(case_id)
+                facts = await self._facts.facts(case_id)
                 if facts is None:
                     return False
                 # a newer proposal replaces one still waiting (the case says so too)
@@ -130,7 +135,7 @@ class WhenCaseChangedRequestApprovals(EventHandler):
                 )
                 return await self._approvals.request(cmd, ctx) or withdrawn
             case ClosureRequested():
-                facts = await self._facts.get(case_id)
+                facts = await self._facts.facts(case_id)
                 if facts is None:
                     return False
                 cmd = self._request(
@@ -148,7 +153,7 @@ class WhenCaseChangedRequestApprovals(EventHandler):
                     CaseReopened: "case_reopened",
                     CaseTransferAccepted: "case_transferred",
                 }[type(event)]
-                facts = await self._facts.get(case_id)
+                facts = await self._facts.facts(case_id)
                 if facts is None:
                     return False
                 acted = False

@@ -41,7 +41,7 @@ from casework.eventstore import CommitContext
 from casework.projections import APPLIED, EventHandler, ReadModel
 from casework.runtime import events_topic
 
-from casework_supervision.adapters.caseload_facts import change_of
+from casework_supervision.adapters.case_facts import change_of
 from casework_supervision.application.sessions import Sessions
 from casework_supervision.domain.cadence import CadencePolicy, SupervisionCadence
 
@@ -68,7 +68,7 @@ class WhenCaseChangedTrackReviewCadence(EventHandler):
         self._sessions = sessions
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
-        change = change_of(event)
+        change = change_of(envelope, event)
         if change is None:
             return False
         facts = {k: v for k, v in change.items() if k in CADENCE_FACTS}

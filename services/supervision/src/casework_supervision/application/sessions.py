@@ -34,11 +34,11 @@ from casework.contracts.supervision import (
 )
 from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
 
-from casework_supervision.adapters.caseload_facts import CaseloadFacts
+from casework_supervision.adapters.approval_queue import ApprovalQueue
+from casework_supervision.adapters.case_facts import CaseFactsStore
 from casework_supervision.adapters.contact_facts import ContactObligations, is_follow_up
 from casework_supervision.adapters.session_read_models import (
     ActionItems,
-    ApprovalsWaiting,
     CadenceView,
 )
 from casework_supervision.domain.action_item import ActionItem
@@ -57,20 +57,20 @@ from casework_supervision.domain.cadence import (
     SupervisionCadence,
 )
 from casework_supervision.domain.concern import Concern
-from casework_supervision.domain.session import SupervisionSession, staff_subject
-from casework_supervision.domain.session_access import (
-    SessionParties,
-    reads_practice_notes,
-    reads_session,
-    runs_session,
-)
-from casework_supervision.domain.session_errors import (
+from casework_supervision.domain.errors import (
     ActionItemAlreadyExists,
     ConcernAlreadyExists,
     InvalidSessionRequest,
     NotTheSupervisor,
     NotTheWorkersCase,
     SessionAlreadyExists,
+)
+from casework_supervision.domain.session import SupervisionSession, staff_subject
+from casework_supervision.domain.session_access import (
+    SessionParties,
+    reads_practice_notes,
+    reads_session,
+    runs_session,
 )
 
 RACE_RETRIES = 5
@@ -106,6 +106,7 @@ class StaffDirectory(Protocol):
     async def supervisors_of(self, staff_id: str, at: datetime) -> tuple[str, ...]: ...
     async def supervisees_of(self, supervisor_id: str, at: datetime) -> tuple[str, ...]: ...
     async def with_role(self, site: str, role: str) -> list[Any]: ...
+    async def at_site(self, site: str, team: str | None = None) -> list[Any]: ...
 
 
 @dataclass
@@ -118,10 +119,10 @@ class Sessions:
     supervision_cadences: Repository[SupervisionCadence]
     review_cadences: Repository[CaseReviewCadence]
     staff: StaffDirectory
-    caseload: CaseloadFacts
+    caseload: CaseFactsStore
     obligations: ContactObligations
     cadence_view: CadenceView
-    approvals: ApprovalsWaiting
+    approvals: ApprovalQueue
     action_items: ActionItems
     policy: CadencePolicy
     clock: Clock

@@ -14,7 +14,7 @@ from casework.aggregate import Aggregate
 from casework.contracts.supervision import ActionItemDone, ActionItemOverdue, ActionItemSet
 from casework.events import DomainEvent
 
-from casework_supervision.domain.session_errors import (
+from casework_supervision.domain.errors import (
     ActionItemAlreadyDone,
     ActionItemAlreadyExists,
 )

@@ -12,6 +12,9 @@ Invariants:
   `ApprovalAlreadyDecided` (a withdrawal or an overdue of them changes nothing);
 - four eyes: who asked for it never decides it (`SelfApprovalNotAllowed`); only who the
   `Authority` names decides (`NotAnApprover`); a delegate's decision records for whom;
+- a decision's comment or reason names the request's client (`client_id`), under whom it
+  is sealed at append: the event store refuses a decision with words and no client
+  (`MissingSubject`) rather than store them open;
 - `ApprovalOverdue` is raised at most once, only while requested, only for the due time the
   approval holds, and only once the clock has reached it.
 """
@@ -37,13 +40,13 @@ from casework_supervision.domain.approval_commands import (
     ReturnApproval,
     WithdrawApproval,
 )
-from casework_supervision.domain.approval_errors import (
+from casework_supervision.domain.approval_rules import ApprovalStatus, Authority
+from casework_supervision.domain.errors import (
     ApprovalAlreadyDecided,
     NotAnApprover,
     ReasonRequired,
     SelfApprovalNotAllowed,
 )
-from casework_supervision.domain.approval_rules import ApprovalStatus, Authority
 
 
 class Approval(Aggregate):
@@ -98,6 +101,7 @@ class Approval(Aggregate):
                 on_behalf_of=on_behalf_of,
                 comment=c.comment,
                 decided_at=at,
+                client_id=request.client_id,
             )
         )
 
@@ -117,6 +121,7 @@ class Approval(Aggregate):
                 decided_by=c.decided_by,
                 on_behalf_of=on_behalf_of,
                 decided_at=at,
+                client_id=request.client_id,
             )
         )
 

@@ -9,7 +9,7 @@ from casework.aggregate import Aggregate
 from casework.contracts.supervision import ConcernEscalated, ConcernResolved
 from casework.events import DomainEvent
 
-from casework_supervision.domain.session_errors import (
+from casework_supervision.domain.errors import (
     ConcernAlreadyExists,
     ConcernAlreadyResolved,
 )

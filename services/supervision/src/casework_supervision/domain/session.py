@@ -37,7 +37,7 @@ from casework.contracts.supervision import (
 )
 from casework.events import DomainEvent
 
-from casework_supervision.domain.session_errors import (
+from casework_supervision.domain.errors import (
     AgendaNotPrepared,
     CaseAlreadyReviewed,
     NotTheWorker,

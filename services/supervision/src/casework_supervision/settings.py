@@ -1,4 +1,7 @@
-"""Settings of supervision sessions and their cadence (`CASEWORK_SUPERVISION_*`)."""
+"""Supervision's own settings, beside the platform's (`casework.settings.Settings`): one
+class per feature, each with its own environment prefix — approvals (`CASEWORK_APPROVALS_*`)
+and sessions and their cadence (`CASEWORK_SUPERVISION_*`). Built in `bootstrap` (or passed
+in by tests), never at import time."""
 
 from __future__ import annotations
 
@@ -7,7 +10,26 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from casework_supervision.domain.approval_rules import DuePolicy
 from casework_supervision.domain.cadence import CadencePolicy
+
+
+class ApprovalSettings(BaseSettings):
+    """How long approvals may wait before `ApprovalOverdue`."""
+
+    model_config = SettingsConfigDict(env_prefix="CASEWORK_APPROVALS_", extra="ignore")
+
+    due: timedelta = Field(
+        default=timedelta(hours=72),
+        description="Wait before `ApprovalOverdue` (seconds or ISO 8601, e.g. `PT72H`).",
+    )
+    urgent_due: timedelta = Field(
+        default=timedelta(hours=24),
+        description="The same for a case at high or imminent risk when it was requested.",
+    )
+
+    def due_policy(self) -> DuePolicy:
+        return DuePolicy(due=self.due, urgent_due=self.urgent_due)
 
 
 class SessionsSettings(BaseSettings):
