@@ -39,7 +39,9 @@ The crash windows and why each is safe are listed in docs/architecture.md.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -395,3 +397,16 @@ class Repository(Generic[A]):
                 ),
             )
         return envelopes
+
+
+# A load-decide-save that loses a write race on its stream reloads and decides again (the
+# stream's commit key lets only one writer have each version). Writers on one busy stream (a
+# session whose record eight people write at once) can lose several times in a row.
+RACE_RETRIES = 8
+
+
+async def after_lost_race(attempt: int) -> None:
+    """Between tries of a load-decide-save that lost a write race: a short random pause (full
+    jitter, 5 ms doubling, at most 0.2 s) so that writers who collided do not collide again
+    in lockstep. Not a wait for anything: the next try reloads the stream."""
+    await asyncio.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))

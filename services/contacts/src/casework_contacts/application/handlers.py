@@ -26,7 +26,14 @@ from casework.contracts.contacts import (
     Outcome,
     ParticipantKind,
 )
-from casework.eventstore import CommitContext, ConcurrencyConflict, Document, Repository
+from casework.eventstore import (
+    RACE_RETRIES,
+    CommitContext,
+    ConcurrencyConflict,
+    Document,
+    Repository,
+    after_lost_race,
+)
 
 from casework_contacts.adapters.case_facts import facts_of, scope_of
 from casework_contacts.adapters.client_addresses import ClientAddress
@@ -52,8 +59,6 @@ from casework_contacts.domain.obligations import (
     UncountContact,
 )
 from casework_contacts.domain.policy import ContactPolicy
-
-RACE_RETRIES = 5
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +254,7 @@ class Contacts:
 
     async def raise_lone_worker_overdue(self, contact_id: str, due_back_at: datetime) -> bool:
         """Sent by the lone-worker deadline: the contact decides whether it is overdue."""
-        for _ in range(RACE_RETRIES):
+        for attempt in range(RACE_RETRIES):
             contact = await self.contacts.find(contact_id)
             if contact is None or contact.case_id is None:
                 return False
@@ -262,6 +267,7 @@ class Contacts:
                 await self.contacts.save(contact, CommitContext())
                 return True
             except ConcurrencyConflict:
+                await after_lost_race(attempt)
                 continue
         raise ConcurrencyConflict(Contact.stream_id_for(contact_id), -1)
 
@@ -285,7 +291,7 @@ class Contacts:
         is taken (a conflict), and "nothing to do" could be an older state's answer (an
         obligation not yet opened is not overdue) — both are decided again on a fresh load."""
         fresh = not trust_cache
-        for _ in range(RACE_RETRIES):
+        for attempt in range(RACE_RETRIES):
             obligations = await self.obligations.find(
                 case_id, trust_cache=not fresh
             ) or self.obligations.new(case_id)
@@ -301,6 +307,7 @@ class Contacts:
                 return True
             except ConcurrencyConflict:
                 fresh = True  # another replica or request wrote first: decide again on it
+                await after_lost_race(attempt)
                 continue
         raise ConcurrencyConflict(CaseObligations.stream_id_for(case_id), -1)
 

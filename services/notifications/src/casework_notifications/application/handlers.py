@@ -26,7 +26,13 @@ from casework.auth import Principal
 from casework.clock import Clock
 from casework.contracts.notifications import Trigger
 from casework.deadlines import Deadline, Deadlines
-from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
+from casework.eventstore import (
+    RACE_RETRIES,
+    CommitContext,
+    ConcurrencyConflict,
+    Repository,
+    after_lost_race,
+)
 
 from casework_notifications.application.recipients import RecipientResolver, Subject
 from casework_notifications.domain.access import may_act
@@ -44,7 +50,6 @@ from casework_notifications.domain.commands import (
 from casework_notifications.domain.escalation import alert_of, level_of
 from casework_notifications.domain.routing import Routing
 
-RACE_RETRIES = 5
 ESCALATION = "alert_escalation"
 
 log = logging.getLogger(__name__)
@@ -239,7 +244,7 @@ class Alerts:
         *,
         create: bool = True,
     ) -> bool:
-        for _ in range(RACE_RETRIES):
+        for attempt in range(RACE_RETRIES):
             alert = await self.alerts.find(alert_id)
             if alert is None:
                 if not create:
@@ -253,6 +258,7 @@ class Alerts:
                 try:
                     await self.alerts.save(alert, ctx or CommitContext())
                 except ConcurrencyConflict:
+                    await after_lost_race(attempt)
                     continue  # another replica or request wrote first: decide again on its result
             await self.keep_escalation(alert)
             return changed

@@ -32,7 +32,13 @@ from casework.contracts.supervision import (
     PracticeTopic,
     SessionKind,
 )
-from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
+from casework.eventstore import (
+    RACE_RETRIES,
+    CommitContext,
+    ConcurrencyConflict,
+    Repository,
+    after_lost_race,
+)
 
 from casework_supervision.adapters.approval_queue import ApprovalQueue
 from casework_supervision.adapters.case_facts import CaseFactsStore
@@ -73,7 +79,6 @@ from casework_supervision.domain.session_access import (
     runs_session,
 )
 
-RACE_RETRIES = 5
 log = logging.getLogger(__name__)
 A = TypeVar("A", bound=Aggregate)
 
@@ -451,7 +456,7 @@ class Sessions:
     ) -> ActionItem:
         """Mark an item done. A race with its overdue being raised (the deadline) is decided
         again on the overdue item: done late is still done."""
-        for _ in range(RACE_RETRIES):
+        for attempt in range(RACE_RETRIES):
             item = await self.actions.find(item_id)
             if item is None or item.set is None:
                 raise NotVisible(f"no action item {item_id}")
@@ -467,6 +472,7 @@ class Sessions:
                 await self.actions.save(item, ctx)
                 return item
             except ConcurrencyConflict:
+                await after_lost_race(attempt)
                 continue
         raise ConcurrencyConflict(item_id, -1)
 
@@ -601,7 +607,7 @@ class Sessions:
         once (a note while the agenda is prepared again) meet on the stream's commit key: the
         loser is authorised and decided again on the fresh stream, so it fails only on a rule
         (a record held meanwhile), never on the race itself."""
-        for _ in range(RACE_RETRIES):
+        for attempt in range(RACE_RETRIES):
             session, _ = await self._session(session_id, principal, runs=runs)
             await act(session)
             if not session.pending_events:
@@ -610,6 +616,7 @@ class Sessions:
                 await self.sessions.save(session, ctx)
                 return session
             except ConcurrencyConflict:
+                await after_lost_race(attempt)
                 continue
         raise ConcurrencyConflict(SupervisionSession.stream_id_for(session_id), -1)
 
@@ -622,7 +629,7 @@ class Sessions:
         *,
         create: bool = True,
     ) -> bool:
-        for _ in range(RACE_RETRIES):
+        for attempt in range(RACE_RETRIES):
             aggregate = await repository.find(id)
             if aggregate is None:
                 if not create:
@@ -635,6 +642,7 @@ class Sessions:
                 await repository.save(aggregate, ctx)
                 return True
             except ConcurrencyConflict:
+                await after_lost_race(attempt)
                 continue  # another replica or request wrote first: decide again on its result
         raise ConcurrencyConflict(id, -1)
 

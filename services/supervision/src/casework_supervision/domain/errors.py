@@ -80,11 +80,6 @@ class SupervisesThemselves(SupervisionError):
         super().__init__(f"staff member {staff_id!r} cannot supervise themselves")
 
 
-class AlreadySupervisedBy(SupervisionError):
-    def __init__(self, staff_id: str, supervisor_id: str) -> None:
-        super().__init__(f"{supervisor_id!r} already supervises {staff_id!r}")
-
-
 class DelegationIdUsed(SupervisionError):
     def __init__(self, supervisor_id: str, delegation_id: str) -> None:
         super().__init__(f"{supervisor_id!r} already has a delegation {delegation_id!r}")

@@ -39,7 +39,6 @@ from casework_supervision.domain.commands import (
     StaffProfile,
 )
 from casework_supervision.domain.errors import (
-    AlreadySupervisedBy,
     DelegationAlreadyOver,
     DelegationIdUsed,
     DelegationNotFound,
@@ -142,7 +141,7 @@ class StaffMember(Aggregate):
             raise SupervisesThemselves(self.id)
         supervisor.require_active_supervisor("to supervise")
         if self.supervisor_id == supervisor.id:
-            raise AlreadySupervisedBy(self.id, supervisor.id)
+            return  # already so: setting it again (a PUT repeated) changes nothing
         self._trigger(
             SupervisorAssigned(
                 staff_id=self.id,
