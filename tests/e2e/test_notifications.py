@@ -206,6 +206,20 @@ async def test_a_crisis_reaches_every_channel_and_one_acknowledgement_stops_it(
             await until(hooked)
             assert all(d.verified for d in receiver.deliveries if alert_id in d.body)
 
+            # the regional board: every site's open alerts for a regional admin, with the
+            # site; a site manager elsewhere sees none of this site's
+            def board(token: str) -> list[dict[str, Any]]:
+                with stack.client("notifications", token) as client:
+                    answer = client.get("/crisis-board")
+                    assert answer.status_code == 200, answer.text
+                    return list(answer.json())
+
+            regional = board(stack.token("rae", "regional_admin"))
+            [row] = [r for r in regional if r["alert_id"] == alert_id]
+            assert (row["site"], row["trigger"], row["status"]) == (SITE, "crisis", "open")
+            away = board(stack.token("mgr-far", "site_manager", sites=("away",)))
+            assert alert_id not in {r["alert_id"] for r in away}
+
             acked = await http.post(f"/notifications/{entry['notification_id']}/acknowledge")
             assert acked.status_code == 200, acked.text
             assert (acked.json()["status"], acked.json()["acknowledged_by"]) == (
@@ -265,6 +279,8 @@ def test_who_may_reach_the_notification_routes(stack: Stack, people: dict[str, s
     assert get(manager_away, f"/sites/{SITE}/crisis-board") == 403
     manager = stack.token(people["mia"], "site_manager", sites=(SITE,))
     assert get(manager, f"/sites/{SITE}/crisis-board") == 200
+    assert get(manager_away, "/crisis-board") == 200  # their own sites': none of SITE's
+    assert get(integration, "/crisis-board") == 403
     assert post(elsewhere, "/webhooks/e2e/deliveries/x~1~0~y/replay") == 403
 
 

@@ -126,6 +126,7 @@ class AlertBoard(Projection):
 
     async def ensure_indexes(self) -> None:
         await self.read_model.collection.create_index([("site", 1), ("status", 1)])
+        await self.read_model.collection.create_index("status")
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
         change = _board_change(event)
@@ -159,6 +160,15 @@ class AlertBoard(Projection):
         found: list[Document] = []
         for status in ("open", "acknowledged"):
             cursor = self.read_model.collection.find({"site": site, "status": status}, {APPLIED: 0})
+            found += [dict(d) async for d in cursor]
+        return found
+
+    async def open_everywhere(self) -> list[Document]:
+        """Open and acknowledged alerts of every site (the regional board): two equality
+        queries on the status index, so closed history is never read."""
+        found: list[Document] = []
+        for status in ("open", "acknowledged"):
+            cursor = self.read_model.collection.find({"status": status}, {APPLIED: 0})
             found += [dict(d) async for d in cursor]
         return found
 

@@ -364,6 +364,28 @@ async def crisis_board(
     return [{"alert_id": d.pop("_id"), **d} for d in docs]
 
 
+@router.get(
+    "/crisis-board",
+    summary="Open alerts across the region: crises first",
+    description=(
+        "The site board's entries for every site you work at, each with its site: every "
+        "site for a regional admin, your sites for a site manager, supervisor or crisis "
+        "worker. Roles: crisis_worker, supervisor, site_manager, regional_admin."
+    ),
+    responses={403: {"model": Problem, "description": "Not a role that reads the board"}},
+)
+async def regional_crisis_board(
+    principal: BoardReader, board: BoardModel, request: Request
+) -> list[dict[str, Any]]:
+    if principal.has_role("regional_admin"):
+        docs = await board.open_everywhere()
+    else:
+        docs = [d for site in sorted(principal.sites) for d in await board.open_of_site(site)]
+    docs.sort(key=lambda d: (d.get("trigger") != "crisis", d.get("opened_at"), d.get("site")))
+    audit.note(request, case_ids=[str(d["case_id"]) for d in docs if d.get("case_id")])
+    return [{"alert_id": d.pop("_id"), **d} for d in docs]
+
+
 def _deliveries(request: Request) -> Deliveries:
     deliveries: Deliveries = request.app.state.deliveries
     return deliveries
