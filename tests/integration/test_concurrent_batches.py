@@ -202,6 +202,7 @@ async def service(kafka_bootstrap: str, topic: str) -> str:
     return name
 
 
+@pytest.mark.timeout(300)  # ~30 s on a quiet machine; the serial replay is slow under load
 async def test_concurrent_batches_survive_kills_poison_and_redelivery_as_the_serial_path(
     database: AsyncDatabase[Document],
     kafka_bootstrap: str,
@@ -289,7 +290,8 @@ async def test_concurrent_batches_survive_kills_poison_and_redelivery_as_the_ser
         async def both_done() -> bool:
             return outcomes(runner) >= total and outcomes(serial_runner) >= total
 
-        await wait_until(both_done, within=60)
+        # bounded generously: the serial path writes one record at a time, slow under load
+        await wait_until(both_done, within=180)
     finally:
         await broker.stop()
         await serial_broker.stop()
