@@ -606,12 +606,14 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # another consumer may write these partitions' documents from now on
         self.runner.known.forget()
+        self.runner.held = frozenset()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         # streams parked by another replica may now be ours: read the markers again; and
         # documents another consumer wrote while it held them are read afresh
         self.runner._parked_stale = True
         self.runner.known.forget()
+        self.runner.held = frozenset(assigned)
         self.runner.assignments += 1
 
 
@@ -670,6 +672,9 @@ class ConsumerRunner:
         self.last_poison: str | None = None
         self.assignments = 0
         """Partition assignments this runner's consumer received (one per rebalance)."""
+        self.held: frozenset[Any] = frozenset()
+        """The partitions its consumer holds now (empty between a revocation and the next
+        assignment; a rebalance may leave a member with none)."""
 
     @property
     def group_id(self) -> str:
