@@ -251,6 +251,7 @@ def _check(view: SiteSupervisionView) -> None:
     ratio = view.supervisor_to_worker
     assert (ratio.supervisors, ratio.workers) == (3, 4)
     assert ratio.workers_per_supervisor == 4 / 3
+    assert (ratio.target, ratio.band) == ((5, 10), "underused")  # the default target
     teams = {t: (r.supervisors, r.workers) for t, r in view.supervisor_to_worker_by_team.items()}
     assert teams == {"t1": (2, 2), "t2": (1, 1)}
 

@@ -122,5 +122,6 @@ def wire_sessions(
         concerns=concerns,
         clock=runtime.clock,
         review_window=own.review_window,
+        ratio_target=(own.ratio_target_min, own.ratio_target_max),
     )
     return SessionsWiring(sessions, board, session_list, action_items, concerns, cadence)

@@ -51,6 +51,12 @@ class SessionsSettings(BaseSettings):
     review_window: timedelta = Field(
         default=timedelta(days=7), description="Reviews due within this come onto the agenda."
     )
+    ratio_target_min: int = Field(
+        default=5, gt=0, description="Fewest practitioners per supervisor the agency aims for."
+    )
+    ratio_target_max: int = Field(
+        default=10, gt=0, description="Most practitioners per supervisor the agency aims for."
+    )
     deadline_unit_s: float = Field(
         default=86400.0,
         gt=0,

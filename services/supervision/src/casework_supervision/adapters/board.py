@@ -29,7 +29,8 @@ see the report's known limits). Also, from events only:
   at least the waiting total minus the unassigned ones (a delegated approval counts twice);
 - *supervisor-to-worker ratio*: active staff of the site holding `supervisor`, and active
   practitioners (`caseworker`, `crisis_worker`, `intake_worker`) who do not, per site and per
-  team (`known_staff`, by equality on `sites`).
+  team (`known_staff`, by equality on `sites`), each with its band against the agency's target
+  (`CASEWORK_SUPERVISION_RATIO_TARGET_MIN`/`_MAX`, default 5 to 10 practitioners per supervisor).
 
 Every figure is computed at request time from documents the projections keep, so nothing is
 stored twice and nothing can drift from the events.
@@ -152,6 +153,12 @@ class Ratio(BaseModel):
     supervisors: int
     workers: int
     workers_per_supervisor: float | None
+    target: tuple[int, int]
+    """The agency's aim, practitioners per supervisor (least, most)."""
+    band: str
+    """`within` the target, `stretched` (more practitioners per supervisor than the most),
+    `underused` (fewer than the least), `unsupervised` (practitioners, no supervisor), or
+    `empty` (neither)."""
 
 
 class SiteSupervisionView(BaseModel):
@@ -185,6 +192,7 @@ class BoardQueries:
     clock: Clock
     review_window: timedelta = timedelta(days=7)
     turnaround_days: int = 30
+    ratio_target: tuple[int, int] = (5, 10)
 
     async def board(self, supervisor_id: str) -> SupervisorBoard:
         now = self.clock.now()
@@ -356,19 +364,33 @@ class BoardQueries:
             whole[kind] += 1
             if member.team:
                 by_team.setdefault(member.team, [0, 0])[kind] += 1
+        target = self.ratio_target
         return {
-            "supervisor_to_worker": _ratio(*whole),
+            "supervisor_to_worker": ratio(whole[0], whole[1], target),
             "supervisor_to_worker_by_team": {
-                team: _ratio(*pair) for team, pair in sorted(by_team.items())
+                team: ratio(pair[0], pair[1], target) for team, pair in sorted(by_team.items())
             },
         }
 
 
-def _ratio(supervisors: int, workers: int) -> Ratio:
+def ratio(supervisors: int, workers: int, target: tuple[int, int]) -> Ratio:
+    """Practitioners per supervisor, and where that stands against the target."""
+    per = workers / supervisors if supervisors else None
+    least, most = target
+    if per is None:
+        band = "unsupervised" if workers else "empty"
+    elif per > most:
+        band = "stretched"
+    elif per < least:
+        band = "underused"
+    else:
+        band = "within"
     return Ratio(
         supervisors=supervisors,
         workers=workers,
-        workers_per_supervisor=workers / supervisors if supervisors else None,
+        workers_per_supervisor=per,
+        target=target,
+        band=band,
     )
 
 
