@@ -181,6 +181,15 @@ async def test_a_crisis_reaches_every_channel_and_one_acknowledgement_stops_it(
         await until(pushed_live)
         headers = {"Authorization": f"Bearer {olga_token}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as http:
+            # the entry is there at once; its alert's status a moment later (under load, one
+            # CI run read it before the status had been applied)
+            async def listed_open() -> bool:
+                entries = (await http.get("/inbox")).json()["entries"]
+                return any(
+                    e["alert_id"] == alert_id and e["alert_status"] == "open" for e in entries
+                )
+
+            await until(listed_open)
             inbox = (await http.get("/inbox")).json()
             [entry] = [e for e in inbox["entries"] if e["alert_id"] == alert_id]
             assert entry["alert_status"] == "open"
