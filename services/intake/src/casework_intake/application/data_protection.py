@@ -39,7 +39,13 @@ from casework.auth import Principal
 from casework.clock import Clock
 from casework.contracts.intake import ErasureReason, Requester
 from casework.deadlines import Deadline, Deadlines
-from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
+from casework.eventstore import (
+    RACE_RETRIES,
+    CommitContext,
+    ConcurrencyConflict,
+    Repository,
+    after_lost_race,
+)
 
 from casework_intake.application.ports import (
     BlindIndexEraser,
@@ -70,8 +76,6 @@ RETENTION = "retention"
 
 _RETENTION_IDS = uuid.UUID("5b0e6a9c-5f6e-4bb4-9a53-3f1f0e0c7a11")
 """Namespace of the erasure ids a retention deadline derives from its identity."""
-
-MAX_CONFLICTS = 5
 
 HOLD_RECHECK = timedelta(days=30)
 """How long a retention refused by a legal hold waits before it is decided again."""
@@ -134,7 +138,7 @@ class DataProtection:
 
     async def carry_out(self, client_id: str, erasure_id: str, ctx: CommitContext) -> Erasure:
         """Every step of a decided erasure not yet recorded, in order (idempotent)."""
-        for _ in range(MAX_CONFLICTS):
+        for attempt in range(RACE_RETRIES):
             erasure = await self.erasures.get(client_id)
             record = erasure.erasures[erasure_id]
             if record.finished:
@@ -156,7 +160,8 @@ class DataProtection:
                 await self.erasures.save(erasure, ctx)
                 return erasure
             except ConcurrencyConflict:
-                continue  # another runner recorded a step: go on from what it recorded
+                # another runner recorded a step: go on from what it recorded
+                await after_lost_race(attempt)
         raise ConcurrencyConflict(Erasure.stream_id_for(client_id), 0)
 
     async def place_hold(
@@ -221,7 +226,7 @@ class DataProtection:
         return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
     async def _decide(self, cmd: RequestErasure, ctx: CommitContext) -> Erasure:
-        for _ in range(MAX_CONFLICTS):
+        for attempt in range(RACE_RETRIES):
             open_cases = [
                 OpenCase(case_id=c.case_id, site=c.site)
                 for c in await self.cases.cases_of(cmd.client_id)
@@ -233,7 +238,8 @@ class DataProtection:
                 await self.erasures.save(erasure, ctx)
                 return erasure
             except ConcurrencyConflict:
-                continue  # a hold or another request came first: decide again against it
+                # a hold or another request came first: decide again against it
+                await after_lost_race(attempt)
         raise ConcurrencyConflict(Erasure.stream_id_for(cmd.client_id), 0)
 
     async def _client(self, client_id: str) -> Client:
