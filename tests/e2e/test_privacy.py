@@ -139,8 +139,18 @@ def drive(stack: Stack, site: str, who: Person, *, whole: bool = True) -> dict[s
         eventually(lambda: manager.get(path), lambda r: r.status_code == 200)
         with stack.client("supervision", stack.token("root", "regional_admin")) as directory:
             register_staff(directory, "carl", "caseworker", sites=[site], team=TEAM)
-        ok(assign_case(manager, ids["case_id"], "carl", TEAM))
+        why = who.text("Knows her sister")
+        ok(assign_case(manager, ids["case_id"], "carl", TEAM, reason=why))
         ok(cleo.post(f"{path}/crisis/resolve", json={"resolution": who.text("Sister stays")}))
+        # a transfer asked for and declined by the other site, each saying why
+        elsewhere = register_site(stack)
+        moving = {"to_site": elsewhere, "reason": who.text("Moving to her sister's")}
+        ok(eventually(lambda: manager.post(f"{path}/transfer", json=moving), _not_unknown_site))
+        sid = stack.token("sid", "site_manager", sites=(elsewhere,))
+        with stack.client("cases", sid) as other_site:
+            declined = {"reason": who.text("Not moving after all")}
+            ok(other_site.post(f"{path}/transfer/reject", json=declined))
+        case_when(manager, ids["case_id"], lambda c: c.get("transfer_requested_to") is None)
         assessment = {
             "needs": {"housing": who.text("Arrears")},
             "risk_factors": [who.text("Lives alone")],
@@ -160,7 +170,10 @@ def drive(stack: Stack, site: str, who: Person, *, whole: bool = True) -> dict[s
             ],
         }
         ok(carl.post(f"{path}/plan", json=plan))
-        ids["plan_approval"] = plan_approval(ids["case_id"], 1)
+        return_(sue_s, plan_approval(ids["case_id"], 1), who.text("Name the sister"))
+        case_when(manager, ids["case_id"], lambda c: c["plan_status"] == "returned")
+        ok(carl.post(f"{path}/plan", json=plan))
+        ids["plan_approval"] = plan_approval(ids["case_id"], 2)
         approve(sue_s, ids["plan_approval"], who.text("Good plan"))  # decided in supervision
         case_when(manager, ids["case_id"], lambda c: c["phase"] == "active")
         progress = {"progress": "in_progress", "note": who.text("Slept better")}
@@ -179,9 +192,30 @@ def drive(stack: Stack, site: str, who: Person, *, whole: bool = True) -> dict[s
             glass = {"X-Break-Glass": who.text("Crisis line call")}
             ok(cris.get(path, headers=glass))
         closure = {"outcome": "goals_met", "evaluation": who.text("Much calmer")}
+        # a closure returned, then signed off with a comment; the case reopened, assessed
+        # again and signed off with a comment, planned, and its closure requested once more
+        requested = ok(carl.post(f"{path}/closure", json=closure))
+        not_yet = who.text("Not while the rent is owed")
+        return_(sue_s, closure_approval(ids["case_id"], requested["version"]), not_yet)
+        case_when(manager, ids["case_id"], lambda c: c["phase"] == "active")
+        requested = ok(carl.post(f"{path}/closure", json=closure))
+        approve(sue_s, closure_approval(ids["case_id"], requested["version"]), who.text("Well"))
+        case_when(manager, ids["case_id"], lambda c: c["phase"] == "closed")
+        ok(manager.post(f"{path}/reopen", json={"reason": who.text("Sister moved out")}))
+        again = ok(carl.post(f"{path}/assessment", json=assessment))
+        thorough = who.text("Thorough")
+        approve(sue_s, assessment_approval(ids["case_id"], again["assessment_id"]), thorough)
+        ok(carl.post(f"{path}/plan", json=plan))
+        approve(sue_s, plan_approval(ids["case_id"], 3))
+        case_when(manager, ids["case_id"], lambda c: c["phase"] == "active")
         requested = ok(carl.post(f"{path}/closure", json=closure))
         ids["closure_approval"] = closure_approval(ids["case_id"], requested["version"])
     return ids
+
+
+def _not_unknown_site(answer: httpx.Response) -> bool:
+    """The cases service hears of a new site through Kafka: until then it refuses it."""
+    return "UnknownSite" not in answer.text
 
 
 def visit(stack: Stack, site: str, case_id: str, who: Person) -> str:

@@ -44,7 +44,7 @@ import logging
 import random
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -410,3 +410,19 @@ async def after_lost_race(attempt: int) -> None:
     jitter, 5 ms doubling, at most 0.2 s) so that writers who collided do not collide again
     in lockstep. Not a wait for anything: the next try reloads the stream."""
     await asyncio.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
+
+
+R = TypeVar("R")
+
+
+async def retrying_lost_races(attempt: Callable[[], Awaitable[R]]) -> R:
+    """Run a load-decide-save `attempt`; when it loses a write race (`ConcurrencyConflict`),
+    pause (`after_lost_race`) and run it again from its load, `RACE_RETRIES` times in all;
+    the last loss propagates. Safe because an attempt reloads the stream and decides again
+    against what it now holds: nothing decided on a stale state is ever stored."""
+    for tried in range(RACE_RETRIES - 1):
+        try:
+            return await attempt()
+        except ConcurrencyConflict:
+            await after_lost_race(tried)
+    return await attempt()

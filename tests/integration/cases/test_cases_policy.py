@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -185,6 +187,31 @@ async def test_the_writer_that_loses_a_race_gets_a_concurrency_conflict(service:
     with pytest.raises(ConcurrencyConflict):
         await service.cases.cases.save(second, CommitContext())
     assert await service.commits(case_id) == [["CaseOpened"], ["CaseNoteRecorded"]]
+
+
+async def test_commands_that_collide_on_a_case_are_each_decided_again_not_refused(
+    service: Service,
+) -> None:
+    """Eight people (or a person and a policy) writing one case at once: without `If-Match`
+    none of them is answered with a conflict; every note is stored once, each in its own
+    commit, in some order."""
+    envelope = accepted(RiskLevel.LOW)
+    case_id = str(envelope.data["case_id"])
+    await service.deliver(envelope)
+
+    async def opened() -> bool:
+        return await service.cases.cases.find(case_id) is not None
+
+    await wait_until(opened, within=30)
+    supervisor = Principal(
+        sub="sue", name="sue", roles=frozenset({"supervisor"}), sites=frozenset({"north"})
+    )
+    notes = [RecordCaseNote(case_id, f"n-{i}", f"note {i}", "sue") for i in range(8)]
+    await asyncio.gather(*(service.cases.execute(n, supervisor, CommitContext()) for n in notes))
+    commits = await service.commits(case_id)
+    assert commits == [["CaseOpened"]] + [["CaseNoteRecorded"]] * 8
+    case = await service.cases.cases.get(case_id)
+    assert case.version == 9
 
 
 async def test_the_assignments_index_finds_a_workers_open_cases(service: Service) -> None:

@@ -28,6 +28,7 @@ from casework.contracts.intake import ReferralAccepted
 from casework.directory import KnownCaseloadPolicy
 from casework.envelope import Envelope
 from casework.eventstore import Document
+from casework.privacy.sealing import Opener
 from casework.runtime import events_topic, topic_prefix, wait_until
 from casework.settings import Settings
 
@@ -279,4 +280,7 @@ async def test_the_caseload_policy_set_in_supervision_decides_an_assignment_into
     assert timeline.status_code == 200
     stored = await runtime.store.load(f"case-{second}")
     [assigned] = [e for e in stored if e.type.endswith("CaseworkerAssigned.v1")]
-    assert assigned.data["capacity_override_reason"] == "Only Welsh speaker on the team"
+    # the reason is the client's: stored sealed under their notes key, opened for a reader
+    sealed = assigned.data["capacity_override_reason"]
+    assert sealed.startswith(f"enc:v1:client:{assigned.data['client_id']}/notes/")
+    assert await Opener(runtime.keys).open_value(sealed) == "Only Welsh speaker on the team"

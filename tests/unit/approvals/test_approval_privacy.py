@@ -13,7 +13,6 @@ import pytest
 from casework.contracts.supervision import ApprovalGranted, ApprovalReturned
 from casework.events import PersonalField
 from casework.privacy import REPLACEMENT
-from casework.privacy.kek import KEY_BYTES
 from casework.privacy.sealing import MissingSubject, Opener, Sealer
 
 from casework_supervision.domain.approval import Approval
@@ -23,6 +22,7 @@ from casework_supervision.domain.approval_commands import (
     ReturnApproval,
 )
 from casework_supervision.domain.approval_rules import Authority, plan_approval_id
+from support.fake_keys import FakeKeys
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ID = plan_approval_id("c-1", 2)
@@ -42,28 +42,6 @@ REQUEST = RequestApproval(
 )
 SUE = Authority(supervisors=("sue",))
 REASON = "Mum's new partner is back in the house"
-
-
-class FakeKeys:
-    """The parts of `KeyService` that sealing and opening use, in memory; `destroy` forgets
-    a subject's keys as erasure does."""
-
-    def __init__(self) -> None:
-        self.keys: dict[str, bytes | None] = {}
-
-    async def current_key(self, subject: str, record_class: str) -> tuple[str, bytes]:
-        key_id = f"{subject}/{record_class}/v1"
-        key = self.keys.setdefault(key_id, bytes(range(KEY_BYTES)))
-        assert key is not None
-        return key_id, key
-
-    async def data_keys_for(self, key_ids: list[str]) -> dict[str, bytes | None]:
-        return {k: self.keys.get(k) for k in key_ids}
-
-    def destroy(self, subject: str) -> None:
-        for key_id in self.keys:
-            if key_id.startswith(subject + "/"):
-                self.keys[key_id] = None
 
 
 def decided(request: RequestApproval, decide: str) -> ApprovalGranted | ApprovalReturned:

@@ -26,23 +26,9 @@ from casework.privacy.kek import KEY_BYTES
 from casework.privacy.sealing import MissingSubject, Opener, Sealer
 from casework.privacy.tokens import TOKEN, KeyId, seal
 
+from support.fake_keys import FakeKeys
+
 AT = datetime(2026, 12, 1, 9, tzinfo=UTC)
-
-
-class FakeKeys:
-    """The parts of `KeyService` that sealing and opening use, in memory."""
-
-    def __init__(self) -> None:
-        self.keys: dict[str, bytes | None] = {}
-
-    async def current_key(self, subject: str, record_class: str) -> tuple[str, bytes]:
-        key_id = f"{subject}/{record_class}/v1"
-        key = self.keys.setdefault(key_id, bytes(range(KEY_BYTES)))
-        assert key is not None
-        return key_id, key
-
-    async def data_keys_for(self, key_ids: list[str]) -> dict[str, bytes | None]:
-        return {k: self.keys.get(k) for k in key_ids}
 
 
 def referral(**changes: Any) -> ReferralReceived:

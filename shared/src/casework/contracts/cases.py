@@ -82,21 +82,36 @@ class CaseworkerAssigned(CaseEvent):
     caseworker_id: str
     team: str | None = None
     previous_caseworker_id: str | None = None
-    reason: str | None = None
+    reason: str | Sealed | None = personal(
+        "Why this worker, in the assigner's words.",
+        subject="client_id",
+        record_class="notes",
+        default=None,
+    )
     assigned_by: str
     assigned_at: datetime
-    capacity_override_reason: str | None = None
-    """Why the worker takes the case although it brings their weighted caseload into the red
-    band (required then; absent otherwise)."""
+    capacity_override_reason: str | Sealed | None = personal(
+        "Why the worker takes the case although it brings their weighted caseload into the "
+        "red band (required then; absent otherwise).",
+        subject="client_id",
+        record_class="notes",
+        default=None,
+    )
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class CaseTransferRequested(CaseEvent):
     case_id: str
     from_site: str
     to_site: str
-    reason: str
+    reason: str | Sealed = personal(
+        "Why the case moves.", subject="client_id", record_class="notes"
+    )
     requested_by: str
     requested_at: datetime
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class CaseTransferAccepted(CaseEvent):
@@ -113,9 +128,13 @@ class CaseTransferRejected(CaseEvent):
     case_id: str
     from_site: str
     to_site: str
-    reason: str
+    reason: str | Sealed = personal(
+        "Why the receiving site declined.", subject="client_id", record_class="notes"
+    )
     rejected_by: str
     rejected_at: datetime
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class AssessmentRecorded(CaseEvent):
@@ -163,11 +182,15 @@ class CasePlanApproved(CaseEvent):
     plan_version: int
     approved_by: str
     approved_at: datetime
-    comment: str | None = None
+    comment: str | Sealed | None = personal(
+        "The approver's comment.", subject="client_id", record_class="notes", default=None
+    )
     approval_id: str | None = None
     """The supervision service's approval this carries out (None before approvals moved)."""
     on_behalf_of: str | None = None
     """The supervisor a delegate decided for."""
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class CasePlanReturned(CaseEvent):
@@ -175,13 +198,17 @@ class CasePlanReturned(CaseEvent):
 
     case_id: str
     plan_version: int
-    reason: str
+    reason: str | Sealed = personal(
+        "What the plan needs before it is approved.", subject="client_id", record_class="notes"
+    )
     returned_by: str
     returned_at: datetime
     approval_id: str | None = None
     """The supervision service's approval this carries out (None before approvals moved)."""
     on_behalf_of: str | None = None
     """The supervisor a delegate decided for."""
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class AssessmentSignedOff(CaseEvent):
@@ -194,8 +221,12 @@ class AssessmentSignedOff(CaseEvent):
     approval_id: str
     signed_off_by: str
     on_behalf_of: str | None = None
-    comment: str | None = None
+    comment: str | Sealed | None = personal(
+        "The approver's comment.", subject="client_id", record_class="notes", default=None
+    )
     signed_off_at: datetime
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class AssessmentReturned(CaseEvent):
@@ -205,10 +236,16 @@ class AssessmentReturned(CaseEvent):
     case_id: str
     assessment_id: str
     approval_id: str
-    reason: str
+    reason: str | Sealed = personal(
+        "What the assessment lacks, in the approver's words.",
+        subject="client_id",
+        record_class="notes",
+    )
     returned_by: str
     on_behalf_of: str | None = None
     returned_at: datetime
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class GoalProgressRecorded(CaseEvent):
@@ -301,13 +338,17 @@ class ClosureReturned(CaseEvent):
     """A supervisor declined the closure; the case is active again."""
 
     case_id: str
-    reason: str
+    reason: str | Sealed = personal(
+        "Why the case is not closed yet.", subject="client_id", record_class="notes"
+    )
     returned_by: str
     returned_at: datetime
     approval_id: str | None = None
     """The supervision service's approval this carries out (None before approvals moved)."""
     on_behalf_of: str | None = None
     """The supervisor a delegate decided for."""
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class CaseClosed(CaseEvent):
@@ -317,19 +358,28 @@ class CaseClosed(CaseEvent):
     outcome: CaseOutcome
     approved_by: str
     closed_at: datetime
+    comment: str | Sealed | None = personal(
+        "The approver's comment.", subject="client_id", record_class="notes", default=None
+    )
     approval_id: str | None = None
     """The supervision service's approval this carries out (None before approvals moved)."""
     on_behalf_of: str | None = None
     """The supervisor a delegate decided for."""
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class CaseReopened(CaseEvent):
     """A closed case reopens, back in assessment."""
 
     case_id: str
-    reason: str
+    reason: str | Sealed = personal(
+        "Why the case reopens.", subject="client_id", record_class="notes"
+    )
     reopened_by: str
     reopened_at: datetime
+    client_id: str | None = None
+    """The client whose data the personal fields are (the subject of their key)."""
 
 
 class BreakGlassUsed(CaseEvent):

@@ -11,7 +11,12 @@ from casework.access import AccessDenied, NotVisible, require_site
 from casework.auth import Principal
 from casework.clock import Clock
 from casework.directory import DEFAULT_CASELOAD_POLICY, CaseloadPolicy
-from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
+from casework.eventstore import (
+    CommitContext,
+    ConcurrencyConflict,
+    Repository,
+    retrying_lost_races,
+)
 from casework.service import VersionMismatch
 
 from casework_cases.domain.access import CaseScope, can_reach_case
@@ -127,7 +132,8 @@ class Cases:
         (`case-<id>@<version>`). A concurrent change to the case is retried, not refused.
         """
         _require_roles(principal, MAY_ISSUE[UseBreakGlass], "break-glass access")
-        for attempt in range(_EMERGENCY_ATTEMPTS):
+
+        async def attempt() -> tuple[Case, str | None]:
             case = await self.cases.find(case_id)
             if case is None:
                 raise NotVisible(f"no case {case_id}")
@@ -140,14 +146,10 @@ class Cases:
                 used_by_sites=tuple(sorted(principal.sites)),
             )
             case.handle(cmd, self.clock.now())
-            try:
-                await self.cases.save(case, ctx)
-            except ConcurrencyConflict:
-                if attempt == _EMERGENCY_ATTEMPTS - 1:
-                    raise
-                continue
+            await self.cases.save(case, ctx)
             return case, f"{case.stream_id}@{case.version}"
-        raise AssertionError("unreachable")
+
+        return await retrying_lost_races(attempt)
 
     async def current_scopes(self, case_ids: Sequence[str]) -> dict[str, CaseScope]:
         """Who holds each case and where, as its stream says now (not as a read model last
@@ -166,19 +168,16 @@ class Cases:
         """Carry out a decision another service took and authorised (supervision's approval):
         no principal, the case's own rules decide (four eyes included, as a defence). A
         concurrent change to the case is retried against the new state."""
-        for attempt in range(_DECISION_ATTEMPTS):
+
+        async def attempt() -> Case:
             case = await self.cases.find(cmd.case_id)
             if case is None:
                 raise CaseNotOpened(cmd.case_id)
             case.handle(cmd, self.clock.now())
-            try:
-                await self.cases.save(case, ctx)
-            except ConcurrencyConflict:
-                if attempt == _DECISION_ATTEMPTS - 1:
-                    raise
-                continue
+            await self.cases.save(case, ctx)
             return case
-        raise AssertionError("unreachable")
+
+        return await retrying_lost_races(attempt)
 
     async def execute(
         self,
@@ -189,9 +188,23 @@ class Cases:
     ) -> Case:
         """Authorise `cmd` for the principal, decide it on the case, commit its events.
 
-        `expected_version` (from `If-Match`) refuses a change based on a stale read.
+        `expected_version` (from `If-Match`) refuses a change based on a stale read. Without
+        it, a change committed meanwhile by someone else (another worker, or a policy carrying
+        out a supervisor's decision) is no reason to refuse: the command is authorised and
+        decided again against the case as it now is, and refused only if that refuses it.
         """
         _require_roles(principal, MAY_ISSUE[type(cmd)], type(cmd).__name__)
+        return await retrying_lost_races(
+            lambda: self._execute_once(cmd, principal, ctx, expected_version)
+        )
+
+    async def _execute_once(
+        self,
+        cmd: CaseCommand,
+        principal: Principal,
+        ctx: CommitContext,
+        expected_version: int | None,
+    ) -> Case:
         case = await self.cases.find(cmd.case_id)
         if case is None:
             raise NotVisible(f"no case {cmd.case_id}")
@@ -277,10 +290,6 @@ class Cases:
             else:
                 report.moved.append(CaseMoved(case_id, case.version))
         return report
-
-
-_EMERGENCY_ATTEMPTS = 5
-_DECISION_ATTEMPTS = 5
 
 
 def _require_roles(principal: Principal, roles: frozenset[str], action: str) -> None:

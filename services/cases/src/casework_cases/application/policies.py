@@ -128,6 +128,7 @@ def carrying_out(event: ApprovalGranted | ApprovalReturned) -> CaseCommand | Non
                 requested_at=event.requested_at,
                 approval_id=event.approval_id,
                 on_behalf_of=event.on_behalf_of,
+                comment=event.comment,
             )
         case ApprovalReturned(kind="closure"):
             return ReturnClosure(

@@ -379,6 +379,7 @@ class Case(Aggregate):
         self._trigger(
             CaseworkerAssigned(
                 case_id=self.id,
+                client_id=self.client_id,
                 caseworker_id=c.caseworker_id,
                 team=c.team,
                 previous_caseworker_id=self.caseworker_id,
@@ -397,6 +398,7 @@ class Case(Aggregate):
         self._trigger(
             CaseTransferRequested(
                 case_id=self.id,
+                client_id=self.client_id,
                 from_site=self._site,
                 to_site=c.to_site,
                 reason=c.reason,
@@ -422,6 +424,7 @@ class Case(Aggregate):
         self._trigger(
             CaseTransferRejected(
                 case_id=self.id,
+                client_id=self.client_id,
                 from_site=pending.from_site,
                 to_site=pending.to_site,
                 reason=c.reason,
@@ -462,6 +465,7 @@ class Case(Aggregate):
             self._trigger(
                 AssessmentSignedOff(
                     case_id=self.id,
+                    client_id=self.client_id,
                     assessment_id=c.assessment_id,
                     approval_id=c.approval_id,
                     signed_off_by=c.signed_off_by,
@@ -474,6 +478,7 @@ class Case(Aggregate):
             self._trigger(
                 AssessmentReturned(
                     case_id=self.id,
+                    client_id=self.client_id,
                     assessment_id=c.assessment_id,
                     approval_id=c.approval_id,
                     reason=c.reason,
@@ -514,6 +519,7 @@ class Case(Aggregate):
         self._trigger(
             CasePlanApproved(
                 case_id=self.id,
+                client_id=self.client_id,
                 plan_version=proposed.version,
                 approved_by=c.approved_by,
                 approved_at=at,
@@ -528,6 +534,7 @@ class Case(Aggregate):
         self._trigger(
             CasePlanReturned(
                 case_id=self.id,
+                client_id=self.client_id,
                 plan_version=proposed.version,
                 reason=c.reason,
                 returned_by=c.returned_by,
@@ -716,9 +723,11 @@ class Case(Aggregate):
         self._trigger(
             CaseClosed(
                 case_id=self.id,
+                client_id=self.client_id,
                 outcome=closure.outcome,
                 approved_by=c.approved_by,
                 closed_at=at,
+                comment=c.comment,
                 approval_id=c.approval_id,
                 on_behalf_of=c.on_behalf_of,
             )
@@ -729,6 +738,7 @@ class Case(Aggregate):
         self._trigger(
             ClosureReturned(
                 case_id=self.id,
+                client_id=self.client_id,
                 reason=c.reason,
                 returned_by=c.returned_by,
                 returned_at=at,
@@ -740,7 +750,11 @@ class Case(Aggregate):
     def _reopen(self, c: ReopenCase, at: datetime) -> None:
         self._trigger(
             CaseReopened(
-                case_id=self.id, reason=c.reason, reopened_by=c.reopened_by, reopened_at=at
+                case_id=self.id,
+                client_id=self.client_id,
+                reason=c.reason,
+                reopened_by=c.reopened_by,
+                reopened_at=at,
             )
         )
 

@@ -202,6 +202,7 @@ class ApproveClosure:
     requested_at: datetime | None = None
     approval_id: str | None = None
     on_behalf_of: str | None = None
+    comment: str | None = None
 
 
 @dataclass(frozen=True)
