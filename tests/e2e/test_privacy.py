@@ -126,9 +126,21 @@ def drive(stack: Stack, site: str, who: Person, *, whole: bool = True) -> dict[s
         rid = ok(taken)["referral_id"]
         ok(intake.post(f"/referrals/{rid}/screening", json=IMMINENT))
         accepted = ok(intake.post(f"/referrals/{rid}/accept"))
-    ids = {"referral_id": rid, "case_id": accepted["case_id"], "client_id": accepted["client_id"]}
-    if not whole:
-        return ids
+        ids = {"referral_id": rid, "case_id": accepted["case_id"]}
+        ids["client_id"] = accepted["client_id"]
+        if not whole:
+            # referred again: matched to the client, overridden as someone else after all,
+            # and declined, each saying why (a person of their own: never erased with her)
+            again = eventually(
+                lambda: intake.post("/referrals", json=who.referral(site)),
+                lambda r: bool(r.json().get("duplicate_candidates")),
+            )
+            ids["second_referral_id"] = again_id = ok(again)["referral_id"]
+            overriding = {"new_client": True, "reason": who.text("Her twin, not her")}
+            ok(intake.post(f"/referrals/{again_id}/client-match", json=overriding))
+            declining = {"reason": who.text("Already seen by the GP")}
+            ok(intake.post(f"/referrals/{again_id}/decline", json=declining))
+            return ids
     path = f"/cases/{ids['case_id']}"
     manager = stack.client("cases", stack.token("sam", "site_manager", sites=(site,)))
     carl = stack.client("cases", stack.token("carl", "caseworker", sites=(site,), team=TEAM))
@@ -429,6 +441,7 @@ def test_no_personal_value_is_stored_or_published_in_plaintext_and_erasure_reach
         for k in ("session", "cancelled", "action", "concern")
     ]
     streams += [f"approval-{erased_ids[k]}" for k in ("assessment_approval", "plan_approval")]
+    streams += [f"referral-{kept_ids['second_referral_id']}"]  # declined, match overridden
     with MongoClient(stack.env["CASEWORK_MONGO_URL"]) as mongo:
         stored_types = {
             event["type"]

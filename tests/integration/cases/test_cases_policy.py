@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass

@@ -115,7 +115,14 @@ class ClientMatchOverridden(IntakeEvent):
     referral_id: str
     overridden_by: str
     overridden_at: datetime
-    reason: str | None = None
+    reason: str | Sealed | None = personal(
+        "Why the candidates are not this person.",
+        subject=PERSON,
+        record_class="notes",
+        default=None,
+    )
+    subject_id: str | None = None
+    """The referred person (`person:<uuid>`), as in `ReferralReceived`."""
 
 
 class RiskScreened(IntakeEvent):
@@ -158,10 +165,14 @@ class ReferralAccepted(IntakeEvent):
 class ReferralDeclined(IntakeEvent):
     referral_id: str
     site: str
-    reason: str
+    reason: str | Sealed = personal(
+        "Why the referral is declined.", subject=PERSON, record_class="notes"
+    )
     signposted_to: str | None = None
     declined_by: str
     declined_at: datetime
+    subject_id: str | None = None
+    """The referred person (`person:<uuid>`), as in `ReferralReceived`."""
 
 
 class ClientRegistered(IntakeEvent):

@@ -233,6 +233,7 @@ class Referral(Aggregate):
                 overridden_by=cmd.overridden_by,
                 overridden_at=at,
                 reason=cmd.reason,
+                subject_id=self.subject_id,
             )
         )
 
@@ -271,6 +272,7 @@ class Referral(Aggregate):
                 signposted_to=cmd.signposted_to,
                 declined_by=cmd.declined_by,
                 declined_at=at,
+                subject_id=received.subject_id,
             )
         )
 
