@@ -3,21 +3,22 @@ control and an in-memory directory (the directory's own projections are tested w
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from casework.clock import FixedClock
+from casework.clock import Clock, FixedClock
 from casework.envelope import Envelope
 from casework.eventstore import Document
 from casework.runtime import events_topic, topic_prefix
 from casework.settings import Settings
 
+from casework_notifications.application.ports import Rota, StaffDirectory
 from casework_notifications.bootstrap import Wired, build
 from casework_notifications.settings import NotificationsSettings
 from support.notifications import FakeDirectory, crisis_directory
@@ -46,15 +47,21 @@ def directory() -> FakeDirectory:
     return crisis_directory(SITE, datetime.now(UTC))
 
 
-@pytest.fixture
-async def service(
-    kafka_bootstrap: str, mongo_url: str, directory: FakeDirectory, tmp_path: Path
+@contextlib.asynccontextmanager
+async def running(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    own: NotificationsSettings,
+    clock: Clock,
+    *,
+    staff: StaffDirectory | None = None,
+    rota: Rota | None = None,
 ) -> AsyncIterator[Wired]:
+    """The service built as production builds it (`bootstrap.build`) in a fresh namespace,
+    running on the real servers; its database dropped afterwards. Without `staff`/`rota` it
+    keeps its own copy of the directory from the supervision topic."""
     settings = notifications_settings(kafka_bootstrap, mongo_url)
-    own = NotificationsSettings(deadline_tick_s=0.2)
-    wired = build(
-        settings, clock=FixedClock(datetime.now(UTC)), own=own, staff=directory, rota=directory
-    )
+    wired = build(settings, clock=clock, own=own, staff=staff, rota=rota)
     try:
         async with wired.runtime.running():
             yield wired
@@ -62,6 +69,18 @@ async def service(
         client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
         await client.drop_database(settings.database_name)
         await client.close()
+
+
+@pytest.fixture
+async def service(
+    kafka_bootstrap: str, mongo_url: str, directory: FakeDirectory
+) -> AsyncIterator[Wired]:
+    own = NotificationsSettings(deadline_tick_s=0.2)
+    clock = FixedClock(datetime.now(UTC))
+    async with running(
+        kafka_bootstrap, mongo_url, own, clock, staff=directory, rota=directory
+    ) as wired:
+        yield wired
 
 
 Publish = Callable[[str, Envelope], object]
