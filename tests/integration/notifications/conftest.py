@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -27,9 +28,13 @@ SITE = "north"
 
 
 def notifications_settings(
-    kafka_bootstrap: str, mongo_url: str, namespace: str | None = None
+    kafka_bootstrap: str,
+    mongo_url: str,
+    namespace: str | None = None,
+    jwt_dev_key_path: Path | None = None,
 ) -> Settings:
     namespace = namespace or f"nt{uuid.uuid4().hex[:10]}"
+    more = {"jwt_dev_key_path": jwt_dev_key_path} if jwt_dev_key_path else {}
     return Settings.for_service(
         "notifications",
         0,
@@ -39,6 +44,7 @@ def notifications_settings(
         mongo_database=f"{namespace}_notifications",
         environment="test",
         relay_poll_interval_s=0.2,
+        **more,
     )
 
 
@@ -56,12 +62,17 @@ async def running(
     *,
     staff: StaffDirectory | None = None,
     rota: Rota | None = None,
+    jwt_dev_key_path: Path | None = None,
+    before_start: Callable[[Wired], None] | None = None,
 ) -> AsyncIterator[Wired]:
     """The service built as production builds it (`bootstrap.build`) in a fresh namespace,
     running on the real servers; its database dropped afterwards. Without `staff`/`rota` it
-    keeps its own copy of the directory from the supervision topic."""
-    settings = notifications_settings(kafka_bootstrap, mongo_url)
+    keeps its own copy of the directory from the supervision topic; `before_start` may
+    change the wiring (a test that reads the audit outbox stops its relay)."""
+    settings = notifications_settings(kafka_bootstrap, mongo_url, jwt_dev_key_path=jwt_dev_key_path)
     wired = build(settings, clock=clock, own=own, staff=staff, rota=rota)
+    if before_start is not None:
+        before_start(wired)
     try:
         async with wired.runtime.running():
             yield wired
