@@ -12,23 +12,27 @@ shared audit middleware, the deadline scheduler and a local receiver):
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from casework.auth import mint_dev_token
+from casework.auth import Principal, mint_dev_token
 from casework.clock import FixedClock
+from casework.eventstore import ConcurrencyConflict
 from casework.runtime import wait_until
 
 from .conftest import SITE, running
 from casework_notifications.adapters.webhook_endpoints import COLLECTION
 from casework_notifications.adapters.webhooks import verify
+from casework_notifications.application.webhook_endpoints import new_secret
 from casework_notifications.bootstrap import Wired, app_of
+from casework_notifications.domain.webhook_endpoint import DisableEndpoint, RotateSecret
 from casework_notifications.settings import NotificationsSettings
 from support.alerts import caught_up, crisis_declared
 from support.notifications import FakeDirectory
@@ -290,3 +294,36 @@ async def test_only_regional_admins_change_endpoints_ops_read_them_bad_input_sto
                 for who, what, st in records
             ), (role, name)
     assert sum(1 for _, what, st in records if what == "POST /webhooks" and st == "HTTP 422") >= 9
+
+
+async def test_two_replicas_changing_one_endpoint_at_once_lose_no_change(
+    hooked: Wired, http: Http, receiver: WebhookReceiver
+) -> None:
+    created = await http("regional_admin").post("/webhooks", json={"url": receiver.url})
+    endpoint_id = created.json()["endpoint"]["endpoint_id"]
+    store = hooked.endpoints.store
+    # two replicas load the same version and both decide: one insert wins, the other is told
+    first, second = await store.find(endpoint_id), await store.find(endpoint_id)
+    assert first is not None
+    assert second is not None
+    now = hooked.runtime.clock.now()
+    first.handle(RotateSecret(endpoint_id, new_secret(), timedelta(hours=1), "rex", now))
+    second.handle(DisableEndpoint(endpoint_id, "moving", "ops-1", now))
+    await store.save(first)
+    with pytest.raises(ConcurrencyConflict):
+        await store.save(second)
+    # through the application both land, in some order, each once (the loser decides again)
+    principal = Principal(
+        sub="rex", name="Rex", roles=frozenset({"regional_admin"}), sites=frozenset()
+    )
+    await asyncio.gather(
+        *(hooked.endpoints.rotate(endpoint_id, timedelta(hours=1), principal) for _ in range(3)),
+        hooked.endpoints.disable(endpoint_id, "moving", principal),
+    )
+    found = await store.find(endpoint_id)
+    assert found is not None
+    changes = [c.change for c in found.history]
+    assert changes.count("secret_rotated") == 4
+    assert changes.count("disabled") == 1
+    versions = [d["version"] async for d in store.collection.find({"endpoint_id": endpoint_id})]
+    assert sorted(versions) == list(range(1, 7))
