@@ -18,6 +18,7 @@ class Staff:
     sites: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
     supervisor_id: str | None = None
+    team: str | None = None
 
 
 @dataclass(frozen=True)

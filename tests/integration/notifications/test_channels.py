@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from casework.auth import Principal
 from casework.clock import FixedClock
-from casework.eventstore import CommitContext, Document
+from casework.eventstore import CommitContext
 from casework.runtime import wait_until
 
-from .conftest import SITE, notifications_settings
+from .conftest import SITE, running
 from casework_notifications.bootstrap import Wired, build
 from casework_notifications.domain.escalation import notification_id
 from casework_notifications.settings import NotificationsSettings
@@ -61,7 +60,6 @@ async def channels(
     endpoints.write_text(
         json.dumps([{"endpoint_id": "pager", "url": receiver.url, "secrets": [SECRET]}])
     )
-    settings = notifications_settings(kafka_bootstrap, mongo_url)
     own = NotificationsSettings(
         deadline_tick_s=0.2,
         smtp_host="127.0.0.1",
@@ -71,16 +69,11 @@ async def channels(
         webhook_allow=["127.0.0.1/32"],
         public_url="https://casework.example",
     )
-    wired = build(
-        settings, clock=FixedClock(datetime.now(UTC)), own=own, staff=directory, rota=directory
-    )
-    try:
-        async with wired.runtime.running():
-            yield wired
-    finally:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
-        await client.drop_database(settings.database_name)
-        await client.close()
+    clock = FixedClock(datetime.now(UTC))
+    async with running(
+        kafka_bootstrap, mongo_url, own, clock, staff=directory, rota=directory
+    ) as wired:
+        yield wired
 
 
 async def outcomes(wired: Wired, channel: str) -> list[str]:

@@ -9,22 +9,19 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.message import Message
-from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from casework.clock import FixedClock
 from casework.contracts.cases import CaseOpened, CaseworkerAssigned, RiskLevelChanged
 from casework.contracts.common import RiskLevel
 from casework.contracts.contacts import ContactOverdue
 from casework.envelope import Envelope
-from casework.eventstore import Document
 from casework.runtime import wait_until
 
-from .conftest import SITE, notifications_settings
-from casework_notifications.bootstrap import Wired, build
+from .conftest import SITE, running
+from casework_notifications.bootstrap import Wired
 from casework_notifications.settings import NotificationsSettings
 from support.alerts import case_envelope
 from support.notifications import crisis_directory
@@ -42,10 +39,7 @@ async def smtp() -> AsyncIterator[SmtpSink]:
 
 
 @pytest.fixture
-async def evening(
-    kafka_bootstrap: str, mongo_url: str, smtp: SmtpSink, tmp_path: Path
-) -> AsyncIterator[Wired]:
-    settings = notifications_settings(kafka_bootstrap, mongo_url)
+async def evening(kafka_bootstrap: str, mongo_url: str, smtp: SmtpSink) -> AsyncIterator[Wired]:
     own = NotificationsSettings(
         deadline_tick_s=0.2,
         smtp_host="127.0.0.1",
@@ -54,14 +48,10 @@ async def evening(
         default_timezone="Europe/London",
     )
     directory = crisis_directory(SITE, T0)
-    wired = build(settings, clock=FixedClock(T0), own=own, staff=directory, rota=directory)
-    try:
-        async with wired.runtime.running():
-            yield wired
-    finally:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
-        await client.drop_database(settings.database_name)
-        await client.close()
+    async with running(
+        kafka_bootstrap, mongo_url, own, FixedClock(T0), staff=directory, rota=directory
+    ) as wired:
+        yield wired
 
 
 def overdue(case_id: str, obligation: str, version: int) -> Envelope:

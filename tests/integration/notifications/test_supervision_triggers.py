@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from casework.clock import FixedClock
 from casework.contracts.supervision import (
@@ -33,11 +32,10 @@ from casework.contracts.supervision import (
     SupervisionOverdue,
 )
 from casework.envelope import Envelope
-from casework.eventstore import Document
 from casework.runtime import events_topic, topic_prefix, wait_until
 
-from .conftest import SITE, notifications_settings
-from casework_notifications.bootstrap import Wired, build
+from .conftest import SITE, running
+from casework_notifications.bootstrap import Wired
 from casework_notifications.settings import NotificationsSettings
 from support.alerts import caught_up
 from support.directory import SupervisionTopic, delegation, seed_directory, site, staff
@@ -60,7 +58,6 @@ async def smtp() -> AsyncIterator[SmtpSink]:
 @pytest.fixture
 async def routed(kafka_bootstrap: str, mongo_url: str, smtp: SmtpSink) -> AsyncIterator[Wired]:
     """The service with its own directory projections (no fakes), e-mail to the sink."""
-    settings = notifications_settings(kafka_bootstrap, mongo_url)
     own = NotificationsSettings(
         deadline_tick_s=0.2,
         smtp_host="127.0.0.1",
@@ -68,14 +65,8 @@ async def routed(kafka_bootstrap: str, mongo_url: str, smtp: SmtpSink) -> AsyncI
         smtp_timeout_s=2,
         default_timezone="Europe/London",
     )
-    wired = build(settings, clock=FixedClock(T0), own=own)
-    try:
-        async with wired.runtime.running():
-            yield wired
-    finally:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
-        await client.drop_database(settings.database_name)
-        await client.close()
+    async with running(kafka_bootstrap, mongo_url, own, FixedClock(T0)) as wired:
+        yield wired
 
 
 async def recipients(wired: Wired, alert_id: str) -> list[str]:
@@ -106,18 +97,30 @@ async def test_supervision_work_reaches_who_must_act_once_and_a_decision_closes_
             )
         ),
         staff("wendy", "caseworker", supervisor="sam", email="wendy@agency.test"),
+        # nobody supervises nina: her approvals go to the supervisors of her team, as
+        # supervision's fallback rule says (sue, not tim of another team)
+        staff("nina", "caseworker", team="a", email="nina@agency.test"),
+        staff("sue", "supervisor", team="a", email="sue@agency.test"),
+        staff("tim", "supervisor", team="b", email="tim@agency.test"),
         delegation("sam", "dora", T0 - timedelta(hours=1), T0 + timedelta(days=2)),
     )
     known = service.alerts.recipients.staff
 
     async def directory_known() -> bool:
         managers = [s.staff_id for s in await known.with_role(SITE, "site_manager")]
-        return await known.supervisors_of("wendy", T0) == ("sam", "dora") and managers == ["mia"]
+        teams = {s.staff_id: s.team for s in await known.with_role(SITE, "supervisor")}
+        return (
+            await known.supervisors_of("wendy", T0) == ("sam", "dora")
+            and managers == ["mia"]
+            and teams.get("sue") == "a"
+            and teams.get("tim") == "b"
+        )
 
     await wait_until(directory_known, within=30, every=0.1)
 
     case_id, item = str(uuid.uuid4()), str(uuid.uuid4())
     approval = f"{case_id}:plan:2"
+    ninas = f"{uuid.uuid4()}:plan:1"
     due = T0 - timedelta(hours=1)
     streams: list[tuple[str, int, SupervisionEvent]] = [
         (
@@ -147,6 +150,22 @@ async def test_supervision_work_reaches_who_must_act_once_and_a_decision_closes_
                 requested_at=due - timedelta(hours=72),
                 due_at=due,
                 raised_at=T0,
+            ),
+        ),
+        (
+            f"approval-{ninas}",
+            1,
+            ApprovalRequested(
+                approval_id=ninas,
+                kind="plan",
+                case_id=ninas.split(":")[0],
+                site=SITE,
+                team="a",
+                caseworker_id="nina",
+                subject_version=1,
+                requested_by="nina",
+                requested_at=due - timedelta(hours=72),
+                due_at=due + timedelta(days=1),
             ),
         ),
         (
@@ -187,6 +206,7 @@ async def test_supervision_work_reaches_who_must_act_once_and_a_decision_closes_
     expected = {
         f"approval_requested:{approval}": ["dora", "sam"],  # never the requester
         f"approval_overdue:{approval}": ["dora", "mia", "sam"],
+        f"approval_requested:{ninas}": ["sue"],  # the fallback: no supervisor of her own
         f"case_review_overdue:{case_id}": ["dora", "sam"],
         f"action_item_overdue:{item}": ["dora", "sam", "wendy"],
         "supervision_overdue:wendy": ["dora", "sam", "wendy"],
@@ -207,7 +227,7 @@ async def test_supervision_work_reaches_who_must_act_once_and_a_decision_closes_
     await wait_until(
         lambda: caught_up(service, kafka_bootstrap, "inbox", "notifications"), within=30, every=0.2
     )
-    for person in ("sam", "dora", "mia", "wendy"):
+    for person in ("sam", "dora", "mia", "wendy", "sue", "tim", "nina"):
         entries = [str(e["alert_id"]) for e in await service.inbox.of(person, 50)]
         mine = sorted(a for a, people in expected.items() if person in people)
         assert sorted(entries) == mine, person

@@ -29,7 +29,7 @@ from casework.eventstore import CommitContext, Document
 
 from casework_notifications.application.handlers import Firing, alert_id_for
 from casework_notifications.application.policies import WhenSupervisionWorkWaitsRaiseAlerts
-from casework_notifications.application.recipients import RecipientResolver, Subject
+from casework_notifications.application.recipients import RecipientResolver
 from casework_notifications.domain.alert import ANY_SOURCE
 from casework_notifications.domain.routing import DEFAULT_TABLE, Routing, default_routing
 from support.envelopes import envelope_of
@@ -98,7 +98,7 @@ async def notified_at_once(firing: Firing, directory: FakeDirectory) -> tuple[st
     """Whom the default rule's first level names for the firing (as `Alerts.fire` does)."""
     _, escalation = default_routing().rule(firing.trigger, firing.site)
     found = await RecipientResolver(directory, directory).resolve(
-        escalation.levels[0].targets, Subject(firing.site, firing.worker_id), T0
+        escalation.levels[0].targets, firing.subject(), T0
     )
     return tuple(r for r in found.ids if r not in firing.exclude)
 
@@ -141,6 +141,64 @@ async def test_an_unassigned_request_takes_the_worker_from_the_local_copy_of_the
     await deliver(handler, requested(caseworker_id=None, requested_by="mia"))
     assert alerts.fired[0].worker_id == "wendy"
     assert await notified_at_once(alerts.fired[0], directory) == ("sam", "dora")
+
+
+def without_supervisor(*extra: Staff) -> FakeDirectory:
+    """`nina` (team a) has no supervisor; `sue` supervises team a at north, `tom` team b."""
+    directory = crisis_directory("north", T0)
+    for member in (
+        Staff("nina", sites=("north",), roles=("caseworker",), team="a"),
+        Staff("sue", sites=("north",), roles=("supervisor",), team="a"),
+        Staff("tom", sites=("north",), roles=("supervisor",), team="b"),
+        *extra,
+    ):
+        directory.add(member)
+    return directory
+
+
+async def test_a_worker_without_supervisor_falls_back_to_the_site_supervisors_of_the_team() -> None:
+    handler, alerts, directory = policy(directory=without_supervisor())
+    await deliver(handler, requested(caseworker_id="nina", requested_by="nina", team="a"))
+    assert await notified_at_once(alerts.fired[0], directory) == ("sue",)  # not tom (team b)
+
+
+async def test_the_fallback_without_a_team_is_every_supervisor_of_the_site_but_the_requester() -> (
+    None
+):
+    handler, alerts, directory = policy(directory=without_supervisor())
+    await deliver(handler, requested(caseworker_id="nina", requested_by="sue", team=None))
+    # sam and dora supervise at north too (the crisis directory); sue asked: never her
+    assert set(await notified_at_once(alerts.fired[0], directory)) == {"sam", "dora", "tom"}
+
+
+async def test_a_supervisor_who_asked_hands_the_decision_to_the_fallback() -> None:
+    directory = without_supervisor(
+        Staff("ned", sites=("north",), roles=("caseworker",), team="a", supervisor_id="sue")
+    )
+    handler, alerts, _ = policy(directory=directory)
+    directory.add(Staff("sid", sites=("north",), roles=("supervisor",), team="a"))
+    await deliver(handler, requested(caseworker_id="ned", requested_by="sue", team="a"))
+    assert await notified_at_once(alerts.fired[0], directory) == ("sid",)
+
+
+async def test_an_overdue_approval_without_supervisor_reaches_the_fallback_and_the_manager() -> (
+    None
+):
+    handler, alerts, directory = policy(directory=without_supervisor())
+    overdue = ApprovalOverdue(
+        approval_id=APPROVAL,
+        kind="plan",
+        case_id=CASE,
+        site="north",
+        team="a",
+        requested_at=T0,
+        due_at=T0 + timedelta(hours=72),
+        raised_at=T0 + timedelta(hours=72),
+    )
+    await deliver(handler, overdue)
+    firing = alerts.fired[-1]
+    assert firing.worker_id is None  # neither the request nor the case named one here
+    assert await notified_at_once(firing, directory) == ("sue", "mia")
 
 
 async def test_an_overdue_approval_goes_louder_to_the_approvers_and_the_site_manager() -> None:

@@ -23,6 +23,7 @@ from casework_notifications.adapters.case_facts import CaseFactsStore
 from casework_notifications.adapters.email import SmtpMailer
 from casework_notifications.adapters.live import LiveHub
 from casework_notifications.adapters.read_models import AlertBoard, Inbox
+from casework_notifications.adapters.webhook_endpoints import EndpointStore
 from casework_notifications.adapters.webhooks import AllowList, Endpoint, WebhookSender
 from casework_notifications.application.delivery import (
     DIGEST,
@@ -40,15 +41,26 @@ from casework_notifications.application.policies import (
 )
 from casework_notifications.application.ports import Rota, StaffDirectory
 from casework_notifications.application.recipients import RecipientResolver
+from casework_notifications.application.webhook_endpoints import WebhookEndpoints
 from casework_notifications.domain.alert import Alert
-from casework_notifications.domain.errors import AlertError
+from casework_notifications.domain.errors import (
+    AlertError,
+    EndpointNotRegistered,
+    InvalidEndpoint,
+    WebhookEndpointError,
+)
 from casework_notifications.domain.quiet_hours import QuietHours
-from casework_notifications.entrypoints import http
+from casework_notifications.entrypoints import http, webhook_endpoints
 from casework_notifications.settings import NotificationsSettings
 
 PORT = 8005
 
-ERROR_STATUS: Mapping[type[Exception], int] = {AlertError: 409}
+ERROR_STATUS: Mapping[type[Exception], int] = {
+    AlertError: 409,
+    WebhookEndpointError: 409,
+    EndpointNotRegistered: 404,
+    InvalidEndpoint: 422,
+}
 
 
 class Wired(NamedTuple):
@@ -61,6 +73,7 @@ class Wired(NamedTuple):
     hub: LiveHub
     deliveries: Deliveries
     settings: NotificationsSettings
+    endpoints: WebhookEndpoints
 
 
 def build(
@@ -106,10 +119,17 @@ def build(
     )
     inbox = Inbox(runtime.database, hub=hub)
     board = AlertBoard(runtime.database, hub=hub)
+    allow = AllowList.of(own.webhook_allow)
+    delivery_log = DeliveryLog(runtime.database)
+    endpoint_store = EndpointStore(runtime.database)
+    runtime.on_start(endpoint_store.ensure_indexes)
+    endpoints = WebhookEndpoints(
+        endpoint_store, _endpoints(own), allow, delivery_log, runtime.clock
+    )
     deliveries = Deliveries(
         deadlines=runtime.deadlines,
         staff=staff,
-        log_=DeliveryLog(runtime.database),
+        log_=delivery_log,
         clock=runtime.clock,
         public_url=own.public_url,
         mailer=(
@@ -117,8 +137,8 @@ def build(
             if own.smtp_host
             else None
         ),
-        webhooks=WebhookSender(AllowList.of(own.webhook_allow), own.webhook_timeout_s),
-        endpoints=_endpoints(own),
+        webhooks=WebhookSender(allow, own.webhook_timeout_s),
+        endpoints=endpoints,
         routing=alerts.routing,
         inbox=inbox,
         cases=facts,
@@ -139,11 +159,12 @@ def build(
     runtime.scheduler.on(EMAIL, deliveries.on_email_due)
     runtime.scheduler.on(WEBHOOK, deliveries.on_webhook_due)
     runtime.scheduler.on(DIGEST, deliveries.on_digest_due)
-    return Wired(runtime, alerts, inbox, board, hub, deliveries, own)
+    return Wired(runtime, alerts, inbox, board, hub, deliveries, own, endpoints)
 
 
 def _endpoints(own: NotificationsSettings) -> list[Endpoint]:
-    """The webhook endpoints of `webhooks_file` (a JSON list); a bad file stops the start."""
+    """The webhook endpoints of `webhooks_file` (a JSON list); a bad file stops the start.
+    Those registered over the API are added to them (`WebhookEndpoints`)."""
     if own.webhooks_file is None:
         return []
     return [Endpoint.model_validate(e) for e in json.loads(own.webhooks_file.read_text())]
@@ -165,7 +186,7 @@ def app_of(wired: Wired) -> FastAPI:
             "approval notices; the personal inbox and its live stream; e-mail and signed "
             "webhooks."
         ),
-        routers=[http.router],
+        routers=[http.router, webhook_endpoints.router],
         error_status=ERROR_STATUS,
     )
     app.state.alerts = wired.alerts
@@ -174,4 +195,5 @@ def app_of(wired: Wired) -> FastAPI:
     app.state.hub = wired.hub
     app.state.deliveries = wired.deliveries
     app.state.notifications_settings = wired.settings
+    app.state.webhook_endpoints = wired.endpoints
     return app

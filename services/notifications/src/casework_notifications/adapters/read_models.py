@@ -154,21 +154,21 @@ class AlertBoard(Projection):
         return found
 
     async def open_of_site(self, site: str) -> list[Document]:
-        """Open and acknowledged (not yet closed) alerts of a site: two equality queries on
-        the (site, status) index, so closed history is never read (`$in` is not pushed down
-        on FerretDB)."""
-        found: list[Document] = []
-        for status in ("open", "acknowledged"):
-            cursor = self.read_model.collection.find({"site": site, "status": status}, {APPLIED: 0})
-            found += [dict(d) async for d in cursor]
-        return found
+        """Open and acknowledged (not yet closed) alerts of a site: equality on the
+        (site, status) index."""
+        return await self._open({"site": site})
 
     async def open_everywhere(self) -> list[Document]:
-        """Open and acknowledged alerts of every site (the regional board): two equality
-        queries on the status index, so closed history is never read."""
+        """Open and acknowledged alerts of every site (the regional board): equality on the
+        status index."""
+        return await self._open({})
+
+    async def _open(self, where: Document) -> list[Document]:
+        """The not-yet-closed alerts matching `where`: one equality query per live status,
+        so closed history is never read (`$in` is not pushed down on FerretDB)."""
         found: list[Document] = []
         for status in ("open", "acknowledged"):
-            cursor = self.read_model.collection.find({"status": status}, {APPLIED: 0})
+            cursor = self.read_model.collection.find({**where, "status": status}, {APPLIED: 0})
             found += [dict(d) async for d in cursor]
         return found
 

@@ -41,6 +41,8 @@ class Endpoint(BaseModel):
     """`whsec_...`; two while rotating (the newest first)."""
     triggers: tuple[str, ...] = ()
     """Which triggers it receives; empty: all."""
+    site: str | None = None
+    """The one site whose notifications it receives; None: the whole agency's."""
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:

@@ -4,7 +4,9 @@
 deadline per channel and target for each `NotificationSent`: `email:<notification>#0` and
 `webhook:<endpoint>:<notification>#0`, due when it was sent. The deadline scheduler fires
 them (`casework.deadlines`: at most once to completion, at least once while it can succeed).
-The inbox is a projection of its own: it never waits for a channel.
+The inbox is a projection of its own: it never waits for a channel. Webhook endpoints are
+read when a notification is planned and again at each attempt (`EndpointSource`: the file's
+and those registered over the API, each scoped to a site or the agency, and to triggers).
 
 **Invariants.**
 - *A failing channel never blocks the others*: each channel's attempt is its own deadline,
@@ -30,9 +32,8 @@ import hashlib
 import logging
 import random
 import smtplib
-from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -171,6 +172,20 @@ class DeliveryLog:
         return {"channels": channels, "disabled_endpoints": disabled}
 
 
+class EndpointSource(Protocol):
+    """The webhook endpoints (`application.webhook_endpoints.WebhookEndpoints`)."""
+
+    async def active(self) -> list[Endpoint]:
+        """Where deliveries go now, each with the secrets that sign now."""
+        ...
+
+    async def get(self, endpoint_id: str) -> Endpoint | None:
+        """The endpoint if a delivery may go to it now (None: unknown, or disabled)."""
+        ...
+
+    async def known(self, endpoint_id: str) -> bool: ...
+
+
 class Deliveries:
     def __init__(
         self,
@@ -182,7 +197,7 @@ class Deliveries:
         public_url: str,
         mailer: SmtpMailer | None,
         webhooks: WebhookSender,
-        endpoints: Sequence[Endpoint],
+        endpoints: EndpointSource,
         routing: Routing,
         inbox: Inbox,
         cases: CaseFacts,
@@ -198,7 +213,7 @@ class Deliveries:
         self.public_url = public_url.rstrip("/")
         self.mailer = mailer
         self.webhooks = webhooks
-        self.endpoints = {e.endpoint_id: e for e in endpoints}
+        self.endpoints = endpoints
         self.routing = routing
         self.inbox = inbox
         self.cases = cases
@@ -220,8 +235,10 @@ class Deliveries:
                 key = f"email:{event.notification_id}#0"
                 await self.deadlines.schedule(key, EMAIL, event.sent_at, {**base, "attempt": 0})
         if Channel.WEBHOOK in event.channels:
-            for endpoint in self.endpoints.values():
+            for endpoint in await self.endpoints.active():
                 if endpoint.triggers and event.trigger.value not in endpoint.triggers:
+                    continue
+                if endpoint.site is not None and endpoint.site != event.site:
                     continue
                 key = f"webhook:{endpoint.endpoint_id}:{event.notification_id}#0"
                 payload = {**base, "attempt": 0, "endpoint_id": endpoint.endpoint_id}
@@ -230,7 +247,7 @@ class Deliveries:
     async def replay(self, endpoint_id: str, notification_id: str) -> str | None:
         """Send a webhook delivery again (an operator asked): a new deadline, due now, with
         the first attempt's message; None when there was no such delivery."""
-        if endpoint_id not in self.endpoints:
+        if not await self.endpoints.known(endpoint_id):
             return None
         first = await self.deadlines.collection.find_one(
             {"_id": f"webhook:{endpoint_id}:{notification_id}#0"}
@@ -414,7 +431,7 @@ class Deliveries:
         endpoint_id = str(p["endpoint_id"])
         replay = p.get("replay")
         now = self.clock.now()
-        endpoint = self.endpoints.get(endpoint_id)
+        endpoint = await self.endpoints.get(endpoint_id)
 
         async def record(outcome: str, **more: Any) -> None:
             await self.log.record(
@@ -422,7 +439,8 @@ class Deliveries:
             )
 
         if endpoint is None or await self.log.is_disabled(endpoint_id):
-            await record("skipped", error="EndpointDisabled" if endpoint else "UnknownEndpoint")
+            known = endpoint is not None or await self.endpoints.known(endpoint_id)
+            await record("skipped", error="EndpointDisabled" if known else "UnknownEndpoint")
             return
         msg_id = _message_id(f"webhook:{endpoint_id}:{nid}")
         body = {

@@ -37,6 +37,7 @@ from casework.eventstore import (
 from casework_notifications.application.recipients import RecipientResolver, Subject
 from casework_notifications.domain.access import may_act
 from casework_notifications.domain.alert import Alert
+from casework_notifications.domain.approvers import APPROVAL_TRIGGERS
 from casework_notifications.domain.commands import (
     Acknowledge,
     AlertCommand,
@@ -80,6 +81,18 @@ class Firing:
     exclude: tuple[str, ...] = ()
     """People never notified of it at the opening, whatever the targets name (the requester
     of an approval: four eyes)."""
+    team: str | None = None
+    """The case's team (approvals: whose supervisors decide when the worker has none)."""
+
+    def subject(self) -> Subject:
+        """What the first level's targets are resolved against."""
+        return Subject(
+            self.site,
+            self.worker_id,
+            approval=self.trigger in APPROVAL_TRIGGERS,
+            team=self.team,
+            never=self.exclude,
+        )
 
 
 @dataclass
@@ -101,9 +114,7 @@ class Alerts:
             recipients = Recipients(())
             if alert.would_open(firing.source_id):
                 recipients = await self.recipients.resolve(
-                    policy.levels[0].targets,
-                    Subject(firing.site, firing.worker_id),
-                    self.clock.now(),
+                    policy.levels[0].targets, firing.subject(), self.clock.now()
                 )
                 if firing.exclude:
                     kept = tuple(r for r in recipients.ids if r not in firing.exclude)
@@ -135,8 +146,11 @@ class Alerts:
             if nxt is None or nxt[0] != step:
                 return None
             level, _ = level_of(ep.policy, step)
+            # the episode keeps no team nor requester: a later level's `supervisor` of an
+            # approval falls back to any supervisor of the site (the defaults have one level)
+            subject = Subject(ep.site, ep.worker_id, approval=ep.trigger in APPROVAL_TRIGGERS)
             recipients = await self.recipients.resolve(
-                ep.policy.levels[level].targets, Subject(ep.site, ep.worker_id), self.clock.now()
+                ep.policy.levels[level].targets, subject, self.clock.now()
             )
             return Escalate(alert_id, episode, step, recipients, self.clock.now())
 

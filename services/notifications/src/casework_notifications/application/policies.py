@@ -289,6 +289,7 @@ class WhenSupervisionWorkWaitsRaiseAlerts(EventHandler):
                         worker,
                         event.requested_at,
                         exclude=(event.requested_by,),
+                        team=event.team,
                     ),
                     ctx,
                 )
@@ -305,6 +306,7 @@ class WhenSupervisionWorkWaitsRaiseAlerts(EventHandler):
                     event.case_id,
                     worker,
                     event.raised_at,
+                    team=event.team,
                 )
                 return await self._fire(firing, ctx)
             case ApprovalGranted() | ApprovalReturned() | ApprovalWithdrawn():

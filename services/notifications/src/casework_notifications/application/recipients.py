@@ -6,8 +6,9 @@
 |                   | action item's owner, the worker whose supervision is overdue)     |
 | `on_call`         | the site's on-call crisis worker at that moment (`KnownRota`)     |
 | `backup`          | that shift's backup                                               |
-| `supervisor`      | the worker's supervisor, and their delegate at that moment (for   |
-|                   | an approval: who may decide it)                                   |
+| `supervisor`      | the worker's supervisor, and their delegate at that moment; for   |
+|                   | an approval: who may decide it, with supervision's fallback to    |
+|                   | the site's supervisors of the case's team (`domain.approvers`)    |
 | `site_manager`    | the active `site_manager`s of the site                            |
 | `regional`        | the active `regional_admin`s listed at the site                   |
 | `staff:<id>`      | that person                                                       |
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from casework_notifications.application.ports import Rota, StaffDirectory
+from casework_notifications.domain.approvers import fallback_deciders, named_deciders
 from casework_notifications.domain.commands import Recipients
 
 
@@ -29,6 +31,11 @@ from casework_notifications.domain.commands import Recipients
 class Subject:
     site: str
     worker_id: str | None
+    approval: bool = False
+    """An approval notice: `supervisor` means who may decide it (`domain.approvers`)."""
+    team: str | None = None
+    never: tuple[str, ...] = ()
+    """Who may not decide (the requester)."""
 
 
 @dataclass
@@ -50,6 +57,8 @@ class RecipientResolver:
                 found = [shift.staff_id]
             elif target == "backup" and shift is not None and shift.backup_id:
                 found = [shift.backup_id]
+            elif target == "supervisor" and subject.approval:
+                found = list(await self._deciders(subject, at))
             elif target == "supervisor" and subject.worker_id:
                 found = list(await self.staff.supervisors_of(subject.worker_id, at))
             elif target == "site_manager":
@@ -64,6 +73,18 @@ class RecipientResolver:
                 unresolved.append(target)
             ids.extend(found)
         return Recipients(tuple(dict.fromkeys(ids)), tuple(unresolved))
+
+    async def _deciders(self, subject: Subject, at: datetime) -> tuple[str, ...]:
+        named: tuple[str, ...] = ()
+        if subject.worker_id:
+            named = await self.staff.supervisors_of(subject.worker_id, at)
+        found = named_deciders(named, subject.never)
+        if found:
+            return found
+        site_supervisors = await self.staff.with_role(subject.site, "supervisor")
+        return fallback_deciders(
+            ((s.staff_id, s.team) for s in site_supervisors), subject.team, subject.never
+        )
 
     async def _active(self, staff_id: str) -> bool:
         member = await self.staff.get(staff_id)

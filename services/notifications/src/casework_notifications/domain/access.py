@@ -23,3 +23,9 @@ def may_act(principal: Principal, site: str, recipients: set[str]) -> bool:
     if principal.has_role("regional_admin"):
         return True
     return principal.has_role(*SITE_RESPONDERS) and can_reach_site(principal, site)
+
+
+ENDPOINT_READERS = frozenset({"ops", "regional_admin"})
+"""Who may list webhook endpoints (as who reads delivery health)."""
+ENDPOINT_ADMINS = frozenset({"regional_admin"})
+"""Who may register, rotate, disable and enable them (as who replays a delivery)."""

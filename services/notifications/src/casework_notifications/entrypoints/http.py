@@ -442,20 +442,3 @@ async def replay_webhook(
     if key is None:
         raise NotVisible(f"no delivery of {notification_id} to {endpoint_id}")
     return {"scheduled": key}
-
-
-@router.post(
-    "/webhooks/{endpoint_id}/enable",
-    summary="Enable a disabled webhook endpoint again",
-    description=(
-        "After its receiver is fixed (it answered 410, or failed for days). Deliveries that "
-        "gave up meanwhile are not resent by this: replay them. Role: regional_admin."
-    ),
-    responses={404: {"model": Problem, "description": "No such endpoint"}},
-)
-async def enable_webhook(
-    endpoint_id: EndpointId, principal: Admin, deliveries: DeliveriesApp
-) -> dict[str, bool]:
-    if endpoint_id not in deliveries.endpoints:
-        raise NotVisible(f"no endpoint {endpoint_id}")
-    return {"was_disabled": await deliveries.log.enable(endpoint_id)}
