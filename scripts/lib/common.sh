@@ -293,18 +293,20 @@ probe() {
     return "$rc"
 }
 
-# wait_ready NAME KIND TARGET PORT PID LOGFILE: bounded wait; on failure show the log, stop the
-# half-started process and exit non-zero.
+# wait_ready NAME KIND TARGET PORT PID LOGFILE [TIMEOUT [HINT]]: bounded wait (TIMEOUT seconds,
+# default READY_TIMEOUT); on failure show the log and HINT, stop the half-started process and
+# exit non-zero.
 wait_ready() {
     local name="$1" kind="$2" target="$3" port="$4" pid="$5" log="$6"
+    local timeout="${7:-$READY_TIMEOUT}" hint="${8:-}"
     local start rc=0 i
     start="$(now_ms)"
-    probe "$kind" "$target" "$pid" "$READY_TIMEOUT" || rc=$?
+    probe "$kind" "$target" "$pid" "$timeout" || rc=$?
     if [[ "$rc" -eq 3 ]]; then
         warn "$name: readiness probe unavailable (workspace not synced: run 'make bootstrap');" \
             "falling back to a plain port check"
         rc=1
-        for ((i = 0; i < READY_TIMEOUT * 2; i++)); do
+        for ((i = 0; i < timeout * 2; i++)); do
             if ! pid_alive "$pid"; then
                 rc=2
                 break
@@ -327,7 +329,8 @@ wait_ready() {
         show_log_tail "$log"
         stop_pid "$name" "$pid"
         rm -f "$(pidfile_of "$name")"
-        die "$name was not ready within ${READY_TIMEOUT}s (stopped it; log: $log)"
+        [[ -z "$hint" ]] || warn "$hint"
+        die "$name was not ready within ${timeout}s (stopped it; log: $log)"
         ;;
     esac
 }

@@ -104,9 +104,14 @@ kafka_start() {
     KAFKA_PID="$(cat "$(pidfile_of kafka)")"
 }
 
-# Ready = the broker answers ApiVersions + Metadata and lists itself (scripts/probe.py).
+# Ready = the broker answers ApiVersions + Metadata and lists itself (scripts/probe.py). A
+# broker loads every partition it holds before it serves, and each test run leaves topics of
+# its own: after many runs that takes more than a minute, hence a longer bound than the rest.
+KAFKA_READY_TIMEOUT="${CASEWORK_KAFKA_READY_TIMEOUT:-240}"
 kafka_wait() {
-    wait_ready kafka kafka "127.0.0.1:$KAFKA_PORT" "$KAFKA_PORT" "$KAFKA_PID" "$KAFKA_LOG"
+    wait_ready kafka kafka "127.0.0.1:$KAFKA_PORT" "$KAFKA_PORT" "$KAFKA_PID" "$KAFKA_LOG" \
+        "$KAFKA_READY_TIMEOUT" \
+        "kafka loads every topic it holds at start ($(du -sh "$KAFKA_DATA" 2>/dev/null | cut -f1) here); test runs leave theirs: 'scripts/infra.sh reset' wipes the local data, CASEWORK_KAFKA_READY_TIMEOUT waits longer"
 }
 
 kafka_up() {
