@@ -23,6 +23,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from casework.projections import consumer_group
 from casework.runtime import ServiceRuntime, topic_prefix
 
+Ends = dict[TopicPartition, int]
+
 
 class Quiescence:
     """An admin client and a consumer (for end offsets) kept open across many waits."""
@@ -50,7 +52,7 @@ class Quiescence:
         count = runtime.settings.kafka_topic_partitions
         return [TopicPartition(topic, p) for p in range(count)]
 
-    async def _ends(self) -> dict[TopicPartition, int]:
+    async def _ends(self) -> Ends:
         wanted: set[TopicPartition] = set()
         for runtime in self.runtimes:
             prefix = topic_prefix(runtime.settings)
@@ -59,35 +61,45 @@ class Quiescence:
                     wanted.update(self._partitions(runtime, prefix + topic))
         return dict(await self._consumer.end_offsets(sorted(wanted)))
 
-    async def in_flight(self) -> list[str]:
-        """What is still in flight now (empty: nothing)."""
+    async def _behind(
+        self, runtime: ServiceRuntime, handler_name: str, topics: Sequence[str], ends: Ends
+    ) -> list[str]:
+        prefix = topic_prefix(runtime.settings)
+        group = prefix + consumer_group(runtime.settings.service, handler_name)
+        committed = await self._admin.list_consumer_group_offsets(group)
+        return [
+            f"{group} behind on {tp.topic}[{tp.partition}]"
+            for topic in topics
+            for tp in self._partitions(runtime, prefix + topic)
+            if (committed[tp].offset if tp in committed else 0) < ends.get(tp, 0)
+        ]
+
+    async def in_flight(self) -> tuple[list[str], Ends]:
+        """What is still in flight now (empty: nothing), and the topics' ends it compared
+        the consumer groups with."""
         busy: list[str] = []
         for runtime in self.runtimes:
             pending = await runtime.store.pending.count_documents({})
             if pending:
                 busy.append(f"{runtime.settings.service}: {pending} commits not yet published")
         ends = await self._ends()
-        for runtime in self.runtimes:
-            prefix = topic_prefix(runtime.settings)
-            for handler in runtime.handlers:
-                group = prefix + consumer_group(runtime.settings.service, handler.name)
-                committed = await self._admin.list_consumer_group_offsets(group)
-                for topic in handler.topics:
-                    for tp in self._partitions(runtime, prefix + topic):
-                        at = committed.get(tp)
-                        if (at.offset if at is not None else 0) < ends.get(tp, 0):
-                            busy.append(f"{group} behind on {tp.topic}[{tp.partition}]")
-        return busy
+        checks = [
+            self._behind(runtime, handler.name, handler.topics, ends)
+            for runtime in self.runtimes
+            for handler in runtime.handlers
+        ]
+        for behind in await asyncio.gather(*checks):
+            busy.extend(behind)
+        return busy, ends
 
-    async def wait(self, within: float = 60.0, every: float = 0.1) -> None:
+    async def wait(self, within: float = 60.0, every: float = 0.05) -> None:
         """Until nothing is in flight twice in a row with the topics' ends unchanged."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        last_ends: dict[TopicPartition, int] | None = None
+        last_ends: Ends | None = None
         while True:
-            busy = await self.in_flight()
+            busy, ends = await self.in_flight()
             if not busy:
-                ends = await self._ends()
                 if ends == last_ends:
                     return
                 last_ends = ends
