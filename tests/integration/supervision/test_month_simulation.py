@@ -44,7 +44,6 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pymongo import AsyncMongoClient
 
 from casework.auth import Principal
 from casework.clock import FixedClock
@@ -58,10 +57,10 @@ from casework.contracts.contacts import (
     ParticipantKind,
 )
 from casework.contracts.supervision import SessionKind
-from casework.eventstore import CommitContext, Document
+from casework.eventstore import CommitContext
 from casework.runtime import ServiceRuntime, events_topic, topic_prefix
-from casework.settings import Settings
 
+from casework_cases.application.handlers import Cases
 from casework_cases.bootstrap import build as build_cases
 from casework_cases.domain.commands import (
     AssignCaseworker,
@@ -73,11 +72,14 @@ from casework_cases.domain.commands import (
     RequestClosure,
     ResolveCrisis,
 )
+from casework_contacts.application.handlers import Contacts
 from casework_contacts.bootstrap import build as build_contacts
 from casework_contacts.domain.commands import LogContact
 from casework_supervision.adapters.board import SupervisorBoard
+from casework_supervision.bootstrap import Wired as SupervisionWired
 from casework_supervision.bootstrap import build as build_supervision
 from support.directory import seed_directory, staff
+from support.namespaced import dropped_afterwards, namespaced_settings
 from support.quiescence import Quiescence
 
 DAYS = max(20, int(os.environ.get("CASEWORK_MONTH_DAYS", "30")))
@@ -104,20 +106,11 @@ RAY = Principal(sub="ray", name="ray", roles=frozenset({"regional_admin"}), site
 PEOPLE = {w: person(w, "caseworker") for w in WORKERS}
 
 
-def settings_for(service: str, namespace: str, kafka: str, mongo: str) -> Settings:
-    return Settings.for_service(
-        service,
-        0,
-        namespace=namespace,
-        kafka_bootstrap_servers=kafka,
-        mongo_url=mongo,
-        mongo_database=f"{namespace}_{service}",
-        environment="test",
-        relay_poll_interval_s=0.1,
-        # two partitions per topic: three services' consumer groups and dead-letter topics on
-        # one broker, whose open files are finite
-        kafka_topic_partitions=2,
-    )
+@dataclass
+class Wiring:
+    cases: Cases
+    contacts: Contacts
+    supervision: SupervisionWired
 
 
 @dataclass
@@ -127,7 +120,7 @@ class Month:
     cases_rt: ServiceRuntime
     contacts_rt: ServiceRuntime
     supervision_rt: ServiceRuntime
-    wired: Any  # the three services' wiring (cases application, contacts, supervision)
+    wired: Wiring
     quiet: Quiescence
     kafka: str
     rng: random.Random
@@ -166,41 +159,28 @@ async def month(kafka_bootstrap: str, mongo_url: str) -> AsyncIterator[Month]:
     start = datetime.now(UTC).replace(microsecond=0)
     clock = FixedClock(start)
     every = {
-        s: settings_for(s, namespace, kafka_bootstrap, mongo_url)
+        s: namespaced_settings(s, namespace, kafka_bootstrap, mongo_url, relay_poll_interval_s=0.1)
         for s in ("cases", "contacts", "supervision")
     }
     cases_runtime, cases, _ = build_cases(every["cases"], clock)
     contacts = build_contacts(every["contacts"], clock)
     supervision = build_supervision(every["supervision"], clock)
-
-    @dataclass
-    class Wiring:
-        cases: Any
-        contacts: Any
-        supervision: Any
-
     runtimes = (cases_runtime, contacts.runtime, supervision.runtime)
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            for runtime in runtimes:
-                await stack.enter_async_context(runtime.running())
-            quiet = await stack.enter_async_context(Quiescence(kafka_bootstrap, runtimes))
-            yield Month(
-                clock=clock,
-                start=start,
-                cases_rt=cases_runtime,
-                contacts_rt=contacts.runtime,
-                supervision_rt=supervision.runtime,
-                wired=Wiring(cases, contacts.contacts, supervision),
-                quiet=quiet,
-                kafka=kafka_bootstrap,
-                rng=random.Random(SEED),
-            )
-    finally:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
-        for settings in every.values():
-            await client.drop_database(settings.database_name)
-        await client.close()
+    async with dropped_afterwards(mongo_url, *every.values()), contextlib.AsyncExitStack() as stack:
+        for runtime in runtimes:
+            await stack.enter_async_context(runtime.running())
+        quiet = await stack.enter_async_context(Quiescence(kafka_bootstrap, runtimes))
+        yield Month(
+            clock=clock,
+            start=start,
+            cases_rt=cases_runtime,
+            contacts_rt=contacts.runtime,
+            supervision_rt=supervision.runtime,
+            wired=Wiring(cases, contacts.contacts, supervision),
+            quiet=quiet,
+            kafka=kafka_bootstrap,
+            rng=random.Random(SEED),
+        )
 
 
 # --- the month -----------------------------------------------------------------------------
