@@ -82,6 +82,8 @@ class Quiescence:
             pending = await runtime.store.pending.count_documents({})
             if pending:
                 busy.append(f"{runtime.settings.service}: {pending} commits not yet published")
+        if busy:  # the consumers have more to come anyway: spare the broker the questions
+            return busy, {}
         ends = await self._ends()
         checks = [
             self._behind(runtime, handler.name, handler.topics, ends)
@@ -92,7 +94,7 @@ class Quiescence:
             busy.extend(behind)
         return busy, ends
 
-    async def wait(self, within: float = 60.0, every: float = 0.05) -> None:
+    async def wait(self, within: float = 60.0, every: float = 0.1) -> None:
         """Until nothing is in flight twice in a row with the topics' ends unchanged."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
