@@ -392,6 +392,16 @@ async def the_day(m: Month, day: int, cases: list[str]) -> None:
             m.open_cases.discard(closing)
         case 19:
             await ask_for_plan(m, waiting)  # never decided: waits, then falls overdue
+        case 21:
+            # cody's case with the approvals waiting goes to carl: they wait on carl's line now
+            await cases_app.execute(
+                AssignCaseworker(
+                    case_id=waiting, caseworker_id="carl", team=TEAM, assigned_by="ray"
+                ),
+                RAY,
+                CTX,
+            )
+            m.held_by[waiting] = "carl"
         case 22:
             await sessions.schedule(
                 session_id="s-cleo-1",
@@ -600,7 +610,7 @@ def expected_board(topics: Topics, now: datetime) -> dict[str, dict[str, Any]]:
                 case "SupervisionCadenceSet":
                     supervision_due[data["worker_id"]] = at(data.get("due_at"))
                 case "ApprovalRequested":
-                    waiting[data["approval_id"]] = data.get("caseworker_id") or "-"
+                    waiting[data["approval_id"]] = data["case_id"]
                 case "ApprovalGranted" | "ApprovalReturned" | "ApprovalWithdrawn":
                     waiting.pop(data["approval_id"], None)
                 case "ActionItemSet":
@@ -658,7 +668,8 @@ def expected_board(topics: Topics, now: datetime) -> dict[str, dict[str, Any]]:
             "contacts_due_soon": sum(1 for o in open_obs if not o["overdue"] and o["due_soon"]),
             "reviews_due": sum(1 for d in dues if now < d <= now + REVIEW_WINDOW),
             "reviews_overdue": sum(1 for d in dues if d <= now),
-            "approvals_waiting": sum(1 for w in waiting.values() if w == worker),
+            # the approvals of the worker's cases (whoever held the case when it was asked)
+            "approvals_waiting": sum(1 for c in waiting.values() if c in mine),
             "action_items_open": len(own_items),
             "action_items_overdue": sum(1 for i in own_items if i["due_at"] <= now),
             "last_supervision_at": max(held_at) if held_at else None,
