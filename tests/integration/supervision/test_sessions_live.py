@@ -21,13 +21,11 @@ import contextlib
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from pymongo import AsyncMongoClient
 
 from casework.auth import Principal
 from casework.contracts.cases import (
@@ -43,15 +41,15 @@ from casework.contracts.contacts import ContactEvent, ContactObligationOpened, C
 from casework.contracts.supervision import AgendaItemKind, PracticeTopic, SessionKind
 from casework.deadlines import Deadline
 from casework.envelope import Envelope
-from casework.eventstore import CommitContext, Document
-from casework.runtime import ServiceRuntime, events_topic, topic_prefix, wait_until
-from casework.settings import Settings
+from casework.eventstore import CommitContext
+from casework.runtime import ServiceRuntime, events_topic, wait_until
 
 from casework_supervision.application.session_policies import deadline_handlers
 from casework_supervision.bootstrap import build
 from casework_supervision.sessions_wiring import SessionsWiring
 from casework_supervision.settings import SessionsSettings
 from support.directory import seed_directory, staff
+from support.namespaced import Publisher, dropped_afterwards, namespaced_settings, publisher
 
 SUE = Principal(
     sub="sue", name="Sue", roles=frozenset({"supervisor"}), sites=frozenset({"north"}), team="t1"
@@ -77,33 +75,19 @@ class Replica:
 @dataclass
 class World:
     replicas: list[Replica]
-    producer: AIOKafkaProducer
-    settings: Settings
-    versions: dict[str, int] = field(default_factory=dict)
-    published: list[tuple[str, Envelope]] = field(default_factory=list)
+    publisher: Publisher
 
     @property
     def one(self) -> Replica:
         return self.replicas[0]
 
+    @property
+    def published(self) -> list[tuple[str, Envelope]]:
+        return self.publisher.published
+
     async def publish(self, service: str, stream: str, event: CaseEvent | ContactEvent) -> None:
         """Publish an event of another service as its relay would."""
-        version = self.versions.get(stream, 0) + 1
-        self.versions[stream] = version
-        envelope = Envelope(
-            type=event.type_name(),
-            source=f"/casework/{service}",
-            subject=stream,
-            time=datetime.now(UTC),
-            data=event.model_dump(mode="json"),
-            stream_version=version,
-            site="north",
-        )
-        topic = topic_prefix(self.settings) + events_topic(service)
-        self.published.append((topic, envelope))
-        await self.producer.send_and_wait(
-            topic, envelope.value(), key=envelope.key, headers=envelope.headers()
-        )
+        await self.publisher.publish(service, stream, event)
 
     async def stored(self, prefix: str) -> list[tuple[str, str, dict[str, Any]]]:
         """(stream, event type, data) of every stored event whose stream starts so, each
@@ -123,37 +107,17 @@ async def world(
 ) -> AsyncIterator[World]:
     """`request.param` replicas (2 unless a test asks for fewer) on one database."""
     namespace = f"ses{uuid.uuid4().hex[:10]}"
-    settings = Settings.for_service(
-        "supervision",
-        0,
-        namespace=namespace,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        mongo_url=mongo_url,
-        mongo_database=f"{namespace}_supervision",
-        environment="test",
-        relay_poll_interval_s=0.2,
-        # two partitions per topic (enough for two replicas to split them): supervision has
-        # fifteen consumer groups, each with its dead-letter topic, and the shared broker's
-        # open files are finite
-        kafka_topic_partitions=2,
-    )
+    settings = namespaced_settings("supervision", namespace, kafka_bootstrap, mongo_url)
     replicas = []
     for _ in range(getattr(request, "param", 2)):
         wired = build(settings, sessions_settings=FAST)
         runtime, wiring = wired.runtime, wired.sessions
         replicas.append(Replica(runtime, wiring))
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            for replica in replicas:
-                await stack.enter_async_context(replica.runtime.running())
-            await producer.start()
-            stack.push_async_callback(producer.stop)
-            yield World(replicas, producer, settings)
-    finally:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
-        await client.drop_database(settings.database_name)
-        await client.close()
+    async with dropped_afterwards(mongo_url, settings), contextlib.AsyncExitStack() as stack:
+        for replica in replicas:
+            await stack.enter_async_context(replica.runtime.running())
+        relay = await stack.enter_async_context(publisher(settings))
+        yield World(replicas, relay)
 
 
 def opened(case_id: str, risk: RiskLevel) -> CaseOpened:

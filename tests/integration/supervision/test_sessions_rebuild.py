@@ -9,7 +9,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from casework.auth import Principal
@@ -17,16 +16,15 @@ from casework.contracts.cases import CaseOpened, CaseworkerAssigned, CrisisDecla
 from casework.contracts.common import RiskLevel
 from casework.contracts.contacts import ContactObligationOpened, ContactOverdue
 from casework.contracts.supervision import PracticeTopic, SessionKind
-from casework.envelope import Envelope
 from casework.eventstore import CommitContext, Document
 from casework.projections import Projection
 from casework.rebuild import rebuild_projection
-from casework.runtime import events_topic, topic_prefix, wait_until
-from casework.settings import Settings
+from casework.runtime import wait_until
 
 from casework_supervision.bootstrap import build
 from casework_supervision.settings import SessionsSettings
 from support.directory import seed_directory, staff
+from support.namespaced import dropped_afterwards, namespaced_settings, publisher
 
 MINE = {
     "contact_obligations",
@@ -52,20 +50,7 @@ async def test_every_sessions_read_model_rebuilt_equals_the_live_one(
     kafka_bootstrap: str, mongo_url: str
 ) -> None:
     namespace = f"sesrb{uuid.uuid4().hex[:8]}"
-    settings = Settings.for_service(
-        "supervision",
-        0,
-        namespace=namespace,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        mongo_url=mongo_url,
-        mongo_database=f"{namespace}_supervision",
-        environment="test",
-        relay_poll_interval_s=0.2,
-        # two partitions per topic (enough for two replicas to split them): supervision has
-        # fifteen consumer groups, each with its dead-letter topic, and the shared broker's
-        # open files are finite
-        kafka_topic_partitions=2,
-    )
+    settings = namespaced_settings("supervision", namespace, kafka_bootstrap, mongo_url)
     wired = build(settings, sessions_settings=SessionsSettings())
     runtime, wiring = wired.runtime, wired.sessions
     sessions = wiring.sessions
@@ -75,31 +60,13 @@ async def test_every_sessions_read_model_rebuilt_equals_the_live_one(
     # writes it), yet rebuilds like any read model
     assert not [h for h in runtime.handlers if h.name == "case_facts"]
     projections.append(wiring.sessions.caseload)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     now = datetime.now(UTC)
-    versions: dict[str, int] = {}
+    async with dropped_afterwards(mongo_url, settings):
+        async with runtime.running(), publisher(settings) as relay:
 
-    async def publish(service: str, stream: str, event: Any) -> None:
-        versions[stream] = versions.get(stream, 0) + 1
-        envelope = Envelope(
-            type=event.type_name(),
-            source=f"/casework/{service}",
-            subject=stream,
-            time=now,
-            data=event.model_dump(mode="json"),
-            stream_version=versions[stream],
-            site="north",
-        )
-        await producer.send_and_wait(
-            topic_prefix(settings) + events_topic(service),
-            envelope.value(),
-            key=envelope.key,
-            headers=envelope.headers(),
-        )
+            async def publish(service: str, stream: str, event: Any) -> None:
+                await relay.publish(service, stream, event, time=now)
 
-    try:
-        async with runtime.running():
-            await producer.start()
             await seed_directory(
                 runtime.store,
                 staff("sue", "supervisor", team="t1"),
@@ -255,7 +222,6 @@ async def test_every_sessions_read_model_rebuilt_equals_the_live_one(
                 )
 
             await wait_until(settled, within=60, every=0.3)
-            await producer.stop()
         # the service stopped (rebuild refuses while its groups consume): a client of our own
         reader: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url, tz_aware=True)
         try:
@@ -272,7 +238,3 @@ async def test_every_sessions_read_model_rebuilt_equals_the_live_one(
                 assert rebuilt == live[projection.name], projection.name
         finally:
             await reader.close()
-    finally:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
-        await client.drop_database(settings.database_name)
-        await client.close()

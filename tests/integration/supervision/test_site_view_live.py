@@ -14,7 +14,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from casework.auth import Principal
@@ -22,18 +21,17 @@ from casework.clock import FixedClock
 from casework.contracts.cases import CaseEvent, CaseOpened, CasePlanProposed, CaseworkerAssigned
 from casework.contracts.common import RiskLevel
 from casework.directory import KnownStaff
-from casework.envelope import Envelope
 from casework.eventstore import CommitContext, Document
 from casework.projections import Projection
 from casework.rebuild import rebuild_projection
-from casework.runtime import events_topic, topic_prefix, wait_until
-from casework.settings import Settings
+from casework.runtime import wait_until
 
 from casework_supervision.adapters.approval_queue import ApprovalQueue
 from casework_supervision.adapters.board import BoardQueries, SiteSupervisionView
 from casework_supervision.bootstrap import build
 from casework_supervision.settings import ApprovalSettings
 from support.directory import delegation, seed_directory, staff
+from support.namespaced import Publisher, dropped_afterwards, namespaced_settings, publisher
 
 T = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 CTX = CommitContext()
@@ -52,42 +50,17 @@ async def test_turnaround_waiting_per_approver_and_ratios_from_events(
     kafka_bootstrap: str, mongo_url: str
 ) -> None:
     namespace = f"site{uuid.uuid4().hex[:8]}"
-    settings = Settings.for_service(
-        "supervision",
-        0,
-        namespace=namespace,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        mongo_url=mongo_url,
-        mongo_database=f"{namespace}_supervision",
-        environment="test",
-        relay_poll_interval_s=0.2,
-        kafka_topic_partitions=2,
-    )
+    settings = namespaced_settings("supervision", namespace, kafka_bootstrap, mongo_url)
     clock = FixedClock(T - timedelta(days=40))
     # nothing falls overdue during the test
     wired = build(settings, clock, approval_settings=ApprovalSettings(due=timedelta(days=90)))
     runtime, approvals = wired.runtime, wired.approvals
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    versions: dict[str, int] = {}
+    relay: Publisher | None = None
 
     async def publish(event: CaseEvent) -> None:
+        assert relay is not None
         case_id: str = getattr(event, "case_id")  # noqa: B009
-        versions[case_id] = versions.get(case_id, 0) + 1
-        envelope = Envelope(
-            type=event.type_name(),
-            source="/casework/cases",
-            subject=f"case-{case_id}",
-            time=datetime.now(UTC),
-            data=event.model_dump(mode="json"),
-            stream_version=versions[case_id],
-            site="north",
-        )
-        await producer.send_and_wait(
-            topic_prefix(settings) + events_topic("cases"),
-            envelope.value(),
-            key=envelope.key,
-            headers=envelope.headers(),
-        )
+        await relay.publish("cases", f"case-{case_id}", event)
 
     async def case(
         case_id: str, worker: str | None, proposed: list[datetime], site: str = "north"
@@ -135,9 +108,8 @@ async def test_turnaround_waiting_per_approver_and_ratios_from_events(
 
         await wait_until(there, within=30, every=0.2)
 
-    try:
-        async with runtime.running():
-            await producer.start()
+    async with dropped_afterwards(mongo_url, settings):
+        async with runtime.running(), publisher(settings) as relay:
             await seed_directory(
                 runtime.store,
                 staff("sue", "supervisor", team="t1"),
@@ -221,11 +193,6 @@ async def test_turnaround_waiting_per_approver_and_ratios_from_events(
             assert rebuilt.model_dump(include=keep) == live.model_dump(include=keep)
         finally:
             await reader.close()
-    finally:
-        await producer.stop()
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
-        await client.drop_database(settings.database_name)
-        await client.close()
 
 
 def _check(view: SiteSupervisionView) -> None:

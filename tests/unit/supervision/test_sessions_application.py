@@ -145,8 +145,8 @@ class ReadModels:
     async def many(self, ids: list[str]) -> dict[str, Any]:
         return {}
 
-    async def pending_for(self, worker_id: str) -> list[dict[str, Any]]:
-        return [
+    async def waiting_for_cases(self, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        waiting = [
             {
                 "approval_id": "c-1:plan:2",
                 "kind": "plan",
@@ -154,6 +154,7 @@ class ReadModels:
                 "requested_at": NOW - timedelta(hours=30),
             }
         ]
+        return [a for a in waiting if a["case_id"] in {c["_id"] for c in cases}]
 
 
 class NoActionItems:

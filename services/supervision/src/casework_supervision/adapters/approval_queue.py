@@ -17,7 +17,9 @@ stream (its request, then its decision), so a rebuild equals the live document.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from pymongo import ASCENDING
 
@@ -129,8 +131,22 @@ class ApprovalQueue(Projection):
         return found
 
     async def pending_for(self, worker_id: str) -> list[Document]:
-        """The approvals of a worker's cases that wait (the agenda's and the board's)."""
+        """The waiting approvals asked while `worker_id` held their case (the board and the
+        agenda read `waiting_for_cases`: a case reassigned since is its new worker's)."""
         return await self.waiting_for_workers([worker_id])
+
+    async def waiting_for_cases(self, cases: Sequence[Mapping[str, Any]]) -> list[Document]:
+        """The waiting approvals of these cases (`case_facts` documents: `_id`, `site`),
+        whoever held each case when its approval was asked: a case reassigned while an
+        approval waits brings it to its new worker's board and agenda (`waiting_worker` stays
+        the worker at request time). One indexed query per site of the cases (equality on
+        `waiting_site`: a site's waiting approvals, never its decided history), filtered by
+        case id."""
+        wanted = {str(c["_id"]) for c in cases}
+        found: list[Document] = []
+        for site in sorted({str(c["site"]) for c in cases if c.get("site")}):
+            found.extend(d for d in await self.waiting_at(site) if d.get("case_id") in wanted)
+        return found
 
     async def waiting_at(self, site: str) -> list[Document]:
         """The waiting approvals of a site's cases."""

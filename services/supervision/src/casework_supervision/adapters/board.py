@@ -7,8 +7,10 @@ follow-ups, contacts due soon, case reviews due (within the window) and overdue,
 waiting, action items open and overdue, the last supervision held, the next one planned and
 when supervision is due by the cadence; and the team's totals. Reads per worker: their cases
 (equality on `caseworker_id`), then the cases' obligations and review cadences by `_id`,
-their waiting approvals (`approval_queue`, the approvals' own read model) by equality on
-`waiting_worker`, action items and sessions by equality on `worker_id`.
+the waiting approvals of those cases (`approval_queue`, the approvals' own read model, by
+equality on `waiting_site` per site of the cases, filtered by case id: a case reassigned
+while an approval waits counts on its new worker's line), action items and sessions by
+equality on `worker_id`.
 
 Site manager view: coverage — the share of the site's open cases whose review is within
 cadence (not past its due time), by risk, and the share of the site's supervised workers
@@ -250,7 +252,7 @@ class BoardQueries:
                 reviews_overdue += 1
             elif _aware(due) <= now + self.review_window:
                 reviews_due += 1
-        approvals = await self.approvals.pending_for(worker_id)
+        approvals = await self.approvals.waiting_for_cases(cases)
         items = [a for a in await self.action_items.of_worker(worker_id) if a["status"] == "open"]
         items_overdue = sum(1 for a in items if _aware(a["due_at"]) <= now)
         sessions = await self.sessions.of_worker(worker_id)

@@ -213,7 +213,7 @@ class Sessions:
         case_ids = [str(d["_id"]) for d in case_docs]
         obligation_docs = await self.obligations.of_cases(case_ids)
         reviews = await self.cadence_view.many([f"case:{c}" for c in case_ids])
-        approvals = await self.approvals.pending_for(worker_id)
+        approvals = await self.approvals.waiting_for_cases(case_docs)
         actions = [
             a for a in await self.action_items.of_worker(worker_id) if a.get("status") == "open"
         ]
