@@ -388,6 +388,10 @@ class Repository(Generic[A]):
         )
         aggregate.mark_committed()
         cached = self._cache.get(aggregate.stream_id)
+        if cached is None and expected == 0:
+            # a stream's first commit, saved without a load (a fresh aggregate decided on a
+            # guess): its whole history is what was just stored
+            cached = _Cached(0, [])
         if cached is not None and cached.version == expected and envelopes:
             self._remember(
                 aggregate.stream_id,

@@ -133,7 +133,7 @@ class Alerts:
                 at=firing.at,
             )
 
-        return await self._run(alert_id, decide, ctx)
+        return await self._run(alert_id, decide, ctx, assume_new=True)
 
     async def escalate(self, alert_id: str, episode: int, step: int) -> bool:
         """Reach `step` if it is still the next one (a deadline fired)."""
@@ -257,9 +257,21 @@ class Alerts:
         ctx: CommitContext | None,
         *,
         create: bool = True,
+        assume_new: bool = False,
     ) -> bool:
+        """Load, decide, save, keep the escalation; a lost race is decided again.
+
+        `assume_new` (a trigger firing): when this process's cache holds nothing of the
+        alert, the first try decides on a new, empty alert without reading the store (most
+        triggers open a group of their own: an approval, a crisis). It is saved only as the
+        stream's first commit, whose unique key refuses it if the group exists (a redelivery,
+        another replica, a restart): the next try loads the group and decides on it. Should
+        the guess decide nothing, nothing is kept from it (not even the escalation, which an
+        empty alert would cancel): the next try loads the alert.
+        """
         for attempt in range(RACE_RETRIES):
-            alert = await self.alerts.find(alert_id)
+            guessed = attempt == 0 and assume_new and not self.alerts.knows(alert_id)
+            alert = self.alerts.new(alert_id) if guessed else await self.alerts.find(alert_id)
             if alert is None:
                 if not create:
                     return False
@@ -268,11 +280,14 @@ class Alerts:
             if cmd is not None:
                 alert.handle(cmd)
             changed = bool(alert.pending_events)
+            if guessed and not changed:
+                continue  # decided nothing on a guess: decide on the stored alert instead
             if changed:
                 try:
                     await self.alerts.save(alert, ctx or CommitContext())
                 except ConcurrencyConflict:
-                    await after_lost_race(attempt)
+                    if not guessed:
+                        await after_lost_race(attempt)
                     continue  # another replica or request wrote first: decide again on its result
             await self.keep_escalation(alert)
             return changed

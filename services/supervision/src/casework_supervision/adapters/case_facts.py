@@ -26,7 +26,6 @@ cases topic offline like any read model, with the same code (`casework.rebuild`;
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,23 +129,39 @@ class CaseFactsStore(Projection):
 
     async def apply(self, envelope: Envelope, event: DomainEvent) -> bool:
         """Apply a cases event; False for a duplicate or an event that changes nothing."""
+        changed, _ = await self.apply_and_keep(envelope, event)
+        return changed
+
+    async def apply_and_keep(
+        self, envelope: Envelope, event: DomainEvent
+    ) -> tuple[bool, Document | None]:
+        """`apply`, and the case's document as this call wrote it (None when it wrote
+        nothing: a duplicate, or an event that sets nothing), so that the caller need not
+        read back what it has just written (`facts_of`)."""
         change = change_of(envelope, event)
         case_id = getattr(event, "case_id", None)
         if change is None or not isinstance(case_id, str):
-            return False
-        if isinstance(event, CrisisDeclared):
-            # a second crisis declared while one is open keeps the first one's start
-            def crisis(doc: Document) -> Document:
-                since = doc.get("crisis_open_since") or event.declared_at
-                return {**doc, **change, "crisis_open_since": since}
+            return False, None
+        written: list[Document] = []
 
-            return await self.read_model.apply(case_id, envelope, crisis)
-        update: Callable[[Document], Document] = lambda doc: {**doc, **change}  # noqa: E731
-        return await self.read_model.apply(case_id, envelope, update)
+        def update(doc: Document) -> Document:
+            new = {**doc, **change}
+            if isinstance(event, CrisisDeclared):
+                # a second crisis declared while one is open keeps the first one's start
+                new["crisis_open_since"] = doc.get("crisis_open_since") or event.declared_at
+            written.append(new)  # the last call is what was stored (apply retries a race)
+            return new
+
+        changed = await self.read_model.apply(case_id, envelope, update)
+        return changed, (written[-1] if changed and written else None)
 
     async def facts(self, case_id: str) -> CaseFacts | None:
         """What approvals need of the case (None until it is known with a site)."""
-        doc = await self.read_model.get(case_id)
+        return self.facts_of(case_id, await self.read_model.get(case_id))
+
+    @staticmethod
+    def facts_of(case_id: str, doc: Document | None) -> CaseFacts | None:
+        """What approvals need of the case, from its document (None without a site)."""
         if doc is None or not doc.get("site"):
             return None
         return CaseFacts(

@@ -45,10 +45,11 @@ from casework.deadlines import Deadline, DeadlineHandler, Deadlines
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import CommitContext
-from casework.projections import APPLIED, EventHandler, ReadModel
+from casework.projections import EventHandler, ReadModel
 from casework.runtime import events_topic
 
-from casework_supervision.adapters.case_facts import CaseFacts, CaseFactsStore
+from casework_supervision.adapters.case_facts import CaseFacts, CaseFactsStore, change_of
+from casework_supervision.adapters.deadline_plans import DeadlinePlans
 from casework_supervision.application.approvals import Approvals
 from casework_supervision.domain.approval_commands import RequestApproval
 from casework_supervision.domain.approval_rules import (
@@ -60,6 +61,16 @@ from casework_supervision.domain.approval_rules import (
 )
 
 OVERDUE = "approval_overdue"
+
+ACTED_ON = (
+    AssessmentRecorded,
+    CasePlanProposed,
+    ClosureRequested,
+    CaseClosed,
+    CaseReopened,
+    CaseTransferAccepted,
+)
+"""The case events that request or withdraw approvals (each also changes the case facts)."""
 
 
 def overdue_key(approval_id: str) -> str:
@@ -93,18 +104,27 @@ class WhenCaseChangedRequestApprovals(EventHandler):
         await self._facts.ensure_indexes()  # the facts are written here only
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
-        changed = await self._facts.apply(envelope, event)
+        if not isinstance(event, ACTED_ON) and change_of(envelope, event) is None:
+            return False  # most case events (notes, goals, contacts) touch nothing kept here
+        changed, written = await self._facts.apply_and_keep(envelope, event)
         case_id = getattr(event, "case_id", None)
-        if not isinstance(case_id, str):
+        if not isinstance(case_id, str) or not isinstance(event, ACTED_ON):
             return changed
-        acted = await self._act(envelope, event, case_id)
+        # the facts as this event left them: as just written, else (a duplicate) as stored
+        facts = (
+            CaseFactsStore.facts_of(case_id, written)
+            if written is not None
+            else await self._facts.facts(case_id)
+        )
+        acted = await self._act(envelope, event, case_id, facts)
         return changed or acted
 
-    async def _act(self, envelope: Envelope, event: DomainEvent, case_id: str) -> bool:
+    async def _act(
+        self, envelope: Envelope, event: DomainEvent, case_id: str, facts: CaseFacts | None
+    ) -> bool:
         ctx = _context(envelope)
         match event:
             case AssessmentRecorded():
-                facts = await self._facts.facts(case_id)
                 if facts is None:
                     return False
                 cmd = self._request(
@@ -118,7 +138,6 @@ class WhenCaseChangedRequestApprovals(EventHandler):
                 )
                 return await self._approvals.request(cmd, ctx)
             case CasePlanProposed():
-                facts = await self._facts.facts(case_id)
                 if facts is None:
                     return False
                 # a newer proposal replaces one still waiting (the case says so too)
@@ -135,7 +154,6 @@ class WhenCaseChangedRequestApprovals(EventHandler):
                 )
                 return await self._approvals.request(cmd, ctx) or withdrawn
             case ClosureRequested():
-                facts = await self._facts.facts(case_id)
                 if facts is None:
                     return False
                 cmd = self._request(
@@ -153,7 +171,6 @@ class WhenCaseChangedRequestApprovals(EventHandler):
                     CaseReopened: "case_reopened",
                     CaseTransferAccepted: "case_transferred",
                 }[type(event)]
-                facts = await self._facts.facts(case_id)
                 if facts is None:
                     return False
                 acted = False
@@ -217,7 +234,7 @@ class WhenApprovalChangedKeepDeadline(EventHandler):
 
     def __init__(self, deadlines: Deadlines, plans: ReadModel) -> None:
         self._deadlines = deadlines
-        self._plans = plans
+        self._plans = DeadlinePlans(plans)
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
         if not isinstance(
@@ -229,8 +246,8 @@ class WhenApprovalChangedKeepDeadline(EventHandler):
             | ApprovalOverdue,
         ):
             return False
-        done = await self._plans.collection.find_one({"_id": envelope.subject}, {APPLIED: 1})
-        if done and done.get(APPLIED, {}).get(envelope.subject, 0) >= envelope.stream_version:
+        seen, stored = await self._plans.seen(envelope)
+        if seen:
             return False
         if isinstance(event, ApprovalRequested):
             payload = {"approval_id": event.approval_id, "due_at": event.due_at.isoformat()}
@@ -239,7 +256,7 @@ class WhenApprovalChangedKeepDeadline(EventHandler):
             )
         elif not isinstance(event, ApprovalOverdue):
             await self._deadlines.cancel(overdue_key(event.approval_id))
-        return await self._plans.apply(envelope.subject, envelope, lambda doc: doc)
+        return await self._plans.done(envelope, stored)
 
 
 def deadline_handlers(approvals: Approvals) -> dict[str, DeadlineHandler]:

@@ -17,7 +17,14 @@ from typing import Protocol
 from casework.access import AccessDenied, NotVisible
 from casework.auth import Principal
 from casework.clock import Clock
-from casework.eventstore import CommitContext, ConcurrencyConflict, Document, Repository
+from casework.eventstore import (
+    RACE_RETRIES,
+    CommitContext,
+    ConcurrencyConflict,
+    Document,
+    Repository,
+    after_lost_race,
+)
 
 from casework_supervision.adapters.approval_queue import ApprovalQueue
 from casework_supervision.domain.approval import Approval
@@ -39,7 +46,6 @@ log = logging.getLogger(__name__)
 DECIDERS = frozenset({"supervisor"})
 QUEUE_READERS = frozenset({"supervisor", "site_manager", "regional_admin"})
 READERS = frozenset({"caseworker", "supervisor", "site_manager", "regional_admin"})
-_ATTEMPTS = 5
 
 
 class StaffFactsLike(Protocol):
@@ -75,26 +81,45 @@ class Approvals:
     # -- commands from policies and deadlines -------------------------------------------------
 
     async def request(self, cmd: RequestApproval, ctx: CommitContext) -> bool:
-        """Open an approval; False when it exists already (a redelivered request)."""
-        for attempt in range(_ATTEMPTS):
-            approval = await self.approvals.find(cmd.approval_id) or self.approvals.new(
-                cmd.approval_id
-            )
+        """Open an approval; False when it exists already (a redelivered request).
+
+        The first try does not read the store for an approval this process has not seen: an
+        approval id is derived from what is approved, so a request is nearly always for a new
+        one, and the stream's commit key decides. Should the approval exist after all (a
+        redelivery, another replica), the save loses the race on version 1 and the next try
+        loads it, and the aggregate finds it requested: nothing is stored twice. A stream this
+        process has cached is taken from the cache without the probe for newer commits: a
+        stale cache can only make the save conflict, never store a second request.
+        """
+        for attempt in range(RACE_RETRIES):
+            if attempt == 0 and not self.approvals.knows(cmd.approval_id):
+                approval = self.approvals.new(cmd.approval_id)
+            else:
+                approval = await self.approvals.find(
+                    cmd.approval_id, trust_cache=attempt == 0
+                ) or self.approvals.new(cmd.approval_id)
             if not approval.request(cmd):
                 return False
             try:
                 await self.approvals.save(approval, ctx)
             except ConcurrencyConflict:
-                if attempt == _ATTEMPTS - 1:
-                    raise
-                continue  # another replica requested it: the next round finds it
+                await after_lost_race(attempt)
+                continue  # it exists (a redelivery, another replica): the next try finds it
             return True
-        return False
+        raise ConcurrencyConflict(Approval.stream_id_for(cmd.approval_id), -1)
 
     async def withdraw(self, approval_id: str, reason: str, ctx: CommitContext) -> bool:
-        """Withdraw a waiting approval; False when there is none waiting under this id."""
-        for attempt in range(_ATTEMPTS):
-            approval = await self.approvals.find(approval_id)
+        """Withdraw a waiting approval; False when there is none waiting under this id.
+
+        A stream this process holds in its cache is decided on the cache first, without the
+        probe for newer commits (a case's close withdraws each of its approvals, most long
+        decided). Safe because a decided or withdrawn approval never changes again, so a
+        "nothing to withdraw" found on a cached terminal state is final, and a withdrawal
+        decided on a stale cached "requested" loses the race on the commit key and is decided
+        again on a fresh load. An approval the cache does not hold is read from the store."""
+        for attempt in range(RACE_RETRIES):
+            cached = attempt == 0 and self.approvals.knows(approval_id)
+            approval = await self.approvals.find(approval_id, trust_cache=cached)
             if approval is None:
                 return False
             if not approval.withdraw(WithdrawApproval(approval_id, reason), self.clock.now()):
@@ -102,17 +127,16 @@ class Approvals:
             try:
                 await self.approvals.save(approval, ctx)
             except ConcurrencyConflict:
-                if attempt == _ATTEMPTS - 1:
-                    raise
-                continue
+                await after_lost_race(attempt)
+                continue  # decided or withdrawn meanwhile: the aggregate decides again
             return True
-        return False
+        raise ConcurrencyConflict(Approval.stream_id_for(approval_id), -1)
 
     async def mark_overdue(self, approval_id: str, due_at: datetime) -> bool:
         """The deadline fired: the aggregate raises `ApprovalOverdue` once, if it still waits.
         Two replicas firing it race on the stream's commit key: the loser reloads and finds
         it raised."""
-        for attempt in range(_ATTEMPTS):
+        for attempt in range(RACE_RETRIES):
             approval = await self.approvals.find(approval_id)
             if approval is None or approval.status is not ApprovalStatus.REQUESTED:
                 return False
@@ -123,11 +147,10 @@ class Approvals:
             try:
                 await self.approvals.save(approval, CommitContext())
             except ConcurrencyConflict:
-                if attempt == _ATTEMPTS - 1:
-                    raise
-                continue
+                await after_lost_race(attempt)
+                continue  # another replica raised it or it was decided: the next try sees it
             return True
-        return False
+        raise ConcurrencyConflict(Approval.stream_id_for(approval_id), -1)
 
     # -- decisions over HTTP ------------------------------------------------------------------
 

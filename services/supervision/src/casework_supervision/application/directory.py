@@ -16,6 +16,7 @@ transaction (DESIGN §7); the window is one request long, and the rota route sho
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -25,7 +26,13 @@ from casework.aggregate import Aggregate
 from casework.auth import Principal
 from casework.clock import Clock
 from casework.directory import KnownRota, KnownStaff, KnownTeams, StaffFacts
-from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
+from casework.eventstore import (
+    RACE_RETRIES,
+    CommitContext,
+    ConcurrencyConflict,
+    Repository,
+    after_lost_race,
+)
 
 from casework_supervision.domain.caseload_policy import (
     AGENCY,
@@ -93,11 +100,15 @@ class Directory:
     ) -> CaseloadPolicyRecord:
         if not principal.has_role(ADMIN):
             raise AccessDenied("the agency's caseload policy is set by a regional admin")
-        assert self.caseload_policies is not None
-        record = await self.caseload_policies.find(AGENCY) or self.caseload_policies.new(AGENCY)
-        record.set(cmd, self.clock.now())
-        await self._save(self.caseload_policies, record, ctx, DirectoryRaced("the caseload policy"))
-        return record
+        policies = self.caseload_policies
+        assert policies is not None
+
+        async def decide() -> CaseloadPolicyRecord:
+            record = await policies.find(AGENCY) or policies.new(AGENCY)
+            record.set(cmd, self.clock.now())
+            return record
+
+        return await self._decided(policies, decide, ctx, DirectoryRaced("the caseload policy"))
 
     async def caseload_policy(self) -> CaseloadPolicyRecord | None:
         assert self.caseload_policies is not None
@@ -110,12 +121,16 @@ class Directory:
     ) -> Team:
         _require_manager_of(principal, {cmd.site})
         await self._require_site(cmd.site)
-        team = await self.teams.find(team_id(cmd.site, cmd.team)) or self.teams.new(
-            team_id(cmd.site, cmd.team)
+        tid = team_id(cmd.site, cmd.team)
+
+        async def decide() -> Team:
+            team = await self.teams.find(tid) or self.teams.new(tid)
+            team.register(cmd, self.clock.now())  # registered meanwhile: the rule says so
+            return team
+
+        return await self._decided(
+            self.teams, decide, ctx, TeamAlreadyRegistered(cmd.site, cmd.team)
         )
-        team.register(cmd, self.clock.now())
-        await self._save(self.teams, team, ctx, TeamAlreadyRegistered(cmd.site, cmd.team))
-        return team
 
     # -- staff --------------------------------------------------------------------------------
 
@@ -125,77 +140,98 @@ class Directory:
         _require_manager_of(principal, set(cmd.profile.sites))
         _require_may_grant(principal, cmd.profile.roles)
         await self._check_places(cmd.profile)
-        member = await self.staff.find(cmd.staff_id) or self.staff.new(cmd.staff_id)
-        member.register(cmd, self.clock.now())
-        await self._save(self.staff, member, ctx, StaffMemberAlreadyRegistered(cmd.staff_id))
-        return member
+
+        async def decide() -> StaffMember:
+            member = await self.staff.find(cmd.staff_id) or self.staff.new(cmd.staff_id)
+            member.register(cmd, self.clock.now())  # registered meanwhile: the rule says so
+            return member
+
+        return await self._decided(
+            self.staff, decide, ctx, StaffMemberAlreadyRegistered(cmd.staff_id)
+        )
 
     async def change_staff_profile(
         self, cmd: ChangeStaffProfile, principal: Principal, ctx: CommitContext
     ) -> StaffMember:
-        member = await self._member(cmd.staff_id)
-        assert member.profile is not None
-        _require_manager_of(principal, set(member.profile.sites) | set(cmd.profile.sites))
-        granted = set(cmd.profile.roles) - set(member.profile.roles)
-        _require_may_grant(principal, tuple(granted))
-        await self._check_places(cmd.profile)
-        member.change_profile(cmd, self.clock.now())
-        await self._save(self.staff, member, ctx, DirectoryRaced(f"staff member {cmd.staff_id}"))
-        return member
+        async def decide() -> StaffMember:
+            member = await self._member(cmd.staff_id)
+            assert member.profile is not None
+            _require_manager_of(principal, set(member.profile.sites) | set(cmd.profile.sites))
+            granted = set(cmd.profile.roles) - set(member.profile.roles)
+            _require_may_grant(principal, tuple(granted))
+            await self._check_places(cmd.profile)
+            member.change_profile(cmd, self.clock.now())
+            return member
+
+        return await self._decided(
+            self.staff, decide, ctx, DirectoryRaced(f"staff member {cmd.staff_id}")
+        )
 
     async def record_staff_member_left(
         self, cmd: RecordStaffMemberLeft, principal: Principal, ctx: CommitContext
     ) -> StaffMember:
-        member = await self._member(cmd.staff_id)
-        assert member.profile is not None
-        _require_manager_of(principal, set(member.profile.sites))
-        now = self.clock.now()
-        rostered: list[str] = []
-        for site in member.profile.sites:
-            rota = await self.rotas.find(site)
-            if rota is not None:
-                rostered += [f"{site}/{s}" for s in rota.rostering(cmd.staff_id, now)]
-        member.leave(now, rostered)
-        await self._save(self.staff, member, ctx, DirectoryRaced(f"staff member {cmd.staff_id}"))
-        return member
+        async def decide() -> StaffMember:
+            member = await self._member(cmd.staff_id)
+            assert member.profile is not None
+            _require_manager_of(principal, set(member.profile.sites))
+            now = self.clock.now()
+            rostered: list[str] = []
+            for site in member.profile.sites:
+                rota = await self.rotas.find(site)
+                if rota is not None:
+                    rostered += [f"{site}/{s}" for s in rota.rostering(cmd.staff_id, now)]
+            member.leave(now, rostered)
+            return member
+
+        return await self._decided(
+            self.staff, decide, ctx, DirectoryRaced(f"staff member {cmd.staff_id}")
+        )
 
     async def assign_supervisor(
         self, cmd: AssignSupervisor, principal: Principal, ctx: CommitContext
     ) -> StaffMember:
-        member = await self._member(cmd.staff_id)
-        assert member.profile is not None
-        _require_manager_of(principal, set(member.profile.sites))
-        supervisor = await self._member(cmd.supervisor_id, field="body.supervisor_id")
-        member.assign_supervisor(cmd, supervisor, self.clock.now())
-        await self._save(self.staff, member, ctx, DirectoryRaced(f"staff member {cmd.staff_id}"))
-        return member
+        async def decide() -> StaffMember:
+            member = await self._member(cmd.staff_id)
+            assert member.profile is not None
+            _require_manager_of(principal, set(member.profile.sites))
+            supervisor = await self._member(cmd.supervisor_id, field="body.supervisor_id")
+            member.assign_supervisor(cmd, supervisor, self.clock.now())
+            return member
+
+        return await self._decided(
+            self.staff, decide, ctx, DirectoryRaced(f"staff member {cmd.staff_id}")
+        )
 
     async def delegate_supervision(
         self, cmd: DelegateSupervision, principal: Principal, ctx: CommitContext
     ) -> StaffMember:
-        supervisor = await self._member(cmd.supervisor_id)
-        assert supervisor.profile is not None
-        if principal.sub != cmd.supervisor_id:
-            _require_manager_of(principal, set(supervisor.profile.sites))
-        delegate = await self._member(cmd.delegate_id, field="body.delegate_id")
-        supervisor.delegate(cmd, delegate, self.clock.now())
-        await self._save(
-            self.staff, supervisor, ctx, DirectoryRaced(f"staff member {cmd.supervisor_id}")
+        async def decide() -> StaffMember:
+            supervisor = await self._member(cmd.supervisor_id)
+            assert supervisor.profile is not None
+            if principal.sub != cmd.supervisor_id:
+                _require_manager_of(principal, set(supervisor.profile.sites))
+            delegate = await self._member(cmd.delegate_id, field="body.delegate_id")
+            supervisor.delegate(cmd, delegate, self.clock.now())
+            return supervisor
+
+        return await self._decided(
+            self.staff, decide, ctx, DirectoryRaced(f"staff member {cmd.supervisor_id}")
         )
-        return supervisor
 
     async def end_delegation(
         self, cmd: EndDelegation, principal: Principal, ctx: CommitContext
     ) -> StaffMember:
-        supervisor = await self._member(cmd.supervisor_id)
-        assert supervisor.profile is not None
-        if principal.sub != cmd.supervisor_id:
-            _require_manager_of(principal, set(supervisor.profile.sites))
-        supervisor.end_delegation(cmd, self.clock.now())
-        await self._save(
-            self.staff, supervisor, ctx, DirectoryRaced(f"staff member {cmd.supervisor_id}")
+        async def decide() -> StaffMember:
+            supervisor = await self._member(cmd.supervisor_id)
+            assert supervisor.profile is not None
+            if principal.sub != cmd.supervisor_id:
+                _require_manager_of(principal, set(supervisor.profile.sites))
+            supervisor.end_delegation(cmd, self.clock.now())
+            return supervisor
+
+        return await self._decided(
+            self.staff, decide, ctx, DirectoryRaced(f"staff member {cmd.supervisor_id}")
         )
-        return supervisor
 
     # -- on-call rota -------------------------------------------------------------------------
 
@@ -204,24 +240,34 @@ class Directory:
     ) -> Rota:
         _require_manager_of(principal, {cmd.site})
         await self._require_site(cmd.site)
-        worker = await self._member(cmd.staff_id, field="body.staff_id")
-        backup = (
-            await self._member(cmd.backup_id, field="body.backup_id") if cmd.backup_id else None
+
+        async def decide() -> Rota:
+            worker = await self._member(cmd.staff_id, field="body.staff_id")
+            backup = (
+                await self._member(cmd.backup_id, field="body.backup_id") if cmd.backup_id else None
+            )
+            rota = await self.rotas.find(cmd.site) or self.rotas.new(cmd.site)
+            rota.schedule(cmd, worker, backup, self.clock.now())
+            return rota
+
+        return await self._decided(
+            self.rotas, decide, ctx, DirectoryRaced(f"the rota of {cmd.site}")
         )
-        rota = await self.rotas.find(cmd.site) or self.rotas.new(cmd.site)
-        rota.schedule(cmd, worker, backup, self.clock.now())
-        await self._save(self.rotas, rota, ctx, DirectoryRaced(f"the rota of {cmd.site}"))
-        return rota
 
     async def cancel_shift(
         self, cmd: CancelOnCallShift, principal: Principal, ctx: CommitContext
     ) -> Rota:
         _require_manager_of(principal, {cmd.site})
         await self._require_site(cmd.site)
-        rota = await self.rotas.find(cmd.site) or self.rotas.new(cmd.site)
-        rota.cancel(cmd, self.clock.now())
-        await self._save(self.rotas, rota, ctx, DirectoryRaced(f"the rota of {cmd.site}"))
-        return rota
+
+        async def decide() -> Rota:
+            rota = await self.rotas.find(cmd.site) or self.rotas.new(cmd.site)
+            rota.cancel(cmd, self.clock.now())
+            return rota
+
+        return await self._decided(
+            self.rotas, decide, ctx, DirectoryRaced(f"the rota of {cmd.site}")
+        )
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -285,15 +331,27 @@ class Directory:
                 )
 
     @staticmethod
-    async def _save(
-        repository: Repository[A], aggregate: A, ctx: CommitContext, on_conflict: SupervisionError
-    ) -> None:
-        if not aggregate.pending_events:
-            return
-        try:
-            await repository.save(aggregate, ctx)
-        except ConcurrencyConflict:
-            raise on_conflict from None
+    async def _decided(
+        repository: Repository[A],
+        decide: Callable[[], Awaitable[A]],
+        ctx: CommitContext,
+        exhausted: SupervisionError,
+    ) -> A:
+        """Load, authorise and decide (`decide`), save; a write race lost on the entry's
+        stream is decided again on a fresh load (`RACE_RETRIES`, `after_lost_race`, as every
+        load-decide-save of the platform), so a concurrent change is built upon, or refused
+        by the rule it breaks (registered meanwhile), never lost. `exhausted` is raised only
+        if every try lost."""
+        for attempt in range(RACE_RETRIES):
+            aggregate = await decide()
+            if not aggregate.pending_events:
+                return aggregate
+            try:
+                await repository.save(aggregate, ctx)
+                return aggregate
+            except ConcurrencyConflict:
+                await after_lost_race(attempt)
+        raise exhausted
 
 
 def _require_manager_of(principal: Principal, sites: set[str]) -> None:

@@ -38,10 +38,11 @@ from casework.deadlines import Deadline, DeadlineHandler, Deadlines
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import CommitContext
-from casework.projections import APPLIED, EventHandler, ReadModel
+from casework.projections import EventHandler, ReadModel
 from casework.runtime import events_topic
 
 from casework_supervision.adapters.case_facts import change_of
+from casework_supervision.adapters.deadline_plans import DeadlinePlans
 from casework_supervision.application.sessions import Sessions
 from casework_supervision.domain.cadence import CadencePolicy, SupervisionCadence
 
@@ -149,7 +150,7 @@ class WhenCadenceChangedKeepDeadlines(EventHandler):
 
     def __init__(self, deadlines: Deadlines, plans: ReadModel, policy: CadencePolicy) -> None:
         self._deadlines = deadlines
-        self._plans = plans
+        self._plans = DeadlinePlans(plans)
         self._policy = policy
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
@@ -162,11 +163,11 @@ class WhenCadenceChangedKeepDeadlines(EventHandler):
             | ActionItemOverdue,
         ):
             return False
-        done = await self._plans.collection.find_one({"_id": envelope.subject}, {APPLIED: 1})
-        if done and done.get(APPLIED, {}).get(envelope.subject, 0) >= envelope.stream_version:
+        seen, stored = await self._plans.seen(envelope)
+        if seen:
             return False
         await self.keep(event)
-        return await self._plans.apply(envelope.subject, envelope, lambda doc: doc)
+        return await self._plans.done(envelope, stored)
 
     async def keep(self, event: DomainEvent) -> None:
         match event:
