@@ -9,7 +9,11 @@ other services' events (DESIGN §5).
   the aggregate's stream owns the document.
 - Outages heal: a failure `transient_kind` recognises (database or broker unreachable, a
   timeout, a replica set without a primary) is retried with capped exponential backoff for
-  as long as it lasts. Nothing is skipped or dead-lettered and no offset moves past the
+  as long as it lasts. So is *contention* — a handler's append that lost every write race on
+  its stream (`ConcurrencyConflict`), typically because a killed process left its intent in
+  the stream's next slot, which the relay clears only after its grace (10 s) — but only for
+  `contention_patience_s` (60 s): a conflict that outlasts every way it can clear is a bug,
+  and goes the poison way below. Nothing is skipped or dead-lettered and no offset moves past the
   record that failed; every `hold_s` seconds the runner rewinds its partitions to that record
   and returns to the poll loop, so the consumer stays in its group however long the outage.
 - Poison parks its stream: any other failure is retried `max_attempts` times, then the record
@@ -56,7 +60,7 @@ from pymongo.errors import DuplicateKeyError
 from casework.clock import Clock, SystemClock
 from casework.envelope import Envelope, MalformedEnvelope, Position
 from casework.events import DomainEvent, EventRegistry, UnknownEventType
-from casework.eventstore import Document
+from casework.eventstore import ConcurrencyConflict, Document
 from casework.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -401,9 +405,14 @@ _TRANSIENT_MONGO_CODES = frozenset(
 )
 
 
+CONTENTION = "contention"
+"""The transient kind of a lost write race (`ConcurrencyConflict`): retried, but not forever."""
+
+
 def transient_kind(exc: BaseException) -> str | None:
     """`"database"` or `"broker"` when `exc` (or what caused it) is an outage that retrying
-    heals; None when it is deterministic (a bug, a contract violation: poison).
+    heals, `"contention"` for a lost write race; None when it is deterministic (a bug, a
+    contract violation: poison).
 
     Database: PyMongo's `ConnectionFailure` family (`AutoReconnect`, `NetworkTimeout`,
     `NotPrimaryError`, `ServerSelectionTimeoutError`), `ExecutionTimeout`, `WTimeoutError`,
@@ -415,6 +424,8 @@ def transient_kind(exc: BaseException) -> str | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, ConcurrencyConflict):
+            return CONTENTION
         if isinstance(
             current,
             pymongo_errors.ConnectionFailure
@@ -621,8 +632,8 @@ class ConsumerRunner:
     """Feeds one projection or policy from Kafka: decode, apply, retry transient failures for
     as long as they last, dead-letter poison and park its stream, ack.
 
-    State for readiness (`/readyz`): `failing_since` and `failure_kind` ("database" or
-    "broker") while a transient failure is being retried, `parked_streams`, and
+    State for readiness (`/readyz`): `failing_since` and `failure_kind` ("database",
+    "broker" or "contention") while a transient failure is being retried, `parked_streams`, and
     `last_event_time` (the time of the last event applied, for the lag in seconds).
     """
 
@@ -643,6 +654,7 @@ class ConsumerRunner:
         backoff_max_s: float = 5.0,
         hold_s: float | None = None,
         streams_in_flight: int = 32,
+        contention_patience_s: float = 60.0,
     ) -> None:
         self.handler = handler
         self._prefix = prefix  # the namespace: before every topic and group name
@@ -657,6 +669,10 @@ class ConsumerRunner:
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self.hold_s = hold_s
+        self.contention_patience_s = contention_patience_s
+        """How long lost write races are retried as transient before they count as poison
+        (several times the relay's grace, after which an abandoned intent is cleared)."""
+        self._contended_since: float | None = None
         self.streams_in_flight = streams_in_flight
         """Streams of one batch a `concurrent` handler applies at once (1: one by one)."""
         self.known = KnownDocuments()
@@ -696,7 +712,7 @@ class ConsumerRunner:
         if self.failing_since is None:
             self.failing_since = self._clock.now()
             log.warning(
-                "%s: %s unavailable (%s); retrying until it is back",
+                "%s: %s trouble (%s); retrying until it clears",
                 self.handler.name,
                 kind,
                 type(exc).__name__,
@@ -718,7 +734,19 @@ class ConsumerRunner:
             log.info("%s: recovered after %s", self.handler.name, self.failure_kind)
         self.failing_since = None
         self.failure_kind = None
+        self._contended_since = None
         self._backoff = self._backoff_initial_s
+
+    def _patient_with(self, kind: str) -> bool:
+        """Whether a transient failure of `kind` is still retried as one: always for an
+        outage; for contention, until it has lasted `contention_patience_s` (loop time,
+        since the first conflict of this run of failures)."""
+        if kind != CONTENTION:
+            return True
+        now = asyncio.get_running_loop().time()
+        if self._contended_since is None:
+            self._contended_since = now
+        return now - self._contended_since < self.contention_patience_s
 
     async def _retrying(self, step: Callable[[], Awaitable[T]], hold_until: float | None) -> T:
         """Run `step` until it does not fail transiently (poison is raised)."""
@@ -727,7 +755,7 @@ class ConsumerRunner:
                 return await step()
             except Exception as exc:
                 kind = transient_kind(exc)
-                if kind is None:
+                if kind is None or not self._patient_with(kind):
                     raise
                 await self._outage(exc, kind, hold_until)
 
@@ -826,7 +854,7 @@ class ConsumerRunner:
                 break
             except Exception as exc:
                 kind = transient_kind(exc)
-                if kind is not None:
+                if kind is not None and self._patient_with(kind):
                     await self._outage(exc, kind, hold_until)
                     continue  # an outage costs no attempt: it says nothing about the event
                 attempt += 1

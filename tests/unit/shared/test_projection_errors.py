@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from pymongo import errors as pymongo_errors
 
 from casework.contracts.intake import ReferralReceived
+from casework.eventstore import ConcurrencyConflict
 from casework.projections import describe_error, transient_kind
 
 CONCERNS = "hears her late brother's voice telling her to walk into the river"
@@ -28,6 +29,7 @@ CONCERNS = "hears her late brother's voice telling her to walk into the river"
         (kafka_errors.NodeNotReadyError(), "broker"),
         (kafka_errors.RequestTimedOutError(), "broker"),
         (kafka_errors.NotLeaderForPartitionError(), "broker"),
+        (ConcurrencyConflict("case-1", 3), "contention"),
         (pymongo_errors.DuplicateKeyError("E11000", code=11000), None),
         (pymongo_errors.OperationFailure("bad query", code=2), None),
         (ValueError("a bug"), None),
