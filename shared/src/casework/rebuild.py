@@ -219,11 +219,17 @@ async def rebuild_projection(
     *,
     progress: Callable[[str], None] = print,
     every: int = 10_000,
+    writer: EventHandler | None = None,
 ) -> RebuildReport:
-    """Rebuild `live`'s read model from its topics; see the module docstring."""
+    """Rebuild `live`'s read model from its topics; see the module docstring.
+
+    `writer`: the policy that keeps this read model in its own handler (it has no consumer
+    group): the rebuild refuses while the policy's group has live members, and leaves that
+    group's offsets alone — the policy resumes where it was, and what it applies again is
+    older than the rebuilt documents' versions, so it changes nothing."""
     started = time.perf_counter()
     prefix = topic_prefix(settings)
-    group = prefix + consumer_group(settings.service, live.name)
+    group = prefix + consumer_group(settings.service, (writer or live).name)
     await _refuse_if_active(settings, group)
     database = live.database
     target = live.read_model.collection.name
@@ -303,7 +309,8 @@ async def rebuild_projection(
                 await database.client.admin.command(
                     "renameCollection", f"{database.name}.{new}", to=f"{database.name}.{old}"
                 )
-        await _commit_group(settings, runner.group_id, {tp: end[tp] for tp in partitions})
+        if writer is None:
+            await _commit_group(settings, runner.group_id, {tp: end[tp] for tp in partitions})
     finally:
         await consumer.stop()
         await producer.stop()
@@ -508,6 +515,14 @@ async def run_offline(
         for each in runtime.handlers:
             kind = "read model" if isinstance(each, Projection) else "policy"
             out(f"{each.name:<40} {kind:<11} {', '.join(each.topics)}")
+        for name, (_, writer) in runtime.embedded.items():
+            out(f"{name:<40} {'read model':<11} {', '.join(writer.topics)} (kept by {writer.name})")
+        return 0
+    if command == "rebuild" and name in runtime.embedded:
+        projection, writer = runtime.embedded[name]
+        await rebuild_projection(
+            projection, runtime.registry, settings, progress=progress, writer=writer
+        )
         return 0
     if command == "parked":
         chosen = [handlers[name]] if name in handlers else list(runtime.handlers)

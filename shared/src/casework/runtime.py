@@ -40,6 +40,7 @@ from casework.privacy.sealing import Opener, Sealer
 from casework.projections import (
     ConsumerRunner,
     EventHandler,
+    Projection,
     dead_letter_topic,
     runners,
     transient_kind,
@@ -154,6 +155,9 @@ class ServiceRuntime:
     keys: KeyService
     opener: Opener
     handlers: list[EventHandler] = field(default_factory=list)
+    embedded: dict[str, tuple[Projection, EventHandler]] = field(default_factory=dict)
+    """Read models a policy writes in its own handler (no consumer group of their own), by
+    name, with that policy: not consumed, but rebuilt offline like any read model."""
     consumers: list[ConsumerRunner] = field(default_factory=list)
     subscribers: list[Any] = field(default_factory=list)
     broker_probe: BrokerProbe | None = None

@@ -1,6 +1,6 @@
 """Every read model of supervision sessions rebuilt from its topics equals the live one
-(`casework rebuild supervision NAME`, or `rebuild_projection` for the case facts, which have
-no consumer group of their own), on real Kafka and FerretDB: case and contact facts,
+(`casework rebuild supervision NAME`, the case facts too, which have no consumer group of
+their own), on real Kafka and FerretDB: case and contact facts,
 sessions, action items, cadences, concerns, after a session's whole life."""
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from casework.contracts.contacts import ContactObligationOpened, ContactOverdue
 from casework.contracts.supervision import PracticeTopic, SessionKind
 from casework.eventstore import CommitContext, Document
 from casework.projections import Projection
-from casework.rebuild import rebuild_projection
+from casework.rebuild import rebuild_projection, run_offline
 from casework.runtime import wait_until
 
+from casework_supervision.adapters.case_facts import CaseFactsStore
 from casework_supervision.bootstrap import build
 from casework_supervision.settings import SessionsSettings
 from support.directory import seed_directory, staff
@@ -59,7 +60,7 @@ async def test_every_sessions_read_model_rebuilt_equals_the_live_one(
     # the one copy of the case facts has no consumer group of its own (the approvals policy
     # writes it), yet rebuilds like any read model
     assert not [h for h in runtime.handlers if h.name == "case_facts"]
-    projections.append(wiring.sessions.caseload)
+    assert runtime.embedded["case_facts"][0] is wiring.sessions.caseload
     now = datetime.now(UTC)
     async with dropped_afterwards(mongo_url, settings):
         async with runtime.running(), publisher(settings) as relay:
@@ -229,12 +230,26 @@ async def test_every_sessions_read_model_rebuilt_equals_the_live_one(
             offline = [type(p)(database) for p in projections]
             live = {p.name: await _documents(p) for p in offline}
             assert all(live[name] for name in MINE)
-            assert len(live["case_facts"]) == 4
             for projection in offline:
                 await rebuild_projection(
                     projection, runtime.registry, settings, progress=lambda _: None
                 )
                 rebuilt = await _documents(projection)
                 assert rebuilt == live[projection.name], projection.name
+            # the case facts as an operator rebuilds them: `casework rebuild supervision
+            # case_facts` on a service built again (not started)
+            facts = CaseFactsStore(database)
+            kept = await _documents(facts)
+            assert len(kept) == 4
+            again = build(settings).runtime
+            try:
+                said: list[str] = []
+                assert await run_offline(again, "projections", out=said.append) == 0
+                assert any(line.startswith("case_facts ") for line in said), said
+                assert await run_offline(again, "rebuild", "case_facts", progress=said.append) == 0
+            finally:
+                await again.stop()
+            assert any("rebuilt case_facts" in line for line in said), said
+            assert await _documents(facts) == kept
         finally:
             await reader.close()

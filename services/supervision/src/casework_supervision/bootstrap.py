@@ -137,8 +137,10 @@ def _wire_approvals(
         sites=sites,
         clock=runtime.clock,
     )
+    requesting = WhenCaseChangedRequestApprovals(case_facts, approvals, own.due_policy())
+    runtime.embedded[case_facts.name] = (case_facts, requesting)
     runtime.consume(
-        WhenCaseChangedRequestApprovals(case_facts, approvals, own.due_policy()),
+        requesting,
         WhenApprovalChangedKeepDeadline(
             runtime.deadlines, ReadModel(runtime.database["approval_deadline_plans"])
         ),
