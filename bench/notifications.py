@@ -183,7 +183,12 @@ class Bench:
                 rid = (await self.retry(intake, "/referrals", referral))["referral_id"]
                 await self.retry(intake, f"/referrals/{rid}/screening", HIGH)
                 case_id = str((await self.retry(intake, f"/referrals/{rid}/accept"))["case_id"])
-                assign = {"caseworker_id": self.ids["wendy"], "team": TEAM}
+                # one worker holds every crisis of the run: past her capacity, by decision
+                assign = {
+                    "caseworker_id": self.ids["wendy"],
+                    "team": TEAM,
+                    "capacity_override_reason": "benchmark: one worker takes every crisis",
+                }
                 await self.retry(cases_api, f"/cases/{case_id}/assignment", assign)
                 cases.append(case_id)
         return cases
