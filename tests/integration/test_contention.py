@@ -13,11 +13,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import ClassVar
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -41,7 +40,7 @@ from casework.relay import OutboxRelay, kafka_producer
 from casework.runtime import ensure_topics, wait_until
 
 from support.faults import Crash, Plan, faulty_store
-from support.kafka import read_topic
+from support.kafka import publish, read_topic
 from support.ledger import REGISTRY, Ledger, LedgerOpened
 
 LEDGER = "L"
@@ -90,23 +89,9 @@ class World:
     async def opened_elsewhere(self) -> None:
         """A `LedgerOpened` on another stream, as another service's relay publishes it."""
         stream = f"ledger-{uuid.uuid4().hex[:6]}"
-        event = LedgerOpened(ledger_id=stream, owner="bo")
-        envelope = Envelope(
-            type=event.type_name(),
-            source="/casework/test",
-            subject=stream,
-            time=datetime.now(UTC),
-            data=event.model_dump(mode="json"),
-            stream_version=1,
+        await publish(
+            self.bootstrap, self.topic, (LedgerOpened(ledger_id=stream, owner="bo"), stream, 1)
         )
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
-        await producer.start()
-        try:
-            await producer.send_and_wait(
-                self.topic, key=envelope.key, value=envelope.value(), headers=envelope.headers()
-            )
-        finally:
-            await producer.stop()
 
     async def killed_mid_append(self) -> None:
         """A writer of `L` dies after its intent for the next slot, before its commit."""

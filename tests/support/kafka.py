@@ -1,11 +1,32 @@
-"""Reading test topics back from the real broker."""
+"""Writing events onto test topics as a service's relay would, and reading topics back, on
+the real broker."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from casework.events import DomainEvent
+
+from support.envelopes import envelope_of
+
+
+async def publish(bootstrap: str, topic: str, *events: tuple[DomainEvent, str, int]) -> None:
+    """Each (event, stream, version) onto `topic`, enveloped as its service's relay would,
+    in order, each acknowledged by every replica."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for event, stream, version in events:
+            envelope = envelope_of(event, stream, version, datetime.now(UTC))
+            await producer.send_and_wait(
+                topic, key=envelope.key, value=envelope.value(), headers=envelope.headers()
+            )
+    finally:
+        await producer.stop()
 
 
 async def read_topic(

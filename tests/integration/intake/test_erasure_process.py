@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from casework.auth import Principal
 from casework.clock import Clock, FixedClock
@@ -49,7 +48,7 @@ from casework_intake.domain.commands import (
     ScreenRisk,
 )
 from casework_intake.domain.erasure import Erasure
-from support.envelopes import envelope_of
+from support.kafka import publish as publish_to
 
 SITE = "north"
 WORKER = Principal("ivy", "Ivy", frozenset({"intake_worker"}), frozenset({SITE}), None)
@@ -279,19 +278,7 @@ async def test_an_erasure_cut_short_between_two_steps_is_finished_by_the_next_se
 
 async def publish(settings: Settings, kafka: str, *events: tuple[Any, str, int]) -> None:
     """Cases events onto the (namespaced) cases topic, as the cases service's relay would."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
-    await producer.start()
-    try:
-        for event, stream, version in events:
-            e = envelope_of(event, stream, version, datetime.now(UTC))
-            await producer.send_and_wait(
-                topic_prefix(settings) + "casework.cases.events",
-                key=e.key,
-                value=e.value(),
-                headers=e.headers(),
-            )
-    finally:
-        await producer.stop()
+    await publish_to(kafka, topic_prefix(settings) + "casework.cases.events", *events)
 
 
 async def until(check: Callable[[], Awaitable[bool]], within: float = 30) -> None:
