@@ -538,6 +538,10 @@ def expected_board(topics: Topics, now: datetime) -> dict[str, dict[str, Any]]:
             elif kind == "StaffMemberLeft":
                 supervisor_of[data["staff_id"]] = None
     workers = sorted(w for w, s in supervisor_of.items() if s == "sue")
+    capacity_of = {
+        d["staff_id"]: d.get("capacity_points") or DEFAULT_CAPACITY
+        for d in topics.events("supervision", "StaffMemberRegistered")
+    }
 
     # cases: who holds each open case, at what risk, in crisis or not
     held: dict[str, dict[str, Any]] = {}
@@ -656,6 +660,9 @@ def expected_board(topics: Topics, now: datetime) -> dict[str, dict[str, Any]]:
             s["planned_for"] for s in own_sessions if s["status"] in ("scheduled", "prepared")
         ]
         due = supervision_due.get(worker)
+        load = sum(POINTS[held[c]["risk"] or "none"] + 2 * held[c]["crisis"] for c in mine)
+        capacity = capacity_of[worker]
+        percent = 100.0 * load / capacity
         board[worker] = {
             "caseload": {
                 **{r: caseload[r] for r in ("imminent", "high", "medium", "low", "unrated")},
@@ -676,8 +683,17 @@ def expected_board(topics: Topics, now: datetime) -> dict[str, dict[str, Any]]:
             "next_supervision_planned_for": min(planned) if planned else None,
             "supervision_due_at": due,
             "supervision_overdue": due is not None and due <= now,
+            "weighted_load": load,
+            "capacity": capacity,
+            "load_percent": round(percent, 1),
+            "band": "red" if percent >= 110 else "amber" if percent >= 100 else "green",
         }
     return board
+
+
+POINTS = {"imminent": 4, "high": 3, "medium": 2, "low": 1, "none": 1}
+"""The default caseload policy's points (the month sets none), +2 while in crisis."""
+DEFAULT_CAPACITY = 20
 
 
 def check_the_deadlines_fired(topics: Topics, now: datetime) -> None:
@@ -753,8 +769,12 @@ async def compare(m: Month, day: int) -> None:
     assert shown == expected, f"day {day}: (worker, figure, board, counted) {differences}"
     totals = board.totals.model_dump()
     assert totals["workers"] == len(expected) == len(WORKERS)
+    assert totals["bands"] == {
+        band: sum(1 for w in expected.values() if w["band"] == band)
+        for band in ("green", "amber", "red")
+    }
     for name, value in totals.items():
-        if name in ("workers", "caseload"):
+        if name in ("workers", "caseload", "bands"):
             continue
         assert value == sum(int(w[name]) for w in expected.values()), (day, name)
     assert totals["caseload"] == {

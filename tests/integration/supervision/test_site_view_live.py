@@ -115,8 +115,10 @@ async def test_turnaround_waiting_per_approver_and_ratios_from_events(
                 staff("sue", "supervisor", team="t1"),
                 staff("dan", "supervisor", team="t1"),
                 staff("sid", "supervisor", team="t2"),
-                staff("carl", "caseworker", team="t1", supervisor="sue"),
-                staff("cat", "caseworker", team="t1", supervisor="sue"),
+                # capacities: carl's 7 medium cases (14 points) are red against 12, cat's one
+                # (2 points) amber against 2
+                staff("carl", "caseworker", team="t1", supervisor="sue", capacity_points=12),
+                staff("cat", "caseworker", team="t1", supervisor="sue", capacity_points=2),
                 staff("dora", "crisis_worker", team="t2"),
                 staff("ivy", "intake_worker"),
                 staff("sam", "site_manager"),
@@ -185,6 +187,7 @@ async def test_turnaround_waiting_per_approver_and_ratios_from_events(
             for name, value in fields.items():
                 if isinstance(value, Projection):
                     fields[name] = type(value)(database)
+            fields["caseload_policy"] = None  # the stopped service's store: the defaults
             offline = BoardQueries(**{**fields, "approvals": queue})
             assert isinstance(offline.staff, KnownStaff)
             rebuilt = await offline.site_view("north")
@@ -221,6 +224,8 @@ def _check(view: SiteSupervisionView) -> None:
     assert (ratio.target, ratio.band) == ((5, 10), "underused")  # the default target
     teams = {t: (r.supervisors, r.workers) for t, r in view.supervisor_to_worker_by_team.items()}
     assert teams == {"t1": (2, 2), "t2": (1, 1)}
+    # north's caseworkers by the weight of what they hold (the default policy: medium 2)
+    assert view.capacity_bands == {"green": 0, "amber": 1, "red": 1}
 
 
 async def _documents(queue: ApprovalQueue) -> dict[Any, Document]:

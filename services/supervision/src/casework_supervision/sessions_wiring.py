@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI
 
+from casework.directory import CaseloadPolicy
 from casework.eventstore import Repository
 from casework.projections import ReadModel
 from casework.runtime import ServiceRuntime
@@ -32,6 +33,7 @@ from casework_supervision.application.session_policies import (
 from casework_supervision.application.sessions import Sessions, StaffDirectory
 from casework_supervision.domain.action_item import ActionItem
 from casework_supervision.domain.cadence import CaseReviewCadence, SupervisionCadence
+from casework_supervision.domain.caseload_policy import AGENCY, CaseloadPolicyRecord
 from casework_supervision.domain.concern import Concern
 from casework_supervision.domain.errors import InvalidSessionRequest, SessionError
 from casework_supervision.domain.session import SupervisionSession
@@ -111,7 +113,14 @@ def wire_sessions(
     )
     for kind, handler in deadline_handlers(sessions).items():
         runtime.scheduler.on(kind, handler)
+    policies = Repository(runtime.store, CaseloadPolicyRecord, runtime.registry)
+
+    async def caseload_policy() -> CaseloadPolicy:
+        record = await policies.find(AGENCY)
+        return (record or policies.new(AGENCY)).policy()
+
     board = BoardQueries(
+        caseload_policy=caseload_policy,
         staff=staff,
         caseload=caseload,
         obligations=obligations,

@@ -5,7 +5,10 @@ Supervisor board, per worker the directory says the supervisor supervises now (d
 included): caseload by risk, crises open, overdue contact obligations, missed 72-hour
 follow-ups, contacts due soon, case reviews due (within the window) and overdue, approvals
 waiting, action items open and overdue, the last supervision held, the next one planned and
-when supervision is due by the cadence; and the team's totals. Reads per worker: their cases
+when supervision is due by the cadence, and the weighted caseload against the worker's
+capacity with its band (the agency's caseload policy, `casework.directory.CaseloadPolicy`: the
+cases service refuses an assignment into red without a reason by the same figures); and the
+team's totals, workers per band included. Reads per worker: their cases
 (equality on `caseworker_id`), then the cases' obligations and review cadences by `_id`,
 the waiting approvals of those cases (`approval_queue`, the approvals' own read model, by
 equality on `waiting_site` per site of the cases, filtered by case id: a case reassigned
@@ -29,6 +32,8 @@ see the report's known limits). Also, from events only:
   caseworker, or no supervisor in the directory: a supervisor of the site and team decides)
   counts under `approvals_waiting_unassigned`. The figures per approver therefore add up to
   at least the waiting total minus the unassigned ones (a delegated approval counts twice);
+- *capacity bands*: the site's caseworkers per band of their weighted caseload (their open
+  cases at the site and elsewhere, by `caseworker_id` in `case_facts`);
 - *supervisor-to-worker ratio*: active staff of the site holding `supervisor`, and active
   practitioners (`caseworker`, `crisis_worker`, `intake_worker`) who do not, per site and per
   team (`known_staff`, by equality on `sites`), each with its band against the agency's target
@@ -42,6 +47,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,6 +55,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from casework.clock import Clock
+from casework.directory import DEFAULT_CASELOAD_POLICY, CaseloadPolicy
 
 from casework_supervision.adapters.approval_queue import NO_WORKER, ApprovalQueue
 from casework_supervision.adapters.case_facts import CaseFactsStore
@@ -62,6 +69,7 @@ from casework_supervision.adapters.session_read_models import (
 from casework_supervision.application.sessions import StaffDirectory
 
 RISKS = ("imminent", "high", "medium", "low", "unrated")
+BANDS = ("green", "amber", "red")
 PRACTITIONERS = frozenset({"caseworker", "crisis_worker", "intake_worker"})
 """Roles supervised as practitioners (a supervisor who also holds one counts as a
 supervisor)."""
@@ -93,6 +101,12 @@ class WorkerLine(BaseModel):
     next_supervision_planned_for: datetime | None
     supervision_due_at: datetime | None
     supervision_overdue: bool
+    weighted_load: int
+    """Points of the open cases the worker holds (risk, +bonus in crisis)."""
+    capacity: int
+    load_percent: float
+    band: str
+    """`green`, `amber` (at capacity) or `red` (past the policy's red line)."""
 
 
 class Totals(BaseModel):
@@ -108,6 +122,8 @@ class Totals(BaseModel):
     action_items_open: int = 0
     action_items_overdue: int = 0
     supervision_overdue: int = 0
+    bands: dict[str, int] = Field(default_factory=lambda: dict.fromkeys(BANDS, 0))
+    """Workers per capacity band."""
 
 
 class SupervisorBoard(BaseModel):
@@ -175,6 +191,18 @@ class SiteSupervisionView(BaseModel):
     approvals_waiting_unassigned: int
     supervisor_to_worker: Ratio
     supervisor_to_worker_by_team: dict[str, Ratio]
+    capacity_bands: dict[str, int]
+    """The site's caseworkers per band of their weighted caseload."""
+
+
+def _load(
+    policy: CaseloadPolicy, capacity_points: int | None, cases: list[Any]
+) -> tuple[int, int, float, str]:
+    """A worker's weighted load over the open cases they hold (`case_facts` documents), their
+    capacity, the percent and the band."""
+    load = sum(policy.weight(c.get("risk_level"), bool(c.get("crisis_open_since"))) for c in cases)
+    capacity = policy.capacity_of(capacity_points)
+    return load, capacity, policy.percent(load, capacity), policy.band(load, capacity)
 
 
 def _coverage(total: int, within: int) -> Coverage:
@@ -195,6 +223,15 @@ class BoardQueries:
     review_window: timedelta = timedelta(days=7)
     turnaround_days: int = 30
     ratio_target: tuple[int, int] = (5, 10)
+    caseload_policy: Callable[[], Awaitable[CaseloadPolicy]] | None = None
+    """The agency's caseload weighting as last set (the defaults when None or unset)."""
+
+    async def _policy(self) -> CaseloadPolicy:
+        return (
+            DEFAULT_CASELOAD_POLICY
+            if self.caseload_policy is None
+            else (await self.caseload_policy())
+        )
 
     async def board(self, supervisor_id: str) -> SupervisorBoard:
         now = self.clock.now()
@@ -221,6 +258,7 @@ class BoardQueries:
             ):
                 setattr(totals, name, getattr(totals, name) + getattr(line, name))
             totals.supervision_overdue += int(line.supervision_overdue)
+            totals.bands[line.band] += 1
         return SupervisorBoard(supervisor_id=supervisor_id, at=now, workers=lines, totals=totals)
 
     async def worker_line(self, worker_id: str, now: datetime) -> WorkerLine:
@@ -264,6 +302,10 @@ class BoardQueries:
         ]
         cadence = await self.cadence.get(f"worker:{worker_id}")
         due_at = _aware(cadence["due_at"]) if cadence and cadence.get("due_at") else None
+        facts = await self.staff.get(worker_id)
+        load, capacity, percent, band = _load(
+            await self._policy(), facts.capacity_points if facts else None, cases
+        )
         return WorkerLine(
             worker_id=worker_id,
             caseload=caseload,
@@ -281,6 +323,10 @@ class BoardQueries:
             next_supervision_planned_for=min(planned) if planned else None,
             supervision_due_at=due_at,
             supervision_overdue=due_at is not None and due_at <= now,
+            weighted_load=load,
+            capacity=capacity,
+            load_percent=round(percent, 1),
+            band=band,
         )
 
     async def site_view(self, site: str) -> SiteSupervisionView:
@@ -312,7 +358,17 @@ class BoardQueries:
             approval_turnaround=await self.turnaround(site, now),
             **(await self.approvals_by_approver(site, now)),
             **(await self.ratios(site)),
+            capacity_bands=await self.capacity_bands(site),
         )
+
+    async def capacity_bands(self, site: str) -> dict[str, int]:
+        """The site's active caseworkers per band of the open cases each holds."""
+        policy = await self._policy()
+        bands = dict.fromkeys(BANDS, 0)
+        for worker in await self.staff.with_role(site, "caseworker"):
+            cases = await self.caseload.of_worker(worker.staff_id)
+            bands[_load(policy, worker.capacity_points, cases)[3]] += 1
+        return bands
 
     async def turnaround(self, site: str, now: datetime) -> Turnaround:
         """Request → decision over the site's approvals decided in the last days."""

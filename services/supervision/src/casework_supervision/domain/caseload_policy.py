@@ -9,7 +9,7 @@ from datetime import datetime
 
 from casework.aggregate import Aggregate
 from casework.contracts.supervision import CaseloadPolicySet
-from casework.directory import RISK_KEYS
+from casework.directory import DEFAULT_CASELOAD_POLICY, RISK_KEYS, CaseloadPolicy
 from casework.events import DomainEvent
 
 from casework_supervision.domain.errors import InvalidDirectoryEntry
@@ -55,6 +55,18 @@ class CaseloadPolicyRecord(Aggregate):
                 set_by=cmd.set_by,
                 set_at=at,
             )
+        )
+
+    def policy(self) -> CaseloadPolicy:
+        """The policy as a value (the defaults until one is set)."""
+        if self.current is None:
+            return DEFAULT_CASELOAD_POLICY
+        return CaseloadPolicy(
+            points_by_risk=tuple(sorted(self.current.points_by_risk.items())),
+            crisis_bonus=self.current.crisis_bonus,
+            default_capacity=self.current.default_capacity,
+            amber_at_percent=self.current.amber_at_percent,
+            red_at_percent=self.current.red_at_percent,
         )
 
     def _apply(self, event: DomainEvent) -> None:
