@@ -628,17 +628,6 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.runner.assignments += 1
 
 
-BATCH_WAIT_MS = 50
-"""How long an idle batch subscriber waits for records, and then sleeps, before it asks again.
-FastStream's batch subscriber calls `getmany(timeout_ms=W)` and, when that returns nothing,
-sleeps W more before the next call: a record that arrives during the sleep waits for it. With
-FastStream's default W of 200 ms that added up to 200 ms to every hop of an idle pipeline (a
-crisis takes two hops to the inbox: p50 0.39 s, p99 0.83 s to the live stream on an idle
-machine). 50 ms bounds the added wait at 50 ms a hop; an idle subscriber then asks ten times a
-second (the fetches themselves run in aiokafka's background fetcher: `getmany` reads its
-buffer)."""
-
-
 class ConsumerRunner:
     """Feeds one projection or policy from Kafka: decode, apply, retry transient failures for
     as long as they last, dead-letter poison and park its stream, ack.
@@ -1083,17 +1072,11 @@ class ConsumerRunner:
                 self._metrics.projection_lag.labels(self.handler.name).observe(max(lag, 0.0))
 
     def subscribe(
-        self,
-        broker: KafkaBroker,
-        *,
-        max_records: int = 500,
-        max_poll_interval_ms: int = 300_000,
-        batch_wait_ms: int = BATCH_WAIT_MS,
+        self, broker: KafkaBroker, *, max_records: int = 500, max_poll_interval_ms: int = 300_000
     ) -> Any:
         """Register this runner as a batch subscriber on the broker; returns the subscriber.
 
-        Unless set, `hold_s` becomes a quarter of `max_poll_interval_ms`. `batch_wait_ms`: see
-        `BATCH_WAIT_MS`.
+        Unless set, `hold_s` becomes a quarter of `max_poll_interval_ms`.
         """
         if self.hold_s is None:
             self.hold_s = max_poll_interval_ms / 4000
@@ -1110,7 +1093,6 @@ class ConsumerRunner:
             group_id=self.group_id,
             auto_offset_reset="earliest",
             batch=True,
-            batch_timeout_ms=batch_wait_ms,
             max_records=max_records,
             max_poll_interval_ms=max_poll_interval_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
