@@ -39,13 +39,7 @@ from casework.auth import Principal
 from casework.clock import Clock
 from casework.contracts.intake import ErasureReason, Requester
 from casework.deadlines import Deadline, Deadlines
-from casework.eventstore import (
-    RACE_RETRIES,
-    CommitContext,
-    ConcurrencyConflict,
-    Repository,
-    after_lost_race,
-)
+from casework.eventstore import CommitContext, Repository, retrying_lost_races
 
 from casework_intake.application.ports import (
     BlindIndexEraser,
@@ -137,32 +131,31 @@ class DataProtection:
         return erasure, erasure.erasures[cmd.erasure_id]
 
     async def carry_out(self, client_id: str, erasure_id: str, ctx: CommitContext) -> Erasure:
-        """Every step of a decided erasure not yet recorded, in order (idempotent)."""
-        for attempt in range(RACE_RETRIES):
+        """Every step of a decided erasure not yet recorded, in order (idempotent). A lost
+        race (another runner recorded a step) goes on from what that runner recorded."""
+
+        async def attempt() -> Erasure:
             erasure = await self.erasures.get(client_id)
             record = erasure.erasures[erasure_id]
             if record.finished:
                 return erasure
-            try:
-                if record.destroyed is None:
-                    key_ids = await self.keys.destroy(
-                        record.requested.subject,
-                        record_class=record.requested.record_class,
-                        reason=record.requested.reason.value,
-                        erasure_id=erasure_id,
-                    )
-                    erasure.record_keys_destroyed(erasure_id, key_ids, self._now())
-                    await self.erasures.save(erasure, ctx)
-                deleted = 0  # the blind index holds identity only
-                if record.requested.record_class in (None, "identity"):
-                    deleted = await self.blind_index.forget(record.requested.subject)
-                erasure.complete(erasure_id, deleted, self._now())
+            if record.destroyed is None:
+                key_ids = await self.keys.destroy(
+                    record.requested.subject,
+                    record_class=record.requested.record_class,
+                    reason=record.requested.reason.value,
+                    erasure_id=erasure_id,
+                )
+                erasure.record_keys_destroyed(erasure_id, key_ids, self._now())
                 await self.erasures.save(erasure, ctx)
-                return erasure
-            except ConcurrencyConflict:
-                # another runner recorded a step: go on from what it recorded
-                await after_lost_race(attempt)
-        raise ConcurrencyConflict(Erasure.stream_id_for(client_id), 0)
+            deleted = 0  # the blind index holds identity only
+            if record.requested.record_class in (None, "identity"):
+                deleted = await self.blind_index.forget(record.requested.subject)
+            erasure.complete(erasure_id, deleted, self._now())
+            await self.erasures.save(erasure, ctx)
+            return erasure
+
+        return await retrying_lost_races(attempt)
 
     async def place_hold(
         self, cmd: PlaceLegalHold, principal: Principal, ctx: CommitContext
@@ -226,7 +219,10 @@ class DataProtection:
         return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
     async def _decide(self, cmd: RequestErasure, ctx: CommitContext) -> Erasure:
-        for attempt in range(RACE_RETRIES):
+        """Record the request and its decision; a hold or another request that came first is
+        decided against (a lost race reloads)."""
+
+        async def attempt() -> Erasure:
             open_cases = [
                 OpenCase(case_id=c.case_id, site=c.site)
                 for c in await self.cases.cases_of(cmd.client_id)
@@ -234,13 +230,10 @@ class DataProtection:
             ]
             erasure = await self.erasures.find(cmd.client_id) or self.erasures.new(cmd.client_id)
             erasure.request(cmd, open_cases, self._now())
-            try:
-                await self.erasures.save(erasure, ctx)
-                return erasure
-            except ConcurrencyConflict:
-                # a hold or another request came first: decide again against it
-                await after_lost_race(attempt)
-        raise ConcurrencyConflict(Erasure.stream_id_for(cmd.client_id), 0)
+            await self.erasures.save(erasure, ctx)
+            return erasure
+
+        return await retrying_lost_races(attempt)
 
     async def _client(self, client_id: str) -> Client:
         client = await self.clients.find(client_id)
