@@ -60,6 +60,13 @@ How it holds, using only inserts with a unique `_id`, deletes and replaces (DESI
   it (`get` reports it gone; a cancel leaves a tombstone, so the epoch keeps counting): on
   FerretDB a conditional delete reads then deletes, and could remove a reschedule written in
   between.
+- **A collection dropped under a read is empty.** Day collections are dropped (the queue once
+  the cursor passed its day, done records and claims by housekeeping) while another replica —
+  or this one's other loop — may be reading them. MongoDB may kill such a cursor
+  (`QueryPlanKilled`); FerretDB on PostgreSQL fails the read (`relation … does not exist`,
+  SQLSTATE 42P01, reproduced in `tests/integration/test_deadlines_dropped_day.py`). Either way
+  the scheduler reads it as what it is, an empty collection (`_read`, `_read_one`), never
+  as a failed tick.
 """
 
 from __future__ import annotations
@@ -76,13 +83,50 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from casework.clock import Clock, SystemClock
 from casework.eventstore import Document
 from casework.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+_DROPPED_CODES = frozenset({26, 175})  # NamespaceNotFound, QueryPlanKilled (MongoDB)
+
+
+def _dropped_meanwhile(exc: OperationFailure) -> bool:
+    """A read that raced a drop of its collection (see the module's last point)."""
+    return exc.code in _DROPPED_CODES or "SQLSTATE 42P01" in str(exc)
+
+
+async def _read(
+    collection: AsyncCollection[Document],
+    query: Mapping[str, Any],
+    projection: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+) -> list[Document]:
+    """`find(...).to_list(limit)`, with a collection dropped meanwhile read as empty."""
+    try:
+        return await collection.find(query, projection).to_list(limit)
+    except OperationFailure as exc:
+        if _dropped_meanwhile(exc):
+            return []
+        raise
+
+
+async def _read_one(
+    collection: AsyncCollection[Document],
+    query: Mapping[str, Any],
+    projection: Mapping[str, Any] | None = None,
+) -> Document | None:
+    """`find_one`, with a collection dropped meanwhile read as empty."""
+    try:
+        return await collection.find_one(query, projection)
+    except OperationFailure as exc:
+        if _dropped_meanwhile(exc):
+            return None
+        raise
+
 
 QUEUE_PREFIX = "deadline_queue_"
 DONE_PREFIX = "deadline_done_"
@@ -243,7 +287,7 @@ class Deadlines:
         if doc is None or doc.get("cancelled"):
             return None
         deadline = _pointer(doc)
-        if await self.done(deadline.due_at).find_one({"_id": deadline.identity}) is not None:
+        if await _read_one(self.done(deadline.due_at), {"_id": deadline.identity}) is not None:
             return None
         return deadline
 
@@ -469,7 +513,7 @@ class DeadlineScheduler:
             scanned += 1
             span_end = min(last + MINUTE, next_day)
             if span_end - minute > WHOLE_DAY_AFTER:
-                docs = await queue.find({}).to_list(None)
+                docs = await _read(queue, {})
                 ahead = sorted(d["slot"] for d in docs if d["slot"] >= slot_of(minute))
                 first = _slot_start(ahead[0]) if ahead else span_end
                 if empty_so_far:
@@ -478,7 +522,7 @@ class DeadlineScheduler:
                 minute = span_end
             else:
                 slot = slot_of(minute)
-                docs = await queue.find({"slot": slot}).to_list(self._page)
+                docs = await _read(queue, {"slot": slot}, limit=self._page)
                 if len(docs) >= self._page and any(_utc(d["at"]) <= now for d in docs):
                     more = True
                 if docs:
@@ -506,7 +550,7 @@ class DeadlineScheduler:
             if name.startswith(QUEUE_PREFIX)
         )
         for day in days:
-            slots = [d["slot"] async for d in self.deadlines.database[day].find({}, {"slot": 1})]
+            slots = [d["slot"] for d in await _read(self.deadlines.database[day], {}, {"slot": 1})]
             if slots:
                 start = min(start, _slot_start(min(slots)))
                 break
@@ -567,14 +611,14 @@ class DeadlineScheduler:
             # taken over: its replica died, perhaps inside a move that already queued the
             # next generation. Act as that generation, so that its entry and this one are
             # never fired at once (they contend for the same claim).
-            if await queue.find_one({"_id": entry.id}, {"_id": 1}) is None:
+            if await _read_one(queue, {"_id": entry.id}, {"_id": 1}) is None:
                 return "gone"
             entry = replace(entry, generation=entry.generation + 1)
             chain = await self._claim(entry, now)
             if chain is None:  # the next generation is being fired: this copy is stale
                 await queue.delete_one({"_id": entry.id})
                 return "gone"
-        if await self.deadlines.done(deadline.due_at).find_one({"_id": deadline.identity}):
+        if await _read_one(self.deadlines.done(deadline.due_at), {"_id": deadline.identity}):
             await queue.delete_one({"_id": entry.id})
             return "done"
         handler = self._handlers.get(deadline.kind)
@@ -634,7 +678,7 @@ class DeadlineScheduler:
                 # claimed at or after the entry fell due: it cannot have expired yet, and the
                 # usual loser of a race (a replica a step behind) needs no read to know it
                 return None
-            current = await claims.find_one({"_id": chain[-1]})
+            current = await _read_one(claims, {"_id": chain[-1]})
             if current is None:
                 continue  # dropped just now by housekeeping: try the same claim again
             if now - _utc(current["claimed_at"]) < self._claim_ttl:
@@ -672,7 +716,7 @@ class DeadlineScheduler:
             pending, live_days = 0, set()
             for name in names:
                 if name.startswith(QUEUE_PREFIX):
-                    async for doc in self.deadlines.database[name].find({}, {"due_day": 1}):
+                    for doc in await _read(self.deadlines.database[name], {}, {"due_day": 1}):
                         pending += 1
                         live_days.add(doc.get("due_day"))
             if self._metrics:
