@@ -331,8 +331,8 @@ def test_outages_of_the_database_and_the_broker_heal_without_losing_a_case(
         assert {a.status for a in during} == {503}, {a.status for a in during}
         assert all(a.retry_after for a in during)
         slowest = max(a.seconds for a in during)
-        # a server selection for the route and one for the audit record, and a margin
-        assert slowest < 2 * SERVER_SELECTION_TIMEOUT_MS / 1000 + 1.0, slowest
+        # one server selection (the route's; no audit record is tried for it) and a margin
+        assert slowest < SERVER_SELECTION_TIMEOUT_MS / 1000 + 1.5, slowest
         # during the broker outage: commands are still taken (the outbox holds their events)
         taken = [a for a in driver.answers if broker_down + 3 < a.at < broker_up - 3]
         assert taken, "no command tried during the broker outage"

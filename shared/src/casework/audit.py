@@ -15,7 +15,10 @@ therefore published at least once and stored exactly once; the outbox is the onl
 service could touch it, and only until the relay has handed it on (normally well under a
 second). A command whose events were stored before its record failed stays stored (the record
 is written after the route ran, so that it names what was shown); the client sees 503,
-re-reads and finds the change, as after any lost response.
+re-reads and finds the change, as after any lost response. The one answer sent without a
+record is the 503 for an unreachable database (`casework.http`): it shows nothing, and its
+record would go to that same database — waiting out a second server selection only to fail,
+which doubled the time an outage took to answer.
 
 What a record holds (the FHIR R5 AuditEvent shape; `casework.audit.audit_event`): the
 action (`type`/`subtype` and `action` C/R/U/D/E), `recorded`, `outcome`, the agent (`who` =
@@ -60,6 +63,7 @@ from casework.clock import Clock, SystemClock
 from casework.eventstore import Document
 from casework.health import FailureKind, failure_kind
 from casework.http import (
+    DATABASE_UNAVAILABLE_STATE,
     FieldProblem,
     _incoming_request_id,
     has_forbidden_characters,
@@ -507,6 +511,9 @@ class AuditMiddleware:
                 headers = dict(message.get("headers") or [])
                 request_id = headers.get(b"x-request-id", b"").decode() or None
                 recorded = True
+                if message["status"] == 503 and _state(scope).get(DATABASE_UNAVAILABLE_STATE):
+                    await send(message)  # shows nothing; its record would wait on the same
+                    return  # unreachable database for another server selection (see module)
                 try:
                     await self._record(scope, message["status"], request_id, collector)
                 except AuditUnavailable:
@@ -612,6 +619,11 @@ class AuditMiddleware:
                 "could not write the audit record of %s %s", scope["method"], template or "?"
             )
             raise AuditUnavailable from exc
+
+
+def _state(scope: Scope) -> dict[str, Any]:
+    state = scope.get("state")
+    return state if isinstance(state, dict) else {}
 
 
 def _purpose_refusal(scope: Scope) -> FieldProblem | None:

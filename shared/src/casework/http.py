@@ -263,6 +263,9 @@ def _domain_error_handler(
 
 
 DATABASE_RETRY_AFTER_S: Final = 5
+DATABASE_UNAVAILABLE_STATE: Final = "database_unavailable"
+"""Set on a request's state when its answer is the database-outage 503 (`casework.audit`
+then writes no record of it: the record would wait on the same unreachable database)."""
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
@@ -270,6 +273,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     network timeout, not primary) is 503 with `Retry-After`, not 500: the request may succeed
     once the database is back, and nothing was changed unless its events were stored."""
     _log.warning("database unavailable (%s): answered 503", type(exc).__name__)
+    request.scope.setdefault("state", {})[DATABASE_UNAVAILABLE_STATE] = True
     return problem_response(
         503,
         "The database is unavailable; nothing was changed unless the answer said so. "
