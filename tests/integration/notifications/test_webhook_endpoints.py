@@ -25,6 +25,7 @@ import pytest
 from casework.auth import Principal, mint_dev_token
 from casework.clock import FixedClock
 from casework.eventstore import ConcurrencyConflict
+from casework.privacy.kek import KekError
 from casework.runtime import wait_until
 
 from .conftest import SITE, running
@@ -327,3 +328,39 @@ async def test_two_replicas_changing_one_endpoint_at_once_lose_no_change(
     assert changes.count("disabled") == 1
     versions = [d["version"] async for d in store.collection.find({"endpoint_id": endpoint_id})]
     assert sorted(versions) == list(range(1, 7))
+
+
+async def test_secrets_are_sealed_at_rest_and_open_only_where_they_were_stored(
+    hooked: Wired, http: Http, receiver: WebhookReceiver
+) -> None:
+    admin = http("regional_admin")
+    created = await admin.post("/webhooks", json={"url": receiver.url})
+    endpoint_id, first = created.json()["endpoint"]["endpoint_id"], created.json()["secret"]
+    rotated = await admin.post(f"/webhooks/{endpoint_id}/rotate-secret", json={"grace_hours": 1})
+    second = rotated.json()["secret"]
+    store = hooked.endpoints.store
+    stored = [d async for d in store.collection.find({"endpoint_id": endpoint_id})]
+    assert len(stored) == 2
+    assert all("secret" not in d["data"] and "secret_sealed" in d["data"] for d in stored)
+    assert not [d for d in stored if first in str(d) or second in str(d) or "whsec_" in str(d)]
+    # the service opens them: it signs with the secrets it answered
+    found = await store.find(endpoint_id)
+    assert found is not None
+    assert found.secrets_at(hooked.runtime.clock.now()) == (second, first)
+
+    # a sealed secret copied into another endpoint's document does not open there
+    sealed = stored[0]["data"]["secret_sealed"]
+    forged = {**stored[0], "_id": "forged:1", "endpoint_id": "forged"}
+    forged["data"] = {**stored[0]["data"], "secret_sealed": sealed}
+    await store.collection.insert_one(forged)
+    with pytest.raises(KekError, match="does not open"):
+        await store.find("forged")
+
+    # one stored before secrets were sealed still reads, plain
+    legacy = {**stored[0], "_id": "legacy:1", "endpoint_id": "legacy"}
+    data = {k: v for k, v in stored[0]["data"].items() if k != "secret_sealed"}
+    legacy["data"] = {**data, "secret": first}
+    await store.collection.insert_one(legacy)
+    old = await store.find("legacy")
+    assert old is not None
+    assert old.secrets_at(hooked.runtime.clock.now()) == (first,)

@@ -121,7 +121,7 @@ def build(
     board = AlertBoard(runtime.database, hub=hub)
     allow = AllowList.of(own.webhook_allow)
     delivery_log = DeliveryLog(runtime.database)
-    endpoint_store = EndpointStore(runtime.database)
+    endpoint_store = EndpointStore(runtime.database, runtime.keys.kek)
     runtime.on_start(endpoint_store.ensure_indexes)
     endpoints = WebhookEndpoints(
         endpoint_store, _endpoints(own), allow, delivery_log, runtime.clock
