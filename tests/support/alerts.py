@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from casework.contracts.cases import CrisisDeclared, CrisisResolved
 from casework.contracts.common import RiskLevel
+from casework.contracts.supervision import SiteRegistered
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.projections import consumer_group
@@ -28,6 +29,20 @@ def case_envelope(
         time=at,
         data=event.model_dump(mode="json"),
         stream_version=version,
+        site=site,
+    )
+
+
+def site_registered(site: str, at: datetime) -> Envelope:
+    """Supervision's directory registered `site` (the local copies' `KnownSites`)."""
+    event = SiteRegistered(site=site, name=site.title(), registered_at=at)
+    return Envelope(
+        type=event.type_name(),
+        source="/casework/supervision",
+        subject=f"site-{site}",
+        time=at,
+        data=event.model_dump(mode="json"),
+        stream_version=1,
         site=site,
     )
 

@@ -24,6 +24,7 @@ import pytest
 
 from casework.auth import Principal, mint_dev_token
 from casework.clock import FixedClock
+from casework.directory import KnownSites
 from casework.eventstore import ConcurrencyConflict
 from casework.privacy.kek import KekError
 from casework.runtime import wait_until
@@ -35,7 +36,7 @@ from casework_notifications.application.webhook_endpoints import new_secret
 from casework_notifications.bootstrap import Wired, app_of
 from casework_notifications.domain.webhook_endpoint import DisableEndpoint, RotateSecret
 from casework_notifications.settings import NotificationsSettings
-from support.alerts import caught_up, crisis_declared
+from support.alerts import caught_up, crisis_declared, site_registered
 from support.notifications import FakeDirectory
 from support.receivers import WebhookReceiver, port
 
@@ -62,7 +63,11 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
 
 @pytest.fixture
 async def hooked(
-    kafka_bootstrap: str, mongo_url: str, directory: FakeDirectory, tmp_path: Path
+    kafka_bootstrap: str,
+    mongo_url: str,
+    directory: FakeDirectory,
+    tmp_path: Path,
+    publish: Callable[..., Any],
 ) -> AsyncIterator[Wired]:
     own = NotificationsSettings(
         deadline_tick_s=0.2, webhook_allow=["127.0.0.1/32"], public_url="https://casework.test"
@@ -81,6 +86,12 @@ async def hooked(
         jwt_dev_key_path=tmp_path / "dev.pem",
         before_start=keep_audit_records,
     ) as wired:
+        # the directory's sites, as supervision's events bring them (endpoints name one)
+        sites = KnownSites(wired.runtime.database)
+        for site in (SITE, "south"):
+            await publish(wired, "supervision", site_registered(site, datetime.now(UTC)))
+        for site in (SITE, "south"):
+            await wait_until(lambda site=site: sites.exists(site), within=30, every=0.05)
         yield wired
 
 
@@ -272,6 +283,7 @@ async def test_only_regional_admins_change_endpoints_ops_read_them_bad_input_sto
     for body, field in (
         ({"url": receiver.url, "triggers": ["not_a_trigger"]}, "body.triggers.0"),
         ({"url": receiver.url, "site": "no spaces"}, "body.site"),
+        ({"url": receiver.url, "site": "west"}, "body.site"),  # not in the directory
         ({"url": receiver.url, "secret": "whsec_mine"}, "body.secret"),
         ({}, "body.url"),
     ):
@@ -294,7 +306,7 @@ async def test_only_regional_admins_change_endpoints_ops_read_them_bad_input_sto
                 who == f"a-{role}" and what == f"{method} {template}" and f"HTTP {expected}" == st
                 for who, what, st in records
             ), (role, name)
-    assert sum(1 for _, what, st in records if what == "POST /webhooks" and st == "HTTP 422") >= 9
+    assert sum(1 for _, what, st in records if what == "POST /webhooks" and st == "HTTP 422") >= 10
 
 
 async def test_two_replicas_changing_one_endpoint_at_once_lose_no_change(

@@ -100,8 +100,9 @@ def build(
     # the directory's local copies, kept in this service's own database; tests may replace
     # the readers (the projections are consumed all the same)
     known_staff, known_rota = KnownStaff(runtime.database), KnownRota(runtime.database)
+    known_sites = KnownSites(runtime.database)
     consumed: list[EventHandler] = [
-        KnownSites(runtime.database),
+        known_sites,
         KnownCases(runtime.database),
         known_staff,
         known_rota,
@@ -124,7 +125,7 @@ def build(
     endpoint_store = EndpointStore(runtime.database, runtime.keys.kek)
     runtime.on_start(endpoint_store.ensure_indexes)
     endpoints = WebhookEndpoints(
-        endpoint_store, _endpoints(own), allow, delivery_log, runtime.clock
+        endpoint_store, _endpoints(own), allow, delivery_log, runtime.clock, known_sites
     )
     deliveries = Deliveries(
         deadlines=runtime.deadlines,

@@ -46,3 +46,7 @@ class Rota(Protocol):
 
 class CaseFacts(Protocol):
     async def get(self, case_id: str) -> Document | None: ...
+
+
+class Sites(Protocol):
+    async def exists(self, site: str) -> bool: ...

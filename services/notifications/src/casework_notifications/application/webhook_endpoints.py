@@ -28,6 +28,7 @@ from casework.eventstore import RACE_RETRIES, ConcurrencyConflict, after_lost_ra
 from casework_notifications.adapters.webhook_endpoints import EndpointStore
 from casework_notifications.adapters.webhooks import AllowList, Endpoint, TargetRefused
 from casework_notifications.application.delivery import DeliveryLog
+from casework_notifications.application.ports import Sites
 from casework_notifications.domain.errors import (
     EndpointConfiguredByFile,
     EndpointNotRegistered,
@@ -69,8 +70,10 @@ class WebhookEndpoints:
         allow: AllowList,
         log_: DeliveryLog,
         clock: Clock,
+        sites: Sites,
     ) -> None:
         self.store = store
+        self.sites = sites
         self.configured = {e.endpoint_id: e for e in configured}
         self.allow = allow
         self.log = log_
@@ -107,6 +110,10 @@ class WebhookEndpoints:
         principal: Principal,
     ) -> Issued:
         check_url(url)
+        if site is not None and not await self.sites.exists(site):
+            raise InvalidEndpoint(
+                f"no site {site!r} is registered in the organisation directory", "body.site"
+            )
         await self._check_target(url)
         endpoint_id = _new_id()
         while endpoint_id in self.configured:
