@@ -424,9 +424,20 @@ async def retrying_lost_races(attempt: Callable[[], Awaitable[R]]) -> R:
     pause (`after_lost_race`) and run it again from its load, `RACE_RETRIES` times in all;
     the last loss propagates. Safe because an attempt reloads the stream and decides again
     against what it now holds: nothing decided on a stale state is ever stored."""
+
+    async def unnumbered(_tried: int) -> R:
+        return await attempt()
+
+    return await retrying_lost_races_by_try(unnumbered)
+
+
+async def retrying_lost_races_by_try(attempt: Callable[[int], Awaitable[R]]) -> R:
+    """`retrying_lost_races` for an attempt that is told which try it is (0 first): the first
+    may take a shortcut (decide on a cached or a guessed-new aggregate) that a lost race rules
+    out for the next."""
     for tried in range(RACE_RETRIES - 1):
         try:
-            return await attempt()
+            return await attempt(tried)
         except ConcurrencyConflict:
             await after_lost_race(tried)
-    return await attempt()
+    return await attempt(RACE_RETRIES - 1)

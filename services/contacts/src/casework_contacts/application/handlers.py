@@ -33,6 +33,7 @@ from casework.eventstore import (
     Document,
     Repository,
     after_lost_race,
+    retrying_lost_races,
 )
 
 from casework_contacts.adapters.case_facts import facts_of, scope_of
@@ -254,7 +255,8 @@ class Contacts:
 
     async def raise_lone_worker_overdue(self, contact_id: str, due_back_at: datetime) -> bool:
         """Sent by the lone-worker deadline: the contact decides whether it is overdue."""
-        for attempt in range(RACE_RETRIES):
+
+        async def attempt() -> bool:
             contact = await self.contacts.find(contact_id)
             if contact is None or contact.case_id is None:
                 return False
@@ -263,13 +265,10 @@ class Contacts:
             contact.handle(RaiseLoneWorkerOverdue(contact_id, due_back_at, team), self.clock.now())
             if not contact.pending_events:
                 return False
-            try:
-                await self.contacts.save(contact, CommitContext())
-                return True
-            except ConcurrencyConflict:
-                await after_lost_race(attempt)
-                continue
-        raise ConcurrencyConflict(Contact.stream_id_for(contact_id), -1)
+            await self.contacts.save(contact, CommitContext())
+            return True
+
+        return await retrying_lost_races(attempt)
 
     async def _facts(self, case_id: str) -> CaseFacts | None:
         doc = await self.cases.get(case_id)

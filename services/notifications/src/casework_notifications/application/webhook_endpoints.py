@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from casework.auth import Principal
 from casework.clock import Clock
-from casework.eventstore import RACE_RETRIES, ConcurrencyConflict, after_lost_race
+from casework.eventstore import retrying_lost_races
 
 from casework_notifications.adapters.webhook_endpoints import EndpointStore
 from casework_notifications.adapters.webhooks import AllowList, Endpoint, TargetRefused
@@ -189,16 +189,14 @@ class WebhookEndpoints:
 
     async def _run(self, endpoint_id: str, cmd: EndpointCommand) -> WebhookEndpoint:
         """Load, decide, save; a lost race reloads and decides again on the winner's state."""
-        for attempt in range(RACE_RETRIES):
+
+        async def attempt() -> WebhookEndpoint:
             endpoint = await self._load(endpoint_id)
             endpoint.handle(cmd)
-            try:
-                await self.store.save(endpoint)
-            except ConcurrencyConflict:
-                await after_lost_race(attempt)
-                continue
+            await self.store.save(endpoint)
             return endpoint
-        raise ConcurrencyConflict(WebhookEndpoint.stream_id_for(endpoint_id), -1)
+
+        return await retrying_lost_races(attempt)
 
     @staticmethod
     def _endpoint(endpoint: WebhookEndpoint, now: datetime) -> Endpoint:

@@ -18,12 +18,11 @@ from casework.access import AccessDenied, NotVisible
 from casework.auth import Principal
 from casework.clock import Clock
 from casework.eventstore import (
-    RACE_RETRIES,
     CommitContext,
-    ConcurrencyConflict,
     Document,
     Repository,
-    after_lost_race,
+    retrying_lost_races,
+    retrying_lost_races_by_try,
 )
 
 from casework_supervision.adapters.approval_queue import ApprovalQueue
@@ -91,22 +90,21 @@ class Approvals:
         process has cached is taken from the cache without the probe for newer commits: a
         stale cache can only make the save conflict, never store a second request.
         """
-        for attempt in range(RACE_RETRIES):
-            if attempt == 0 and not self.approvals.knows(cmd.approval_id):
+
+        async def attempt(tried: int) -> bool:
+            if tried == 0 and not self.approvals.knows(cmd.approval_id):
                 approval = self.approvals.new(cmd.approval_id)
             else:
                 approval = await self.approvals.find(
-                    cmd.approval_id, trust_cache=attempt == 0
+                    cmd.approval_id, trust_cache=tried == 0
                 ) or self.approvals.new(cmd.approval_id)
             if not approval.request(cmd):
                 return False
-            try:
-                await self.approvals.save(approval, ctx)
-            except ConcurrencyConflict:
-                await after_lost_race(attempt)
-                continue  # it exists (a redelivery, another replica): the next try finds it
+            # a lost race: it exists (a redelivery, another replica): the next try finds it
+            await self.approvals.save(approval, ctx)
             return True
-        raise ConcurrencyConflict(Approval.stream_id_for(cmd.approval_id), -1)
+
+        return await retrying_lost_races_by_try(attempt)
 
     async def withdraw(self, approval_id: str, reason: str, ctx: CommitContext) -> bool:
         """Withdraw a waiting approval; False when there is none waiting under this id.
@@ -117,26 +115,26 @@ class Approvals:
         "nothing to withdraw" found on a cached terminal state is final, and a withdrawal
         decided on a stale cached "requested" loses the race on the commit key and is decided
         again on a fresh load. An approval the cache does not hold is read from the store."""
-        for attempt in range(RACE_RETRIES):
-            cached = attempt == 0 and self.approvals.knows(approval_id)
+
+        async def attempt(tried: int) -> bool:
+            cached = tried == 0 and self.approvals.knows(approval_id)
             approval = await self.approvals.find(approval_id, trust_cache=cached)
             if approval is None:
                 return False
             if not approval.withdraw(WithdrawApproval(approval_id, reason), self.clock.now()):
                 return False
-            try:
-                await self.approvals.save(approval, ctx)
-            except ConcurrencyConflict:
-                await after_lost_race(attempt)
-                continue  # decided or withdrawn meanwhile: the aggregate decides again
+            # a lost race: decided or withdrawn meanwhile, the aggregate decides again
+            await self.approvals.save(approval, ctx)
             return True
-        raise ConcurrencyConflict(Approval.stream_id_for(approval_id), -1)
+
+        return await retrying_lost_races_by_try(attempt)
 
     async def mark_overdue(self, approval_id: str, due_at: datetime) -> bool:
         """The deadline fired: the aggregate raises `ApprovalOverdue` once, if it still waits.
         Two replicas firing it race on the stream's commit key: the loser reloads and finds
         it raised."""
-        for attempt in range(RACE_RETRIES):
+
+        async def attempt() -> bool:
             approval = await self.approvals.find(approval_id)
             if approval is None or approval.status is not ApprovalStatus.REQUESTED:
                 return False
@@ -144,13 +142,11 @@ class Approvals:
             cmd = MarkApprovalOverdue(approval_id, due_at, approvers)
             if not approval.mark_overdue(cmd, self.clock.now()):
                 return False
-            try:
-                await self.approvals.save(approval, CommitContext())
-            except ConcurrencyConflict:
-                await after_lost_race(attempt)
-                continue  # another replica raised it or it was decided: the next try sees it
+            # a lost race: another replica raised it or it was decided; the next try sees it
+            await self.approvals.save(approval, CommitContext())
             return True
-        raise ConcurrencyConflict(Approval.stream_id_for(approval_id), -1)
+
+        return await retrying_lost_races(attempt)
 
     # -- decisions over HTTP ------------------------------------------------------------------
 

@@ -27,11 +27,10 @@ from casework.auth import Principal
 from casework.clock import Clock
 from casework.directory import KnownRota, KnownStaff, KnownTeams, StaffFacts
 from casework.eventstore import (
-    RACE_RETRIES,
     CommitContext,
     ConcurrencyConflict,
     Repository,
-    after_lost_race,
+    retrying_lost_races,
 )
 
 from casework_supervision.domain.caseload_policy import (
@@ -338,20 +337,21 @@ class Directory:
         exhausted: SupervisionError,
     ) -> A:
         """Load, authorise and decide (`decide`), save; a write race lost on the entry's
-        stream is decided again on a fresh load (`RACE_RETRIES`, `after_lost_race`, as every
+        stream is decided again on a fresh load (`retrying_lost_races`, as every
         load-decide-save of the platform), so a concurrent change is built upon, or refused
         by the rule it breaks (registered meanwhile), never lost. `exhausted` is raised only
         if every try lost."""
-        for attempt in range(RACE_RETRIES):
+
+        async def attempt() -> A:
             aggregate = await decide()
-            if not aggregate.pending_events:
-                return aggregate
-            try:
+            if aggregate.pending_events:
                 await repository.save(aggregate, ctx)
-                return aggregate
-            except ConcurrencyConflict:
-                await after_lost_race(attempt)
-        raise exhausted
+            return aggregate
+
+        try:
+            return await retrying_lost_races(attempt)
+        except ConcurrencyConflict:
+            raise exhausted from None
 
 
 def _require_manager_of(principal: Principal, sites: set[str]) -> None:

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from casework.clock import Clock
 from casework.directory import KnownSites
 from casework.eventstore import (
-    RACE_RETRIES,
     CommitContext,
     ConcurrencyConflict,
     Repository,
-    after_lost_race,
+    retrying_lost_races,
 )
 
 from casework_supervision.domain.commands import RegisterSite
@@ -27,16 +26,17 @@ class Supervision:
     clock: Clock
 
     async def register_site(self, cmd: RegisterSite, ctx: CommitContext) -> Site:
-        """A lost write race is decided again on a fresh load (`RACE_RETRIES`,
-        `after_lost_race`): a site registered meanwhile is refused by the rule
-        (`SiteAlreadyRegistered`); a race lost on a slot a void fenced is simply retried."""
-        for attempt in range(RACE_RETRIES):
+        """A lost write race is decided again on a fresh load (`retrying_lost_races`): a site
+        registered meanwhile is refused by the rule (`SiteAlreadyRegistered`); a race lost on
+        a slot a void fenced is simply retried."""
+
+        async def attempt() -> Site:
             site = await self.sites.find(cmd.site) or self.sites.new(cmd.site)
             site.register(cmd, self.clock.now())
-            try:
-                await self.sites.save(site, ctx)
-            except ConcurrencyConflict:
-                await after_lost_race(attempt)
-                continue
+            await self.sites.save(site, ctx)
             return site
-        raise SiteAlreadyRegistered(cmd.site)
+
+        try:
+            return await retrying_lost_races(attempt)
+        except ConcurrencyConflict:
+            raise SiteAlreadyRegistered(cmd.site) from None

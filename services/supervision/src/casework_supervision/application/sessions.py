@@ -33,11 +33,10 @@ from casework.contracts.supervision import (
     SessionKind,
 )
 from casework.eventstore import (
-    RACE_RETRIES,
     CommitContext,
     ConcurrencyConflict,
     Repository,
-    after_lost_race,
+    retrying_lost_races,
 )
 
 from casework_supervision.adapters.approval_queue import ApprovalQueue
@@ -458,7 +457,8 @@ class Sessions:
     ) -> ActionItem:
         """Mark an item done. A race with its overdue being raised (the deadline) is decided
         again on the overdue item: done late is still done."""
-        for attempt in range(RACE_RETRIES):
+
+        async def attempt() -> ActionItem:
             item = await self.actions.find(item_id)
             if item is None or item.set is None:
                 raise NotVisible(f"no action item {item_id}")
@@ -470,13 +470,10 @@ class Sessions:
             if not owner_or_worker and not runs_session(principal, parties):
                 raise AccessDenied("the owner, the worker or their supervisor marks it done")
             item.mark_done(principal.sub, self.clock.now())
-            try:
-                await self.actions.save(item, ctx)
-                return item
-            except ConcurrencyConflict:
-                await after_lost_race(attempt)
-                continue
-        raise ConcurrencyConflict(item_id, -1)
+            await self.actions.save(item, ctx)
+            return item
+
+        return await retrying_lost_races(attempt)
 
     # -- concerns ----------------------------------------------------------------------------
 
@@ -609,18 +606,15 @@ class Sessions:
         once (a note while the agenda is prepared again) meet on the stream's commit key: the
         loser is authorised and decided again on the fresh stream, so it fails only on a rule
         (a record held meanwhile), never on the race itself."""
-        for attempt in range(RACE_RETRIES):
+
+        async def attempt() -> SupervisionSession:
             session, _ = await self._session(session_id, principal, runs=runs)
             await act(session)
-            if not session.pending_events:
-                return session
-            try:
+            if session.pending_events:
                 await self.sessions.save(session, ctx)
-                return session
-            except ConcurrencyConflict:
-                await after_lost_race(attempt)
-                continue
-        raise ConcurrencyConflict(SupervisionSession.stream_id_for(session_id), -1)
+            return session
+
+        return await retrying_lost_races(attempt)
 
     async def _decide(
         self,
@@ -631,7 +625,8 @@ class Sessions:
         *,
         create: bool = True,
     ) -> bool:
-        for attempt in range(RACE_RETRIES):
+
+        async def attempt() -> bool:
             aggregate = await repository.find(id)
             if aggregate is None:
                 if not create:
@@ -640,13 +635,11 @@ class Sessions:
             act(aggregate)
             if not aggregate.pending_events:
                 return False
-            try:
-                await repository.save(aggregate, ctx)
-                return True
-            except ConcurrencyConflict:
-                await after_lost_race(attempt)
-                continue  # another replica or request wrote first: decide again on its result
-        raise ConcurrencyConflict(id, -1)
+            # a lost race: another replica or request wrote first; decide again on its result
+            await repository.save(aggregate, ctx)
+            return True
+
+        return await retrying_lost_races(attempt)
 
     @staticmethod
     async def _save_new(
