@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from casework.clock import Clock
 from casework.contracts import registry
+from casework.contracts.notifications import NotificationSent
 from casework.deadlines import DeadlineScheduler
 from casework.directory import KnownCases, KnownRota, KnownSites, KnownStaff
 from casework.eventstore import Repository
@@ -119,6 +120,9 @@ def build(
         clock=runtime.clock,
     )
     inbox = Inbox(runtime.database, hub=hub)
+    # a notification's entry is readable (and pushed live) when the alert is saved, a Kafka
+    # round trip before the inbox's consumer gets it (it then finds it stored)
+    runtime.store.apply_inline(inbox.handle, NotificationSent)
     board = AlertBoard(runtime.database, hub=hub)
     allow = AllowList.of(own.webhook_allow)
     delivery_log = DeliveryLog(runtime.database)
