@@ -22,6 +22,7 @@ from casework.settings import Settings
 from casework_notifications.adapters.case_facts import CaseFactsStore
 from casework_notifications.adapters.email import SmtpMailer
 from casework_notifications.adapters.live import LiveHub
+from casework_notifications.adapters.on_call_watch import OnCallWatch
 from casework_notifications.adapters.read_models import AlertBoard, Inbox
 from casework_notifications.adapters.webhook_endpoints import EndpointStore
 from casework_notifications.adapters.webhooks import AllowList, Endpoint, WebhookSender
@@ -36,6 +37,7 @@ from casework_notifications.application.delivery import (
 from casework_notifications.application.handlers import ESCALATION, Alerts
 from casework_notifications.application.policies import (
     WhenCaseChangedRaiseAlerts,
+    WhenOnCallShiftBringIn,
     WhenSupervisionWorkWaitsRaiseAlerts,
     WhenWorkOverdueRaiseAlerts,
 )
@@ -110,12 +112,15 @@ def build(
     rota = rota or known_rota
     hub = LiveHub()
     facts = CaseFactsStore(runtime.database)
+    watch = OnCallWatch(runtime.database)
+    runtime.on_start(watch.ensure_indexes)
     alerts = Alerts(
         alerts=Repository(runtime.store, Alert, runtime.registry),
         routing=own.routing(),
         recipients=RecipientResolver(staff, rota),
         deadlines=runtime.deadlines,
         clock=runtime.clock,
+        watch=watch,
     )
     inbox = Inbox(runtime.database, hub=hub)
     board = AlertBoard(runtime.database, hub=hub)
@@ -151,6 +156,7 @@ def build(
         WhenCaseChangedRaiseAlerts(facts, alerts),
         WhenWorkOverdueRaiseAlerts(facts, alerts),
         WhenSupervisionWorkWaitsRaiseAlerts(facts, staff, alerts),
+        WhenOnCallShiftBringIn(alerts, runtime.clock),
         WhenNotificationSentDeliver(deliveries),
         inbox,
         board,

@@ -11,6 +11,9 @@
 | alerts`                              | topic          | case-review, action-item and           |
 |                                      |                | supervision-overdue alerts, and closes |
 |                                      |                | them once decided, reviewed, done, held|
+| `when_on_call_shift_bring_in`        | supervision    | brings the worker (and backup) of a    |
+|                                      | topic          | shift covering now into the site's     |
+|                                      |                | open, unacknowledged alerts            |
 
 Each is idempotent because the `Alert` aggregate is: a source it has seen changes nothing,
 so a redelivered or replayed event notifies nobody twice. Policies, not projections:
@@ -23,6 +26,7 @@ import logging
 from datetime import datetime
 from typing import Protocol
 
+from casework.clock import Clock
 from casework.contracts.cases import (
     CaseOpened,
     CaseTransferAccepted,
@@ -45,6 +49,7 @@ from casework.contracts.supervision import (
     ApprovalWithdrawn,
     CaseReviewOverdue,
     CaseReviewRecorded,
+    OnCallShiftScheduled,
     SupervisionOverdue,
     SupervisionSessionHeld,
 )
@@ -408,3 +413,35 @@ class WhenSupervisionWorkWaitsRaiseAlerts(EventHandler):
     async def _site_of(self, staff_id: str | None) -> str | None:
         member = await self._staff.get(staff_id) if staff_id else None
         return member.sites[0] if member is not None and member.sites else None
+
+
+class WhenOnCallShiftBringIn(EventHandler):
+    """A shift that covers the present moment, heard from supervision (`OnCallShiftScheduled`;
+    the directory's `KnownRota` keeps the rota from the same event): its worker and backup are
+    brought into every open, unacknowledged alert of the site whose reached steps named
+    `on_call` (`backup`) and that has not notified them (`Alerts.bring_in_site`) — the crisis
+    declared while nobody was on call, or a moment before this copy of the rota heard of the
+    shift. Leavers are never brought in.
+
+    **Invariant:** at most one notification per person per step of an alert, under
+    redelivery, replay, two replicas and restarts: the alert decides (`Alert.BringIn` brings
+    in only whom the episode has not notified) and its stream takes one writer at a time.
+    """
+
+    name = "when_on_call_shift_bring_in"
+    topics = (events_topic("supervision"),)
+
+    def __init__(self, alerts: Alerts, clock: Clock) -> None:
+        self._alerts = alerts
+        self._clock = clock
+
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if not isinstance(event, OnCallShiftScheduled):
+            return False
+        now = self._clock.now()
+        if not event.starts_at <= now < event.ends_at:
+            return False
+        people = (("on_call", event.staff_id), ("backup", event.backup_id))
+        reason = f"on_call_shift:{event.site}/{event.shift_id}"
+        brought = await self._alerts.bring_in_site(event.site, people, reason, _context(envelope))
+        return brought > 0
