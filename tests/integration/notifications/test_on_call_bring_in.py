@@ -7,6 +7,8 @@
 - the same shift event delivered twice more: still one notification, one inbox entry;
 - a crisis acknowledged before the shift brings in nobody;
 - two replicas bringing the same person into the same alert at once: one notification;
+- a shift that starts later: nobody until its start (a durable deadline), then its worker;
+  a cancelled one brings in nobody at its start;
 - the rota's copy learning of the shift after the crisis looked it up, but before the shift's
   policy looked for open alerts (it found none: the alert was not saved yet): the alert asks
   the rota again once saved and watched, and the on-call is told.
@@ -33,14 +35,14 @@ from casework.runtime import events_topic, topic_prefix, wait_until
 
 from .conftest import SITE, running
 from casework_notifications.adapters.on_call_watch import OnCallWatch
-from casework_notifications.application.handlers import Alerts, Firing
+from casework_notifications.application.handlers import Alerts, Firing, shift_key
 from casework_notifications.application.recipients import RecipientResolver
 from casework_notifications.bootstrap import Wired, build
 from casework_notifications.domain.alert import Alert
 from casework_notifications.domain.escalation import notification_id
 from casework_notifications.settings import NotificationsSettings
 from support.alerts import caught_up, crisis_declared
-from support.directory import SupervisionTopic, seed_directory, shift
+from support.directory import SupervisionTopic, seed_directory, shift, shift_cancelled
 from support.notifications import FakeDirectory, Shift, Staff, crisis_directory
 
 SENT = "casework.notifications.NotificationSent.v1"
@@ -179,6 +181,48 @@ async def test_two_replicas_bringing_in_the_same_person_notify_them_once(
         await replica.runtime.client.close()
     assert sum(brought) == 1
     assert await notified(service, alert_id) == [(0, "cleo"), (0, "wendy")]
+
+
+async def test_a_shift_that_starts_later_brings_its_worker_in_at_its_start(
+    service: Wired, publish: Callable[..., Any], kafka_bootstrap: str
+) -> None:
+    clock = service.runtime.clock
+    assert isinstance(clock, FixedClock)
+    alert_id = await opened_with_nobody_on_call(service, publish)
+    supervision = SupervisionTopic(
+        kafka_bootstrap, topic_prefix(service.runtime.settings) + events_topic("supervision")
+    )
+    # ben's shift from +1 to +2 minutes, cancelled; cleo's from +2 minutes (the alert's next
+    # step, with the backup and supervisor, is at +5: the start is what must tell her)
+    short = shift(SITE, "ben", T0 + timedelta(minutes=1), T0 + timedelta(minutes=2))
+    night = shift(SITE, "cleo", T0 + timedelta(minutes=2), T0 + timedelta(hours=8))
+    await seed_directory(supervision, short, night, shift_cancelled(SITE, short.shift_id))
+
+    async def cleo_expected() -> bool:
+        return await service.runtime.deadlines.get(shift_key(SITE, night.shift_id)) is not None
+
+    await wait_until(cleo_expected, within=30, every=0.1)
+    await wait_until(
+        lambda: caught_up(service, kafka_bootstrap, POLICY, "supervision"), within=30, every=0.2
+    )
+    assert await service.runtime.deadlines.get(shift_key(SITE, short.shift_id)) is None
+    assert await notified(service, alert_id) == [(0, "wendy")]
+
+    clock.advance(timedelta(minutes=1, seconds=30))  # within ben's cancelled shift
+    await service.runtime.scheduler.fire_due()
+    assert await notified(service, alert_id) == [(0, "wendy")]
+
+    clock.advance(timedelta(seconds=30))  # cleo's shift starts
+
+    async def cleo_told() -> bool:
+        return bool(await inbox_of(service, "cleo"))
+
+    await wait_until(cleo_told, within=30, every=0.1)
+    assert await inbox_of(service, "cleo") == [notification_id(alert_id, 1, 0, "cleo")]
+    assert await service.runtime.deadlines.get(shift_key(SITE, night.shift_id)) is None  # fired
+    await service.runtime.scheduler.fire_due()
+    assert await notified(service, alert_id) == [(0, "cleo"), (0, "wendy")]
+    assert await inbox_of(service, "ben") == []
 
 
 class LateRota:

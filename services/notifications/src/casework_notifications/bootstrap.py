@@ -34,7 +34,7 @@ from casework_notifications.application.delivery import (
     DeliveryLog,
     WhenNotificationSentDeliver,
 )
-from casework_notifications.application.handlers import ESCALATION, Alerts
+from casework_notifications.application.handlers import ESCALATION, SHIFT_START, Alerts
 from casework_notifications.application.policies import (
     WhenCaseChangedRaiseAlerts,
     WhenOnCallShiftBringIn,
@@ -162,6 +162,7 @@ def build(
         board,
     )
     runtime.scheduler.on(ESCALATION, alerts.on_escalation_due)
+    runtime.scheduler.on(SHIFT_START, alerts.on_shift_start)
     runtime.scheduler.on(EMAIL, deliveries.on_email_due)
     runtime.scheduler.on(WEBHOOK, deliveries.on_webhook_due)
     runtime.scheduler.on(DIGEST, deliveries.on_digest_due)

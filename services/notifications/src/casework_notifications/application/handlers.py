@@ -65,6 +65,7 @@ from casework_notifications.domain.routing import Routing
 
 ESCALATION = "alert_escalation"
 ON_CALL_TARGETS = frozenset({"on_call", "backup"})
+SHIFT_START = "on_call_shift_start"
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,11 @@ Decide = Callable[[Alert], Awaitable[AlertCommand | None]]
 
 def escalation_key(alert_id: str) -> str:
     return f"escalate:{alert_id}"
+
+
+def shift_key(site: str, shift_id: str) -> str:
+    """The deadline of a future on-call shift's start."""
+    return f"oncall:{site}/{shift_id}"
 
 
 def alert_id_for(trigger: Trigger, subject_id: str) -> str:
@@ -223,6 +229,24 @@ class Alerts:
         """Bring in whoever the rota's copy says is on call at the site now."""
         people = await self.recipients.on_call(site, self.clock.now())
         return await self.bring_in(alert_id, people, "on_call_now")
+
+    async def expect_shift(self, site: str, shift_id: str, starts_at: datetime) -> None:
+        """A shift that starts later: bring its people in when it starts (a durable
+        deadline, one per shift; scheduling it again changes nothing)."""
+        payload = {"site": site, "shift_id": shift_id}
+        await self.deadlines.schedule(shift_key(site, shift_id), SHIFT_START, starts_at, payload)
+
+    async def forget_shift(self, site: str, shift_id: str) -> None:
+        """The shift was cancelled: nobody is brought in at its start."""
+        await self.deadlines.cancel(shift_key(site, shift_id))
+
+    async def on_shift_start(self, deadline: Deadline) -> None:
+        """A shift's start came: whoever the rota's copy says is on call at the site now
+        (the shift's people, unless it was cancelled or changed meanwhile) is brought into
+        the site's open, unacknowledged alerts."""
+        site, shift_id = str(deadline.payload["site"]), str(deadline.payload["shift_id"])
+        people = await self.recipients.on_call(site, self.clock.now())
+        await self.bring_in_site(site, people, f"on_call_shift:{site}/{shift_id}")
 
     async def worker_of(self, alert_id: str) -> str | None:
         """The worker the group's latest episode is about (None: no such group, or none)."""

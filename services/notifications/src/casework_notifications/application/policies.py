@@ -13,7 +13,9 @@
 |                                      |                | them once decided, reviewed, done, held|
 | `when_on_call_shift_bring_in`        | supervision    | brings the worker (and backup) of a    |
 |                                      | topic          | shift covering now into the site's     |
-|                                      |                | open, unacknowledged alerts            |
+|                                      |                | open, unacknowledged alerts; a later   |
+|                                      |                | shift's start is a deadline that does  |
+|                                      |                | the same then (cancelled with it)      |
 
 Each is idempotent because the `Alert` aggregate is: a source it has seen changes nothing,
 so a redelivered or replayed event notifies nobody twice. Policies, not projections:
@@ -49,6 +51,7 @@ from casework.contracts.supervision import (
     ApprovalWithdrawn,
     CaseReviewOverdue,
     CaseReviewRecorded,
+    OnCallShiftCancelled,
     OnCallShiftScheduled,
     SupervisionOverdue,
     SupervisionSessionHeld,
@@ -423,6 +426,10 @@ class WhenOnCallShiftBringIn(EventHandler):
     declared while nobody was on call, or a moment before this copy of the rota heard of the
     shift. Leavers are never brought in.
 
+    A shift that starts later is a durable deadline at its start (`oncall:<site>/<shift>`,
+    one per shift; its cancellation cancels it); when it fires, whoever the rota's copy says
+    is on call then is brought into the site's alerts still open and unacknowledged.
+
     **Invariant:** at most one notification per person per step of an alert, under
     redelivery, replay, two replicas and restarts: the alert decides (`Alert.BringIn` brings
     in only whom the episode has not notified) and its stream takes one writer at a time.
@@ -436,10 +443,16 @@ class WhenOnCallShiftBringIn(EventHandler):
         self._clock = clock
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if isinstance(event, OnCallShiftCancelled):
+            await self._alerts.forget_shift(event.site, event.shift_id)
+            return False
         if not isinstance(event, OnCallShiftScheduled):
             return False
         now = self._clock.now()
-        if not event.starts_at <= now < event.ends_at:
+        if event.ends_at <= now:
+            return False
+        if event.starts_at > now:
+            await self._alerts.expect_shift(event.site, event.shift_id, event.starts_at)
             return False
         people = (("on_call", event.staff_id), ("backup", event.backup_id))
         reason = f"on_call_shift:{event.site}/{event.shift_id}"
