@@ -6,6 +6,7 @@
   the backup (a target of a level not reached yet, and a leaver besides) is not;
 - the same shift event delivered twice more: still one notification, one inbox entry;
 - a crisis acknowledged before the shift brings in nobody;
+- a cancelled shift heard again (a replay after its cancellation) brings in nobody;
 - two replicas bringing the same person into the same alert at once: one notification;
 - a shift that starts later: nobody until its start (a durable deadline), then its worker;
   a cancelled one brings in nobody at its start;
@@ -158,6 +159,31 @@ async def test_the_on_call_who_comes_on_shift_hears_of_the_open_crisis_once(
     assert taken.current.acknowledged_by == "cleo"
 
 
+async def test_a_cancelled_shift_heard_again_brings_in_nobody(
+    service: Wired, publish: Callable[..., Any], kafka_bootstrap: str
+) -> None:
+    supervision = SupervisionTopic(
+        kafka_bootstrap, topic_prefix(service.runtime.settings) + events_topic("supervision")
+    )
+    day = shift(SITE, "ben", T0 - timedelta(hours=1), T0 + timedelta(hours=7))
+    [scheduled, _] = await seed_directory(supervision, day, shift_cancelled(SITE, day.shift_id))
+    await wait_until(
+        lambda: caught_up(service, kafka_bootstrap, POLICY, "supervision"), within=30, every=0.2
+    )
+    await wait_until(
+        lambda: caught_up(service, kafka_bootstrap, "known_rota", "supervision"),
+        within=30,
+        every=0.2,
+    )
+    alert_id = await opened_with_nobody_on_call(service, publish)
+    await publish(service, "supervision", scheduled)
+    await wait_until(
+        lambda: caught_up(service, kafka_bootstrap, POLICY, "supervision"), within=30, every=0.2
+    )
+    assert await notified(service, alert_id) == [(0, "wendy")]
+    assert await inbox_of(service, "ben") == []
+
+
 async def test_two_replicas_bringing_in_the_same_person_notify_them_once(
     service: Wired, publish: Callable[..., Any], nobody_on_call: FakeDirectory
 ) -> None:
@@ -283,3 +309,32 @@ async def test_a_shift_the_rota_learnt_while_the_crisis_opened_is_not_lost(
     )
     await alerts.acknowledge(notification_id("crisis:c1", 1, 0, "wendy"), wendy, CommitContext())
     assert await watch.of_site(SITE) == []
+
+
+async def test_a_shift_only_the_policy_has_written_down_yet_is_not_lost(
+    database: AsyncDatabase[Document], nobody_on_call: FakeDirectory
+) -> None:
+    """The policy wrote the shift to its own copy and found no alert to bring cleo into; the
+    directory's copy has not heard of it yet: the alert, once watched, finds it there."""
+    heard = FakeDirectory()
+    heard.shifts.append(
+        Shift(SITE, "cleo", "lee", T0 - timedelta(minutes=1), T0 + timedelta(hours=8))
+    )
+    watch = OnCallWatch(database)
+    await watch.ensure_indexes()
+    store = EventStore(database, source="/casework/notifications")
+    alerts = Alerts(
+        alerts=Repository(store, Alert, registry()),
+        routing=NotificationsSettings().routing(),
+        recipients=RecipientResolver(nobody_on_call, nobody_on_call),
+        deadlines=Deadlines(database),
+        clock=FixedClock(T0),
+        watch=watch,
+        heard=heard,
+    )
+    firing = Firing(Trigger.CRISIS, "c2", "crisis-2", SITE, "c2", "wendy", T0)
+    assert await alerts.fire(firing, CommitContext())
+    sent = [
+        str(e.data["recipient_id"]) for e in await store.load("alert-crisis:c2") if e.type == SENT
+    ]
+    assert sent == ["wendy", "cleo"]  # lee, the backup, has left (and level 1 is not reached)

@@ -113,6 +113,7 @@ def build(
     hub = LiveHub()
     facts = CaseFactsStore(runtime.database)
     watch = OnCallWatch(runtime.database)
+    heard = KnownRota(runtime.database, "on_call_heard")  # the shift policy's own copy
     runtime.on_start(watch.ensure_indexes)
     alerts = Alerts(
         alerts=Repository(runtime.store, Alert, runtime.registry),
@@ -121,6 +122,7 @@ def build(
         deadlines=runtime.deadlines,
         clock=runtime.clock,
         watch=watch,
+        heard=heard,
     )
     inbox = Inbox(runtime.database, hub=hub)
     board = AlertBoard(runtime.database, hub=hub)
@@ -156,7 +158,7 @@ def build(
         WhenCaseChangedRaiseAlerts(facts, alerts),
         WhenWorkOverdueRaiseAlerts(facts, alerts),
         WhenSupervisionWorkWaitsRaiseAlerts(facts, staff, alerts),
-        WhenOnCallShiftBringIn(alerts, runtime.clock),
+        WhenOnCallShiftBringIn(alerts, heard, runtime.clock),
         WhenNotificationSentDeliver(deliveries),
         inbox,
         board,

@@ -17,11 +17,13 @@ scheduling is healed by the redelivery or the deadline firing again.
 an alert of the site is open and unacknowledged, and a reached step of it named `on_call`
 (`backup`), is notified of it once (`Alert.BringIn`). Two paths meet so that neither order of
 "the shift heard" and "the alert saved" loses it: after every command the alert's episode is
-on the site's watch (`on_call_watch`) exactly while it escalates, and the shift's policy
-brings its people into every watched alert of the site (`bring_in_site`); and an alert whose
-step just found nobody on call asks the rota again once it is saved and watched
-(`bring_in_on_call`), for a shift that the rota's copy learnt meanwhile. Each is a command the
-alert decides, so redelivery, replay, two replicas and restarts notify nobody twice.
+on the site's watch (`on_call_watch`) exactly while it escalates, and the shift's policy,
+having first written the shift to its own copy of the rota (`heard`), brings its people into
+every watched alert of the site (`bring_in_site`); an alert whose step found nobody on call,
+once saved and watched, asks the rota again — the directory's copy, then `heard`
+(`bring_in_on_call`). Each side writes before it reads what the other writes, so at least one
+sees the other. Each is a command the alert decides, so redelivery, replay, two replicas and
+restarts notify nobody twice.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from casework.eventstore import (
     after_lost_race,
 )
 
-from casework_notifications.application.ports import Watch
+from casework_notifications.application.ports import Rota, Watch
 from casework_notifications.application.recipients import RecipientResolver, Subject
 from casework_notifications.domain.access import may_act
 from casework_notifications.domain.alert import Alert
@@ -123,6 +125,8 @@ class Alerts:
     clock: Clock
     watch: Watch | None = None
     """Where the site's open alerts are found when someone comes on call (None: nowhere)."""
+    heard: Rota | None = None
+    """The shift policy's own copy of the rota, written before it looks at the watch."""
 
     # -- the platform's commands -----------------------------------------------------------
 
@@ -226,9 +230,21 @@ class Alerts:
         return brought
 
     async def bring_in_on_call(self, alert_id: str, site: str) -> bool:
-        """Bring in whoever the rota's copy says is on call at the site now."""
-        people = await self.recipients.on_call(site, self.clock.now())
-        return await self.bring_in(alert_id, people, "on_call_now")
+        """Bring in whoever the rota's copies say is on call at the site now."""
+        return await self.bring_in(alert_id, await self._on_call_now(site), "on_call_now")
+
+    async def _on_call_now(self, site: str) -> tuple[tuple[str, str], ...]:
+        """The directory's copy of the rota, else the shift policy's own (which may be ahead
+        of it by a moment)."""
+        now = self.clock.now()
+        people = await self.recipients.on_call(site, now)
+        if not people and self.heard is not None:
+            shift = await self.heard.on_call(site, now)
+            if shift is not None:
+                people = await self.recipients.active_people(
+                    (("on_call", shift.staff_id), ("backup", shift.backup_id))
+                )
+        return people
 
     async def expect_shift(self, site: str, shift_id: str, starts_at: datetime) -> None:
         """A shift that starts later: bring its people in when it starts (a durable
@@ -245,7 +261,7 @@ class Alerts:
         (the shift's people, unless it was cancelled or changed meanwhile) is brought into
         the site's open, unacknowledged alerts."""
         site, shift_id = str(deadline.payload["site"]), str(deadline.payload["shift_id"])
-        people = await self.recipients.on_call(site, self.clock.now())
+        people = await self._on_call_now(site)
         await self.bring_in_site(site, people, f"on_call_shift:{site}/{shift_id}")
 
     async def worker_of(self, alert_id: str) -> str | None:

@@ -56,6 +56,7 @@ from casework.contracts.supervision import (
     SupervisionOverdue,
     SupervisionSessionHeld,
 )
+from casework.directory import KnownRota
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import CommitContext
@@ -423,8 +424,13 @@ class WhenOnCallShiftBringIn(EventHandler):
     the directory's `KnownRota` keeps the rota from the same event): its worker and backup are
     brought into every open, unacknowledged alert of the site whose reached steps named
     `on_call` (`backup`) and that has not notified them (`Alerts.bring_in_site`) — the crisis
-    declared while nobody was on call, or a moment before this copy of the rota heard of the
-    shift. Leavers are never brought in.
+    declared while nobody was on call, or a moment before the directory's copy of the rota
+    heard of the shift. Leavers are never brought in.
+
+    The policy first writes the event to a copy of the rota of its own (`heard`: a
+    `KnownRota` in `on_call_heard`, by stream version, in order), which an alert that found
+    nobody on call reads after it is watched (see `handlers`); and it brings in only a shift
+    that its copy says covers now, so a shift cancelled since (a replay) brings in nobody.
 
     A shift that starts later is a durable deadline at its start (`oncall:<site>/<shift>`,
     one per shift; its cancellation cancels it); when it fires, whoever the rota's copy says
@@ -438,11 +444,17 @@ class WhenOnCallShiftBringIn(EventHandler):
     name = "when_on_call_shift_bring_in"
     topics = (events_topic("supervision"),)
 
-    def __init__(self, alerts: Alerts, clock: Clock) -> None:
+    def __init__(self, alerts: Alerts, heard: KnownRota, clock: Clock) -> None:
         self._alerts = alerts
+        self._heard = heard
         self._clock = clock
 
+    async def ensure_indexes(self) -> None:
+        await self._heard.ensure_indexes()
+
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if isinstance(event, OnCallShiftScheduled | OnCallShiftCancelled):
+            await self._heard.handle(envelope, event)  # before looking at the watch
         if isinstance(event, OnCallShiftCancelled):
             await self._alerts.forget_shift(event.site, event.shift_id)
             return False
@@ -454,6 +466,9 @@ class WhenOnCallShiftBringIn(EventHandler):
         if event.starts_at > now:
             await self._alerts.expect_shift(event.site, event.shift_id, event.starts_at)
             return False
+        live = await self._heard.on_call(event.site, now)
+        if live is None or live.shift_id != event.shift_id:
+            return False  # cancelled since (this is a replay), or replaced
         people = (("on_call", event.staff_id), ("backup", event.backup_id))
         reason = f"on_call_shift:{event.site}/{event.shift_id}"
         brought = await self._alerts.bring_in_site(event.site, people, reason, _context(envelope))
