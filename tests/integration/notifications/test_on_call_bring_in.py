@@ -7,7 +7,8 @@
 - the same shift event delivered twice more: still one notification, one inbox entry;
 - a crisis acknowledged before the shift brings in nobody;
 - a cancelled shift heard again (a replay after its cancellation) brings in nobody;
-- two replicas bringing the same person into the same alert at once: one notification;
+- two replicas bringing the same person into the same alert at once: one notification (a
+  leaver on call: none);
 - a shift that starts later: nobody until its start (a durable deadline), then its worker;
   a cancelled one brings in nobody at its start;
 - the rota's copy learning of the shift after the crisis looked it up, but before the shift's
@@ -195,6 +196,8 @@ async def test_two_replicas_bringing_in_the_same_person_notify_them_once(
         own=service.settings,
         staff=nobody_on_call,
     )
+    # a leaver on call is never notified
+    assert await service.alerts.bring_in_site(other_site, (("on_call", "lee"),), "test") == 0
     people = (("on_call", "cleo"), ("backup", "ben"))
     try:
         brought = await asyncio.gather(
