@@ -10,6 +10,7 @@ import pytest
 
 from casework.contracts.notifications import (
     AlertAcknowledged,
+    AlertBroughtIn,
     AlertClosed,
     AlertEscalated,
     AlertInContact,
@@ -26,6 +27,7 @@ from casework_notifications.domain.alert import ANY_SOURCE, Alert
 from casework_notifications.domain.commands import (
     Acknowledge,
     AlertCommand,
+    BringIn,
     Close,
     Escalate,
     Fire,
@@ -196,3 +198,75 @@ def test_an_episode_keeps_the_policy_it_opened_with() -> None:
     assert ep is not None
     assert ep.policy == POLICY
     assert alert.stream_id == "alert-crisis:case-1"
+
+
+def on_call(*people: tuple[str, str], at: datetime = T0 + timedelta(minutes=1)) -> BringIn:
+    return BringIn(ALERT, people, "on_call_shift:north/s1", at)
+
+
+def test_bring_in_notifies_the_new_on_call_at_the_current_step_once() -> None:
+    alert = given(fire(ids=("wendy",)))  # nobody was on call when it opened
+    events = when(alert, on_call(("on_call", "cleo"), ("backup", "ben")))
+    assert isinstance(events[0], AlertBroughtIn)
+    # the backup is a target of level 1, not reached yet: not brought in
+    assert (events[0].step, events[0].recipients, events[0].targets) == (0, ("cleo",), ("on_call",))
+    sent = [e for e in events if isinstance(e, NotificationSent)]
+    assert [(e.recipient_id, e.notification_id) for e in sent] == [
+        ("cleo", notification_id(ALERT, 1, 0, "cleo"))
+    ]
+    assert sent[0].channels == (Channel.INBOX, Channel.EMAIL)
+    assert sent[0].sent_at == T0 + timedelta(minutes=1)
+    # the shift heard again (redelivery, another replica, a restart): nobody twice
+    alert = given(fire(ids=("wendy",)), on_call(("on_call", "cleo")))
+    assert when(alert, on_call(("on_call", "cleo"), ("backup", "ben"))) == []
+
+
+def test_bring_in_leaves_out_whom_the_episode_already_notified() -> None:
+    alert = given(fire(ids=("wendy", "olga")))
+    assert when(alert, on_call(("on_call", "olga"))) == []
+    assert when(alert, on_call(("on_call", "wendy"), ("on_call", ""))) == []
+
+
+def test_bring_in_after_a_later_step_notifies_at_that_step_and_includes_the_backup() -> None:
+    alert = given(
+        fire(ids=("wendy",)),
+        Escalate(ALERT, 1, 1, Recipients(("sam",), ("backup",)), T0 + timedelta(minutes=5)),
+    )
+    events = when(alert, on_call(("on_call", "cleo"), ("backup", "ben"), ("backup", "cleo")))
+    assert isinstance(events[0], AlertBroughtIn)
+    assert events[0].step == 1
+    assert events[0].recipients == ("cleo", "ben")
+    assert events[0].targets == ("on_call", "backup")
+    sent = [e.notification_id for e in events if isinstance(e, NotificationSent)]
+    assert sent == [notification_id(ALERT, 1, 1, "cleo"), notification_id(ALERT, 1, 1, "ben")]
+
+
+def test_an_acknowledged_or_closed_alert_brings_in_nobody() -> None:
+    acked = given(fire(ids=("wendy",)), Acknowledge(ALERT, "wendy", None, T0))
+    assert when(acked, on_call(("on_call", "cleo"))) == []
+    closed = given(fire(ids=("wendy",)), Close(ALERT, "crisis-1", "resolved", "wendy", T0))
+    assert when(closed, on_call(("on_call", "cleo"))) == []
+    assert when(Alert(ALERT), on_call(("on_call", "cleo"))) == []  # no alert at all
+
+
+def test_a_group_whose_policy_names_no_on_call_brings_in_nobody() -> None:
+    rule, policy = default_routing().rule(Trigger.CONTACT_OVERDUE, "north")
+    alert = Alert("contact_overdue:case-1")
+    alert.handle(
+        Fire(
+            "contact_overdue:case-1",
+            Trigger.CONTACT_OVERDUE,
+            "ob-1",
+            "case-1",
+            "wendy",
+            "north",
+            rule.urgency,
+            rule.channels,
+            policy,
+            Recipients(("wendy",)),
+            T0,
+        )
+    )
+    alert.mark_committed()
+    alert.handle(BringIn("contact_overdue:case-1", (("on_call", "cleo"),), "shift", T0))
+    assert alert.pending_events == []

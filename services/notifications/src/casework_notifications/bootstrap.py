@@ -23,6 +23,7 @@ from casework.settings import Settings
 from casework_notifications.adapters.case_facts import CaseFactsStore
 from casework_notifications.adapters.email import SmtpMailer
 from casework_notifications.adapters.live import LiveHub
+from casework_notifications.adapters.on_call_watch import OnCallWatch
 from casework_notifications.adapters.read_models import AlertBoard, Inbox
 from casework_notifications.adapters.webhook_endpoints import EndpointStore
 from casework_notifications.adapters.webhooks import AllowList, Endpoint, WebhookSender
@@ -34,9 +35,10 @@ from casework_notifications.application.delivery import (
     DeliveryLog,
     WhenNotificationSentDeliver,
 )
-from casework_notifications.application.handlers import ESCALATION, Alerts
+from casework_notifications.application.handlers import ESCALATION, SHIFT_START, Alerts
 from casework_notifications.application.policies import (
     WhenCaseChangedRaiseAlerts,
+    WhenOnCallShiftBringIn,
     WhenSupervisionWorkWaitsRaiseAlerts,
     WhenWorkOverdueRaiseAlerts,
 )
@@ -112,12 +114,17 @@ def build(
     rota = rota or known_rota
     hub = LiveHub()
     facts = CaseFactsStore(runtime.database)
+    watch = OnCallWatch(runtime.database)
+    heard = KnownRota(runtime.database, "on_call_heard")  # the shift policy's own copy
+    runtime.on_start(watch.ensure_indexes)
     alerts = Alerts(
         alerts=Repository(runtime.store, Alert, runtime.registry),
         routing=own.routing(),
         recipients=RecipientResolver(staff, rota),
         deadlines=runtime.deadlines,
         clock=runtime.clock,
+        watch=watch,
+        heard=heard,
     )
     inbox = Inbox(runtime.database, hub=hub)
     # a notification's entry is readable (and pushed live) when the alert is saved, a Kafka
@@ -156,11 +163,13 @@ def build(
         WhenCaseChangedRaiseAlerts(facts, alerts),
         WhenWorkOverdueRaiseAlerts(facts, alerts),
         WhenSupervisionWorkWaitsRaiseAlerts(facts, staff, alerts),
+        WhenOnCallShiftBringIn(alerts, heard, runtime.clock),
         WhenNotificationSentDeliver(deliveries),
         inbox,
         board,
     )
     runtime.scheduler.on(ESCALATION, alerts.on_escalation_due)
+    runtime.scheduler.on(SHIFT_START, alerts.on_shift_start)
     runtime.scheduler.on(EMAIL, deliveries.on_email_due)
     runtime.scheduler.on(WEBHOOK, deliveries.on_webhook_due)
     runtime.scheduler.on(DIGEST, deliveries.on_digest_due)

@@ -139,6 +139,22 @@ class NotificationSent(NotificationEvent):
     sent_at: datetime
 
 
+class AlertBroughtIn(NotificationEvent):
+    """People were notified of the episode's current step after it was reached, because they
+    came on call while the alert was open and unacknowledged (a shift that began, or one the
+    service heard of late): `targets` are the reached targets they answer to (`on_call`,
+    `backup`); a `NotificationSent` per recipient follows."""
+
+    alert_id: str
+    episode: int
+    step: int
+    recipients: tuple[str, ...]
+    targets: tuple[str, ...]
+    reason: str
+    """Why now, without personal data (e.g. `on_call_shift:<site>/<shift_id>`)."""
+    brought_in_at: datetime
+
+
 class AlertAcknowledged(NotificationEvent):
     """Someone took responsibility: the escalation stops for everyone."""
 

@@ -6,7 +6,8 @@
   query joins the entries with their alerts by `_id`.
 - `alert_board`: one document per alert group (`_id` = alert id): the current episode's
   status, steps reached and who each notified, who acknowledged and when (and how long it
-  took), who is in contact, the count of re-fires. The crisis board is its open crises of a
+  took), who is in contact, the count of re-fires, and who was brought in late (a new on-call:
+  `brought_in`, each with the step, targets and why). The crisis board is its open crises of a
   site (equality on `site`, `trigger`, `status`).
 
 Both are idempotent by stream version (`ReadModel`), and publish to the live hub after
@@ -22,6 +23,7 @@ from pymongo.errors import DuplicateKeyError
 
 from casework.contracts.notifications import (
     AlertAcknowledged,
+    AlertBroughtIn,
     AlertClosed,
     AlertEscalated,
     AlertInContact,
@@ -217,6 +219,21 @@ def _board_change(event: DomainEvent) -> Callable[[Document], Document] | None:
                         "unresolved": list(event.unresolved_targets),
                         "due_at": event.due_at,
                         "at": event.escalated_at,
+                    },
+                ],
+                "recipients": list(dict.fromkeys([*doc.get("recipients", []), *event.recipients])),
+            }
+        case AlertBroughtIn():
+            return lambda doc: {
+                **doc,
+                "brought_in": [
+                    *doc.get("brought_in", []),
+                    {
+                        "step": event.step,
+                        "recipients": list(event.recipients),
+                        "targets": list(event.targets),
+                        "reason": event.reason,
+                        "at": event.brought_in_at,
                     },
                 ],
                 "recipients": list(dict.fromkeys([*doc.get("recipients", []), *event.recipients])),

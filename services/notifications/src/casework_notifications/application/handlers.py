@@ -12,19 +12,31 @@ changed nothing, such as a redelivered trigger — the alert's one escalation de
 the chain has stopped (acknowledged, closed, or past its last step). Scheduling what is
 already scheduled changes nothing (`casework.deadlines`), so a crash between saving and
 scheduling is healed by the redelivery or the deadline firing again.
+
+**Invariant (a new on-call hears of the open crisis):** whoever comes on call at a site while
+an alert of the site is open and unacknowledged, and a reached step of it named `on_call`
+(`backup`), is notified of it once (`Alert.BringIn`). Two paths meet so that neither order of
+"the shift heard" and "the alert saved" loses it: after every command the alert's episode is
+on the site's watch (`on_call_watch`) exactly while it escalates, and the shift's policy,
+having first written the shift to its own copy of the rota (`heard`), brings its people into
+every watched alert of the site (`bring_in_site`); an alert whose step found nobody on call,
+once saved and watched, asks the rota again — the directory's copy, then `heard`
+(`bring_in_on_call`). Each side writes before it reads what the other writes, so at least one
+sees the other. Each is a command the alert decides, so redelivery, replay, two replicas and
+restarts notify nobody twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from casework.access import NotVisible
 from casework.auth import Principal
 from casework.clock import Clock
-from casework.contracts.notifications import Trigger
+from casework.contracts.notifications import AlertEscalated, Trigger
 from casework.deadlines import Deadline, Deadlines
 from casework.eventstore import (
     RACE_RETRIES,
@@ -34,6 +46,7 @@ from casework.eventstore import (
     after_lost_race,
 )
 
+from casework_notifications.application.ports import Rota, Watch
 from casework_notifications.application.recipients import RecipientResolver, Subject
 from casework_notifications.domain.access import may_act
 from casework_notifications.domain.alert import Alert
@@ -41,6 +54,7 @@ from casework_notifications.domain.approvers import APPROVAL_TRIGGERS
 from casework_notifications.domain.commands import (
     Acknowledge,
     AlertCommand,
+    BringIn,
     Close,
     Escalate,
     Fire,
@@ -52,6 +66,8 @@ from casework_notifications.domain.escalation import alert_of, level_of
 from casework_notifications.domain.routing import Routing
 
 ESCALATION = "alert_escalation"
+ON_CALL_TARGETS = frozenset({"on_call", "backup"})
+SHIFT_START = "on_call_shift_start"
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +76,11 @@ Decide = Callable[[Alert], Awaitable[AlertCommand | None]]
 
 def escalation_key(alert_id: str) -> str:
     return f"escalate:{alert_id}"
+
+
+def shift_key(site: str, shift_id: str) -> str:
+    """The deadline of a future on-call shift's start."""
+    return f"oncall:{site}/{shift_id}"
 
 
 def alert_id_for(trigger: Trigger, subject_id: str) -> str:
@@ -102,6 +123,10 @@ class Alerts:
     recipients: RecipientResolver
     deadlines: Deadlines
     clock: Clock
+    watch: Watch | None = None
+    """Where the site's open alerts are found when someone comes on call (None: nowhere)."""
+    heard: Rota | None = None
+    """The shift policy's own copy of the rota, written before it looks at the watch."""
 
     # -- the platform's commands -----------------------------------------------------------
 
@@ -169,6 +194,75 @@ class Alerts:
             return Close(alert_id, source_id, reason, by, at)
 
         return await self._run(alert_id, decide, ctx, create=False)
+
+    async def bring_in(
+        self,
+        alert_id: str,
+        people: tuple[tuple[str, str], ...],
+        reason: str,
+        ctx: CommitContext | None = None,
+    ) -> bool:
+        """Notify these (target, person) of the open alert if a reached step named their
+        target and the episode has not notified them (`Alert.BringIn` decides)."""
+
+        async def decide(alert: Alert) -> AlertCommand | None:
+            return BringIn(alert_id, people, reason, self.clock.now()) if people else None
+
+        return await self._run(alert_id, decide, ctx, create=False)
+
+    async def bring_in_site(
+        self,
+        site: str,
+        people: tuple[tuple[str, str | None], ...],
+        reason: str,
+        ctx: CommitContext | None = None,
+    ) -> int:
+        """Bring these people (leavers left out) into every watched alert of the site; how
+        many alerts notified someone."""
+        if self.watch is None:
+            return 0
+        active = await self.recipients.active_people(people)
+        if not active:
+            return 0
+        brought = 0
+        for alert_id in await self.watch.of_site(site):
+            brought += await self.bring_in(alert_id, active, reason, ctx)
+        return brought
+
+    async def bring_in_on_call(self, alert_id: str, site: str) -> bool:
+        """Bring in whoever the rota's copies say is on call at the site now."""
+        return await self.bring_in(alert_id, await self._on_call_now(site), "on_call_now")
+
+    async def _on_call_now(self, site: str) -> tuple[tuple[str, str], ...]:
+        """The directory's copy of the rota, else the shift policy's own (which may be ahead
+        of it by a moment)."""
+        now = self.clock.now()
+        people = await self.recipients.on_call(site, now)
+        if not people and self.heard is not None:
+            shift = await self.heard.on_call(site, now)
+            if shift is not None:
+                people = await self.recipients.active_people(
+                    (("on_call", shift.staff_id), ("backup", shift.backup_id))
+                )
+        return people
+
+    async def expect_shift(self, site: str, shift_id: str, starts_at: datetime) -> None:
+        """A shift that starts later: bring its people in when it starts (a durable
+        deadline, one per shift; scheduling it again changes nothing)."""
+        payload = {"site": site, "shift_id": shift_id}
+        await self.deadlines.schedule(shift_key(site, shift_id), SHIFT_START, starts_at, payload)
+
+    async def forget_shift(self, site: str, shift_id: str) -> None:
+        """The shift was cancelled: nobody is brought in at its start."""
+        await self.deadlines.cancel(shift_key(site, shift_id))
+
+    async def on_shift_start(self, deadline: Deadline) -> None:
+        """A shift's start came: whoever the rota's copy says is on call at the site now
+        (the shift's people, unless it was cancelled or changed meanwhile) is brought into
+        the site's open, unacknowledged alerts."""
+        site, shift_id = str(deadline.payload["site"]), str(deadline.payload["shift_id"])
+        people = await self._on_call_now(site)
+        await self.bring_in_site(site, people, f"on_call_shift:{site}/{shift_id}")
 
     async def worker_of(self, alert_id: str) -> str | None:
         """The worker the group's latest episode is about (None: no such group, or none)."""
@@ -244,6 +338,19 @@ class Alerts:
         payload = {"alert_id": alert.id, "episode": ep.number, "step": step}
         await self.deadlines.schedule(key, ESCALATION, due, payload)
 
+    async def keep_watch(self, alert: Alert) -> None:
+        """Keep the episode on its site's watch while it escalates, if its policy names the
+        on-call anywhere; off it once acknowledged or closed (idempotent)."""
+        ep = alert.current
+        if self.watch is None or ep is None:
+            return
+        if not any(ON_CALL_TARGETS & set(level.targets) for level in ep.policy.levels):
+            return
+        if ep.escalating:
+            await self.watch.keep(alert.id, ep.number, ep.site)
+        else:
+            await self.watch.forget(alert.id, ep.number)
+
     async def on_escalation_due(self, deadline: Deadline) -> None:
         p = deadline.payload
         await self.escalate(str(p["alert_id"]), int(p["episode"]), int(p["step"]))
@@ -279,7 +386,8 @@ class Alerts:
             cmd = await decide(alert)
             if cmd is not None:
                 alert.handle(cmd)
-            changed = bool(alert.pending_events)
+            saved = list(alert.pending_events)
+            changed = bool(saved)
             if guessed and not changed:
                 continue  # decided nothing on a guess: decide on the stored alert instead
             if changed:
@@ -290,5 +398,19 @@ class Alerts:
                         await after_lost_race(attempt)
                     continue  # another replica or request wrote first: decide again on its result
             await self.keep_escalation(alert)
+            await self.keep_watch(alert)
+            ep = alert.current
+            if ep is not None and self.watch is not None and _found_no_on_call(saved):
+                # the rota's copy may have learnt of a shift since this step resolved it; the
+                # alert is on the watch now, so a shift heard later finds it (invariant above)
+                await self.bring_in_on_call(alert.id, ep.site)
             return changed
         raise ConcurrencyConflict(Alert.stream_id_for(alert_id), -1)
+
+
+def _found_no_on_call(events: Sequence[object]) -> bool:
+    """Whether a step just reached had an on-call target that named nobody."""
+    return any(
+        isinstance(e, AlertEscalated) and ON_CALL_TARGETS & set(e.unresolved_targets)
+        for e in events
+    )

@@ -11,6 +11,11 @@
 | alerts`                              | topic          | case-review, action-item and           |
 |                                      |                | supervision-overdue alerts, and closes |
 |                                      |                | them once decided, reviewed, done, held|
+| `when_on_call_shift_bring_in`        | supervision    | brings the worker (and backup) of a    |
+|                                      | topic          | shift covering now into the site's     |
+|                                      |                | open, unacknowledged alerts; a later   |
+|                                      |                | shift's start is a deadline that does  |
+|                                      |                | the same then (cancelled with it)      |
 
 Each is idempotent because the `Alert` aggregate is: a source it has seen changes nothing,
 so a redelivered or replayed event notifies nobody twice. Policies, not projections:
@@ -23,6 +28,7 @@ import logging
 from datetime import datetime
 from typing import Protocol
 
+from casework.clock import Clock
 from casework.contracts.cases import (
     CaseOpened,
     CaseTransferAccepted,
@@ -45,9 +51,12 @@ from casework.contracts.supervision import (
     ApprovalWithdrawn,
     CaseReviewOverdue,
     CaseReviewRecorded,
+    OnCallShiftCancelled,
+    OnCallShiftScheduled,
     SupervisionOverdue,
     SupervisionSessionHeld,
 )
+from casework.directory import KnownRota
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import CommitContext
@@ -408,3 +417,59 @@ class WhenSupervisionWorkWaitsRaiseAlerts(EventHandler):
     async def _site_of(self, staff_id: str | None) -> str | None:
         member = await self._staff.get(staff_id) if staff_id else None
         return member.sites[0] if member is not None and member.sites else None
+
+
+class WhenOnCallShiftBringIn(EventHandler):
+    """A shift that covers the present moment, heard from supervision (`OnCallShiftScheduled`;
+    the directory's `KnownRota` keeps the rota from the same event): its worker and backup are
+    brought into every open, unacknowledged alert of the site whose reached steps named
+    `on_call` (`backup`) and that has not notified them (`Alerts.bring_in_site`) — the crisis
+    declared while nobody was on call, or a moment before the directory's copy of the rota
+    heard of the shift. Leavers are never brought in.
+
+    The policy first writes the event to a copy of the rota of its own (`heard`: a
+    `KnownRota` in `on_call_heard`, by stream version, in order), which an alert that found
+    nobody on call reads after it is watched (see `handlers`); and it brings in only a shift
+    that its copy says covers now, so a shift cancelled since (a replay) brings in nobody.
+
+    A shift that starts later is a durable deadline at its start (`oncall:<site>/<shift>`,
+    one per shift; its cancellation cancels it); when it fires, whoever the rota's copy says
+    is on call then is brought into the site's alerts still open and unacknowledged.
+
+    **Invariant:** at most one notification per person per step of an alert, under
+    redelivery, replay, two replicas and restarts: the alert decides (`Alert.BringIn` brings
+    in only whom the episode has not notified) and its stream takes one writer at a time.
+    """
+
+    name = "when_on_call_shift_bring_in"
+    topics = (events_topic("supervision"),)
+
+    def __init__(self, alerts: Alerts, heard: KnownRota, clock: Clock) -> None:
+        self._alerts = alerts
+        self._heard = heard
+        self._clock = clock
+
+    async def ensure_indexes(self) -> None:
+        await self._heard.ensure_indexes()
+
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if isinstance(event, OnCallShiftScheduled | OnCallShiftCancelled):
+            await self._heard.handle(envelope, event)  # before looking at the watch
+        if isinstance(event, OnCallShiftCancelled):
+            await self._alerts.forget_shift(event.site, event.shift_id)
+            return False
+        if not isinstance(event, OnCallShiftScheduled):
+            return False
+        now = self._clock.now()
+        if event.ends_at <= now:
+            return False
+        if event.starts_at > now:
+            await self._alerts.expect_shift(event.site, event.shift_id, event.starts_at)
+            return False
+        live = await self._heard.on_call(event.site, now)
+        if live is None or live.shift_id != event.shift_id:
+            return False  # cancelled since (this is a replay), or replaced
+        people = (("on_call", event.staff_id), ("backup", event.backup_id))
+        reason = f"on_call_shift:{event.site}/{event.shift_id}"
+        brought = await self._alerts.bring_in_site(event.site, people, reason, _context(envelope))
+        return brought > 0

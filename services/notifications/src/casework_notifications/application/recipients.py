@@ -74,6 +74,19 @@ class RecipientResolver:
             ids.extend(found)
         return Recipients(tuple(dict.fromkeys(ids)), tuple(unresolved))
 
+    async def on_call(self, site: str, at: datetime) -> tuple[tuple[str, str], ...]:
+        """(target, person) of the shift covering `at`, leavers left out."""
+        shift = await self.rota.on_call(site, at)
+        if shift is None:
+            return ()
+        return await self.active_people((("on_call", shift.staff_id), ("backup", shift.backup_id)))
+
+    async def active_people(
+        self, people: tuple[tuple[str, str | None], ...]
+    ) -> tuple[tuple[str, str], ...]:
+        """The (target, person) pairs naming someone who has not left."""
+        return tuple([(t, p) for t, p in people if p and await self._active(p)])
+
     async def _deciders(self, subject: Subject, at: datetime) -> tuple[str, ...]:
         named: tuple[str, ...] = ()
         if subject.worker_id:

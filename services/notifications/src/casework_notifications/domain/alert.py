@@ -17,6 +17,13 @@ Rules (each has a given-when-then test in `tests/unit/notifications/test_alert.p
   Non-crisis groups (overdue notices) are done once acknowledged: a later fire opens a new
   episode.
 - The episode keeps the escalation policy it opened with.
+- **Nobody on call is left out** (`BringIn`): a person who now answers to a target that a
+  reached step of the open, unacknowledged episode named (the on-call worker or backup of a
+  shift that began, or that the service heard of after the step was reached) and whom the
+  episode has not notified is notified at the current step (`AlertBroughtIn`, then a
+  `NotificationSent` with the usual id of alert, episode, step and recipient). Once notified
+  they are recipients of the episode, so a second `BringIn` (a redelivered shift, another
+  replica) changes nothing; an acknowledged or closed episode brings in nobody.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from datetime import datetime
 from casework.aggregate import Aggregate
 from casework.contracts.notifications import (
     AlertAcknowledged,
+    AlertBroughtIn,
     AlertClosed,
     AlertEscalated,
     AlertInContact,
@@ -45,6 +53,7 @@ from casework_notifications.domain import escalation
 from casework_notifications.domain.commands import (
     Acknowledge,
     AlertCommand,
+    BringIn,
     Close,
     Escalate,
     Fire,
@@ -92,6 +101,13 @@ class Episode:
             return None
         return nxt, escalation.due_at(self.policy, self.opened_at, nxt)
 
+    def reached_targets(self) -> set[str]:
+        """Every target named by a level of the steps reached so far."""
+        if self.step < 0:
+            return set()
+        levels = {escalation.level_of(self.policy, s)[0] for s in range(self.step + 1)}
+        return {t for level in levels for t in self.policy.levels[level].targets}
+
 
 ANY_SOURCE = "*"
 """`Close` with this source closes whatever episode is open (a transfer decided)."""
@@ -133,6 +149,8 @@ class Alert(Aggregate):
                 self._fire(cmd)
             case Escalate():
                 self._escalate(cmd)
+            case BringIn():
+                self._bring_in(cmd)
             case Acknowledge():
                 self._acknowledge(cmd.by, cmd.notification_id, cmd.at)
             case RecordInContact():
@@ -184,6 +202,32 @@ class Alert(Aggregate):
             return  # acknowledged, closed, past the last step, or this step was reached
         self._reach(cmd.step, cmd.recipients, cmd.at)
 
+    def _bring_in(self, cmd: BringIn) -> None:
+        ep = self.current
+        if ep is None or not ep.escalating:
+            return  # nothing open, or someone took responsibility: nobody more to tell
+        reached = ep.reached_targets()
+        ids: dict[str, None] = {}
+        targets: dict[str, None] = {}
+        for target, person in cmd.people:
+            if person and target in reached and person not in ep.recipients:
+                ids[person] = None
+                targets[target] = None
+        if not ids:
+            return
+        self._trigger(
+            AlertBroughtIn(
+                alert_id=self.id,
+                episode=ep.number,
+                step=ep.step,
+                recipients=tuple(ids),
+                targets=tuple(targets),
+                reason=cmd.reason,
+                brought_in_at=cmd.at,
+            )
+        )
+        self._notify(ep.step, tuple(ids), cmd.at)
+
     def _reach(self, step: int, recipients: Recipients, at: datetime) -> None:
         ep = self.current
         assert ep is not None
@@ -202,6 +246,11 @@ class Alert(Aggregate):
                 escalated_at=at,
             )
         )
+        self._notify(step, ids, at)
+
+    def _notify(self, step: int, ids: tuple[str, ...], at: datetime) -> None:
+        ep = self.current
+        assert ep is not None
         for recipient in ids:
             self._trigger(
                 NotificationSent(

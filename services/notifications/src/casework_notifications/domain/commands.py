@@ -79,4 +79,17 @@ class Close:
     at: datetime
 
 
-AlertCommand = Fire | Escalate | Acknowledge | RecordInContact | MarkRead | Close
+@dataclass(frozen=True)
+class BringIn:
+    """People now answering to some targets (`(target, staff_id)` pairs, e.g. the on-call
+    worker of a shift that began) should know of the open alert: those whose target a
+    reached step named, and whom the episode has not notified, are notified at its current
+    step. `reason` says why, without personal data."""
+
+    alert_id: str
+    people: tuple[tuple[str, str], ...]
+    reason: str
+    at: datetime
+
+
+AlertCommand = Fire | Escalate | BringIn | Acknowledge | RecordInContact | MarkRead | Close
