@@ -19,6 +19,8 @@ from pymongo.errors import AutoReconnect
 
 from casework.clock import FixedClock
 from casework.contracts.notifications import Trigger
+from casework.envelope import Envelope
+from casework.events import DomainEvent
 from casework.projections import APPLIED
 from casework.runtime import wait_until
 
@@ -59,24 +61,51 @@ async def drained(queue: asyncio.Queue[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+class HeldConsumer:
+    """Holds the inbox's consumer at the door until `release` is set: its runner calls the
+    instance's `handle`, which this replaces; the inline apply was given the method itself
+    when the service was built, so it is not held."""
+
+    def __init__(self, wired: Wired) -> None:
+        self.release = asyncio.Event()
+        self.applied = 0
+        inner = wired.inbox.handle
+
+        async def held(envelope: Envelope, event: DomainEvent) -> bool:
+            await self.release.wait()
+            self.applied += 1
+            return await inner(envelope, event)
+
+        wired.inbox.handle = held  # type: ignore[method-assign]
+
+
 async def test_the_entry_is_readable_and_pushed_when_the_alert_is_saved(
     kafka_bootstrap: str, mongo_url: str, directory: FakeDirectory
 ) -> None:
     own = NotificationsSettings(deadline_tick_s=0.2)
+    consumer: list[HeldConsumer] = []
     async with running(
-        kafka_bootstrap, mongo_url, own, FixedClock(T0), staff=directory, rota=directory
+        kafka_bootstrap,
+        mongo_url,
+        own,
+        FixedClock(T0),
+        staff=directory,
+        rota=directory,
+        before_start=lambda wired: consumer.append(HeldConsumer(wired)),
     ) as wired:
         case_id = str(uuid.uuid4())
         async with wired.hub.subscribe("olga") as live:
             assert await wired.alerts.fire(crisis(case_id))
-            # no wait: written before `fire` returned
+            # the consumer is held: written (and pushed) by the process that saved the alert
+            assert consumer[0].applied == 0
             now = await entries(wired, f"crisis:{case_id}")
             assert {d["recipient_id"] for d in now.values()} == {"wendy", "olga"}
             pushed = await drained(live)
             assert [m["entry"]["alert_id"] for m in pushed] == [f"crisis:{case_id}"]
 
-            # the relay publishes the commit, the consumer catches up: same documents,
-            # nothing pushed again
+            # released, the consumer catches up: same documents, nothing pushed again
+            consumer[0].release.set()
+
             async def published() -> bool:
                 return await wired.runtime.store.pending.count_documents({}) == 0
 
@@ -85,6 +114,7 @@ async def test_the_entry_is_readable_and_pushed_when_the_alert_is_saved(
                 lambda: caught_up(wired, kafka_bootstrap, "inbox", source="notifications"),
                 within=60,
             )
+            assert consumer[0].applied >= 2
             assert await entries(wired, f"crisis:{case_id}") == now
             assert await drained(live) == []
         for doc in now.values():
@@ -95,7 +125,7 @@ async def test_the_entry_is_readable_and_pushed_when_the_alert_is_saved(
 
 class FirstInsertsFail:
     """The inbox's collection, whose first `n` inserts fail as if the database went away
-    (they are the inline ones: they run before `fire` returns, before any consumer could)."""
+    (the inline ones: the consumer is held until they are done)."""
 
     def __init__(self, inner: Any, n: int) -> None:
         self.inner, self.left, self.failed = inner, n, 0
@@ -117,9 +147,12 @@ async def test_a_failing_inline_apply_leaves_the_entry_to_the_consumer(
     own = NotificationsSettings(deadline_tick_s=0.2)
     flaky: list[FirstInsertsFail] = []
 
+    consumer: list[HeldConsumer] = []
+
     def break_inline(wired: Wired) -> None:
         flaky.append(FirstInsertsFail(wired.inbox.read_model.collection, 2))
         wired.inbox.read_model.collection = flaky[0]
+        consumer.append(HeldConsumer(wired))
 
     async with running(
         kafka_bootstrap,
@@ -134,6 +167,7 @@ async def test_a_failing_inline_apply_leaves_the_entry_to_the_consumer(
         assert await wired.alerts.fire(crisis(case_id))  # the command stands
         assert flaky[0].failed == 2
         assert await entries(wired, f"crisis:{case_id}") == {}
+        consumer[0].release.set()
 
         async def both() -> bool:
             return len(await entries(wired, f"crisis:{case_id}")) == 2
