@@ -23,6 +23,7 @@ from casework.metrics import Metrics
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ROUNDS = 60
+PER_DAY = 12
 
 
 async def _is_ferretdb(database: AsyncDatabase[Document]) -> bool:
@@ -70,7 +71,7 @@ async def test_a_scan_racing_the_drop_of_its_day_reads_it_as_empty(
     seen = 0
     for r in range(ROUNDS):
         day = T0 + timedelta(days=r)
-        for n in range(30):
+        for n in range(PER_DAY):
             due = day + timedelta(minutes=n % 3)
             await deadlines.schedule(f"d{r}-{n}", "contact_overdue", due)
         clock.advance(day + timedelta(minutes=5) - clock.now())
@@ -87,7 +88,7 @@ async def test_a_scan_racing_the_drop_of_its_day_reads_it_as_empty(
         scans = await asyncio.gather(*(replica.scan(clock.now()) for _ in range(4)), drop())
         for scan in scans[:4]:
             keys = {e.deadline.key for e in scan.due}
-            assert keys <= {f"d{r}-{n}" for n in range(30)}
+            assert keys <= {f"d{r}-{n}" for n in range(PER_DAY)}
             seen += len(keys)
     assert seen > 0, "every scan came after the drop: the race was never run"
     assert fired == []
