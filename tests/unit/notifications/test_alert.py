@@ -200,6 +200,24 @@ def test_an_episode_keeps_the_policy_it_opened_with() -> None:
     assert alert.stream_id == "alert-crisis:case-1"
 
 
+def test_whom_an_episode_excludes_is_never_notified_at_any_step() -> None:
+    """An approval's requester (four eyes) named by a later level, or brought in as on call,
+    is left out; the episode keeps whom it excludes and the case's team."""
+    opened = Fire(**{**vars(fire(ids=("wendy", "dora"))), "team": "a", "excluded": ("dora",)})
+    events = when(Alert(ALERT), opened)
+    assert isinstance(events[0], AlertOpened)
+    assert (events[0].team, events[0].excluded) == ("a", ("dora",))
+    sent = [e.recipient_id for e in events if isinstance(e, NotificationSent)]
+    assert sent == ["wendy"]
+    alert = given(opened)
+    ep = alert.current
+    assert ep is not None
+    assert (ep.team, ep.excluded) == ("a", ("dora",))
+    later = when(alert, Escalate(ALERT, 1, 1, Recipients(("sam", "dora")), T0))
+    assert [e.recipient_id for e in later if isinstance(e, NotificationSent)] == ["sam"]
+    assert when(given(opened), on_call(("on_call", "dora"))) == []
+
+
 def on_call(*people: tuple[str, str], at: datetime = T0 + timedelta(minutes=1)) -> BringIn:
     return BringIn(ALERT, people, "on_call_shift:north/s1", at)
 

@@ -94,6 +94,12 @@ class AlertOpened(NotificationEvent):
     channels: tuple[Channel, ...]
     policy: EscalationPolicy
     opened_at: datetime
+    team: str | None = None
+    """The case's team: whose supervisors decide an approval when the worker has none (every
+    level of the episode resolves `supervisor` so)."""
+    excluded: tuple[str, ...] = ()
+    """Who is never notified of this episode at any level (the requester of an approval:
+    four eyes)."""
 
 
 class AlertRefired(NotificationEvent):

@@ -141,9 +141,6 @@ class Alerts:
                 recipients = await self.recipients.resolve(
                     policy.levels[0].targets, firing.subject(), self.clock.now()
                 )
-                if firing.exclude:
-                    kept = tuple(r for r in recipients.ids if r not in firing.exclude)
-                    recipients = Recipients(kept, recipients.unresolved)
             return Fire(
                 alert_id=alert_id,
                 trigger=firing.trigger,
@@ -156,6 +153,8 @@ class Alerts:
                 policy=policy,
                 recipients=recipients,
                 at=firing.at,
+                team=firing.team,
+                excluded=firing.exclude,  # never notified, at any level (the alert decides)
             )
 
         return await self._run(alert_id, decide, ctx, assume_new=True)
@@ -171,9 +170,15 @@ class Alerts:
             if nxt is None or nxt[0] != step:
                 return None
             level, _ = level_of(ep.policy, step)
-            # the episode keeps no team nor requester: a later level's `supervisor` of an
-            # approval falls back to any supervisor of the site (the defaults have one level)
-            subject = Subject(ep.site, ep.worker_id, approval=ep.trigger in APPROVAL_TRIGGERS)
+            # as at the opening: an approval's `supervisor` is who may decide it (the case's
+            # team for the fallback), never the requester
+            subject = Subject(
+                ep.site,
+                ep.worker_id,
+                approval=ep.trigger in APPROVAL_TRIGGERS,
+                team=ep.team,
+                never=ep.excluded,
+            )
             recipients = await self.recipients.resolve(
                 ep.policy.levels[level].targets, subject, self.clock.now()
             )

@@ -16,7 +16,9 @@ Rules (each has a given-when-then test in `tests/unit/notifications/test_alert.p
   what fired it being over (`Close` with one of its sources: the crisis resolved) closes it.
   Non-crisis groups (overdue notices) are done once acknowledged: a later fire opens a new
   episode.
-- The episode keeps the escalation policy it opened with.
+- The episode keeps the escalation policy it opened with, and who it must never notify
+  (`excluded`: an approval's requester — four eyes — at every level, brought in or not) and
+  the case's team (whose supervisors decide an approval when the worker has none).
 - **Nobody on call is left out** (`BringIn`): a person who now answers to a target that a
   reached step of the open, unacknowledged episode named (the on-call worker or backup of a
   shift that began, or that the service heard of after the step was reached) and whom the
@@ -85,6 +87,8 @@ class Episode:
     acknowledged_at: datetime | None = None
     in_contact: list[tuple[str, datetime]] = field(default_factory=list)
     closed_at: datetime | None = None
+    team: str | None = None
+    excluded: tuple[str, ...] = ()
 
     @property
     def open(self) -> bool:
@@ -189,6 +193,8 @@ class Alert(Aggregate):
                 channels=cmd.channels,
                 policy=cmd.policy,
                 opened_at=cmd.at,
+                team=cmd.team,
+                excluded=cmd.excluded,
             )
         )
         self._reach(0, cmd.recipients, cmd.at)
@@ -210,7 +216,7 @@ class Alert(Aggregate):
         ids: dict[str, None] = {}
         targets: dict[str, None] = {}
         for target, person in cmd.people:
-            if person and target in reached and person not in ep.recipients:
+            if person and target in reached and person not in ep.recipients | set(ep.excluded):
                 ids[person] = None
                 targets[target] = None
         if not ids:
@@ -232,7 +238,7 @@ class Alert(Aggregate):
         ep = self.current
         assert ep is not None
         level, repeat = escalation.level_of(ep.policy, step)
-        ids = tuple(dict.fromkeys(r for r in recipients.ids if r))
+        ids = tuple(dict.fromkeys(r for r in recipients.ids if r and r not in ep.excluded))
         self._trigger(
             AlertEscalated(
                 alert_id=self.id,
@@ -356,6 +362,8 @@ class Alert(Aggregate):
                         policy=event.policy,
                         opened_at=event.opened_at,
                         sources={event.source_id},
+                        team=event.team,
+                        excluded=event.excluded,
                     )
                 )
             case AlertRefired() if ep is not None:

@@ -31,6 +31,8 @@ class Fire:
     policy: EscalationPolicy
     recipients: Recipients
     at: datetime
+    team: str | None = None
+    excluded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
