@@ -6,6 +6,8 @@
   `CrisisDeclared` in one commit.
 - Two writers that loaded the same version: the second gets `ConcurrencyConflict`.
 - The `assignments` projection finds a worker's open cases.
+- A first slot held by an unfinished write delays the case until the relay's fence; it is
+  never taken for "already opened".
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from casework.contracts.common import RiskLevel
 from casework.contracts.intake import ReferralAccepted
 from casework.directory import KnownStaff
 from casework.envelope import Envelope
-from casework.eventstore import CommitContext, ConcurrencyConflict, Document
+from casework.eventstore import CommitContext, ConcurrencyConflict, Document, commit_id
 from casework.privacy import is_sealed
 from casework.runtime import ServiceRuntime, events_topic, topic_prefix, wait_until
 from casework.settings import Settings
@@ -67,8 +69,9 @@ class Service:
         )
 
     async def commits(self, case_id: str) -> list[list[str]]:
+        """The event types of each commit of the case's stream (a void: none)."""
         cursor = self.runtime.store.commits.find({"stream_id": f"case-{case_id}"}).sort("first")
-        return [[e["type"].split(".")[2] for e in c["events"]] async for c in cursor]
+        return [[e["type"].split(".")[2] for e in c.get("events", [])] async for c in cursor]
 
 
 @pytest.fixture
@@ -236,3 +239,32 @@ async def test_the_assignments_index_finds_a_workers_open_cases(service: Service
 
     await wait_until(indexed, within=30)
     assert await service.cases.caseloads.open_cases_of("nobody") == []
+
+
+async def test_a_first_slot_an_unfinished_write_holds_delays_the_case_never_loses_it(
+    service: Service,
+) -> None:
+    """A writer that failed between the two inserts of the case's first commit (a database
+    outage mid-append, as the outage test's CI run had) leaves that slot taken until the
+    relay fences it. The policy used to take the conflict for "already opened" and drop the
+    referral's case for good; it now waits (contention) and opens the case after the void."""
+    envelope = accepted(RiskLevel.LOW)
+    case_id = str(envelope.data["case_id"])
+    stream = f"case-{case_id}"
+    await service.runtime.store.pending.insert_one(
+        {
+            "_id": commit_id(stream, 1),
+            "stream_id": stream,
+            "first": 1,
+            "attempt": "a-writer-that-died",
+            "recorded_at": datetime.now(UTC),
+        }
+    )
+    await service.deliver(envelope)
+
+    async def opened() -> bool:
+        return await service.commits(case_id) == [[], ["CaseOpened"]]  # the void, then it
+
+    await wait_until(opened, within=90)
+    assert service.outcomes("applied") == 1
+    assert (await service.cases.case(case_id, ADMIN)).id == case_id

@@ -158,11 +158,21 @@ class Cases:
         return {case.id: case.scope for case in found if case is not None}
 
     async def open_case(self, cmd: OpenCase, ctx: CommitContext) -> Case:
-        """Open the case of an accepted referral (raises `CaseAlreadyOpened` the second time)."""
-        case = await self.cases.find(cmd.case_id) or self.cases.new(cmd.case_id)
-        case.handle(cmd, self.clock.now())
-        await self.cases.save(case, ctx)
-        return case
+        """Open the case of an accepted referral (raises `CaseAlreadyOpened` the second time).
+
+        A lost write race is decided again on a fresh load: a case opened meanwhile (a
+        redelivery, another replica) is `CaseAlreadyOpened`. A conflict is never taken to
+        mean the case exists: the first slot may be held by a write that failed between its
+        two inserts, and then the conflict lasts until the relay fences that slot, and the
+        caller (the policy's runner: contention) tries again and opens it after the void."""
+
+        async def attempt() -> Case:
+            case = await self.cases.find(cmd.case_id) or self.cases.new(cmd.case_id)
+            case.handle(cmd, self.clock.now())
+            await self.cases.save(case, ctx)
+            return case
+
+        return await retrying_lost_races(attempt)
 
     async def carry_out(self, cmd: CaseCommand, ctx: CommitContext) -> Case:
         """Carry out a decision another service took and authorised (supervision's approval):

@@ -26,7 +26,7 @@ from casework.contracts.intake import ReferralAccepted
 from casework.contracts.supervision import ApprovalGranted, ApprovalReturned
 from casework.envelope import Envelope
 from casework.events import DomainEvent
-from casework.eventstore import CommitContext, ConcurrencyConflict
+from casework.eventstore import CommitContext
 from casework.projections import EventHandler
 from casework.runtime import events_topic
 
@@ -76,8 +76,10 @@ class WhenReferralAcceptedOpenCase(EventHandler):
         ctx = CommitContext(correlation_id=envelope.correlation_id, causation_id=envelope.id)
         try:
             await self._cases.open_case(cmd, ctx)
-        except (CaseAlreadyOpened, ConcurrencyConflict):
+        except CaseAlreadyOpened:
             return False  # a redelivery, or a replica that got there first
+        # (a ConcurrencyConflict goes to the runner: the slot is held by an unfinished write,
+        # retried as contention until the relay fences it — it never meant "already opened")
         return True
 
 

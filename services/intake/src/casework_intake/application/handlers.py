@@ -296,7 +296,11 @@ class Intake:
                 await self.clients.save(client, ctx)
                 registered = True
             except ConcurrencyConflict:
-                pass  # the request and the policy raced; one registration is enough
+                # the request and the policy raced, and one registration is enough — if there
+                # is one: the slot may be held by a write that failed between its inserts,
+                # which only the relay's fence clears (the caller tries again after it)
+                if await self.clients.find(accepted.client_id) is None:
+                    raise
         await self.match_index.file(
             terms, owner=accepted.client_id, subject=f"client:{accepted.client_id}"
         )
