@@ -271,21 +271,33 @@ class LateRota:
         return found
 
 
-async def test_a_shift_the_rota_learnt_while_the_crisis_opened_is_not_lost(
-    database: AsyncDatabase[Document], nobody_on_call: FakeDirectory
-) -> None:
-    rota = LateRota(nobody_on_call)
+async def watched_alerts(
+    database: AsyncDatabase[Document],
+    staff: FakeDirectory,
+    rota: Any,
+    heard: FakeDirectory | None = None,
+) -> tuple[OnCallWatch, EventStore, Alerts]:
+    """The alerts application on the real database with its on-call watch (no service)."""
     watch = OnCallWatch(database)
     await watch.ensure_indexes()
     store = EventStore(database, source="/casework/notifications")
     alerts = Alerts(
         alerts=Repository(store, Alert, registry()),
         routing=NotificationsSettings().routing(),
-        recipients=RecipientResolver(nobody_on_call, rota),
+        recipients=RecipientResolver(staff, rota),
         deadlines=Deadlines(database),
         clock=FixedClock(T0),
         watch=watch,
+        heard=heard,
     )
+    return watch, store, alerts
+
+
+async def test_a_shift_the_rota_learnt_while_the_crisis_opened_is_not_lost(
+    database: AsyncDatabase[Document], nobody_on_call: FakeDirectory
+) -> None:
+    rota = LateRota(nobody_on_call)
+    watch, store, alerts = await watched_alerts(database, nobody_on_call, rota)
     # the shift's policy came first and found no open alert of the site to bring cleo into
     assert await alerts.bring_in_site(SITE, (("on_call", "cleo"),), "shift") == 0
     firing = Firing(Trigger.CRISIS, "c1", "crisis-1", SITE, "c1", "wendy", T0)
@@ -323,18 +335,7 @@ async def test_a_shift_only_the_policy_has_written_down_yet_is_not_lost(
     heard.shifts.append(
         Shift(SITE, "cleo", "lee", T0 - timedelta(minutes=1), T0 + timedelta(hours=8))
     )
-    watch = OnCallWatch(database)
-    await watch.ensure_indexes()
-    store = EventStore(database, source="/casework/notifications")
-    alerts = Alerts(
-        alerts=Repository(store, Alert, registry()),
-        routing=NotificationsSettings().routing(),
-        recipients=RecipientResolver(nobody_on_call, nobody_on_call),
-        deadlines=Deadlines(database),
-        clock=FixedClock(T0),
-        watch=watch,
-        heard=heard,
-    )
+    _, store, alerts = await watched_alerts(database, nobody_on_call, nobody_on_call, heard)
     firing = Firing(Trigger.CRISIS, "c2", "crisis-2", SITE, "c2", "wendy", T0)
     assert await alerts.fire(firing, CommitContext())
     sent = [
