@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import time
 import uuid
 from typing import Any
 
@@ -304,3 +306,36 @@ def test_a_caseload_read_records_the_cases_and_clients_it_showed(stack: Stack, n
     assert records[-1]["about"]["worker_id"] == worker
     # every data subject the list showed
     assert clients_shown(records[-1]) == [f"client:{client_id}"]
+
+
+def _get_healthz(conn: socket.socket, host: str) -> bytes:
+    """One `GET /healthz` on an open connection; the answer's status line, or b"" if the
+    server had closed the connection."""
+    conn.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return b""
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += conn.recv(4096)
+    return head.split(b"\r\n", 1)[0]
+
+
+def test_an_idle_connection_is_kept_longer_than_a_client_keeps_it(stack: Stack) -> None:
+    """A connection idle for longer than httpx keeps one in its pool (5 s) is still served.
+    A server that closes its idle connections at the same age as the client races the
+    client's next request on it, which then fails with a connection reset (seen once in CI)."""
+    url = httpx.URL(stack.urls["cases"])
+    assert url.host and url.port
+    with socket.create_connection((url.host, url.port), timeout=5) as conn:
+        assert _get_healthz(conn, url.netloc.decode()) == b"HTTP/1.1 200 OK"
+        time.sleep(6.5)  # the idle time under test, past both libraries' 5 s default
+        assert _get_healthz(conn, url.netloc.decode()) == b"HTTP/1.1 200 OK"

@@ -230,4 +230,5 @@ def serve(app_factory: str, settings: Settings) -> None:
         port=settings.http_port,
         log_config=None,  # logging is configured by the app, as JSON lines
         access_log=False,
+        timeout_keep_alive=settings.http_keep_alive_s,
     )

@@ -120,6 +120,14 @@ class Settings(BaseSettings):
     # Request body limits by route class (`casework.http.BodyClass`); larger bodies get 413.
     http_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     http_max_text_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    http_keep_alive_s: int = Field(
+        default=75,
+        ge=1,
+        description="How long an idle client connection is kept open. Longer than any client's "
+        "or load balancer's own idle limit (httpx 5 s, AWS ALB 60 s), so the server never "
+        "closes a connection the client is about to reuse (the client's request then meets a "
+        "connection reset).",
+    )
 
     jwt_issuer: str = DEV_JWT_ISSUER
     jwt_audience: str = "casework"
