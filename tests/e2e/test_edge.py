@@ -334,7 +334,8 @@ def test_an_idle_connection_is_kept_longer_than_a_client_keeps_it(stack: Stack) 
     A server that closes its idle connections at the same age as the client races the
     client's next request on it, which then fails with a connection reset (seen once in CI)."""
     url = httpx.URL(stack.urls["cases"])
-    assert url.host and url.port
+    assert url.host
+    assert url.port
     with socket.create_connection((url.host, url.port), timeout=5) as conn:
         assert _get_healthz(conn, url.netloc.decode()) == b"HTTP/1.1 200 OK"
         time.sleep(6.5)  # the idle time under test, past both libraries' 5 s default
