@@ -53,10 +53,8 @@ from casework_supervision.domain.commands import (
 from casework_supervision.domain.errors import (
     InvalidDirectoryEntry,
     SiteNotFound,
-    StaffMemberAlreadyRegistered,
     StaffMemberNotFound,
     SupervisionError,
-    TeamAlreadyRegistered,
 )
 from casework_supervision.domain.rota import Rota
 from casework_supervision.domain.site import Site
@@ -128,7 +126,7 @@ class Directory:
             return team
 
         return await self._decided(
-            self.teams, decide, ctx, TeamAlreadyRegistered(cmd.site, cmd.team)
+            self.teams, decide, ctx, DirectoryRaced(f"team {cmd.team} of {cmd.site}")
         )
 
     # -- staff --------------------------------------------------------------------------------
@@ -146,7 +144,7 @@ class Directory:
             return member
 
         return await self._decided(
-            self.staff, decide, ctx, StaffMemberAlreadyRegistered(cmd.staff_id)
+            self.staff, decide, ctx, DirectoryRaced(f"staff member {cmd.staff_id}")
         )
 
     async def change_staff_profile(
@@ -334,13 +332,15 @@ class Directory:
         repository: Repository[A],
         decide: Callable[[], Awaitable[A]],
         ctx: CommitContext,
-        exhausted: SupervisionError,
+        exhausted: DirectoryRaced,
     ) -> A:
         """Load, authorise and decide (`decide`), save; a write race lost on the entry's
         stream is decided again on a fresh load (`retrying_lost_races`, as every
         load-decide-save of the platform), so a concurrent change is built upon, or refused
         by the rule it breaks (registered meanwhile), never lost. `exhausted` is raised only
-        if every try lost."""
+        if every try lost, and says so: never "already registered", since only `decide` on
+        a load can know that (a first slot held by a write that failed between its two
+        inserts conflicts until the relay fences it, with nothing registered)."""
 
         async def attempt() -> A:
             aggregate = await decide()

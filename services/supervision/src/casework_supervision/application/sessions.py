@@ -645,10 +645,18 @@ class Sessions:
     async def _save_new(
         repository: Repository[A], aggregate: A, ctx: CommitContext, taken: Exception
     ) -> None:
+        """Save a new entry; `taken` if its id was taken meanwhile. A conflict is never taken
+        to mean that: the first slot may be held by a write that failed between its two
+        inserts (the caller's own retry after a 503, say) until the relay fences it, and
+        answering "already exists" then would tell the caller that an entry nobody stored was
+        stored. Such a conflict goes out as it is (409: retry), and a retry after the fence
+        stores the entry."""
         try:
             await repository.save(aggregate, ctx)
         except ConcurrencyConflict:
-            raise taken from None
+            if await repository.find(aggregate.id) is not None:
+                raise taken from None
+            raise
 
     @staticmethod
     async def _backstopped(step: Awaitable[bool], what: str, id: str) -> None:
