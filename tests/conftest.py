@@ -9,16 +9,18 @@ engine, testcontainers starts Kafka and MongoDB instead.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -46,6 +48,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("CASEWORK_KEYS_MONGO_DB", f"test_keys_{uuid.uuid4().hex[:12]}")
 
 
+_TOPICS_BEFORE = pytest.StashKey[set[str]]()
+
 # End-to-end tests that bring servers or a stack of their own: under pytest-xdist they may run
 # on either worker. Every other end-to-end test shares the session's stack (tests/e2e/conftest.py).
 OWN_SERVERS = (
@@ -69,6 +73,55 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
             return nodeid
 
     return SharedStackScheduling(config, log)
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    """The one process of a run (without xdist) or xdist's controller, never a worker."""
+    return not hasattr(config, "workerinput")
+
+
+async def _topics(bootstrap: str, delete: Sequence[str] = ()) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        for at in range(0, len(delete), 500):
+            await admin.delete_topics(list(delete[at : at + 500]), timeout_ms=30_000)
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+def _broker() -> str | None:
+    if os.environ.get("CASEWORK_TEST_CONTAINERS") == "1":
+        return None  # the container goes with its topics
+    bootstrap = os.environ.get("CASEWORK_KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    return bootstrap if _reachable(host, int(port)) else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    bootstrap = _broker()
+    if _is_controller(session.config) and bootstrap:
+        with contextlib.suppress(Exception):
+            session.config.stash[_TOPICS_BEFORE] = asyncio.run(_topics(bootstrap))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Delete the topics the run's namespaces made. A broker keeps a few open files per
+    partition, and the suite makes thousands: a few runs on one local broker used to reach
+    its open-files limit, and it stopped ("Too many open files"). Only topics made during the
+    run and carrying a namespace (`<namespace>.casework.…`), never a running platform's."""
+    before = session.config.stash.get(_TOPICS_BEFORE, None)
+    bootstrap = _broker()
+    if before is None or bootstrap is None or not _is_controller(session.config):
+        return
+    with contextlib.suppress(Exception):
+        made = sorted(
+            t
+            for t in asyncio.run(_topics(bootstrap)) - before
+            if ".casework." in t and not t.startswith("casework.")
+        )
+        asyncio.run(_topics(bootstrap, made))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
