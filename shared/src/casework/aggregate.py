@@ -75,3 +75,15 @@ class Aggregate(ABC):
         self.version += len(self._pending)
         self._stored += len(self._pending)
         self._pending.clear()
+
+
+class VersionMismatch(Exception):
+    """The client's `If-Match` names a version other than the current one (412)."""
+
+    def __init__(self, resource: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"{resource} is at version {actual}, not {expected}: someone changed it since you "
+            "read it; reload and try again"
+        )
+        self.expected = expected
+        self.actual = actual

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
 from casework.access import AccessDenied, NotVisible
+from casework.aggregate import VersionMismatch
 from casework.asyncapi import SERVICES, asyncapi_document, asyncapi_html
 from casework.audit import AuditMiddleware
 from casework.auth import build_verifier
@@ -34,19 +35,6 @@ from casework.rebuild import run_offline
 from casework.runtime import ServiceRuntime
 from casework.settings import Settings
 from casework.tracing import configure_tracing, instrument_fastapi, instrument_pymongo
-
-
-class VersionMismatch(Exception):
-    """The client's `If-Match` names a version other than the current one (412)."""
-
-    def __init__(self, resource: str, expected: int, actual: int) -> None:
-        super().__init__(
-            f"{resource} is at version {actual}, not {expected}: someone changed it since you "
-            "read it; reload and try again"
-        )
-        self.expected = expected
-        self.actual = actual
-
 
 PLATFORM_ERRORS: Mapping[type[Exception], int] = {
     AggregateNotFound: 404,

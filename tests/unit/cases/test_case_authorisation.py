@@ -28,12 +28,12 @@ from unit.cases.case_fixtures import (
 )
 
 from casework.access import AccessDenied, NotVisible
+from casework.aggregate import VersionMismatch
 from casework.auth import Principal, check_roles
 from casework.clock import FixedClock
 from casework.directory import StaffFacts
 from casework.events import DomainEvent
 from casework.eventstore import CommitContext
-from casework.service import VersionMismatch
 
 from casework_cases.application.handlers import Cases
 from casework_cases.domain import commands

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from casework.access import AccessDenied, NotVisible, require_site
+from casework.aggregate import VersionMismatch
 from casework.auth import Principal
 from casework.clock import Clock
 from casework.directory import DEFAULT_CASELOAD_POLICY, CaseloadPolicy
@@ -17,7 +18,6 @@ from casework.eventstore import (
     Repository,
     retrying_lost_races,
 )
-from casework.service import VersionMismatch
 
 from casework_cases.domain.access import CaseScope, can_reach_case
 from casework_cases.domain.assignment import Assignee, assignee_team

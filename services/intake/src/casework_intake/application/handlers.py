@@ -9,13 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from casework.access import NotVisible, can_reach_site, require_site
+from casework.aggregate import VersionMismatch
 from casework.auth import Principal
 from casework.clock import Clock
 from casework.contracts.intake import ClientDetails
 from casework.directory import KnownSites
 from casework.eventstore import CommitContext, ConcurrencyConflict, Repository
 from casework.privacy import REPLACEMENT
-from casework.service import VersionMismatch
 
 from casework_intake.application.ports import (
     ClientLookup,
