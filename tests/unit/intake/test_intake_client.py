@@ -10,7 +10,6 @@ from casework.contracts.intake import ClientDetails, ClientRegistered
 
 from casework_intake.domain.client import (
     Client,
-    ClientAlreadyRegistered,
     MatchedOn,
     match_key,
     matched_on,
@@ -18,6 +17,7 @@ from casework_intake.domain.client import (
     normalise_phone,
 )
 from casework_intake.domain.commands import RegisterClient
+from casework_intake.domain.errors import ClientAlreadyRegistered
 
 AT = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 BORN = date(1990, 4, 12)

@@ -25,12 +25,11 @@ from casework.events import DomainEvent
 from casework_intake.application.data_protection import RetentionSchedule
 from casework_intake.application.ports import CLOSED, OPEN, KnownCase
 from casework_intake.domain.commands import PlaceLegalHold, ReleaseLegalHold, RequestErasure
-from casework_intake.domain.erasure import (
+from casework_intake.domain.erasure import Erasure, OpenCase
+from casework_intake.domain.errors import (
     ClientAlreadyErased,
-    Erasure,
     ErasureInProgress,
     NotDecidedToCarryOut,
-    OpenCase,
     UnknownHold,
 )
 from casework_intake.domain.retention import (

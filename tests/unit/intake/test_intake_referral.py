@@ -31,19 +31,17 @@ from casework_intake.domain.commands import (
     ReceiveReferral,
     ScreenRisk,
 )
-from casework_intake.domain.referral import (
-    ClientMatch,
+from casework_intake.domain.errors import (
     ClientMatchUndecided,
     IntakeError,
     NoClientMatchToDecide,
-    Referral,
     ReferralAlreadyDecided,
     ReferralAlreadyReceived,
     ReferralNotReceived,
     ReferralNotScreened,
-    ReferralStatus,
     UnknownCandidate,
 )
+from casework_intake.domain.referral import ClientMatch, Referral, ReferralStatus
 
 RID = "r-1"
 RECEIVED_AT = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

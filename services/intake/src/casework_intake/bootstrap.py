@@ -29,9 +29,18 @@ from casework_intake.application.policies import (
     WhenErasureDecidedCarryOut,
     WhenReferralAcceptedRegisterClient,
 )
-from casework_intake.domain.client import Client, ClientError
-from casework_intake.domain.erasure import Erasure, ErasureError, UnknownErasure, UnknownHold
-from casework_intake.domain.referral import IntakeError, Referral, UnknownCandidate, UnknownSite
+from casework_intake.domain.client import Client
+from casework_intake.domain.erasure import Erasure
+from casework_intake.domain.errors import (
+    ClientError,
+    ErasureError,
+    IntakeError,
+    UnknownCandidate,
+    UnknownErasure,
+    UnknownHold,
+    UnknownSite,
+)
+from casework_intake.domain.referral import Referral
 from casework_intake.domain.retention import RetentionRules
 from casework_intake.entrypoints import data_protection, queue, referrals
 from casework_intake.settings import DataProtectionSettings

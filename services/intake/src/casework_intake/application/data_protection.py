@@ -51,12 +51,8 @@ from casework_intake.application.ports import (
 )
 from casework_intake.domain.client import Client
 from casework_intake.domain.commands import PlaceLegalHold, ReleaseLegalHold, RequestErasure
-from casework_intake.domain.erasure import (
-    ClientAlreadyErased,
-    Erasure,
-    ErasureRecord,
-    OpenCase,
-)
+from casework_intake.domain.erasure import Erasure, ErasureRecord, OpenCase
+from casework_intake.domain.errors import ClientAlreadyErased
 from casework_intake.domain.retention import RECORD_CLASSES, RetentionRules
 
 log = logging.getLogger(__name__)

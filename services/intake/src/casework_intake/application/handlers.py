@@ -36,7 +36,8 @@ from casework_intake.domain.commands import (
     RegisterClient,
     ScreenRisk,
 )
-from casework_intake.domain.referral import Referral, UnknownSite
+from casework_intake.domain.errors import UnknownSite
+from casework_intake.domain.referral import Referral
 
 log = logging.getLogger(__name__)
 

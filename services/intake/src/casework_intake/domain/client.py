@@ -17,6 +17,7 @@ from casework.contracts.intake import ClientDetails, ClientRegistered
 from casework.events import DomainEvent
 
 from casework_intake.domain.commands import RegisterClient
+from casework_intake.domain.errors import ClientAlreadyRegistered
 
 # Letters that Unicode does not decompose into a base letter and an accent.
 _UNDECOMPOSABLE = str.maketrans(
@@ -94,15 +95,6 @@ def matched_on(referred: ClientDetails, candidate: ClientDetails) -> list[Matche
     """Which of the matching rules connect a referred person and a registered client."""
     mine, theirs = match_values(referred), match_values(candidate)
     return [rule for rule, value in mine.items() if theirs.get(rule) == value]
-
-
-class ClientError(Exception):
-    """A rule of the client registry refused a command."""
-
-
-class ClientAlreadyRegistered(ClientError):
-    def __init__(self, client_id: str) -> None:
-        super().__init__(f"client {client_id} is already registered")
 
 
 class Client(Aggregate):

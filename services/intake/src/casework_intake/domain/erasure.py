@@ -44,6 +44,14 @@ from casework.contracts.intake import (
 from casework.events import DomainEvent
 
 from casework_intake.domain.commands import PlaceLegalHold, ReleaseLegalHold, RequestErasure
+from casework_intake.domain.errors import (
+    ClientAlreadyErased,
+    ErasureError,
+    ErasureInProgress,
+    NotDecidedToCarryOut,
+    UnknownErasure,
+    UnknownHold,
+)
 
 OPEN_CASE = "open_case"
 LEGAL_HOLD = "legal_hold"
@@ -60,43 +68,6 @@ class OpenCase:
 
     case_id: str
     site: str | None = None
-
-
-class ErasureError(Exception):
-    """A data-protection rule refused a command."""
-
-
-class ClientAlreadyErased(ErasureError):
-    def __init__(self, client_id: str, erasure_id: str) -> None:
-        super().__init__(
-            f"client {client_id} is already erased (erasure {erasure_id}): there is nothing "
-            "left to erase or to hold"
-        )
-        self.erasure_id = erasure_id
-
-
-class ErasureInProgress(ErasureError):
-    def __init__(self, client_id: str, erasure_id: str) -> None:
-        super().__init__(
-            f"erasure {erasure_id} of client {client_id} is being carried out: wait for it to "
-            "complete (GET /erasures/{erasure_id})"
-        )
-        self.erasure_id = erasure_id
-
-
-class UnknownHold(ErasureError):
-    def __init__(self, client_id: str, hold_id: str) -> None:
-        super().__init__(f"client {client_id} has no legal hold {hold_id}")
-
-
-class UnknownErasure(ErasureError):
-    def __init__(self, client_id: str, erasure_id: str) -> None:
-        super().__init__(f"client {client_id} has no erasure {erasure_id}")
-
-
-class NotDecidedToCarryOut(ErasureError):
-    def __init__(self, erasure_id: str) -> None:
-        super().__init__(f"erasure {erasure_id} was not decided to be carried out")
 
 
 @dataclass

@@ -37,6 +37,15 @@ from casework_intake.domain.commands import (
     ReceiveReferral,
     ScreenRisk,
 )
+from casework_intake.domain.errors import (
+    ClientMatchUndecided,
+    NoClientMatchToDecide,
+    ReferralAlreadyDecided,
+    ReferralAlreadyReceived,
+    ReferralNotReceived,
+    ReferralNotScreened,
+    UnknownCandidate,
+)
 from casework_intake.domain.screening import screen
 
 
@@ -58,76 +67,6 @@ class ClientMatch(StrEnum):
     """The referral is about one of the candidates."""
     OVERRIDDEN = "overridden"
     """The referral is about a new person after all."""
-
-
-class IntakeError(Exception):
-    """A rule of intake refused a command."""
-
-
-class ReferralAlreadyReceived(IntakeError):
-    def __init__(self, referral_id: str) -> None:
-        super().__init__(f"referral {referral_id} was already received")
-
-
-class ReferralAlreadyDecided(IntakeError):
-    def __init__(self, referral_id: str, status: str) -> None:
-        super().__init__(
-            f"referral {referral_id} is already {status}; a decided referral cannot be "
-            "screened, matched or decided again"
-        )
-
-
-class ReferralNotReceived(IntakeError):
-    def __init__(self, referral_id: str) -> None:
-        super().__init__(f"referral {referral_id} has not been received")
-
-
-class ReferralNotScreened(IntakeError):
-    def __init__(self, referral_id: str) -> None:
-        super().__init__(
-            f"referral {referral_id} has not been risk-screened: record the screening answers "
-            "first, then accept it"
-        )
-
-
-class ClientMatchUndecided(IntakeError):
-    def __init__(self, referral_id: str, candidates: Sequence[str]) -> None:
-        super().__init__(
-            f"referral {referral_id} may be about a client already registered "
-            f"({len(candidates)} candidate(s): {', '.join(candidates)}): confirm one of them, "
-            "or override the match to register a new client, then accept"
-        )
-
-
-class NoClientMatchToDecide(IntakeError):
-    def __init__(self, referral_id: str) -> None:
-        super().__init__(
-            f"referral {referral_id} has no duplicate candidates: there is no match to confirm "
-            "or override, and accepting it registers a new client"
-        )
-
-
-class UnknownCandidate(IntakeError):
-    """The client named is not one of the referral's duplicate candidates."""
-
-    field = "body.client_id"
-
-    def __init__(self, client_id: str, candidates: Sequence[str]) -> None:
-        super().__init__(
-            f"client {client_id} is not a duplicate candidate of this referral; "
-            f"the candidates are: {', '.join(candidates)}"
-        )
-
-
-class UnknownSite(IntakeError):
-    """The site named is not in the organisation directory."""
-
-    field = "body.site"
-
-    def __init__(self, site: str, field: str | None = None) -> None:
-        super().__init__(f"no site {site!r} is registered in the organisation directory")
-        if field is not None:
-            self.field = field
 
 
 class Referral(Aggregate):
