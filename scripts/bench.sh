@@ -5,7 +5,7 @@
 # LIFECYCLE_ARGS to bench/lifecycle.py (e.g. LIFECYCLE_ARGS="--rates 10 30 --seconds 30"),
 # REBUILD_ARGS to bench/rebuild.py (e.g. REBUILD_ARGS="--events 20000"),
 # QUERIES_ARGS to bench/queries.py (e.g. QUERIES_ARGS="--cases 20000"),
-# DEADLINES_ARGS to bench/deadlines.py, ENCRYPTION_ARGS to bench/encryption.py,
+# DEADLINES_ARGS to bench/deadlines.py, ENCRYPTION_ARGS to bench/encryption.py, IDLE_ARGS to bench/idle.py,
 # CONTACTS_ARGS to bench/contacts.py, NOTIFICATIONS_ARGS to bench/notifications.py.
 set -euo pipefail
 
@@ -50,6 +50,11 @@ echo
 info "encryption per data subject: append and projection with and without it (FerretDB ${backend:-?}); progress on stderr"
 # shellcheck disable=SC2086 # ENCRYPTION_ARGS is a list of options
 uv run --no-sync python bench/encryption.py "${servers[@]}" --label "(FerretDB ${backend:-?})" ${ENCRYPTION_ARGS:-}
+
+echo
+info "the platform idle: CPU and database commands/s of the five services left alone, beside the servers alone: ports 18351-18355 (FerretDB ${backend:-?}); progress on stderr"
+# shellcheck disable=SC2086 # IDLE_ARGS is a list of options
+uv run --no-sync python bench/idle.py "${servers[@]}" --pg-port "$PG_PORT" --label "(FerretDB ${backend:-?})" ${IDLE_ARGS:-}
 info "contacts: logging at a steady rate, overdue firing with 100k pending (FerretDB ${backend:-?}); progress on stderr"
 # shellcheck disable=SC2086 # CONTACTS_ARGS is a list of options
 uv run --no-sync python bench/contacts.py "${servers[@]}" --label "(FerretDB ${backend:-?})" ${CONTACTS_ARGS:-}

@@ -211,3 +211,75 @@ async def test_a_lost_or_wrong_kek_refuses_to_start(
     await asyncio.to_thread(garbage.write_text, "not a key\n")
     with pytest.raises(KekError, match="not a base64 32-byte key"):
         await service(database, garbage).verify()
+
+
+class HeldKeyReads:
+    """`data_keys` whose reads are counted, and can be held after the server answered (the
+    reader has the document; the test decides when it goes on)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.reads = 0
+        self.hold: asyncio.Event | None = None
+        self.answered = asyncio.Event()
+
+    async def find_one(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        doc = await self.inner.find_one(*args, **kwargs)
+        self.answered.set()
+        if self.hold is not None:
+            await self.hold.wait()
+        return doc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_cached_key_is_not_read_again_until_a_destruction_and_erasure_keeps_its_ttl(
+    database: AsyncDatabase[Document], kek_file: Path
+) -> None:
+    clock = FixedClock(datetime(2026, 12, 1, 12, tzinfo=UTC))
+    eraser, reader = service(database, kek_file, clock), service(database, kek_file, clock)
+    kept = await eraser.ensure("client:c10", "identity")
+    erased = await eraser.ensure("client:c11", "identity")
+    reads = HeldKeyReads(reader.data_keys)
+    reader.data_keys = reads  # type: ignore[assignment]
+    for _ in range(60):  # a minute of use: one read of each key, one of the mark per TTL
+        assert await reader.data_key(kept) is not None
+        assert await reader.data_key(erased) is not None
+        clock.advance(timedelta(seconds=1))
+    assert reads.reads == 2  # before: both keys again after every TTL (24 reads)
+
+    await eraser.destroy("client:c11", reason="erasure", erasure_id="e11")
+    destroyed_at = clock.now()
+    clock.advance(timedelta(seconds=5.1))
+    assert await reader.data_key(erased) is None  # within the TTL, as before
+    assert await reader.data_key(kept) is not None  # read again: a destruction happened
+    assert reads.reads == 4
+    assert clock.now() - destroyed_at <= timedelta(seconds=5.1)
+    clock.advance(timedelta(days=1))
+    assert await reader.data_key(erased) is None
+
+
+async def test_a_key_read_just_before_its_destruction_is_not_cached_past_the_ttl(
+    database: AsyncDatabase[Document], kek_file: Path
+) -> None:
+    """The reader has the key's document (live) in hand when a retention destroys the key's
+    class (no tombstone to see) and replaces the mark: had the reader taken the mark after the
+    key, it would cache the key under the new mark and open destroyed values until the
+    cache's end (10 min)."""
+    clock = FixedClock(datetime(2026, 12, 1, 12, tzinfo=UTC))
+    eraser, reader = service(database, kek_file, clock), service(database, kek_file, clock)
+    key_id = await eraser.ensure("client:c12", "identity")
+    reads = HeldKeyReads(reader.data_keys)
+    reads.hold = asyncio.Event()
+    reader.data_keys = reads  # type: ignore[assignment]
+    reading = asyncio.create_task(reader.data_key(key_id))
+    await reads.answered.wait()  # the reader holds the live document
+    await eraser.destroy(
+        "client:c12", record_class="identity", reason="retention", erasure_id="r12"
+    )
+    reads.hold.set()
+    assert await reading is not None  # read before the destruction: open, as before
+    clock.advance(timedelta(seconds=5.1))
+    assert await reader.data_key(key_id) is None

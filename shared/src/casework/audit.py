@@ -691,6 +691,16 @@ class AuditRelay:
     ignores the duplicate by its id. Several replicas may relay the same outbox (a lease
     keeps them from doing it at once; correctness does not depend on it). Woken after each
     record; polls as a fallback. Never reads anything but the stored records.
+
+    One read per round: a round that moved fewer than `batch` records does not read again at
+    once, it waits for a wake. A record written after the round's read sets the wake (the
+    round clears it *before* reading, and a writer sets it *after* its insert), so it is
+    never left waiting for a poll. Idle polling backs off: the wait doubles after every
+    round that found nothing, from `poll_interval` (1 s) up to `idle_poll_max` (8 s), and is
+    `poll_interval` again after a wake or a round that found records. *Bound:* a record no
+    relay of this process was woken for (written by another replica while this one holds the
+    lease, or left by a crash) is published within `idle_poll_max` of being stored; one
+    written by this process, at once.
     """
 
     def __init__(
@@ -701,6 +711,7 @@ class AuditRelay:
         *,
         lease: RelayLease | None = None,
         poll_interval: float = 1.0,
+        idle_poll_max: float = 8.0,
         batch: int = 500,
     ) -> None:
         self._outbox = outbox
@@ -708,6 +719,7 @@ class AuditRelay:
         self._topic = topic
         self._lease = lease
         self._poll_interval = poll_interval
+        self._idle_poll_max = max(idle_poll_max, poll_interval)
         self._batch = batch
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -737,6 +749,7 @@ class AuditRelay:
 
     async def _run(self) -> None:
         backoff = 0.2
+        interval = self._poll_interval
         while True:
             try:
                 moved = await self.publish_once()
@@ -750,10 +763,14 @@ class AuditRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if moved:
-                continue  # more may be waiting
+            if moved >= self._batch:
+                continue  # a full batch: more may be waiting
+            # fewer: anything written since the read has set the wake (class docstring)
+            interval = self._poll_interval if moved else min(interval * 2, self._idle_poll_max)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self._poll_interval)
+                await asyncio.wait_for(self.wake.wait(), interval)
+            if self.wake.is_set():
+                interval = self._poll_interval
             self.wake.clear()
 
     async def publish_once(self) -> int:

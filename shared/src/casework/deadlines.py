@@ -67,19 +67,30 @@ How it holds, using only inserts with a unique `_id`, deletes and replaces (DESI
   SQLSTATE 42P01, reproduced in `tests/integration/test_deadlines_dropped_day.py`). Either way
   the scheduler reads it as what it is, an empty collection (`_read`, `_read_one`), never
   as a failed tick.
+- **Idle ticks back off; a local schedule wakes the scheduler.** A round whose scan saw no
+  queue entry doubles the wait before the next, from `tick` up to `idle_tick_max` (4 s); a
+  round that saw any entry goes back to `tick`, and waits no longer than until the earliest
+  entry it saw that is not yet due. `Deadlines.schedule` tells the schedulers of its own
+  process the entry's time, and a scheduler waits no longer than until then. *Bound:* a
+  deadline scheduled by this process at most `LOCAL_HORIZON` (1 h) before its due time fires
+  at its due time, as before (one round's work late); one scheduled by another replica,
+  earlier than that, or left by a crash, fires within `idle_tick_max` of its due time (within
+  `tick` while the scheduler has entries in sight); a restarted scheduler runs its first
+  round at start. The invariant above does not depend on timing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -221,6 +232,17 @@ class Deadlines:
         self.collection = database["deadlines"]
         self.cursor = database["deadline_cursor"]
         self.clock = clock or SystemClock()
+        self._listeners: list[Callable[[datetime], None]] = []
+
+    def on_schedule(self, listener: Callable[[datetime], None]) -> None:
+        """Call `listener` with an entry's time after every `schedule` of this object (the
+        schedulers of this process wake for it; module docstring)."""
+        self._listeners.append(listener)
+
+    def off_schedule(self, listener: Callable[[datetime], None]) -> None:
+        """Stop calling `listener` (a scheduler that stopped)."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
 
     async def ensure_indexes(self) -> None:
         """Nothing to create: every lookup is by `_id` or by `slot` in a small collection."""
@@ -263,6 +285,8 @@ class Deadlines:
         entry = Entry(deadline.identity, at, 0, deadline)
         with contextlib.suppress(DuplicateKeyError):
             await self.queue(entry.slot).insert_one(entry_document(entry))
+        for listener in self._listeners:
+            listener(at)
         await _upsert(self.collection, _pointer_document(deadline, entry.slot, cancelled=False))
         if previous is not None and epoch != previous.get("epoch", 0):
             await self._drop_first_entry(previous)
@@ -370,6 +394,14 @@ class Scan:
     due: list[Entry]
     behind: bool
     more: bool = False
+    seen: bool = False  # any entry in the minutes read, due or not
+    upcoming: datetime | None = None  # the earliest entry seen that is not yet due
+
+
+# A local schedule further ahead than this is not remembered for a wake: when it comes due,
+# the bound for another replica's deadline applies to it (module docstring).
+LOCAL_HORIZON: Final = timedelta(hours=1)
+LOCAL_MAX: Final = 10_000
 
 
 class DeadlineScheduler:
@@ -382,6 +414,7 @@ class DeadlineScheduler:
         clock: Clock | None = None,
         metrics: Metrics | None = None,
         tick: float = 1.0,
+        idle_tick_max: float = 4.0,
         claim_ttl: timedelta = timedelta(minutes=2),
         handler_timeout: timedelta | None = None,
         backoff_base: timedelta = timedelta(seconds=5),
@@ -398,6 +431,13 @@ class DeadlineScheduler:
         self._clock = clock or SystemClock()
         self._metrics = metrics
         self._tick = tick
+        self._idle_tick_max = max(idle_tick_max, tick)
+        self._interval = tick
+        self._last_scan: Scan | None = None
+        # entry times this process scheduled, not yet due (a heap; only those due within
+        # LOCAL_HORIZON of their scheduling, at most LOCAL_MAX of them)
+        self._scheduled_here: list[datetime] = []
+        self._nudge = asyncio.Event()
         self._claim_ttl = claim_ttl
         # a live replica gives up well before its claim could be taken over
         self._handler_timeout = handler_timeout or claim_ttl / 2
@@ -423,12 +463,14 @@ class DeadlineScheduler:
 
     async def start(self) -> None:
         self._stopping.clear()
+        self.deadlines.on_schedule(self._noticed)
         self._task = asyncio.create_task(self._run(), name="deadline-scheduler")
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop firing: the round under way finishes (up to `grace` seconds); a fire cut
         short after that leaves its claim, taken over after `claim_ttl`."""
         self._stopping.set()
+        self.deadlines.off_schedule(self._noticed)
         if self._task:
             await asyncio.wait({self._task}, timeout=grace)
         for task in (self._task, self._housekeeping):
@@ -438,20 +480,67 @@ class DeadlineScheduler:
                     await task
         self._task = self._housekeeping = None
 
+    def _noticed(self, at: datetime) -> None:
+        """This process scheduled an entry for `at`: wait no longer than until then."""
+        if at - self._clock.now() <= LOCAL_HORIZON and len(self._scheduled_here) < LOCAL_MAX:
+            heapq.heappush(self._scheduled_here, at)
+            self._nudge.set()
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             started, behind = loop.time(), False
+            self._last_scan = None
             try:
                 behind = await self._round()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("deadline round failed (%s); retrying next tick", type(exc).__name__)
-            rest = self._tick - (loop.time() - started)
-            if not behind and rest > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), rest)
+            if behind:
+                continue
+            await self._rest(started + self._next_interval())
+
+    def _next_interval(self) -> float:
+        """`tick` after a round that saw entries (or failed); doubled, up to
+        `idle_tick_max`, after one that saw none."""
+        scan = self._last_scan
+        if scan is None or scan.seen:
+            self._interval = self._tick
+        else:
+            self._interval = min(self._interval * 2, self._idle_tick_max)
+        return self._interval
+
+    async def _rest(self, until: float) -> None:
+        """Wait until loop time `until`, or the earliest entry known not yet due (seen by the
+        last scan, or scheduled by this process meanwhile), or a stop."""
+        loop = asyncio.get_running_loop()
+        upcoming = self._last_scan.upcoming if self._last_scan else None
+        while not self._stopping.is_set():
+            self._nudge.clear()
+            wait = until - loop.time()
+            local = self._scheduled_here[0] if self._scheduled_here else None
+            for at in (upcoming, local):
+                if at is not None:
+                    # a few ms late rather than early: a round before `at` would not fire it
+                    wait = min(wait, (at - self._clock.now()).total_seconds() + 0.005)
+            if wait <= 0:
+                break
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            nudged = asyncio.ensure_future(self._nudge.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    {stopping, nudged}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                stopping.cancel()
+                nudged.cancel()
+            if not done:
+                break  # the wait ran out
+        # the round about to run reads the minutes of these (the cursor stays `margin` behind)
+        now = self._clock.now()
+        while self._scheduled_here and self._scheduled_here[0] <= now:
+            heapq.heappop(self._scheduled_here)
 
     async def _round(self) -> bool:
         """One pass, and the housekeeping when its time has come; True if there is more to
@@ -502,6 +591,7 @@ class DeadlineScheduler:
         if _utc(cursor).date() < _utc(floor).date():  # catching up: skip days with no entries
             existing = set(await self.deadlines.database.list_collection_names())
         due: list[Entry] = []
+        seen, upcoming = False, None
         while minute <= last and scanned < self._max_slots:
             queue = self.deadlines.queue(slot_of(minute))
             next_day = minute.replace(hour=0, minute=0) + timedelta(days=1)
@@ -530,13 +620,20 @@ class DeadlineScheduler:
                 elif empty_so_far and minute < floor:
                     advanced = minute + MINUTE
                 minute += MINUTE
-            due += [e for e in map(_entry, docs) if e.at <= now]
+            entries = list(map(_entry, docs))
+            due += [e for e in entries if e.at <= now]
+            later = [e.at for e in entries if e.at > now]
+            seen = seen or bool(entries)
+            if later and (upcoming is None or min(later) < upcoming):
+                upcoming = min(later)
         if advanced != cursor:
             await self._move_cursor(cursor, advanced)
         due.sort(key=lambda e: (e.at, e.id))
         if self._metrics:
             self._metrics.deadlines_overdue.set(len(due))
-        return Scan(due, behind=minute <= last, more=more)
+        scan = Scan(due, behind=minute <= last, more=more, seen=seen, upcoming=upcoming)
+        self._last_scan = scan
+        return scan
 
     async def _cursor(self, now: datetime) -> datetime:
         doc = await self.deadlines.cursor.find_one({"_id": "cursor"})

@@ -151,7 +151,7 @@ class EventStore:
         metrics: Metrics | None = None,
         clock: Clock | None = None,
         collection: str = "events",
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Callable[[str, str], None] | None = None,
         sealer: EventSealer | None = None,
     ) -> None:
         """`sealer`: personal fields are sealed before anything is stored (the services'
@@ -165,8 +165,10 @@ class EventStore:
         self.sealer = sealer
         self._inline: list[tuple[tuple[type[DomainEvent], ...], InlineApply]] = []
 
-    def set_on_commit(self, callback: Callable[[], None]) -> None:
-        """Register the relay's wake-up call, run right after every successful append."""
+    def set_on_commit(self, callback: Callable[[str, str], None]) -> None:
+        """Register the relay's wake-up call, run right after every successful append with
+        the commit's `_id` and the append's attempt: its intent was stored (acknowledged)
+        before the call, which the relay uses to take it as ripe (`casework.relay`)."""
         self._on_commit = callback
 
     def apply_inline(self, apply: InlineApply, *types: type[DomainEvent]) -> None:
@@ -260,7 +262,7 @@ class EventStore:
             for e in envelopes:
                 self._metrics.events_appended.labels(e.type).inc()
         if self._on_commit:
-            self._on_commit()
+            self._on_commit(cid, attempt)
         for types, apply in self._inline:
             for envelope, event in zip(envelopes, events, strict=True):
                 if isinstance(event, types):

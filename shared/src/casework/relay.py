@@ -6,7 +6,10 @@ One round:
 1. **Scan** the intents (`events_pending`: `_id`, `stream_id`, `first`, `attempt`; small).
    Each intent is remembered in memory with the time the relay first saw it, by the relay's
    own clock. An intent is *ripe* once a scan that completed before the current scan began
-   has seen it; a round whose scan found unripe intents scans once more at once.
+   has seen it, or once this process's own append stored it (the event store's `on_commit`
+   call, made after the intent's insert was acknowledged) before the current scan began; a
+   round whose scan found unripe intents scans once more at once. So a commit written by
+   this process costs one scan, not two.
 2. Per stream, walk the intents of the current scan in version order, and stop at the first
    that is unripe or must wait (below): nothing of a stream goes past a commit that may still
    come.
@@ -37,7 +40,8 @@ Invariants:
   published in this round and P an earlier commit of its stream. P's writer inserted P's
   intent before P; C's writer loaded P before inserting C's intent; so P's intent was inserted
   before C's. C's intent is ripe: a scan that completed before the current scan began saw
-  it, so P's intent existed before the current scan began. A scan returns every document
+  it, or this process's append of C stored C's intent before the scan began; either way
+  C's intent, hence P's, existed before the current scan began. A scan returns every document
   that exists, unmodified, throughout it (intents are never modified); so either the
   current scan holds P's intent — and the walk in version order publishes P before C, or
   stops before C — or P's intent was deleted before the scan read it: P was published (or
@@ -49,7 +53,15 @@ Invariants:
   the writer's `recorded_at` is never compared with it, so a writer's clock skew is harmless.
 
 Woken right after an append (`wake`), with a poll as the fallback for commits written by
-other replicas or before a crash. A lease (one document with a unique `_id`) lets one replica
+other replicas or before a crash. **Idle polling backs off**: the poll interval starts at
+`poll_interval` (1 s) and doubles after every round whose scan found no intent, up to
+`idle_poll_max` (4 s); a round that finds any intent, or a local append's wake, brings it
+back to `poll_interval`. *Bound:* a commit no relay of this process was woken for (written
+by another replica while this one holds the lease, or left by a crash) is found within
+`idle_poll_max` of being stored (`poll_interval` while the relay is busy), then published
+in that round (its second scan makes it ripe at once); a commit of this process's own
+append is published at once, as before. A restarted process's relay runs its first round
+at start. A lease (one document with a unique `_id`) lets one replica
 work at a time; safety does not depend on it. A replica whose round failed on the broker
 gives the lease up before it backs off, so a replica that can reach Kafka takes over
 (liveness: one replica cut off from the broker does not hold publishing up). For readiness and
@@ -186,6 +198,7 @@ class OutboxRelay:
         clock: Clock | None = None,
         batch_size: int = 5000,
         poll_interval: float = 1.0,
+        idle_poll_max: float = 4.0,
         grace: timedelta = timedelta(seconds=10),
         read_concurrency: int = 32,
     ) -> None:
@@ -197,9 +210,13 @@ class OutboxRelay:
         self._clock = clock or SystemClock()
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._idle_poll_max = max(idle_poll_max, poll_interval)
         self._grace = grace
         self._read_concurrency = read_concurrency
         self._first_seen: dict[tuple[str, str | None], datetime] = {}
+        # intents this process's appends stored, not yet looked for by a scan (ripe at once)
+        self._stored_here: set[tuple[str, str | None]] = set()
+        self._found = False  # the last scan saw an intent
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._more = False
@@ -208,8 +225,11 @@ class OutboxRelay:
         self.last_error_kind: FailureKind | None = None
         self.last_success_at: datetime | None = None
 
-    def wake(self) -> None:
-        """Ask the relay to look for new commits now (called after each append)."""
+    def wake(self, commit_id: str | None = None, attempt: str | None = None) -> None:
+        """Ask the relay to look for new commits now (called after each append, with the
+        commit's `_id` and attempt: that intent is stored, so the next scan takes it as ripe)."""
+        if commit_id is not None:
+            self._stored_here.add((commit_id, attempt))
         self._wakeup.set()
 
     async def start(self) -> None:
@@ -233,6 +253,7 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         backoff = self._poll_interval
+        interval = self._poll_interval
         while True:
             self._wakeup.clear()
             try:
@@ -244,6 +265,8 @@ class OutboxRelay:
                     # a standby forgets what it saw: should it take over, grace starts anew
                     self.holds_lease = False
                     self._first_seen.clear()
+                    self._stored_here.clear()
+                    self._found = False
                     self._more = False
                 self.healthy = True
                 self.last_error_kind = None
@@ -262,8 +285,14 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
+            # idle backoff (module docstring): fast while there is work, slower while none
+            interval = (
+                self._poll_interval if self._found else min(interval * 2, self._idle_poll_max)
+            )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                await asyncio.wait_for(self._wakeup.wait(), interval)
+            if self._wakeup.is_set():
+                interval = self._poll_interval
 
     async def _step_aside(self) -> None:
         """Give the lease up after a round failed on the broker, so that a replica that can
@@ -274,6 +303,8 @@ class OutboxRelay:
             return
         self.holds_lease = False
         self._first_seen.clear()
+        self._stored_here.clear()
+        self._found = False
         self._more = False
         with contextlib.suppress(Exception):
             await self._lease.release()
@@ -286,6 +317,7 @@ class OutboxRelay:
         if unripe:
             intents, unripe = await self._scan()
         self._more = bool(unripe)
+        self._found = bool(intents)
         self._record_backlog(len(intents))
         ready = self._ready_in_order(intents, unripe)
         if not ready:
@@ -317,14 +349,17 @@ class OutboxRelay:
         return len(settled)
 
     async def _scan(self) -> tuple[list[_Intent], set[tuple[str, str | None]]]:
-        """Every intent, and the keys of those no earlier completed scan saw."""
+        """Every intent, and the keys of those that are not ripe: no earlier completed scan
+        saw them, and no append of this process stored them before this scan began."""
+        # taken before the query is sent: these intents existed before this scan began
+        stored_here, self._stored_here = self._stored_here, set()
         cursor = self._store.pending.find({}, {"stream_id": 1, "first": 1, "attempt": 1})
         intents = [
             _Intent(d["_id"], d["stream_id"], d["first"], d.get("attempt")) async for d in cursor
         ]
         now = self._clock.now()
         seen = self._first_seen
-        unripe = {i.key for i in intents if i.key not in seen}
+        unripe = {i.key for i in intents if i.key not in seen and i.key not in stored_here}
         self._first_seen = {i.key: seen.get(i.key, now) for i in intents}
         return intents, unripe
 

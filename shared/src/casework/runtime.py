@@ -203,6 +203,7 @@ class ServiceRuntime:
             metrics=metrics,
             clock=clock,
             poll_interval=settings.relay_poll_interval_s,
+            idle_poll_max=settings.relay_idle_poll_max_s,
         )
         broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
@@ -222,6 +223,7 @@ class ServiceRuntime:
             prefix + AUDIT_TOPIC,
             lease=RelayLease(database["relay_lease"], "audit-relay", clock=clock),
             poll_interval=settings.relay_poll_interval_s,
+            idle_poll_max=settings.audit_relay_idle_poll_max_s,
         )
         audit.on_record(audit_relay.wake)
         return cls(
@@ -237,7 +239,12 @@ class ServiceRuntime:
             audit=audit,
             audit_relay=audit_relay,
             deadlines=deadlines,
-            scheduler=DeadlineScheduler(deadlines, clock=clock, metrics=metrics),
+            scheduler=DeadlineScheduler(
+                deadlines,
+                clock=clock,
+                metrics=metrics,
+                idle_tick_max=settings.deadline_idle_tick_max_s,
+            ),
             keys=keys,
             opener=Opener(keys),
             broker_probe=BrokerProbe(

@@ -142,6 +142,24 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     relay_poll_interval_s: float = Field(default=1.0, gt=0)
+    relay_idle_poll_max_s: float = Field(
+        default=4.0,
+        gt=0,
+        description="The relay's poll backs off to this while it finds nothing: a commit no "
+        "relay was woken for (another replica's, or a crash's) is published within it.",
+    )
+    audit_relay_idle_poll_max_s: float = Field(
+        default=8.0,
+        gt=0,
+        description="The same for the audit relay: a record no audit relay was woken for is "
+        "published within it.",
+    )
+    deadline_idle_tick_max_s: float = Field(
+        default=4.0,
+        gt=0,
+        description="The deadline scheduler's tick backs off to this while it sees no entry: "
+        "a deadline scheduled by another replica fires within it of its due time.",
+    )
     readiness_timeout_s: float = Field(
         default=2.0,
         gt=0,

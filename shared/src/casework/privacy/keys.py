@@ -11,6 +11,8 @@ One key store serves the platform, in its own database (`CASEWORK_KEYS_MONGO_DB`
 - `kek_check` — a canary wrapped by the KEK, read at start: a lost or wrong KEK is found
   before any request, and the service refuses to start (`KekError`).
 - `blind_index_keys` — the keyed-hash key of the blind indexes (`casework.privacy.blind_index`).
+- `destruction_mark` — one document whose random `token` every `destroy` replaces after it
+  destroyed the keys: other processes ask it, not each key, whether their cache still holds.
 - `grants`, `key_audit` — integrations' grants, and an insert-only record of every grant,
   revocation, rotation and destruction (no personal data: subjects and key ids only).
 
@@ -29,14 +31,22 @@ Invariants:
   key (harmless); a crash before it leaves nothing. Nothing is sealed with a key that is not
   stored first.
 - **Erasure reaches answers within the cache TTL.** Unwrapped keys are cached in the process
-  for `keys_cache_ttl_s` (default 5 s); the process that destroys evicts at once, any other
-  process may open a destroyed subject's values until its cached copy expires: an erasure's
-  worst-case delay in answers is the TTL (tested in tests/integration/test_privacy_keys.py).
-  A destroyed or missing key is remembered as such, so `[erased]` never turns back.
+  for up to `cache_max_s` (10 min), but a cached key is used only while a check of the
+  destruction mark *begun* within the last `keys_cache_ttl_s` (default 5 s) found the token
+  it was cached under. The mark is read before a key's document (so a destroy that the key
+  read did not see bumps the mark after that read), and `destroy` replaces the mark after
+  the keys, before it returns. So the process that destroys evicts at once, and any other
+  process may open a destroyed subject's values for at most the TTL after `destroy`
+  returned (tested in tests/integration/test_privacy_keys.py). A `destroy` that died before
+  its mark is finished by running it again (idempotent), which replaces the mark; until
+  then the key's cached copies live at most `cache_max_s`. A destroyed or missing key is
+  remembered as such, so `[erased]` never turns back.
 
-Cost on the append path: a cached key costs nothing; after the TTL, two reads by exact `_id`
-(the key and the subject's tombstone); a subject's first value of a class, a read, an insert
-and a read (`bench/encryption.py`).
+Cost on the append path: a cached key costs nothing but one read of the mark per TTL per
+process, whatever the number of keys in use (before: two reads by exact `_id` per key per
+TTL — the key and the subject's tombstone — which a key still pays when first used, and
+after any destruction anywhere); a subject's first value of a class, a read, an insert and a
+read (`bench/encryption.py`).
 """
 
 from __future__ import annotations
@@ -62,6 +72,8 @@ Document = dict[str, Any]
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_TTL_S: Final = 5.0
+DEFAULT_CACHE_MAX_S: Final = 600.0
+_MARK_ID: Final = "mark"
 RECORD_CLASSES: Final = ("identity", "clinical", "notes")
 """The record classes the contracts use (a class is any lower-case word; these are known)."""
 _CANARY_ID: Final = "kek"
@@ -81,6 +93,7 @@ class SubjectErased(Exception):
 class _Cached:
     key: bytes | None  # None: destroyed (kept for ever) or missing
     until: datetime | None  # None: for ever
+    mark: str | None = None  # the destruction mark known before the key was read
 
 
 class KeyService:
@@ -93,6 +106,7 @@ class KeyService:
         *,
         clock: Clock | None = None,
         cache_ttl_s: float = DEFAULT_CACHE_TTL_S,
+        cache_max_s: float = DEFAULT_CACHE_MAX_S,
     ) -> None:
         self.database = database
         self.data_keys = database["data_keys"]
@@ -102,9 +116,14 @@ class KeyService:
         self.grants = database["grants"]
         self.key_audit = database["key_audit"]
         self.blind_keys = database["blind_index_keys"]
+        self.marks = database["destruction_mark"]
         self.kek = kek
         self._clock = clock or SystemClock()
         self.cache_ttl = timedelta(seconds=cache_ttl_s)
+        self.cache_max = timedelta(seconds=max(cache_max_s, cache_ttl_s))
+        self._mark: str | None = None  # the token the last check of the mark found
+        self._mark_checked: datetime | None = None  # when that check began
+        self._checking = asyncio.Lock()
         self._keys: dict[str, _Cached] = {}
         self._current: dict[tuple[str, str], str] = {}
         """(subject, class) → the key id last sealed with (checked live through `_keys`)."""
@@ -181,6 +200,8 @@ class KeyService:
             async for doc in self.data_keys.find(query, {"wrapped": 0}):
                 destroyed.append(doc["_id"])
                 await self._destroy_key(doc, reason=reason, erasure_id=erasure_id, at=at)
+        # after the keys, before returning: other processes' caches drop them within the TTL
+        await self._replace_mark()
         for each in subjects:
             for key in list(self._current):
                 if key[0] == each and (record_class is None or key[1] == record_class):
@@ -293,6 +314,7 @@ class KeyService:
         *after* the insert and destroys its own key if there is one (module docstring)."""
         parsed = KeyId.parse(key_id)
         now = self._clock.now()
+        mark = await self._current_mark(now)  # before the insert (`_key_state`)
         key = secrets.token_bytes(KEY_BYTES)
         kek_id, wrapped = self.kek.wrap(key, context=_wrap_context(key_id))
         doc = {
@@ -311,13 +333,15 @@ class KeyService:
         if await self.erased.find_one({"_id": parsed.subject}, {"_id": 1}) is not None:
             # erased while we created it: the erasure may not have listed our key
             await self._destroy_key(doc, reason="created during erasure", erasure_id="", at=now)
+            await self._replace_mark()
             raise SubjectErased(parsed.subject)
-        self._keys[key_id] = _Cached(key, now + self.cache_ttl)
+        self._keys[key_id] = _Cached(key, now + self.cache_max, mark)
         return key
 
     async def data_key(self, key_id: str) -> bytes | None:
         """The data key with this id, or None when it is destroyed or unknown (the value then
-        reads as `[erased]`). Cached for the TTL; a destroyed key is remembered for ever."""
+        reads as `[erased]`). Cached while the destruction mark holds (module docstring); a
+        destroyed key is remembered for ever."""
         return (await self._key_state(key_id))[1]
 
     async def _key_state(self, key_id: str) -> tuple[str, bytes | None]:
@@ -325,8 +349,13 @@ class KeyService:
         whatever its keys' documents say yet) or `unknown`; by exact `_id`, cached."""
         now = self._clock.now()
         cached = self._keys.get(key_id)
-        if cached is not None and (cached.until is None or cached.until > now):
-            return ("live", cached.key) if cached.key is not None else ("destroyed", None)
+        if cached is not None and cached.key is None:
+            return "destroyed", None  # remembered for ever
+        # the mark is read before the key's document: see the module docstring
+        mark = await self._current_mark(now)
+        live = cached is not None and cached.until is not None and cached.until > now
+        if live and cached is not None and cached.mark == mark:
+            return "live", cached.key
         doc = await self.data_keys.find_one({"_id": key_id})
         if doc is None:
             # unknown: not remembered, a key is stored before anything is sealed with it
@@ -339,8 +368,38 @@ class KeyService:
             self._keys[key_id] = _Cached(None, None)
             return "destroyed", None
         key = self._unwrap(doc)
-        self._keys[key_id] = _Cached(key, now + self.cache_ttl)
+        self._keys[key_id] = _Cached(key, now + self.cache_max, mark)
         return "live", key
+
+    async def _current_mark(self, now: datetime) -> str:
+        """The destruction mark as found by a check begun within the TTL before `now` (one
+        read per TTL per process, shared by concurrent callers)."""
+        if self._fresh(now):
+            assert self._mark is not None
+            return self._mark
+        async with self._checking:
+            if not self._fresh(now):
+                began = self._clock.now()
+                doc = await self.marks.find_one({"_id": _MARK_ID})
+                self._mark = str(doc["token"]) if doc is not None else ""
+                self._mark_checked = began
+            assert self._mark is not None
+            return self._mark
+
+    def _fresh(self, now: datetime) -> bool:
+        return self._mark_checked is not None and self._mark_checked > now - self.cache_ttl
+
+    async def _replace_mark(self) -> None:
+        """A fresh token in the destruction mark: every other process's check that begins
+        after this returns sees a token its cached keys were not read under."""
+        doc = {"_id": _MARK_ID, "token": uuid.uuid4().hex, "at": self._clock.now()}
+        for attempt in range(3):
+            try:
+                await self.marks.replace_one({"_id": _MARK_ID}, doc, upsert=True)
+                return
+            except DuplicateKeyError:  # two first upserts raced (FerretDB): now it exists
+                if attempt == 2:
+                    raise
 
     async def data_keys_for(self, key_ids: list[str]) -> dict[str, bytes | None]:
         """`data_key` of several ids, fetched concurrently."""
