@@ -100,9 +100,16 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
         await self._facts.ensure_indexes()
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if isinstance(event, CrisisDeclared):
+            with self._alerts.timing.crisis(envelope.time):
+                return await self._handle(envelope, event)
+        return await self._handle(envelope, event)
+
+    async def _handle(self, envelope: Envelope, event: DomainEvent) -> bool:
         changed = False
         if change_of(event) is not None:
-            changed = await self._facts.apply(envelope, event)
+            with self._alerts.timing.stage("case_facts"):
+                changed = await self._facts.apply(envelope, event)
         ctx = _context(envelope)
         match event:
             case CrisisDeclared():
