@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiosmtpd.controller import Controller
 
 from casework.devstack import Stack, running_stack
@@ -279,7 +279,11 @@ class Bench:
         walls: dict[str, tuple[float, float, float]] = {}  # sent, answered, readable (epoch s)
         watching = asyncio.Event()
         watcher = asyncio.create_task(self.watch_cases(watching))
-        await watching.wait()
+        await asyncio.wait([watcher, asyncio.create_task(watching.wait())], timeout=30)
+        if not watching.is_set():
+            raise RuntimeError("the cases topic could not be watched") from (
+                watcher.exception() if watcher.done() else None
+            )
         metrics_before = await self.metrics()
         started = time.perf_counter()
         async with (
@@ -348,12 +352,16 @@ class Bench:
         """When each `CrisisDeclared` was produced (its record's timestamp, set by the cases
         relay's producer) and when a consumer of the topic (this one) had it."""
         topic = f"{self.stack.namespace}.casework.cases.events"
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.args.kafka)
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.args.kafka)
         await consumer.start()
         try:
-            await consumer.topics()  # the cluster's metadata, so the partitions are known
-            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-            consumer.assign(parts)
+            for _ in range(200):  # without a group, every partition is assigned at start
+                if consumer.assignment():
+                    break
+                await asyncio.sleep(0.05)
+            parts = list(consumer.assignment())
+            if not parts:
+                raise RuntimeError(f"no partitions of {topic}")
             await consumer.seek_to_end(*parts)
             for tp in parts:
                 await consumer.position(tp)  # resolved now: nothing after this is missed
