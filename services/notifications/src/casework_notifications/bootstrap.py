@@ -132,9 +132,11 @@ def build(
     )
     inbox = Inbox(runtime.database, hub=hub)
 
+    apply_entry = inbox.handle  # the method as built (tests replace the consumer's, not this)
+
     async def inline_inbox(envelope: Envelope, event: DomainEvent) -> bool:
         with alerts.timing.inline():
-            return await inbox.handle(envelope, event)
+            return await apply_entry(envelope, event)
 
     # a notification's entry is readable (and pushed live) when the alert is saved, a Kafka
     # round trip before the inbox's consumer gets it (it then finds it stored)
