@@ -28,6 +28,7 @@ restarts notify nobody twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -412,8 +413,9 @@ class Alerts:
                         await after_lost_race(attempt)
                     continue  # another replica or request wrote first: decide again on its result
             with self.timing.stage("after_save"):
-                await self.keep_escalation(alert)
-                await self.keep_watch(alert)
+                # two idempotent writes of their own collections: at once, not in turn (the
+                # next record of the first hop waits for them)
+                await asyncio.gather(self.keep_escalation(alert), self.keep_watch(alert))
             ep = alert.current
             if ep is not None and self.watch is not None and _found_no_on_call(saved):
                 # the rota's copy may have learnt of a shift since this step resolved it; the
