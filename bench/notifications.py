@@ -403,10 +403,15 @@ class Bench:
                     crisis_commit[case_id] = doc["recorded_at"].timestamp()
             notes_db = client[self.stack.databases["notifications"]]
             alert_commit: dict[str, float] = {}
+            risk_commit: dict[str, float] = {}
             for doc in notes_db["events"].find({"first": 1}, {"stream_id": 1, "recorded_at": 1}):
                 stream = str(doc["stream_id"])
                 if stream.startswith("alert-crisis:"):
                     alert_commit[stream.removeprefix("alert-")] = doc["recorded_at"].timestamp()
+                elif stream.startswith("alert-risk_raised:"):
+                    # the risk rise of the crisis's own commit: its alert is decided first
+                    case_id = stream.removeprefix("alert-risk_raised:")
+                    risk_commit[case_id] = doc["recorded_at"].timestamp()
         finally:
             client.close()
         milestones: dict[str, list[float]] = {}
@@ -430,6 +435,8 @@ class Bench:
             add(milestones, "HTTP answer", since(answered))
             add(milestones, "relay produced (Kafka record timestamp)", since(produced))
             add(milestones, "a bare consumer has it (this bench)", since(consumed))
+            risk = risk_commit.get(case_id)
+            add(milestones, "risk-raised alert commit begun (same commit)", since(risk))
             add(milestones, "alert commit begun (recorded_at)", since(saved))
             add(milestones, "pushed on the live stream", since(pushed))
             add(milestones, "readable in GET /inbox", since(readable))
@@ -437,6 +444,8 @@ class Bench:
             add(spans, "cases commit begun → relay produced", since(produced, commit))
             add(spans, "relay produced → a bare consumer has it", since(consumed, produced))
             add(spans, "relay produced → alert commit begun", since(saved, produced))
+            add(spans, "relay produced → risk-raised alert commit begun", since(risk, produced))
+            add(spans, "risk-raised alert commit → crisis alert commit", since(saved, risk))
             add(spans, "alert commit begun → pushed", since(pushed, saved))
             add(spans, "pushed → readable (GET /inbox poll)", since(readable, pushed))
         name = "casework_notifications_crisis_stage_seconds"
