@@ -40,7 +40,18 @@ from aiosmtpd.controller import Controller
 
 from casework.devstack import Stack, running_stack
 
-from report import Row, measured, progress, server_options, table, write_json
+from report import (
+    Row,
+    histogram_buckets,
+    histogram_delta,
+    histogram_table,
+    measured,
+    progress,
+    server_options,
+    stages_table,
+    table,
+    write_json,
+)
 
 TEAM = "t-bench"
 POLL_S = 0.05
@@ -93,6 +104,10 @@ class Bench:
         self.site = f"bn-{run}"
         self.ids = {k: f"{k}-{run}" for k in ("wendy", "olga", "ben", "sam", "mia")}
         self.pushed: dict[str, float] = {}
+        self.pushed_wall: dict[str, float] = {}
+        self.on_kafka: dict[str, tuple[float, float]] = {}
+        """Per case: (the record's Kafka timestamp, when this process received it), epoch s."""
+        self.breakdown = ""
 
     def token(self, who: str, *roles: str) -> str:
         team = TEAM if who in ("wendy", "sam") else None
@@ -223,6 +238,7 @@ class Bench:
                     alert = data.get("alert_id")
                     if alert and alert not in self.pushed:
                         self.pushed[alert] = time.perf_counter()
+                        self.pushed_wall[alert] = time.time()
 
     async def background(self, cases: list[str], stop: asyncio.Event) -> int:
         """Case notes at a steady rate (other events through the same pipeline)."""
@@ -260,6 +276,15 @@ class Bench:
         olga = self.token("olga", "crisis_worker")
         answered: dict[str, float] = {}
         readable: dict[str, float] = {}
+        walls: dict[str, tuple[float, float, float]] = {}  # sent, answered, readable (epoch s)
+        watching = asyncio.Event()
+        watcher = asyncio.create_task(self.watch_cases(watching))
+        await asyncio.wait([watcher, asyncio.create_task(watching.wait())], timeout=30)
+        if not watching.is_set():
+            raise RuntimeError("the cases topic could not be watched") from (
+                watcher.exception() if watcher.done() else None
+            )
+        metrics_before = await self.metrics()
         started = time.perf_counter()
         async with (
             httpx.AsyncClient(
@@ -275,22 +300,30 @@ class Bench:
         ):
             for i, case_id in enumerate(cases):
                 alert = f"crisis:{case_id}"
+                sent_wall = time.time()
                 ok(await cases_api.post(f"/cases/{case_id}/crisis", json={"summary": "Bench"}))
                 answered[alert] = time.perf_counter()
+                answered_wall = time.time()
+                readable_wall = float("nan")
                 deadline = answered[alert] + 10
                 while time.perf_counter() < deadline:
                     entries = (await inbox.get("/inbox", params={"limit": 5})).json()["entries"]
                     if any(e["alert_id"] == alert for e in entries):
                         readable[alert] = time.perf_counter()
+                        readable_wall = time.time()
                         break
                     await asyncio.sleep(POLL_S)
+                walls[alert] = (sent_wall, answered_wall, readable_wall)
                 progress(f"crisis {i + 1}/{len(cases)}")
                 await asyncio.sleep(self.args.gap)
         elapsed = time.perf_counter() - started
         await asyncio.sleep(3)
+        metrics_after = await self.metrics()
         stop.set()
         notes = await load
         listener.cancel()
+        watcher.cancel()
+        self.breakdown = self.stages(walls, metrics_before, metrics_after)
         mails = self.sink.arrived.get(f"{self.ids['olga']}@agency.test", [])
         # e-mails are matched to crises in order (one per crisis to the on-call worker)
         mail_lat = [m - a for m, a in zip(sorted(mails), sorted(answered.values()), strict=False)]
@@ -309,11 +342,160 @@ class Bench:
             ),
             measured("crisis → e-mail accepted by SMTP", len(mail_lat), elapsed, mail_lat),
         ]
-        progress("waiting for the 1-minute escalations")
-        rows.append(await self.lateness(list(answered)))
+        progress(self.breakdown)
+        if self.args.escalation:
+            progress("waiting for the 1-minute escalations")
+            rows.append(await self.lateness(list(answered)))
         rows.append(raw)
         progress(f"background: {notes} case notes")
         return rows
+
+    async def watch_cases(self, ready: asyncio.Event) -> None:
+        """When each `CrisisDeclared` was produced (its record's timestamp, set by the cases
+        relay's producer) and when a consumer of the topic (this one) had it."""
+        topic = f"{self.stack.namespace}.casework.cases.events"
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.args.kafka)
+        await consumer.start()
+        try:
+            for _ in range(200):  # without a group, every partition is assigned at start
+                if consumer.assignment():
+                    break
+                await asyncio.sleep(0.05)
+            parts = list(consumer.assignment())
+            if not parts:
+                raise RuntimeError(f"no partitions of {topic}")
+            await consumer.seek_to_end(*parts)
+            for tp in parts:
+                await consumer.position(tp)  # resolved now: nothing after this is missed
+            ready.set()
+            while True:
+                batch = await consumer.getmany(timeout_ms=100)
+                now = time.time()
+                for records in batch.values():
+                    for r in records:
+                        kind = dict(r.headers).get("ce_type", b"").decode()
+                        if ".CrisisDeclared." in kind and r.key:
+                            case_id = r.key.decode().removeprefix("case-")
+                            self.on_kafka.setdefault(case_id, (r.timestamp / 1000, now))
+        finally:
+            await consumer.stop()
+
+    async def metrics(self) -> str:
+        async with httpx.AsyncClient(timeout=10) as client:
+            return (await client.get(f"{self.stack.urls['notifications']}/metrics")).text
+
+    def stages(self, walls: dict[str, tuple[float, float, float]], before: str, after: str) -> str:
+        """Where each crisis's time went: the bench's own clocks, the commits' `recorded_at`
+        (taken by the writer just before its two inserts), the Kafka record timestamp, and the
+        notifications process's stage histogram (`casework_notifications.application.timing`).
+        """
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, Any]] = MongoClient(self.args.mongo_url, tz_aware=True)
+        try:
+            cases_db = client[self.stack.databases["cases"]]
+            crisis_commit: dict[str, float] = {}
+            for doc in cases_db["events"].find(
+                {}, {"stream_id": 1, "recorded_at": 1, "events.type": 1}
+            ):
+                if any(".CrisisDeclared." in str(e.get("type", "")) for e in doc.get("events", [])):
+                    case_id = str(doc["stream_id"]).removeprefix("case-")
+                    crisis_commit[case_id] = doc["recorded_at"].timestamp()
+            notes_db = client[self.stack.databases["notifications"]]
+            alert_commit: dict[str, float] = {}
+            risk_commit: dict[str, float] = {}
+            for doc in notes_db["events"].find({"first": 1}, {"stream_id": 1, "recorded_at": 1}):
+                stream = str(doc["stream_id"])
+                if stream.startswith("alert-crisis:"):
+                    alert_commit[stream.removeprefix("alert-")] = doc["recorded_at"].timestamp()
+                elif stream.startswith("alert-risk_raised:"):
+                    # the risk rise of the crisis's own commit: its alert is decided first
+                    case_id = stream.removeprefix("alert-risk_raised:")
+                    risk_commit[case_id] = doc["recorded_at"].timestamp()
+        finally:
+            client.close()
+        milestones: dict[str, list[float]] = {}
+        spans: dict[str, list[float]] = {}
+
+        def add(into: dict[str, list[float]], name: str, value: float | None) -> None:
+            if value is not None and value == value:  # not NaN
+                into.setdefault(name, []).append(value)
+
+        for alert, (sent, answered, readable) in walls.items():
+            case_id = alert.removeprefix("crisis:")
+            commit = crisis_commit.get(case_id)
+            produced, consumed = self.on_kafka.get(case_id, (None, None))
+            saved = alert_commit.get(alert)
+            pushed = self.pushed_wall.get(alert)
+
+            def since(t: float | None, origin: float | None = sent) -> float | None:
+                return None if t is None or origin is None else t - origin
+
+            add(milestones, "cases commit begun (recorded_at)", since(commit))
+            add(milestones, "HTTP answer", since(answered))
+            add(milestones, "relay produced (Kafka record timestamp)", since(produced))
+            add(milestones, "a bare consumer has it (this bench)", since(consumed))
+            risk = risk_commit.get(case_id)
+            add(milestones, "risk-raised alert commit begun (same commit)", since(risk))
+            add(milestones, "alert commit begun (recorded_at)", since(saved))
+            add(milestones, "pushed on the live stream", since(pushed))
+            add(milestones, "readable in GET /inbox", since(readable))
+            add(spans, "HTTP answer → relay produced", since(produced, answered))
+            add(spans, "cases commit begun → relay produced", since(produced, commit))
+            add(spans, "relay produced → a bare consumer has it", since(consumed, produced))
+            add(spans, "relay produced → alert commit begun", since(saved, produced))
+            add(spans, "relay produced → risk-raised alert commit begun", since(risk, produced))
+            add(spans, "risk-raised alert commit → crisis alert commit", since(saved, risk))
+            add(spans, "alert commit begun → pushed", since(pushed, saved))
+            add(spans, "pushed → readable (GET /inbox poll)", since(readable, pushed))
+        name = "casework_notifications_crisis_stage_seconds"
+        delta = histogram_delta(
+            histogram_buckets(before, name, "stage"), histogram_buckets(after, name, "stage")
+        )
+        lag_name = "casework_projection_lag_seconds"
+        lag = histogram_delta(
+            histogram_buckets(before, lag_name, "projection"),
+            histogram_buckets(after, lag_name, "projection"),
+        )
+        in_process = [
+            "received",
+            "case_facts",
+            "recipients",
+            "alert_load",
+            "alert_save",
+            "inline_inbox",
+            "after_save",
+            "handled",
+            "pushed",
+        ]
+        return "\n\n".join(
+            [
+                stages_table(
+                    list(milestones.items()),
+                    "Where a crisis's time goes (1): each milestone from its HTTP request sent",
+                ),
+                stages_table(
+                    list(spans.items()),
+                    "Where a crisis's time goes (2): between milestones, per crisis",
+                ),
+                histogram_table(
+                    delta,
+                    in_process,
+                    "Where a crisis's time goes (3): in the notifications process "
+                    "(casework_notifications_crisis_stage_seconds, read off its buckets)",
+                    "`received` and `pushed` count from the event's time (the cases command's "
+                    "decision); `alert_save` includes `inline_inbox` (one per entry).",
+                )
+                if delta
+                else "(3): the notifications process has no crisis stage histogram",
+                histogram_table(
+                    lag,
+                    ["when_case_changed_raise_alerts", "inbox"],
+                    "projection_lag of the first hop and the inbox's consumer over the crisis "
+                    "phase (every event, background notes included)",
+                ),
+            ]
+        )
 
     async def lateness(self, alerts: list[str]) -> Row:
         manager = self.token("mia", "site_manager")
@@ -393,7 +575,10 @@ def bench(args: argparse.Namespace, workdir: Path) -> list[Row]:
             services=("intake", "cases", "supervision", "notifications"),
         ) as stack:
             progress(f"stack {stack.namespace} ready; logs in {stack.logs}")
-            return asyncio.run(Bench(args, stack, sink).run())
+            runner = Bench(args, stack, sink)
+            rows = asyncio.run(runner.run())
+            args.breakdown = runner.breakdown
+            return rows
     finally:
         controller.stop()
 
@@ -403,6 +588,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crises", type=int, default=30, help="crises declared, one per case")
     parser.add_argument("--gap", type=float, default=0.5, help="seconds between crises")
     parser.add_argument("--background-rate", type=float, default=10.0, help="notes/s meanwhile")
+    parser.add_argument(
+        "--escalation",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="wait for the 1-minute escalations and measure their lateness (a minute more)",
+    )
     parser.add_argument("--raw", type=int, default=200, help="raw round trips measured")
     parser.add_argument("--base-port", type=int, default=18501, help="the stack's first port")
     parser.add_argument("--workdir", help="keep the services' logs here (default: a temp dir)")
@@ -424,7 +615,11 @@ def main(argv: list[str] | None = None) -> int:
             "cases → notifications → its read models).",
         )
     )
-    write_json(args, rows)
+    breakdown = getattr(args, "breakdown", "")
+    print()
+    print(breakdown)
+    args.breakdown = None
+    write_json(args, rows, breakdown=breakdown)
     return 0
 
 

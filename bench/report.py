@@ -95,3 +95,99 @@ def table(rows: Sequence[Row], header: str, note: str = "") -> str:
     if note:
         lines += ["", note]
     return "\n".join(lines)
+
+
+def stages_table(stages: Sequence[tuple[str, Sequence[float]]], header: str, note: str = "") -> str:
+    """A markdown table of where the time goes: per stage, n, p50 and p99 (latencies in s)."""
+
+    def cell(value: float | None) -> str:
+        return "—" if value is None else f"{value:7.1f}"
+
+    width = max([46, *(len(name) for name, _ in stages)])
+    lines = [
+        header,
+        "",
+        f"| {'stage':<{width}} |      n |  p50 ms |  p99 ms |",
+        f"|{'-' * (width + 2)}|-------:|--------:|--------:|",
+    ]
+    for name, values in stages:
+        lines.append(
+            f"| {name:<{width}} | {len(values):>6} | {cell(percentile_ms(values, 0.5))} | "
+            f"{cell(percentile_ms(values, 0.99))} |"
+        )
+    if note:
+        lines += ["", note]
+    return "\n".join(lines)
+
+
+def histogram_buckets(text: str, name: str, label: str) -> dict[str, list[tuple[float, float]]]:
+    """From a Prometheus text exposition: each `label` value's cumulative buckets of the
+    histogram `name`, as (upper bound, count), by bound."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            if sample.name == f"{name}_bucket" and label in sample.labels:
+                bound = float(sample.labels["le"])
+                found.setdefault(sample.labels[label], []).append((bound, sample.value))
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def histogram_delta(
+    before: dict[str, list[tuple[float, float]]], after: dict[str, list[tuple[float, float]]]
+) -> dict[str, list[tuple[float, float]]]:
+    """What was observed between two scrapes, per label value."""
+    delta: dict[str, list[tuple[float, float]]] = {}
+    for key, buckets in after.items():
+        earlier = dict(before.get(key, []))
+        delta[key] = [(bound, count - earlier.get(bound, 0.0)) for bound, count in buckets]
+    return delta
+
+
+def bucket_percentile_ms(buckets: Sequence[tuple[float, float]], q: float) -> float | None:
+    """The q-quantile of cumulative buckets, interpolated linearly inside its bucket (as
+    Prometheus' `histogram_quantile`); None when nothing was observed."""
+    total = buckets[-1][1] if buckets else 0.0
+    if total <= 0:
+        return None
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower_bound * 1000
+            span = count - lower_count
+            share = (rank - lower_count) / span if span else 1.0
+            return (lower_bound + (bound - lower_bound) * share) * 1000
+        lower_bound, lower_count = bound, count
+    return lower_bound * 1000
+
+
+def histogram_table(
+    delta: dict[str, list[tuple[float, float]]], order: Sequence[str], header: str, note: str = ""
+) -> str:
+    """A markdown table of histogram stages (from `histogram_delta`): n, p50, p99."""
+
+    def cell(value: float | None) -> str:
+        return "—" if value is None else f"{value:7.1f}"
+
+    width = max([46, *(len(name) for name in order)])
+    lines = [
+        header,
+        "",
+        f"| {'stage':<{width}} |      n |  p50 ms |  p99 ms |",
+        f"|{'-' * (width + 2)}|-------:|--------:|--------:|",
+    ]
+    for name in order:
+        buckets = delta.get(name, [])
+        n = int(buckets[-1][1]) if buckets else 0
+        lines.append(
+            f"| {name:<{width}} | {n:>6} | {cell(bucket_percentile_ms(buckets, 0.5))} | "
+            f"{cell(bucket_percentile_ms(buckets, 0.99))} |"
+        )
+    if note:
+        lines += ["", note]
+    return "\n".join(lines)

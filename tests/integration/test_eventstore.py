@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
@@ -178,3 +179,39 @@ async def test_a_trusted_cache_can_be_stale_but_never_commits_on_old_state(
     fresh.credit(2)
     await here.save(fresh)
     assert (await there.get("t")).balance == 7
+
+
+async def test_a_commits_inline_applies_run_together_and_one_failing_fails_nothing(
+    store: EventStore,
+) -> None:
+    """Each inline apply waits until the other two of its commit have begun: one after the
+    other (as before), the first would wait alone. One of them failing fails neither the
+    command nor the others."""
+    begun: list[int] = []
+    all_begun = asyncio.Event()
+    done: list[int] = []
+
+    async def apply(envelope: Any, event: Any) -> None:
+        begun.append(envelope.stream_version)
+        if len(begun) == 3:
+            all_begun.set()
+        await asyncio.wait_for(all_begun.wait(), timeout=5)
+        if envelope.stream_version == 2:
+            raise RuntimeError("inline apply failed (test)")
+        done.append(envelope.stream_version)
+
+    store.apply_inline(apply, LedgerOpened, AmountCredited)
+    stream = f"ledger-{uuid.uuid4()}"
+    stored = await store.append(
+        stream,
+        0,
+        [
+            LedgerOpened(ledger_id="l", owner="ann"),
+            AmountCredited(ledger_id="l", amount=5),
+            AmountCredited(ledger_id="l", amount=7),
+        ],
+    )
+    assert [e.stream_version for e in stored] == [1, 2, 3]
+    assert sorted(begun) == [1, 2, 3]
+    assert sorted(done) == [1, 3]
+    assert await store.commits.count_documents({"stream_id": stream}) == 1

@@ -42,7 +42,9 @@ events of every commit by the writing process itself, right after the commit is 
 so readable a Kafka round trip sooner. Invariant: an inline apply never changes what the
 read model would hold without it — the consumer applies the same envelope later and finds it
 applied (the same document, version marker included) — and it never fails the command: the
-commit is stored, so a failed or crashed inline apply is left to the consumer.
+commit is stored, so a failed or crashed inline apply is left to the consumer. A commit's
+inline applies run concurrently (each writes a document of its own, so their order is not
+theirs to keep): the last entry of a commit is not held behind the others' inserts.
 """
 
 from __future__ import annotations
@@ -263,10 +265,15 @@ class EventStore:
                 self._metrics.events_appended.labels(e.type).inc()
         if self._on_commit:
             self._on_commit(cid, attempt)
-        for types, apply in self._inline:
-            for envelope, event in zip(envelopes, events, strict=True):
-                if isinstance(event, types):
-                    await _inline(apply, envelope, event)
+        # each inline apply is its own insert-once document: the commit's go at once
+        await asyncio.gather(
+            *(
+                _inline(apply, envelope, event)
+                for types, apply in self._inline
+                for envelope, event in zip(envelopes, events, strict=True)
+                if isinstance(event, types)
+            )
+        )
         return envelopes
 
     def _conflict(self) -> None:

@@ -3,7 +3,9 @@ recipients each target names, from the directory and the rota at that moment."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,7 @@ from casework_notifications.domain.routing import (
     default_routing,
     routing_over_defaults,
 )
-from support.notifications import Staff, crisis_directory
+from support.notifications import Shift, Staff, crisis_directory
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -143,3 +145,45 @@ async def test_a_leaver_is_never_notified() -> None:
     found = await resolver.resolve(("assigned_worker", "on_call"), Subject("north", "wendy"), T0)
     assert found.ids == ("olga",)
     assert found.unresolved == ("assigned_worker",)
+
+
+class SlowDirectory:
+    """The crisis directory, each read taking a moment, counting the reads in flight."""
+
+    def __init__(self) -> None:
+        self.inner = crisis_directory("north", T0)
+        self.in_flight = 0
+        self.most = 0
+
+    async def _read(self) -> None:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        await asyncio.sleep(0.01)
+        self.in_flight -= 1
+
+    async def get(self, staff_id: str) -> Staff | None:
+        await self._read()
+        return await self.inner.get(staff_id)
+
+    async def on_call(self, site: str, at: datetime) -> Shift | None:
+        await self._read()
+        return await self.inner.on_call(site, at)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_crisis_level_reads_in_two_rounds_with_the_same_answer() -> None:
+    """The shift and the worker's entry at once, then each person's: the answer is the
+    one-by-one answer (target order, leavers out), with reads in flight together."""
+    slow = SlowDirectory()
+    resolver = RecipientResolver(slow, slow)  # type: ignore[arg-type]
+    found = await resolver.resolve(("assigned_worker", "on_call"), Subject("north", "wendy"), T0)
+    assert found.ids == ("wendy", "olga")
+    assert slow.most >= 2
+    slow.inner.add(Staff("olga", active=False, sites=("north",), roles=("crisis_worker",)))
+    found = await resolver.resolve(
+        ("on_call", "assigned_worker", "backup"), Subject("north", "wendy"), T0
+    )
+    assert found.ids == ("wendy", "ben")
+    assert found.unresolved == ("on_call",)

@@ -14,6 +14,8 @@ from casework.contracts import registry
 from casework.contracts.notifications import NotificationSent
 from casework.deadlines import DeadlineScheduler
 from casework.directory import KnownCases, KnownRota, KnownSites, KnownStaff
+from casework.envelope import Envelope
+from casework.events import DomainEvent
 from casework.eventstore import Repository
 from casework.projections import EventHandler
 from casework.runtime import ServiceRuntime
@@ -44,6 +46,7 @@ from casework_notifications.application.policies import (
 )
 from casework_notifications.application.ports import Rota, StaffDirectory
 from casework_notifications.application.recipients import RecipientResolver
+from casework_notifications.application.timing import CrisisTiming
 from casework_notifications.application.webhook_endpoints import WebhookEndpoints
 from casework_notifications.domain.alert import Alert
 from casework_notifications.domain.errors import (
@@ -125,11 +128,19 @@ def build(
         clock=runtime.clock,
         watch=watch,
         heard=heard,
+        timing=CrisisTiming(runtime.metrics.registry),
     )
     inbox = Inbox(runtime.database, hub=hub)
+
+    apply_entry = inbox.handle  # the method as built (tests replace the consumer's, not this)
+
+    async def inline_inbox(envelope: Envelope, event: DomainEvent) -> bool:
+        with alerts.timing.inline():
+            return await apply_entry(envelope, event)
+
     # a notification's entry is readable (and pushed live) when the alert is saved, a Kafka
     # round trip before the inbox's consumer gets it (it then finds it stored)
-    runtime.store.apply_inline(inbox.handle, NotificationSent)
+    runtime.store.apply_inline(inline_inbox, NotificationSent)
     board = AlertBoard(runtime.database, hub=hub)
     allow = AllowList.of(own.webhook_allow)
     delivery_log = DeliveryLog(runtime.database)

@@ -28,9 +28,10 @@ restarts notify nobody twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from casework.access import NotVisible
@@ -48,6 +49,7 @@ from casework.eventstore import (
 
 from casework_notifications.application.ports import Rota, Watch
 from casework_notifications.application.recipients import RecipientResolver, Subject
+from casework_notifications.application.timing import CrisisTiming
 from casework_notifications.domain.access import may_act
 from casework_notifications.domain.alert import Alert
 from casework_notifications.domain.approvers import APPROVAL_TRIGGERS
@@ -127,6 +129,8 @@ class Alerts:
     """Where the site's open alerts are found when someone comes on call (None: nowhere)."""
     heard: Rota | None = None
     """The shift policy's own copy of the rota, written before it looks at the watch."""
+    timing: CrisisTiming = field(default_factory=lambda: CrisisTiming(None))
+    """Where a crisis's time goes (`/metrics`); unregistered unless bootstrap passes one."""
 
     # -- the platform's commands -----------------------------------------------------------
 
@@ -138,9 +142,10 @@ class Alerts:
         async def decide(alert: Alert) -> AlertCommand | None:
             recipients = Recipients(())
             if alert.would_open(firing.source_id):
-                recipients = await self.recipients.resolve(
-                    policy.levels[0].targets, firing.subject(), self.clock.now()
-                )
+                with self.timing.stage("recipients"):
+                    recipients = await self.recipients.resolve(
+                        policy.levels[0].targets, firing.subject(), self.clock.now()
+                    )
             return Fire(
                 alert_id=alert_id,
                 trigger=firing.trigger,
@@ -383,7 +388,11 @@ class Alerts:
         """
         for attempt in range(RACE_RETRIES):
             guessed = attempt == 0 and assume_new and not self.alerts.knows(alert_id)
-            alert = self.alerts.new(alert_id) if guessed else await self.alerts.find(alert_id)
+            if guessed:
+                alert: Alert | None = self.alerts.new(alert_id)
+            else:
+                with self.timing.stage("alert_load"):
+                    alert = await self.alerts.find(alert_id)
             if alert is None:
                 if not create:
                     return False
@@ -397,13 +406,16 @@ class Alerts:
                 continue  # decided nothing on a guess: decide on the stored alert instead
             if changed:
                 try:
-                    await self.alerts.save(alert, ctx or CommitContext())
+                    with self.timing.stage("alert_save"):
+                        await self.alerts.save(alert, ctx or CommitContext())
                 except ConcurrencyConflict:
                     if not guessed:
                         await after_lost_race(attempt)
                     continue  # another replica or request wrote first: decide again on its result
-            await self.keep_escalation(alert)
-            await self.keep_watch(alert)
+            with self.timing.stage("after_save"):
+                # two idempotent writes of their own collections: at once, not in turn (the
+                # next record of the first hop waits for them)
+                await asyncio.gather(self.keep_escalation(alert), self.keep_watch(alert))
             ep = alert.current
             if ep is not None and self.watch is not None and _found_no_on_call(saved):
                 # the rota's copy may have learnt of a shift since this step resolved it; the

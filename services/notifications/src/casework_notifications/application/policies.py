@@ -86,7 +86,13 @@ def _context(envelope: Envelope) -> CommitContext:
 class WhenCaseChangedRaiseAlerts(EventHandler):
     """Keeps the local copy of the case, then fires or closes alerts. One handler, so that
     a decision always sees the facts its event wrote. The alert step runs even when the
-    facts found the event a duplicate: a replica may have died between the two."""
+    facts found the event a duplicate: a replica may have died between the two.
+
+    A `CrisisDeclared` is the exception to "facts first": its alert decides on nothing the
+    event writes to the copy, so the alert is raised first and the copy written after
+    (`_crisis`). **Invariant:** after the handler returns, the copy holds the event and the
+    alert its source, whichever order; a crash between the two leaves the copy behind, and
+    the redelivery writes it (the alert changes nothing)."""
 
     name = "when_case_changed_raise_alerts"
     topics = (events_topic("cases"),)
@@ -100,25 +106,19 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
         await self._facts.ensure_indexes()
 
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if isinstance(event, CrisisDeclared):
+            with self._alerts.timing.crisis(envelope.time):
+                return await self._handle(envelope, event)
+        return await self._handle(envelope, event)
+
+    async def _handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        if isinstance(event, CrisisDeclared):
+            return await self._crisis(envelope, event)
         changed = False
         if change_of(event) is not None:
             changed = await self._facts.apply(envelope, event)
         ctx = _context(envelope)
         match event:
-            case CrisisDeclared():
-                worker = event.caseworker_id
-                if worker is None:  # declared before anyone was assigned? ask the copy
-                    worker = (await self._facts.get(event.case_id) or {}).get("caseworker_id")
-                firing = Firing(
-                    Trigger.CRISIS,
-                    event.case_id,
-                    event.crisis_id,
-                    event.site,
-                    event.case_id,
-                    worker,
-                    event.declared_at,
-                )
-                return await self._alerts.fire(firing, ctx) or changed
             case CrisisResolved():
                 alert_id = alert_id_for(Trigger.CRISIS, event.case_id)
                 closed = await self._alerts.close(
@@ -157,6 +157,30 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
                 )
                 return closed or changed
         return changed
+
+    async def _crisis(self, envelope: Envelope, event: CrisisDeclared) -> bool:
+        """The alert first, then the case's copy: nothing the alert decides on is written
+        by this event (the event names the site and the worker; the copy is asked for the
+        worker only when the event names none, and then this event does not set one), so
+        the copy's write (a read and a replace) is off the crisis's path. A crash between
+        the two is healed by the redelivery: the copy takes the event (its version is not
+        yet applied), the alert finds the source seen and changes nothing."""
+        worker = event.caseworker_id
+        if worker is None:  # declared before anyone was assigned? ask the copy
+            worker = (await self._facts.get(event.case_id) or {}).get("caseworker_id")
+        firing = Firing(
+            Trigger.CRISIS,
+            event.case_id,
+            event.crisis_id,
+            event.site,
+            event.case_id,
+            worker,
+            event.declared_at,
+        )
+        fired = await self._alerts.fire(firing, _context(envelope))
+        with self._alerts.timing.stage("case_facts"):
+            changed = await self._facts.apply(envelope, event)
+        return fired or changed
 
     async def _risk(
         self, envelope: Envelope, case_id: str, at: datetime, ctx: CommitContext

@@ -19,12 +19,17 @@ are still notified, and the crisis board shows the gap. Leavers are never notifi
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
-from casework_notifications.application.ports import Rota, StaffDirectory
+from casework_notifications.application.ports import Rota, Shift, StaffDirectory
 from casework_notifications.domain.approvers import fallback_deciders, named_deciders
 from casework_notifications.domain.commands import Recipients
+
+
+async def _no_shift() -> Shift | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -44,35 +49,51 @@ class RecipientResolver:
     rota: Rota
 
     async def resolve(self, targets: tuple[str, ...], subject: Subject, at: datetime) -> Recipients:
-        ids: list[str] = []
-        unresolved: list[str] = []
-        shift = None
-        if {"on_call", "backup"} & set(targets):
-            shift = await self.rota.on_call(subject.site, at)
-        for target in targets:
-            found: list[str] = []
-            if target == "assigned_worker" and subject.worker_id:
-                found = [subject.worker_id]
-            elif target == "on_call" and shift is not None:
+        """Who `targets` name at `at`, in target order, each once, leavers left out.
+
+        The reads go in two rounds of concurrent reads, not one read after another: the
+        shift and every target that does not depend on it, then whether each person found is
+        still active. The same reads as one by one, so the same answer (a crisis's first
+        level, worker + on-call, took three reads in a row; now two rounds)."""
+        shift_targets = {"on_call", "backup"}
+        shift_read = self.rota.on_call(subject.site, at) if shift_targets & set(targets) else None
+        shift, named = await asyncio.gather(
+            shift_read or _no_shift(),
+            asyncio.gather(*(self._named(t, subject, at) for t in targets)),
+        )
+        per_target: list[list[str]] = []
+        for target, found in zip(targets, named, strict=True):
+            if target == "on_call" and shift is not None:
                 found = [shift.staff_id]
             elif target == "backup" and shift is not None and shift.backup_id:
                 found = [shift.backup_id]
-            elif target == "supervisor" and subject.approval:
-                found = list(await self._deciders(subject, at))
-            elif target == "supervisor" and subject.worker_id:
-                found = list(await self.staff.supervisors_of(subject.worker_id, at))
-            elif target == "site_manager":
-                found = [s.staff_id for s in await self.staff.with_role(subject.site, target)]
-            elif target == "regional":
-                managers = await self.staff.with_role(subject.site, "regional_admin")
-                found = [s.staff_id for s in managers]
-            elif target.startswith("staff:"):
-                found = [target.removeprefix("staff:")]
-            found = [f for f in found if await self._active(f)]
+            per_target.append(found)
+        people = list(dict.fromkeys(p for found in per_target for p in found))
+        active = dict(zip(people, await asyncio.gather(*map(self._active, people)), strict=True))
+        ids: list[str] = []
+        unresolved: list[str] = []
+        for target, found in zip(targets, per_target, strict=True):
+            found = [f for f in found if active[f]]
             if not found:
                 unresolved.append(target)
             ids.extend(found)
         return Recipients(tuple(dict.fromkeys(ids)), tuple(unresolved))
+
+    async def _named(self, target: str, subject: Subject, at: datetime) -> list[str]:
+        """Whom a target names that is not the shift's (leavers not yet left out)."""
+        if target == "assigned_worker" and subject.worker_id:
+            return [subject.worker_id]
+        if target == "supervisor" and subject.approval:
+            return list(await self._deciders(subject, at))
+        if target == "supervisor" and subject.worker_id:
+            return list(await self.staff.supervisors_of(subject.worker_id, at))
+        if target == "site_manager":
+            return [s.staff_id for s in await self.staff.with_role(subject.site, target)]
+        if target == "regional":
+            return [s.staff_id for s in await self.staff.with_role(subject.site, "regional_admin")]
+        if target.startswith("staff:"):
+            return [target.removeprefix("staff:")]
+        return []
 
     async def on_call(self, site: str, at: datetime) -> tuple[tuple[str, str], ...]:
         """(target, person) of the shift covering `at`, leavers left out."""
