@@ -58,7 +58,8 @@ other replicas or before a crash. **Idle polling backs off**: the poll interval 
 `idle_poll_max` (4 s here; the setting `relay_idle_poll_max_s` makes it 1 s in a service by
 default, so that a standby replica's commit waits no longer than before); a round that finds
 any intent, or a local append's wake, brings it back to `poll_interval`. *Bound:* a commit
-no relay of this process was woken for (written by another replica while this one holds the lease, or left by a crash) is found within
+no relay of this process was woken for (written by another replica while this one holds
+the lease, or left by a crash) is found within
 `idle_poll_max` of being stored (`poll_interval` while the relay is busy), then published
 in that round (its second scan makes it ripe at once); a commit of this process's own
 append is published at once, as before. A restarted process's relay runs its first round
