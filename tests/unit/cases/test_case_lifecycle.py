@@ -224,7 +224,7 @@ TABLE: dict[str, tuple[CaseCommand, list[Outcome]]] = {
         [
             CaseNotOpened,
             *(
-                stays(p, RiskLevelChanged, CrisisDeclared)
+                stays(p, CrisisDeclared, RiskLevelChanged)
                 for p in ("assessment", "planning", "active", "review")
             ),
             CaseAlreadyClosed,

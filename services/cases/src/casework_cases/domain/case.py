@@ -586,9 +586,6 @@ class Case(Aggregate):
             raise CrisisAlreadyOpen(self.id, self.crisis.crisis_id)
         if c.crisis_id in self.crisis_ids:
             raise IdAlreadyUsed(self.id, "crisis", c.crisis_id)
-        # A crisis is imminent risk: the risk level says so too, in the same commit.
-        if self.risk_level is not RiskLevel.IMMINENT:
-            self._raise_risk(RiskLevel.IMMINENT, CRISIS_RAISES_RISK, c.declared_by, at)
         self._trigger(
             CrisisDeclared(
                 case_id=self.id,
@@ -603,6 +600,11 @@ class Case(Aggregate):
                 declared_at=at,
             )
         )
+        # A crisis is imminent risk: the risk level says so too, in the same commit, after
+        # the crisis, so that a consumer of the case's events (notifications' first hop)
+        # reaches the crisis before it does the work of the risk rise.
+        if self.risk_level is not RiskLevel.IMMINENT:
+            self._raise_risk(RiskLevel.IMMINENT, CRISIS_RAISES_RISK, c.declared_by, at)
 
     def _resolve_crisis(self, c: ResolveCrisis, at: datetime) -> None:
         if self.crisis is None:
