@@ -350,8 +350,8 @@ def test_the_whole_procedure_with_a_reopening() -> None:
         "CasePlanProposed",
         "CasePlanApproved",
         "GoalProgressRecorded",
-        "RiskLevelChanged",  # a crisis means imminent risk
         "CrisisDeclared",
+        "RiskLevelChanged",  # a crisis means imminent risk
         "CrisisResolved",
         "ClosureRequested",
         "ClosureReturned",
