@@ -97,27 +97,35 @@ def table(rows: Sequence[Row], header: str, note: str = "") -> str:
     return "\n".join(lines)
 
 
-def stages_table(stages: Sequence[tuple[str, Sequence[float]]], header: str, note: str = "") -> str:
-    """A markdown table of where the time goes: per stage, n, p50 and p99 (latencies in s)."""
+def _p50_p99_table(
+    rows: Sequence[tuple[str, int, float | None, float | None]], header: str, note: str
+) -> str:
+    """A markdown table of (stage, n, p50 ms, p99 ms) rows."""
 
     def cell(value: float | None) -> str:
         return "—" if value is None else f"{value:7.1f}"
 
-    width = max([46, *(len(name) for name, _ in stages)])
+    width = max([46, *(len(name) for name, *_ in rows)])
     lines = [
         header,
         "",
         f"| {'stage':<{width}} |      n |  p50 ms |  p99 ms |",
         f"|{'-' * (width + 2)}|-------:|--------:|--------:|",
     ]
-    for name, values in stages:
-        lines.append(
-            f"| {name:<{width}} | {len(values):>6} | {cell(percentile_ms(values, 0.5))} | "
-            f"{cell(percentile_ms(values, 0.99))} |"
-        )
+    for name, n, p50, p99 in rows:
+        lines.append(f"| {name:<{width}} | {n:>6} | {cell(p50)} | {cell(p99)} |")
     if note:
         lines += ["", note]
     return "\n".join(lines)
+
+
+def stages_table(stages: Sequence[tuple[str, Sequence[float]]], header: str, note: str = "") -> str:
+    """A markdown table of where the time goes: per stage, n, p50 and p99 (latencies in s)."""
+    rows = [
+        (name, len(values), percentile_ms(values, 0.5), percentile_ms(values, 0.99))
+        for name, values in stages
+    ]
+    return _p50_p99_table(rows, header, note)
 
 
 def histogram_buckets(text: str, name: str, label: str) -> dict[str, list[tuple[float, float]]]:
@@ -170,24 +178,11 @@ def histogram_table(
     delta: dict[str, list[tuple[float, float]]], order: Sequence[str], header: str, note: str = ""
 ) -> str:
     """A markdown table of histogram stages (from `histogram_delta`): n, p50, p99."""
-
-    def cell(value: float | None) -> str:
-        return "—" if value is None else f"{value:7.1f}"
-
-    width = max([46, *(len(name) for name in order)])
-    lines = [
-        header,
-        "",
-        f"| {'stage':<{width}} |      n |  p50 ms |  p99 ms |",
-        f"|{'-' * (width + 2)}|-------:|--------:|--------:|",
-    ]
+    rows = []
     for name in order:
         buckets = delta.get(name, [])
         n = int(buckets[-1][1]) if buckets else 0
-        lines.append(
-            f"| {name:<{width}} | {n:>6} | {cell(bucket_percentile_ms(buckets, 0.5))} | "
-            f"{cell(bucket_percentile_ms(buckets, 0.99))} |"
+        rows.append(
+            (name, n, bucket_percentile_ms(buckets, 0.5), bucket_percentile_ms(buckets, 0.99))
         )
-    if note:
-        lines += ["", note]
-    return "\n".join(lines)
+    return _p50_p99_table(rows, header, note)
