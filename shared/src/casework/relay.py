@@ -55,17 +55,17 @@ Invariants:
 Woken right after an append (`wake`), with a poll as the fallback for commits written by
 other replicas or before a crash. **Idle polling backs off**: the poll interval starts at
 `poll_interval` (1 s) and doubles after every round whose scan found no intent, up to
-`idle_poll_max` (4 s here; the setting `relay_idle_poll_max_s` makes it 1 s in a service by
-default, so that a standby replica's commit waits no longer than before); a round that finds
-any intent, or a local append's wake, brings it back to `poll_interval`. *Bound:* a commit
-no relay of this process was woken for (written by another replica while this one holds
-the lease, or left by a crash) is found within
-`idle_poll_max` of being stored (`poll_interval` while the relay is busy), then published
-in that round (its second scan makes it ripe at once); a commit of this process's own
-append is published at once, as before. A restarted process's relay runs its first round
-at start. A lease (one document with a unique `_id`) lets one replica
-work at a time; safety does not depend on it. A replica whose round failed on the broker
-gives the lease up before it backs off, so a replica that can reach Kafka takes over
+`idle_poll_max` (setting `relay_idle_poll_max_s`, 1 s by default: with two replicas a crisis
+declared on the one without the lease waits for this poll; a single replica may raise it);
+a round that finds any intent, or a local append's wake, brings it back to `poll_interval`.
+*Bound:* a commit no relay of this process was woken for (written by another replica while
+this one holds the lease, or left by a crash) is found within `idle_poll_max` of being
+stored (`poll_interval` while the relay is busy), then published in that round (its second
+scan makes it ripe at once); a commit of this process's own append is published at once, as
+before. A restarted process's relay runs its first round at start. A lease (one document
+with a unique `_id`) lets one replica work at a time; safety does not depend on it. A
+replica whose round failed on the broker gives the lease up before it backs off, so a
+replica that can reach Kafka takes over
 (liveness: one replica cut off from the broker does not hold publishing up). For readiness and
 operations the relay exposes `healthy` (the last round, or the last attempt to take the lease,
 did not fail), `holds_lease`, `last_error_kind` ("database", "broker" or None) and
@@ -200,7 +200,7 @@ class OutboxRelay:
         clock: Clock | None = None,
         batch_size: int = 5000,
         poll_interval: float = 1.0,
-        idle_poll_max: float = 4.0,
+        idle_poll_max: float = 1.0,
         grace: timedelta = timedelta(seconds=10),
         read_concurrency: int = 32,
     ) -> None:
