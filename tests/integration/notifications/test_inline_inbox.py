@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from pymongo.errors import AutoReconnect
 
 from casework.clock import FixedClock
 from casework.contracts.notifications import Trigger
 from casework.envelope import Envelope
 from casework.events import DomainEvent
+from casework.eventstore import Document
 from casework.projections import APPLIED
 from casework.runtime import wait_until
 
@@ -124,14 +127,14 @@ async def test_the_entry_is_readable_and_pushed_when_the_alert_is_saved(
 
 
 class FirstInsertsFail:
-    """The inbox's collection, whose first `n` inserts fail as if the database went away
-    (the inline ones: the consumer is held until they are done)."""
+    """The inbox's collection, whose first `n` inserts of documents matching `which` fail as if
+    the database went away (the inline ones: the consumer is held until they are done)."""
 
-    def __init__(self, inner: Any, n: int) -> None:
-        self.inner, self.left, self.failed = inner, n, 0
+    def __init__(self, inner: Any, n: int, which: Callable[[Document], bool]) -> None:
+        self.inner, self.left, self.failed, self.which = inner, n, 0, which
 
     async def insert_one(self, doc: Any, *args: Any, **kwargs: Any) -> Any:
-        if self.left:
+        if self.left and self.which(doc):
             self.left -= 1
             self.failed += 1
             raise AutoReconnect("the database went away after the commit")
@@ -141,16 +144,30 @@ class FirstInsertsFail:
         return getattr(self.inner, name)
 
 
+def _is_entry(doc: Document) -> bool:
+    return "recipient_id" in doc
+
+
+def _is_day_marker(doc: Document) -> bool:
+    return str(doc["_id"]).startswith("day|")
+
+
+@pytest.mark.parametrize("which", [_is_entry, _is_day_marker], ids=["entry", "day marker"])
 async def test_a_failing_inline_apply_leaves_the_entry_to_the_consumer(
-    kafka_bootstrap: str, mongo_url: str, directory: FakeDirectory
+    kafka_bootstrap: str,
+    mongo_url: str,
+    directory: FakeDirectory,
+    which: Callable[[Document], bool],
 ) -> None:
+    """Whichever insert of the inline apply fails (the entry's, or a marker's before it), no
+    entry is stored unseen: the consumer stores both, pushes both, and the inbox lists them."""
     own = NotificationsSettings(deadline_tick_s=0.2)
     flaky: list[FirstInsertsFail] = []
 
     consumer: list[HeldConsumer] = []
 
     def break_inline(wired: Wired) -> None:
-        flaky.append(FirstInsertsFail(wired.inbox.read_model.collection, 2))
+        flaky.append(FirstInsertsFail(wired.inbox.read_model.collection, 2, which))
         wired.inbox.read_model.collection = flaky[0]
         consumer.append(HeldConsumer(wired))
 
@@ -164,12 +181,19 @@ async def test_a_failing_inline_apply_leaves_the_entry_to_the_consumer(
         before_start=break_inline,
     ) as wired:
         case_id = str(uuid.uuid4())
-        assert await wired.alerts.fire(crisis(case_id))  # the command stands
-        assert flaky[0].failed == 2
-        assert await entries(wired, f"crisis:{case_id}") == {}
-        consumer[0].release.set()
+        alert_id = f"crisis:{case_id}"
+        async with wired.hub.subscribe("olga") as live:
+            assert await wired.alerts.fire(crisis(case_id))  # the command stands
+            assert flaky[0].failed == 2
+            assert await entries(wired, alert_id) == {}
+            assert await drained(live) == []
+            consumer[0].release.set()
 
-        async def both() -> bool:
-            return len(await entries(wired, f"crisis:{case_id}")) == 2
+            async def both() -> bool:
+                return len(await entries(wired, alert_id)) == 2
 
-        await wait_until(both, within=60)
+            await wait_until(both, within=60)
+            assert [m["entry"]["alert_id"] for m in await drained(live)] == [alert_id]
+        for recipient in ("wendy", "olga"):
+            listed = await wired.inbox.of(recipient, 10)
+            assert [d["alert_id"] for d in listed] == [alert_id]

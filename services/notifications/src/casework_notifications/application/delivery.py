@@ -351,8 +351,8 @@ class Deliveries:
         digest = {t.value for t in Trigger if self.routing.table.rules[t].digest}
         scope = {person, *await self.staff.supervisees_of(person, until)}
         items: list[Document] = []
-        for entry in await self.inbox.of(person, 500):
-            if entry["trigger"] not in digest or not since <= entry["sent_at"] < until:
+        for entry in await self.inbox.between(person, since, until):
+            if entry["trigger"] not in digest:
                 continue
             case_id = entry.get("case_id")
             if case_id:
