@@ -357,11 +357,13 @@ class ReadModel:
         (ids asked twice are read once; missing ones are left out).
 
         Invariant: the cost is in proportion to the ids asked, never to the collection. Each
-        id is one `get` by exact `_id` (pushed down to SQL on FerretDB, the `_id` index on
-        MongoDB), at most `in_flight` at once, so one call never holds the whole connection
-        pool. Not one `_id: {$in: …}` query, nor `$or`: FerretDB v1.24 decodes every document
-        of the collection in Go for both (20,000 documents on PostgreSQL: two ids by `$in`
-        465 ms, `explain` `filterPushdown: false`; one by `_id` 6.6 ms, pushed down).
+        id is one `get` by exact `_id`, at most `in_flight` at once, so one call never holds
+        the whole connection pool: on MongoDB the `_id` index; on FerretDB pushed down to SQL,
+        where PostgreSQL finds it by index once `scripts/ferretdb-indexes.sh` made the GIN
+        index (without it, a sequential scan in SQL: far cheaper, still the collection's size).
+        Not one `_id: {$in: …}` query, nor `$or`: FerretDB v1.24 decodes every document of the
+        collection in Go for both (20,000 documents on PostgreSQL: two ids by `$in` 465 ms,
+        `explain` `filterPushdown: false`; one by `_id` 6.6 ms, pushed down).
         """
         ids = list(dict.fromkeys(doc_ids))
         gate = asyncio.Semaphore(in_flight)
