@@ -21,10 +21,12 @@ administrator's dev token: `--requests-before` times with only the indexes Ferre
 table), then `scripts/ferretdb-indexes.sh` adds GIN indexes PostgreSQL can use, and each query
 is asked `--requests` times again, and its p50/p99 printed beside raw limits measured in the
 same run: a `find_one` by `_id` on `case_summaries` (the cheapest read the server has), the
-same query's filter sent straight to the database (no HTTP, no service), and `GET /healthz`
-(the HTTP edge, no database). With `--old-shapes`, the filters the read models used before
-(issue 6 §5) are timed straight on the same data: the caseload's `caseworker_id` + `phase $ne`
-and the register's `$or` over the site's cases.
+same query's filter sent straight to the database (no HTTP, no service), 25 case summaries by
+id as the read models fetch several documents (`ReadModel.get_many`: one exact `_id` each), and
+`GET /healthz` (the HTTP edge, no database). With `--old-shapes`, the filters the read models
+used before (issue 6 §5) are timed straight on the same data: the caseload's `caseworker_id` +
+`phase $ne`, the same 25 summaries by one `_id: {$in: …}`, and the register's `$or` over the
+site's cases.
 
 Run by `make bench`, or `uv run python bench/queries.py --help`.
 """
@@ -53,7 +55,7 @@ from casework.counters import PartitionCounters, counter_documents, fold_counts
 from casework.devstack import running_stack
 from casework.events import DomainEvent
 from casework.eventstore import Document, EventStore
-from casework.projections import APPLIED
+from casework.projections import APPLIED, ReadModel
 from casework.runtime import wait_until
 
 from casework_cases.adapters.read_models import case_summaries, referral_summaries
@@ -400,6 +402,18 @@ async def measure(
                 lambda i: summaries.find_one({"_id": rng.choice(seed.storied)}),
             )
         )
+        by_id = ReadModel(summaries)
+
+        def some_ids(count: int) -> list[str]:
+            return [f"c{rng.randrange(args.cases):07d}" for _ in range(count)]
+
+        rows.append(
+            await timed(
+                "straight: 25 case summaries by id (get_many)",
+                n,
+                lambda i: by_id.get_many(some_ids(25)),
+            )
+        )
         rows.append(
             await timed(
                 "GET /caseloads/{worker} (25 cases)",
@@ -546,6 +560,13 @@ async def measure(
                     "before: find site=, the site's cases",
                     3,
                     lambda i: summaries.find({"site": seed.big}, {"phase": 1}).to_list(None),
+                )
+            )
+            rows.append(
+                await timed(
+                    "before: 25 case summaries by one _id $in",
+                    3,
+                    lambda i: summaries.find({"_id": {"$in": some_ids(25)}}).to_list(None),
                 )
             )
             rows.append(

@@ -133,11 +133,8 @@ class CaseFactsStore:
         return await self.read_model.get(case_id)
 
     async def by_ids(self, case_ids: list[str]) -> dict[str, Document]:
-        """Several cases by `_id` (FerretDB pushes `$in` on `_id` down)."""
-        if not case_ids:
-            return {}
-        cursor = self.read_model.collection.find({"_id": {"$in": case_ids}}, {APPLIED: 0})
-        return {str(d["_id"]): dict(d) async for d in cursor}
+        """Several cases, each read by its `_id` (`ReadModel.get_many`)."""
+        return await self.read_model.get_many(case_ids)
 
     async def of_worker(self, worker_id: str) -> list[Document]:
         """The open cases a worker holds (equality on an indexed field)."""

@@ -395,11 +395,8 @@ class ObligationsView(Projection):
         )
 
     async def of_cases(self, case_ids: list[str]) -> dict[str, Document]:
-        """By `_id` (which FerretDB pushes down, `$in` included)."""
-        if not case_ids:
-            return {}
-        cursor = self.read_model.collection.find({"_id": {"$in": case_ids}}, {APPLIED: 0})
-        return {str(d["_id"]): dict(d) async for d in cursor}
+        """Each case's document by its `_id` (`ReadModel.get_many`)."""
+        return await self.read_model.get_many(case_ids)
 
 
 def window_start(now: datetime, window_seconds: float | None) -> datetime | None:

@@ -243,11 +243,7 @@ class AlertBoard(Projection):
         return changed
 
     async def get_many(self, alert_ids: Sequence[str]) -> dict[str, Document]:
-        if not alert_ids:
-            return {}
-        cursor = self.read_model.collection.find({"_id": {"$in": list(alert_ids)}}, {APPLIED: 0})
-        found: dict[str, Document] = {str(d["_id"]): dict(d) async for d in cursor}
-        return found
+        return await self.read_model.get_many(alert_ids)
 
     async def open_of_site(self, site: str) -> list[Document]:
         """Open and acknowledged (not yet closed) alerts of a site: equality on the

@@ -24,7 +24,7 @@ from casework.contracts.contacts import (
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import Document
-from casework.projections import APPLIED, Projection
+from casework.projections import Projection
 from casework.runtime import events_topic
 
 FOLLOW_UP_TRIGGERS = frozenset({"crisis_resolved", "inpatient_discharge"})
@@ -93,8 +93,5 @@ class ContactObligations(Projection):
         return await self.read_model.apply(case_id, envelope, update)
 
     async def of_cases(self, case_ids: list[str]) -> dict[str, Document]:
-        """The documents of several cases (`$in` on `_id`, pushed down by FerretDB)."""
-        if not case_ids:
-            return {}
-        cursor = self.read_model.collection.find({"_id": {"$in": case_ids}}, {APPLIED: 0})
-        return {str(d["_id"]): dict(d) async for d in cursor}
+        """The documents of several cases, each read by its `_id` (`ReadModel.get_many`)."""
+        return await self.read_model.get_many(case_ids)

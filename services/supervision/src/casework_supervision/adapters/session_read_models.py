@@ -259,10 +259,7 @@ class CadenceView(Projection):
         return await self.read_model.get(doc_id)
 
     async def many(self, doc_ids: list[str]) -> dict[str, Document]:
-        if not doc_ids:
-            return {}
-        cursor = self.read_model.collection.find({"_id": {"$in": doc_ids}}, {APPLIED: 0})
-        return {str(d["_id"]): dict(d) async for d in cursor}
+        return await self.read_model.get_many(doc_ids)
 
     async def at_site(self, site: str) -> list[Document]:
         return await _find(self, {"site": site}, limit=100_000)

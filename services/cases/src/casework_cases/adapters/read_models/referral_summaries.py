@@ -10,7 +10,6 @@ partition's offset.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -150,9 +149,5 @@ class ReferralSummaries(Projection):
         await self.counters.ensure_indexes()
 
     async def by_ids(self, referral_ids: Iterable[str]) -> dict[str, Document]:
-        """Referrals by id, each looked up by `_id`: FerretDB hands exact `_id` filters to
-        its SQL backend but filters `$in` itself, document by document, over every site's
-        referrals; a few lookups are cheaper."""
-        ids = sorted(set(referral_ids))
-        found = await asyncio.gather(*(self.read_model.get(i) for i in ids))
-        return {i: doc for i, doc in zip(ids, found, strict=True) if doc is not None}
+        """Referrals by id, each looked up by `_id` (`ReadModel.get_many`)."""
+        return await self.read_model.get_many(referral_ids)
