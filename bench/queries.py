@@ -14,6 +14,8 @@ read-model collections are seeded directly, in the shapes their projections writ
   case streams) for the cases whose timelines are read;
 - `intake_queue`: every case's referral (decided), and referrals waiting at each site
   (`--waiting` at the big site);
+- `inbox` (notifications): `--inbox-entries` notifications to an on-call worker over the past
+  year (10,000 by default) and as many to 20 colleagues, written by the inbox's own handler;
 
 then each query is asked through the API, one request in flight, with a regional
 administrator's dev token: `--requests-before` times with only the indexes FerretDB made
@@ -26,7 +28,7 @@ id as the read models fetch several documents (`ReadModel.get_many`: one exact `
 `GET /healthz` (the HTTP edge, no database). With `--old-shapes`, the filters the read models
 used before (issue 6 §5) are timed straight on the same data: the caseload's `caseworker_id` +
 `phase $ne`, the same 25 summaries by one `_id: {$in: …}`, and the register's `$or` over the
-site's cases.
+site's cases, and the inbox's `recipient_id` + sort + limit (before its day buckets).
 
 Run by `make bench`, or `uv run python bench/queries.py --help`.
 """
@@ -51,11 +53,14 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from casework.contracts.cases import CaseOpened, CaseworkerAssigned
+from casework.contracts.notifications import Channel, NotificationSent, Trigger, Urgency
 from casework.counters import PartitionCounters, counter_documents, fold_counts
 from casework.devstack import running_stack
+from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.eventstore import Document, EventStore
 from casework.projections import APPLIED, ReadModel
+from casework.rebuild import BufferedCollection
 from casework.runtime import wait_until
 
 from casework_cases.adapters.read_models import case_summaries, referral_summaries
@@ -69,6 +74,7 @@ from casework_intake.adapters.intake_queue import (
     queue_key,
     waiting_in,
 )
+from casework_notifications.adapters.read_models import Inbox
 from report import percentile_ms, progress, server_options
 
 PARTITIONS = 6
@@ -314,6 +320,55 @@ async def seed(seed: Seed, cases_db: Any, intake_db: Any) -> float:
     return time.perf_counter() - started
 
 
+INBOX_OWNER = "olga"
+"""The on-call worker whose year of notifications the inbox rows read."""
+
+
+async def seed_inbox(args: argparse.Namespace, notifications_db: Any, now: datetime) -> float:
+    """`--inbox-entries` notifications to the on-call worker over the past year, as many again
+    to 20 colleagues, written by the inbox's own handler (folded in memory, then inserted in
+    bulk as the rebuild tool does), so the documents are the projection's shape."""
+    started = time.perf_counter()
+    inbox = Inbox(notifications_db)
+    buffered = BufferedCollection(notifications_db["inbox"])
+    inbox.read_model.collection = buffered  # type: ignore[assignment]
+    people = [INBOX_OWNER] * 20 + [f"colleague{k}" for k in range(20)]
+    year = timedelta(days=365).total_seconds()
+    for n in range(2 * args.inbox_entries):
+        recipient = people[n % len(people)]
+        at = now - timedelta(seconds=year * (1 - n / (2 * args.inbox_entries)))
+        event = NotificationSent(
+            notification_id=f"bench{n}~1~0~{recipient}",
+            alert_id=f"bench{n}",
+            episode=1,
+            step=0,
+            recipient_id=recipient,
+            trigger=Trigger.CONTACT_OVERDUE,
+            urgency=Urgency.NORMAL,
+            site="north",
+            channels=(Channel.INBOX,),
+            sent_at=at,
+        )
+        sent = Envelope(
+            type=event.type_name(),
+            source="/casework/notifications",
+            subject=f"alert-bench{n}",
+            time=at,
+            data=event.model_dump(mode="json"),
+            stream_version=1,
+        )
+        await inbox.handle(sent, event)
+    await buffered.flush()
+    inbox.read_model.collection = notifications_db["inbox"]
+    await inbox.ensure_indexes()
+    seconds = time.perf_counter() - started
+    progress(
+        f"  inbox: {2 * args.inbox_entries} notifications ({args.inbox_entries} to "
+        f"{INBOX_OWNER}) and their markers in {seconds:.1f}s"
+    )
+    return seconds
+
+
 async def streams(plan: Seed, cases_db: Any) -> float:
     """The event streams of the cases the caseload and timeline rows read: those queries
     authorise against who holds the case now, as its stream says (`Cases.current_scopes`).
@@ -371,8 +426,14 @@ async def timed(label: str, n: int, call: Callable[[int], Awaitable[Any]]) -> Ro
 
 
 async def measure(
-    args: argparse.Namespace, seed: Seed, stack: Any, db: Any, idb: Any, n: int, tag: str
+    args: argparse.Namespace,
+    seed: Seed,
+    stack: Any,
+    dbs: tuple[Any, Any, Any],
+    n: int,
+    tag: str,
 ) -> list[Row]:
+    db, idb, ndb = dbs
     token = stack.token("ray", "regional_admin")
     headers = {"Authorization": f"Bearer {token}"}
     cases = httpx.AsyncClient(base_url=stack.urls["cases"], headers=headers, timeout=120)
@@ -543,6 +604,23 @@ async def measure(
                 lambda i: register_python(),
             )
         )
+        olga = stack.token(INBOX_OWNER, "crisis_worker", sites=(seed.big,))
+        async with httpx.AsyncClient(
+            base_url=stack.urls["notifications"],
+            headers={"Authorization": f"Bearer {olga}"},
+            timeout=120,
+        ) as notifications:
+            rows.append(
+                await timed(
+                    f"GET /inbox, newest 50 of {args.inbox_entries} (a year)",
+                    n,
+                    lambda i: ok(notifications.get("/inbox", params={"limit": 50})),
+                )
+            )
+        inbox = Inbox(ndb)
+        rows.append(
+            await timed("  straight: Inbox.of (buckets)", n, lambda i: inbox.of(INBOX_OWNER, 50))
+        )
         if args.old_shapes and not tag:
             await summaries.create_index([("caseworker_id", ASCENDING), ("phase", ASCENDING)])
             await summaries.create_index([("site", ASCENDING), ("phase", ASCENDING)])
@@ -567,6 +645,20 @@ async def measure(
                     "before: 25 case summaries by one _id $in",
                     3,
                     lambda i: summaries.find({"_id": {"$in": some_ids(25)}}).to_list(None),
+                )
+            )
+            await ndb["inbox"].create_index("recipient_id")
+            rows.append(
+                await timed(
+                    "before: inbox find recipient_id=, sort, limit 50",
+                    3,
+                    lambda i: (
+                        ndb["inbox"]
+                        .find({"recipient_id": INBOX_OWNER})
+                        .sort("sent_at", -1)
+                        .limit(50)
+                        .to_list(None)
+                    ),
                 )
             )
             rows.append(
@@ -630,8 +722,10 @@ def run(args: argparse.Namespace) -> tuple[list[Row], float]:
             try:
                 db = client[stack.databases["cases"]]
                 idb = client[stack.databases["intake"]]
+                ndb = client[stack.databases["notifications"]]
                 plan = Seed(args, datetime.now(UTC))
                 seconds = await seed(plan, db, idb)
+                seconds += await seed_inbox(args, ndb, plan.now)
                 progress(f"seeded in {seconds:.0f}s")
                 appended = await streams(plan, db)
                 progress(
@@ -640,11 +734,16 @@ def run(args: argparse.Namespace) -> tuple[list[Row], float]:
                 rows: list[Row] = []
                 if args.pg_indexes and args.requests_before:
                     rows += await measure(
-                        args, plan, stack, db, idb, args.requests_before, "FerretDB's indexes: "
+                        args,
+                        plan,
+                        stack,
+                        (db, idb, ndb),
+                        args.requests_before,
+                        "FerretDB's indexes: ",
                     )
                 if args.pg_indexes:
                     rows.append(gin_indexes(stack))
-                rows += await measure(args, plan, stack, db, idb, args.requests, "")
+                rows += await measure(args, plan, stack, (db, idb, ndb), args.requests, "")
                 return rows, seconds
             finally:
                 await client.close()
@@ -660,6 +759,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--waiting", type=int, default=300, help="waiting at the big site")
     parser.add_argument("--timelines", type=int, default=50, help="cases with whole stories")
     parser.add_argument("--requests", type=int, default=200, help="requests per query")
+    parser.add_argument(
+        "--inbox-entries", type=int, default=10_000, help="an on-call worker's notifications"
+    )
     parser.add_argument("--old-shapes", action="store_true", help="time the old filters too")
     parser.add_argument(
         "--requests-before",

@@ -23,6 +23,7 @@ from support.polling import eventually
 from support.readme import run_blocks
 from support.receivers import (
     E2E_SECRET,
+    FAST_SITE,
     SMTP_OFFSET,
     WEBHOOK_OFFSET,
     SmtpSink,
@@ -30,7 +31,7 @@ from support.receivers import (
 )
 from support.stack import Stack
 
-SITE = "alerts"
+SITE = FAST_SITE  # its crises escalate after 1 minute (the stack's routing)
 TEAM = "t-alerts"
 SUMMARY = "Says she has taken an overdose; ambulance called"
 HIGH = {"wish_to_be_dead": True, "suicidal_thoughts": True, "suicidal_intent": True}
@@ -151,12 +152,12 @@ async def receiver(stack: Stack) -> AsyncIterator[WebhookReceiver]:
     await hooks.stop()
 
 
-async def until(check: Any, within: float = 30) -> None:
+async def until(check: Any, within: float = 30, every: float = 0.1) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + within
     while not await check():
         assert loop.time() < end, "timed out"
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(every)
 
 
 async def test_a_crisis_reaches_every_channel_and_one_acknowledgement_stops_it(
@@ -226,6 +227,8 @@ async def test_a_crisis_reaches_every_channel_and_one_acknowledgement_stops_it(
             regional = board(stack.token("rae", "regional_admin"))
             [row] = [r for r in regional if r["alert_id"] == alert_id]
             assert (row["site"], row["trigger"], row["status"]) == (SITE, "crisis", "open")
+            assert row["channels"] == ["inbox", "email", "webhook"]
+            assert {olga, wendy} <= set(row["steps"][0]["recipients"])
             away = board(stack.token("mgr-far", "site_manager", sites=("away",)))
             assert alert_id not in {r["alert_id"] for r in away}
 
@@ -259,6 +262,90 @@ async def test_a_crisis_reaches_every_channel_and_one_acknowledgement_stops_it(
             assert olga in second.json()["detail"]
     finally:
         live.cancel()
+
+
+async def test_an_unacknowledged_crisis_escalates_on_time_and_an_acknowledged_one_does_not(
+    stack: Stack, people: dict[str, str], smtp: SmtpSink, receiver: WebhookReceiver
+) -> None:
+    """The site's routing (`FAST_SITE`) brings in the backup and the supervisor 1 minute after
+    a crisis opens. Two crises, declared one after the other: the on-call worker acknowledges
+    the first at once, nobody the second. The second reaches the backup and the supervisor at
+    1 minute, not before; the first, due earlier, reaches neither — the second's escalation is
+    the clock that proves the first's would have come."""
+    wendy, olga, ben, sam = (people[k] for k in ("wendy", "olga", "ben", "sam"))
+    acknowledged_case = open_assigned_case(stack, wendy)
+    unacknowledged_case = open_assigned_case(stack, wendy)
+    url = stack.urls["notifications"]
+
+    def reader(who: str, role: str) -> httpx.AsyncClient:
+        token = stack.token(
+            who, role, sites=(SITE,), team=TEAM if role != "crisis_worker" else None
+        )
+        return httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+
+    async def entries(http: httpx.AsyncClient, alert_id: str) -> list[dict[str, Any]]:
+        answer = await http.get("/inbox")
+        assert answer.status_code == 200, answer.text
+        return [e for e in answer.json()["entries"] if e["alert_id"] == alert_id]
+
+    wendy_token = stack.token(wendy, "caseworker", sites=(SITE,), team=TEAM)
+    declared_at: dict[str, float] = {}
+    loop = asyncio.get_running_loop()
+    with stack.client("cases", wendy_token) as cases:
+        for case_id in (acknowledged_case, unacknowledged_case):
+            declared = cases.post(f"/cases/{case_id}/crisis", json={"summary": SUMMARY})
+            assert declared.status_code == 200, declared.text
+            declared_at[case_id] = loop.time()
+    first, second = f"crisis:{acknowledged_case}", f"crisis:{unacknowledged_case}"
+
+    async with (
+        reader(olga, "crisis_worker") as as_olga,
+        reader(ben, "crisis_worker") as as_ben,
+        reader(sam, "supervisor") as as_sam,
+    ):
+
+        async def olga_has_the_first() -> bool:
+            return bool(await entries(as_olga, first))
+
+        await until(olga_has_the_first)
+        [entry] = await entries(as_olga, first)
+        acked = await as_olga.post(f"/notifications/{entry['notification_id']}/acknowledge")
+        assert acked.status_code == 200, acked.text
+        assert loop.time() - declared_at[acknowledged_case] < 50, "acknowledged too late to test"
+
+        async def ben_has_the_second() -> bool:
+            return bool(await entries(as_ben, second))
+
+        await until(ben_has_the_second, within=120, every=0.5)
+        waited = loop.time() - declared_at[unacknowledged_case]
+        assert waited >= 59, f"the backup was brought in after {waited:.1f} s, before 1 minute"
+        assert waited <= 90, f"the backup was brought in after {waited:.1f} s"
+        [escalated] = await entries(as_ben, second)
+        assert escalated["step"] == 1
+        assert [e["step"] for e in await entries(as_sam, second)] == [1]
+        # the first crisis was due before the second: acknowledged, it reached neither
+        assert await entries(as_ben, first) == []
+        assert await entries(as_sam, first) == []
+
+    # the site's board: the second at level 1, whom it brought in; the first acknowledged
+    def ours(answer: httpx.Response) -> dict[str, dict[str, Any]]:
+        assert answer.status_code == 200, answer.text
+        return {r["alert_id"]: r for r in answer.json() if r["alert_id"] in (first, second)}
+
+    with stack.client("notifications", stack.token("mia-b", "site_manager", sites=(SITE,))) as b:
+        board = ours(
+            eventually(
+                lambda: b.get(f"/sites/{SITE}/crisis-board"),
+                lambda r: len(ours(r)) == 2 and ours(r)[second]["step"] == 1,
+            )
+        )
+    assert {ben, sam} <= set(board[second]["steps"][1]["recipients"])
+    assert board[second]["status"] == "open"
+    assert (board[first]["status"], board[first]["acknowledged_by"]) == ("acknowledged", olga)
+    assert board[first]["step"] == 0
+    assert 0 < board[first]["seconds_to_acknowledge"] < 50
 
 
 def test_who_may_reach_the_notification_routes(stack: Stack, people: dict[str, str]) -> None:

@@ -110,13 +110,43 @@ WEBHOOK_OFFSET = 210
 E2E_SECRET = "whsec_" + "Y2FzZXdvcmstZTJlLXdlYmhvb2stc2VjcmV0"  # base64 of a test key
 
 
+FAST_SITE = "alerts"
+"""The e2e site whose crises escalate after 1 minute (the routing's site override), so an
+end-to-end test can see an escalation happen and an acknowledgement stop one."""
+
+FAST_CRISIS_ROUTING = {
+    "policies": {
+        "crisis_in_a_minute": {
+            "name": "crisis_in_a_minute",
+            "levels": [
+                {"targets": ["assigned_worker", "on_call"], "delay_minutes": 0},
+                {"targets": ["backup", "supervisor"], "delay_minutes": 1},
+            ],
+        }
+    },
+    "sites": {
+        FAST_SITE: {
+            "crisis": {
+                "urgency": "critical",
+                "channels": ["inbox", "email", "webhook"],
+                "policy": "crisis_in_a_minute",
+            }
+        }
+    },
+}
+
+
 def notifications_env(workdir: Path, base_port: int) -> dict[str, str]:
     """The notifications service's settings for a test stack: e-mail to an SMTP server and
-    webhooks to a receiver on loopback ports the tests start when they need them."""
+    webhooks to a receiver on loopback ports the tests start when they need them; the
+    documented routing, but crises at `FAST_SITE` escalate after 1 minute."""
     endpoints = workdir / "webhooks.json"
     url = f"http://127.0.0.1:{base_port + WEBHOOK_OFFSET}/hooks"
     endpoints.write_text(json.dumps([{"endpoint_id": "e2e", "url": url, "secrets": [E2E_SECRET]}]))
+    routing = workdir / "routing.json"
+    routing.write_text(json.dumps(FAST_CRISIS_ROUTING))
     return {
+        "CASEWORK_NOTIFICATIONS_ROUTING_FILE": str(routing),
         "CASEWORK_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
         "CASEWORK_NOTIFICATIONS_SMTP_PORT": str(base_port + SMTP_OFFSET),
         "CASEWORK_NOTIFICATIONS_SMTP_TIMEOUT_S": "2",

@@ -6,7 +6,7 @@
   anyone" is one write and visible to every recipient: the inbox query joins the entries with
   their alerts by `_id`.
 - `alert_board`: one document per alert group (`_id` = alert id): the current episode's
-  status, steps reached and who each notified, who acknowledged and when (and how long it
+  status, the channels its recipients are notified on, steps reached and who each notified, who acknowledged and when (and how long it
   took), who is in contact, the count of re-fires, and who was brought in late (a new on-call:
   `brought_in`, each with the step, targets and why). The crisis board is its open crises of a
   site (equality on `site`, `trigger`, `status`).
@@ -275,6 +275,7 @@ def _board_change(event: DomainEvent) -> Callable[[Document], Document] | None:
                 "worker_id": event.worker_id,
                 "site": event.site,
                 "urgency": event.urgency.value,
+                "channels": [c.value for c in event.channels],
                 "episode": event.episode,
                 "status": "open",
                 "opened_at": event.opened_at,

@@ -348,8 +348,10 @@ async def get_alert(
     "/sites/{site}/crisis-board",
     summary="A site's open alerts: crises first",
     description=(
-        "Open and acknowledged alerts of the site: when opened, the escalation steps reached "
-        "and whom each notified, who acknowledged and how long it took, who is in contact. "
+        "Open and acknowledged alerts of the site: when opened, the channels its recipients "
+        "are notified on, the escalation steps reached and whom each notified, who "
+        "acknowledged and how long it took, who is in contact (each delivery's outcome: "
+        "`GET /notifications/{id}/deliveries`). "
         "Roles: crisis_worker, supervisor, site_manager (their sites), regional_admin."
     ),
     responses={403: {"model": Problem, "description": "Not a site you work at"}},
