@@ -67,6 +67,8 @@ class WebhookReceiver:
     port: int
     secret: str
     status: int = 204
+    location: str | None = None
+    """Sent as `location` (with a 3xx `status`, a redirect)."""
     deliveries: list[Delivery] = field(default_factory=list)
     _server: asyncio.AbstractServer | None = None
 
@@ -96,8 +98,9 @@ class WebhookReceiver:
             except (KeyError, ValueError):
                 ok = False
             self.deliveries.append(Delivery(headers, body, ok))
+            location = f"location: {self.location}\r\n" if self.location else ""
             writer.write(
-                f"HTTP/1.1 {self.status} X\r\ncontent-length: 0\r\n"
+                f"HTTP/1.1 {self.status} X\r\ncontent-length: 0\r\n{location}"
                 "connection: close\r\n\r\n".encode()
             )
             await writer.drain()

@@ -6,10 +6,11 @@
   anyone" is one write and visible to every recipient: the inbox query joins the entries with
   their alerts by `_id`.
 - `alert_board`: one document per alert group (`_id` = alert id): the current episode's
-  status, the channels its recipients are notified on, steps reached and who each notified, who acknowledged and when (and how long it
-  took), who is in contact, the count of re-fires, and who was brought in late (a new on-call:
-  `brought_in`, each with the step, targets and why). The crisis board is its open crises of a
-  site (equality on `site`, `trigger`, `status`).
+  status, the channels its recipients are notified on, steps reached and who each notified,
+  who acknowledged and when (and how long it took), who is in contact, the count of re-fires,
+  and who was brought in late (a new on-call: `brought_in`, each with the step, targets and
+  why). The crisis board is its open crises of a site (equality on `site`, `trigger`,
+  `status`).
 
 Both are idempotent by stream version (`ReadModel`), and publish to the live hub after
 their write.

@@ -9,7 +9,11 @@ two, and both signatures are sent, space-separated. Payloads are thin: ids and a
 Targets are checked before every request: every address the host resolves to must be a
 public (global) address, or listed in the allow-list (hosts or CIDR networks); loopback,
 private, link-local (cloud metadata) and other internal addresses are refused otherwise.
-Redirects are not followed.
+Redirects are not followed. **The request goes to the address that was checked**: the name is
+resolved once per request, and the connection is made to that address (the `Host` header and
+TLS's SNI and certificate check keep the name), so a name whose DNS answer changes between the
+check and the connection (DNS rebinding) cannot point a request at an internal address. Hosts
+the allow-list names are trusted by name and connected to as usual.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ import hmac
 import ipaddress
 import json
 import socket
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel, Field
@@ -72,13 +76,33 @@ class TargetRefused(Exception):
     """The endpoint's address is not allowed (internal, or not in the allow-list)."""
 
 
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""A host's addresses (the system's resolver; tests give their own)."""
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a request to an endpoint goes: `url` with the checked address in place of the
+    name (or the URL as given), and the name for the `Host` header and TLS, when pinned."""
+
+    url: str
+    host: str | None = None
+    sni_hostname: str | None = None
+
+
 @dataclass(frozen=True)
 class AllowList:
     hosts: frozenset[str]
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    resolve: Resolver = field(default=system_resolver, compare=False)
 
     @classmethod
-    def of(cls, entries: Sequence[str]) -> AllowList:
+    def of(cls, entries: Sequence[str], resolve: Resolver = system_resolver) -> AllowList:
         hosts: set[str] = set()
         networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for entry in entries:
@@ -86,22 +110,47 @@ class AllowList:
                 networks.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
                 hosts.add(entry.lower())
-        return cls(frozenset(hosts), tuple(networks))
+        return cls(frozenset(hosts), tuple(networks), resolve)
 
     async def check(self, url: str) -> None:
+        await self.target(url)
+
+    async def target(self, url: str) -> Target:
+        """The checked target of `url` (see the module docstring), or `TargetRefused`."""
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise TargetRefused("not an http(s) URL")
         host = parts.hostname.lower()
         if host in self.hosts:
+            return Target(url)
+        try:
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        if literal is not None:
+            self._check_address(host, literal)
+            return Target(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        addresses = await self.resolve(host, port)
+        if not addresses:
+            raise TargetRefused(f"{host} does not resolve")
+        for address in addresses:
+            self._check_address(host, ipaddress.ip_address(address))
+        pinned = f"[{addresses[0]}]" if ":" in addresses[0] else addresses[0]
+        at = f":{parts.port}" if parts.port else ""
+        return Target(
+            urlunsplit(parts._replace(netloc=pinned + at)),
+            host=host + at,
+            sni_hostname=host if parts.scheme == "https" else None,
+        )
+
+    def _check_address(
+        self, host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ) -> None:
+        if any(address in n for n in self.networks):
             return
-        infos = await asyncio.to_thread(socket.getaddrinfo, host, parts.port or 443)
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if any(address in n for n in self.networks):
-                continue
-            if not address.is_global:
-                raise TargetRefused(f"{host} resolves to an internal address")
+        if not address.is_global:
+            raise TargetRefused(f"{host} resolves to an internal address")
 
 
 @dataclass(frozen=True)
@@ -117,7 +166,7 @@ class WebhookSender:
     async def send(
         self, endpoint: Endpoint, msg_id: str, timestamp: int, payload: dict[str, Any]
     ) -> Response:
-        await self.allow.check(endpoint.url)
+        target = await self.allow.target(endpoint.url)
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
         headers = {
             "content-type": "application/json",
@@ -125,6 +174,11 @@ class WebhookSender:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(endpoint.secrets, msg_id, timestamp, body),
         }
+        if target.host is not None:
+            headers["host"] = target.host
+        extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
         async with httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False) as client:
-            response = await client.post(endpoint.url, content=body, headers=headers)
+            response = await client.post(
+                target.url, content=body, headers=headers, extensions=extensions
+            )
         return Response(response.status_code)
