@@ -329,6 +329,28 @@ async def test_an_unacknowledged_crisis_escalates_on_time_and_an_acknowledged_on
         assert await entries(as_ben, first) == []
         assert await entries(as_sam, first) == []
 
+        # the backup reaches the client: "in contact" also acknowledges what nobody had
+        contact = await as_ben.post(f"/notifications/{escalated['notification_id']}/in-contact")
+        assert contact.status_code == 200, contact.text
+        assert (contact.json()["status"], contact.json()["acknowledged_by"]) == (
+            "acknowledged",
+            ben,
+        )
+        assert contact.json()["in_contact"] == [ben]
+        # reading marks the reader's own entry only
+        unread_before = (await as_sam.get("/inbox")).json()["unread"]
+        [sams] = await entries(as_sam, second)
+        assert (await as_sam.post(f"/notifications/{sams['notification_id']}/read")).is_success
+
+        async def sam_read_it() -> bool:
+            [entry] = await entries(as_sam, second)
+            return entry["read_at"] is not None
+
+        await until(sam_read_it)
+        assert (await as_sam.get("/inbox")).json()["unread"] == unread_before - 1
+        [bens] = await entries(as_ben, second)
+        assert bens["read_at"] is None
+
     # the site's board: the second at level 1, whom it brought in; the first acknowledged
     def ours(answer: httpx.Response) -> dict[str, dict[str, Any]]:
         assert answer.status_code == 200, answer.text
@@ -338,11 +360,12 @@ async def test_an_unacknowledged_crisis_escalates_on_time_and_an_acknowledged_on
         board = ours(
             eventually(
                 lambda: b.get(f"/sites/{SITE}/crisis-board"),
-                lambda r: len(ours(r)) == 2 and ours(r)[second]["step"] == 1,
+                lambda r: len(ours(r)) == 2 and bool(ours(r)[second]["in_contact"]),
             )
         )
     assert {ben, sam} <= set(board[second]["steps"][1]["recipients"])
-    assert board[second]["status"] == "open"
+    assert (board[second]["status"], board[second]["acknowledged_by"]) == ("acknowledged", ben)
+    assert [c["by"] for c in board[second]["in_contact"]] == [ben]
     assert (board[first]["status"], board[first]["acknowledged_by"]) == ("acknowledged", olga)
     assert board[first]["step"] == 0
     assert 0 < board[first]["seconds_to_acknowledge"] < 50
