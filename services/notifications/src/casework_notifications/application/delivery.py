@@ -17,10 +17,18 @@ and those registered over the API, each scoped to a site or the agency, and to t
   deadline does not fire again for the same due time. The one window is a replica that dies
   after the send and before the done record: its claim is taken over and the message sent
   again, with the same `Message-ID` / `webhook-id`, which receivers de-duplicate by.
-- *Every attempt is recorded* in `delivery_attempts` (insert only; `_id` = channel, target,
-  notification, attempt): outcome `delivered`, `failed` (a retry is scheduled), `gave_up`,
-  `disabled` (410: the endpoint is disabled) or `skipped` (no address, endpoint disabled),
-  with the error class and the HTTP status — never a message body.
+- *Every attempt's outcome is recorded exactly once* in `delivery_attempts` (insert only;
+  `_id` = channel, target, notification or digest, attempt): `delivered`, `failed` (the next
+  attempt is scheduled), `gave_up`, `disabled` (410: the endpoint is disabled) or `skipped`
+  (no address, endpoint disabled), with the error class and the HTTP status — never a message
+  body. An attempt fired again (a takeover) finds its record taken and adds none. A hold in
+  quiet hours is a record of its own beside the attempt's (`…:<attempt>:held`): the held
+  attempt, once released, records its outcome under its own id. A digest is retried like an
+  e-mail, as attempt `#<n+1>` of its own deadline (`digest:<kind>:<person>:<day>#<n+1>`), not
+  by the scheduler firing the failed one again — so each try has its own record, and the next
+  period's digest (which reschedules `digest:<kind>:<person>`) cannot supersede a retry.
+  Hence health: `retries_pending` = failed attempts minus the outcomes of retries (attempt
+  > 0; a hold is no outcome), which is 0 once every failure's next attempt has concluded.
 - Messages carry no client details: ids, the trigger, the urgency and a link; the reader
   opens the case through the audited API.
 """
@@ -88,8 +96,14 @@ def jittered(wait: timedelta, rng: random.Random) -> timedelta:
     return wait * rng.uniform(0.8, 1.2)
 
 
+HELD = "held"
+ATTEMPT_OUTCOMES = ("delivered", "failed", "gave_up", "disabled", "skipped")
+"""What an attempt ends with (one record each); `held` is a hold, recorded beside them."""
+
+
 class DeliveryLog:
-    """`delivery_attempts`: one document per attempt (insert only)."""
+    """`delivery_attempts`: one document per attempt's outcome, and one per hold (insert
+    only; the first record stored for an id is the one that stays)."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self.collection = database["delivery_attempts"]
@@ -113,6 +127,8 @@ class DeliveryLog:
         replay: str | None = None,
     ) -> None:
         suffix = f"#{replay}" if replay else ""
+        if outcome == HELD:  # the attempt's outcome comes later, under the attempt's id
+            suffix += ":held"
         doc = {
             "_id": f"{channel.value}:{target}:{notification_id}:{attempt}{suffix}",
             "channel": channel.value,
@@ -149,19 +165,25 @@ class DeliveryLog:
         return await self.disabled.find_one({"_id": endpoint_id}) is not None
 
     async def health(self) -> dict[str, Any]:
-        """Per channel: attempts by outcome, success rate, retries pending; disabled
-        endpoints. A few equality counts (pushed down to the server)."""
+        """Per channel: attempts by outcome (and holds), success rate, retries pending;
+        disabled endpoints. A few equality counts (pushed down to the server).
+
+        Every failed attempt schedules exactly one next attempt, whose outcome is recorded
+        once: the retries still pending are the failures less the retries' outcomes (a hold
+        concludes nothing, so a held retry is still pending)."""
         channels: dict[str, Any] = {}
         for channel in (Channel.EMAIL, Channel.WEBHOOK):
             counts = {
                 outcome: await self.collection.count_documents(
                     {"channel": channel.value, "outcome": outcome}
                 )
-                for outcome in ("delivered", "failed", "gave_up", "disabled", "skipped")
+                for outcome in (*ATTEMPT_OUTCOMES, HELD)
             }
-            retries = await self.collection.count_documents(
-                {"channel": channel.value, "retry": True}
-            )
+            retries = 0
+            for outcome in ATTEMPT_OUTCOMES:
+                retries += await self.collection.count_documents(
+                    {"channel": channel.value, "outcome": outcome, "retry": True}
+                )
             tried = counts["delivered"] + counts["failed"] + counts["gave_up"] + counts["disabled"]
             channels[channel.value] = {
                 **counts,
@@ -283,7 +305,7 @@ class Deliveries:
             tz = zone(member.timezone if member else None, self.default_timezone)
             release = self.quiet.release_at(now, tz, Urgency(str(p["urgency"])))
             if release > now:  # the recipient's quiet hours: hold it until they end
-                await self.log.record(Channel.EMAIL, recipient, nid, attempt, "held", now)
+                await self.log.record(Channel.EMAIL, recipient, nid, attempt, HELD, now)
                 await self.deadlines.schedule(
                     f"email:{nid}#{attempt}-held", EMAIL, release, {**p, "held": True}
                 )
@@ -363,10 +385,12 @@ class Deliveries:
         return items
 
     async def on_digest_due(self, deadline: Deadline) -> None:
-        """Send one digest; a failure raises, and the scheduler tries again later."""
+        """Send one digest. A failed send is recorded and tried again as the next attempt,
+        a deadline of its own (as an e-mail is), for the same period."""
         p = dict(deadline.payload)
         recipient, kind = str(p["recipient_id"]), str(p["kind"])
-        until = deadline.due_at
+        attempt = int(p.get("attempt", 0))
+        until = datetime.fromisoformat(str(p["until"])) if "until" in p else deadline.due_at
         digest_id = f"digest:{kind}:{recipient}:{until.strftime('%Y%m%d')}"
         member = await self.staff.get(recipient)
         if self.mailer is None or member is None or not member.email:
@@ -374,7 +398,7 @@ class Deliveries:
                 Channel.EMAIL,
                 recipient,
                 digest_id,
-                0,
+                attempt,
                 "skipped",
                 self.clock.now(),
                 error="NoAddress",
@@ -391,7 +415,7 @@ class Deliveries:
                 Channel.EMAIL,
                 recipient,
                 digest_id,
-                0,
+                attempt,
                 "skipped",
                 self.clock.now(),
                 error="Empty",
@@ -408,20 +432,29 @@ class Deliveries:
             lines.append("")
         count = sum(len(v) for v in sections.values())
         subject = f"[Casework] {count} overdue notice(s): {kind} digest"
+        now = self.clock.now()
         try:
             await self.mailer.send(member.email, subject, "\n".join(lines), _message_id(digest_id))
         except (OSError, smtplib.SMTPException) as exc:
+            error = type(exc).__name__
+            if attempt + 1 >= EMAIL_MAX_ATTEMPTS:
+                await self.log.record(
+                    Channel.EMAIL, recipient, digest_id, attempt, "gave_up", now, error=error
+                )
+                log.warning("digest %s abandoned after %d attempts", digest_id, attempt + 1)
+                return
             await self.log.record(
-                Channel.EMAIL,
-                recipient,
-                digest_id,
-                0,
-                "failed",
-                self.clock.now(),
-                error=type(exc).__name__,
+                Channel.EMAIL, recipient, digest_id, attempt, "failed", now, error=error
             )
-            raise
-        await self.log.record(Channel.EMAIL, recipient, digest_id, 0, "delivered", self.clock.now())
+            due = now + jittered(email_backoff(attempt), self.rng)
+            await self.deadlines.schedule(
+                f"{digest_id}#{attempt + 1}",
+                DIGEST,
+                due,
+                {**p, "attempt": attempt + 1, "until": until.isoformat()},
+            )
+            return
+        await self.log.record(Channel.EMAIL, recipient, digest_id, attempt, "delivered", now)
 
     # -- webhooks ---------------------------------------------------------------------------
 
