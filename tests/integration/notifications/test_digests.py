@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any
@@ -18,6 +19,7 @@ from casework.contracts.cases import CaseOpened, CaseworkerAssigned, RiskLevelCh
 from casework.contracts.common import RiskLevel
 from casework.contracts.contacts import ContactOverdue
 from casework.deadlines import Deadline
+from casework.directory import KnownSites
 from casework.envelope import Envelope
 from casework.runtime import wait_until
 
@@ -25,12 +27,13 @@ from .conftest import SITE, running
 from casework_notifications.application.delivery import DIGEST
 from casework_notifications.bootstrap import Wired
 from casework_notifications.settings import NotificationsSettings
-from support.alerts import case_envelope
+from support.alerts import case_envelope, crisis_declared, site_registered
 from support.notifications import crisis_directory
 from support.receivers import SmtpSink, port
 
 T0 = datetime(2026, 12, 2, 22, 0, tzinfo=UTC)  # a Wednesday; London is on UTC in winter
 DIGEST_AT = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)  # Thursday's daily digest
+NOON = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)  # midday in London, 21:00 in Tokyo
 
 
 @pytest.fixture
@@ -293,3 +296,70 @@ async def test_a_digest_that_fails_once_is_logged_failed_then_delivered(
     assert await outcomes_of(evening, digest_id) == ["failed", "delivered"]
     health = (await evening.deliveries.log.health())["channels"]["email"]
     assert health["retries_pending"] == 0
+
+
+@pytest.mark.parametrize(
+    ("own", "site", "held"),
+    [
+        ("Asia/Tokyo", None, True),  # their own quiet hours (London's midday is not quiet)
+        (None, "Asia/Tokyo", True),  # no timezone of their own: their site's
+        ("Europe/London", "Asia/Tokyo", False),  # their own before their site's
+    ],
+)
+async def test_quiet_hours_are_the_persons_own_else_their_sites_and_never_hold_a_crisis(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    smtp: SmtpSink,
+    publish: Callable[..., Any],
+    own: str | None,
+    site: str | None,
+    held: bool,
+) -> None:
+    """At midday in London (the agency's default), 21:00 in Tokyo: wendy's risk notice is
+    held when her timezone, or failing one her site's, is Tokyo's; the crisis that reaches
+    her and the on-call (both in the site's timezone) at the same moment is never held."""
+    directory = crisis_directory(SITE, NOON)
+    directory.add(replace(directory.staff["wendy"], timezone=own))
+    settings = NotificationsSettings(
+        deadline_tick_s=0.2,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_timeout_s=2,
+        default_timezone="Europe/London",
+    )
+    clock = FixedClock(NOON)
+    async with running(
+        kafka_bootstrap, mongo_url, settings, clock, staff=directory, rota=directory
+    ) as wired:
+        if site is not None:
+            await publish(wired, "supervision", site_registered(SITE, NOON, timezone=site))
+
+            async def site_known() -> bool:  # the copy keeps the site whole, at once
+                return await KnownSites(wired.runtime.database).exists(SITE)
+
+            await wait_until(site_known, within=30, every=0.1)
+        await raise_risk(wired, publish, NOON)
+        await publish(wired, "cases", crisis_declared(str(uuid.uuid4()), NOON, SITE))
+
+        def mail(who: str, subject: str) -> list[Message]:
+            return [m for m in smtp.to(f"{who}@agency.test") if subject in str(m["Subject"])]
+
+        async def crisis_mailed() -> bool:
+            return bool(mail("wendy", "CRITICAL")) and bool(mail("olga", "CRITICAL"))
+
+        async def risk_mailed() -> bool:
+            return bool(mail("wendy", "risk raised"))
+
+        async def risk_held() -> bool:
+            log = wired.deliveries.log.collection
+            return await log.count_documents({"outcome": "held", "target": "wendy"}) == 1
+
+        await wait_until(crisis_mailed, within=30, every=0.1)  # critical: never held
+        if not held:
+            await wait_until(risk_mailed, within=30, every=0.1)
+            assert not await risk_held()
+            return
+        await wait_until(risk_held, within=30, every=0.1)
+        assert not mail("wendy", "risk raised")
+        clock.advance(timedelta(hours=10, seconds=5))  # 22:00:05 UTC, 07:00:05 in Tokyo
+        await wait_until(risk_mailed, within=30, every=0.1)

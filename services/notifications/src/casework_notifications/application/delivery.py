@@ -29,6 +29,10 @@ and those registered over the API, each scoped to a site or the agency, and to t
   period's digest (which reschedules `digest:<kind>:<person>`) cannot supersede a retry.
   Hence health: `retries_pending` = failed attempts minus the outcomes of retries (attempt
   > 0; a hold is no outcome), which is 0 once every failure's next attempt has concluded.
+- *Quiet hours are the recipient's*: checked when an e-mail attempt is due, in their own
+  timezone, else their (first) site's as this service's copy of the directory has it
+  (`KnownSites`), else the agency's default; a critical notice is never held. Digests fall due
+  at the digest hour in the same timezone.
 - Messages carry no client details: ids, the trigger, the urgency and a link; the reader
   opens the case through the audited API.
 """
@@ -60,8 +64,13 @@ from casework.runtime import events_topic
 from casework_notifications.adapters.email import SmtpMailer
 from casework_notifications.adapters.read_models import Inbox
 from casework_notifications.adapters.webhooks import Endpoint, TargetRefused, WebhookSender
-from casework_notifications.application.ports import CaseFacts, StaffDirectory
-from casework_notifications.domain.quiet_hours import QuietHours, next_local, zone
+from casework_notifications.application.ports import (
+    CaseFacts,
+    SiteZones,
+    StaffDirectory,
+    StaffMember,
+)
+from casework_notifications.domain.quiet_hours import QuietHours, local_zone, next_local
 from casework_notifications.domain.routing import Routing
 
 EMAIL = "deliver_email"
@@ -214,6 +223,7 @@ class Deliveries:
         *,
         deadlines: Deadlines,
         staff: StaffDirectory,
+        sites: SiteZones,
         log_: DeliveryLog,
         clock: Clock,
         public_url: str,
@@ -230,6 +240,7 @@ class Deliveries:
     ) -> None:
         self.deadlines = deadlines
         self.staff = staff
+        self.sites = sites
         self.log = log_
         self.clock = clock
         self.public_url = public_url.rstrip("/")
@@ -302,7 +313,7 @@ class Deliveries:
             )
             return
         if not p.get("held"):
-            tz = zone(member.timezone if member else None, self.default_timezone)
+            tz = await self._zone_of(member)
             release = self.quiet.release_at(now, tz, Urgency(str(p["urgency"])))
             if release > now:  # the recipient's quiet hours: hold it until they end
                 await self.log.record(Channel.EMAIL, recipient, nid, attempt, HELD, now)
@@ -345,9 +356,15 @@ class Deliveries:
 
     # -- digests ----------------------------------------------------------------------------
 
+    async def _zone_of(self, member: StaffMember | None) -> ZoneInfo:
+        """The person's timezone: their own, else their (first) site's, else the agency's."""
+        if member is None:
+            return local_zone(None, None, self.default_timezone)
+        site = await self.sites.timezone(member.sites[0]) if member.sites else None
+        return local_zone(member.timezone, site, self.default_timezone)
+
     async def _tz(self, staff_id: str) -> ZoneInfo:
-        member = await self.staff.get(staff_id)
-        return zone(member.timezone if member else None, self.default_timezone)
+        return await self._zone_of(await self.staff.get(staff_id))
 
     async def _plan_digests(self, event: NotificationSent) -> None:
         """The recipient's next daily digest, and their supervisors' next weekly one
