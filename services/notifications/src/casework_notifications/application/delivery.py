@@ -21,7 +21,9 @@ and those registered over the API, each scoped to a site or the agency, and to t
   `_id` = channel, target, notification or digest, attempt): `delivered`, `failed` (the next
   attempt is scheduled), `gave_up`, `disabled` (410: the endpoint is disabled) or `skipped`
   (no address, endpoint disabled), with the error class and the HTTP status — never a message
-  body. An attempt fired again (a takeover) finds its record taken and adds none. A hold in
+  body. An attempt fired again (a takeover) finds its record taken and adds none; so if it
+  ran past its record and then failed (a database error before the next attempt was
+  scheduled, a replica dying), the log keeps its first outcome, not the rerun's. A hold in
   quiet hours is a record of its own beside the attempt's (`…:<attempt>:held`): the held
   attempt, once released, records its outcome under its own id. A digest is retried like an
   e-mail, as attempt `#<n+1>` of its own deadline (`digest:<kind>:<person>:<day>#<n+1>`), not
