@@ -33,9 +33,9 @@ def case_envelope(
     )
 
 
-def site_registered(site: str, at: datetime) -> Envelope:
+def site_registered(site: str, at: datetime, *, timezone: str | None = None) -> Envelope:
     """Supervision's directory registered `site` (the local copies' `KnownSites`)."""
-    event = SiteRegistered(site=site, name=site.title(), registered_at=at)
+    event = SiteRegistered(site=site, name=site.title(), registered_at=at, timezone=timezone)
     return Envelope(
         type=event.type_name(),
         source="/casework/supervision",

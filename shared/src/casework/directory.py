@@ -37,7 +37,8 @@ from casework.runtime import events_topic
 
 
 class KnownSites(Projection):
-    """The sites of the organisation directory, keyed by site code."""
+    """The sites of the organisation directory, keyed by site code: name and timezone (None
+    when the site named none: the agency's default applies)."""
 
     name = "known_sites"
     topics = (events_topic("supervision"),)
@@ -47,7 +48,7 @@ class KnownSites(Projection):
             return False
 
         def register(doc: Document) -> Document:
-            return {**doc, "name": event.name}
+            return {**doc, "name": event.name, "timezone": event.timezone}
 
         return await self.read_model.apply(event.site, envelope, register)
 
@@ -59,6 +60,12 @@ class KnownSites(Projection):
     async def exists(self, site: str) -> bool:
         """Whether the site is registered (as far as this service has heard)."""
         return await self.read_model.get(site) is not None
+
+    async def timezone(self, site: str) -> str | None:
+        """The site's IANA timezone; None when it named none or is not known here (a copy
+        kept before sites carried one has none until the projection is rebuilt)."""
+        doc = await self.read_model.get(site)
+        return doc.get("timezone") if doc else None
 
 
 class KnownCases(Projection):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any
@@ -17,17 +18,22 @@ from casework.clock import FixedClock
 from casework.contracts.cases import CaseOpened, CaseworkerAssigned, RiskLevelChanged
 from casework.contracts.common import RiskLevel
 from casework.contracts.contacts import ContactOverdue
+from casework.deadlines import Deadline
+from casework.directory import KnownSites
 from casework.envelope import Envelope
 from casework.runtime import wait_until
 
 from .conftest import SITE, running
+from casework_notifications.application.delivery import DIGEST
 from casework_notifications.bootstrap import Wired
 from casework_notifications.settings import NotificationsSettings
-from support.alerts import case_envelope
+from support.alerts import case_envelope, crisis_declared, site_registered
 from support.notifications import crisis_directory
 from support.receivers import SmtpSink, port
 
 T0 = datetime(2026, 12, 2, 22, 0, tzinfo=UTC)  # a Wednesday; London is on UTC in winter
+DIGEST_AT = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)  # Thursday's daily digest
+NOON = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)  # midday in London, 21:00 in Tokyo
 
 
 @pytest.fixture
@@ -78,6 +84,43 @@ def overdue(case_id: str, obligation: str, version: int) -> Envelope:
     )
 
 
+async def raise_risk(wired: Wired, publish: Callable[..., Any], at: datetime = T0) -> str:
+    """A case of wendy's whose risk is raised to high at `at` (a `risk_raised` e-mail, high
+    urgency, to wendy; her supervisors at the second level); the case id."""
+    case_id = str(uuid.uuid4())
+    for version, event in enumerate(
+        [
+            CaseOpened(
+                case_id=case_id,
+                client_id="c-1",
+                referral_id="r-1",
+                site=SITE,
+                risk_level=RiskLevel.MEDIUM,
+                opened_at=at,
+            ),
+            CaseworkerAssigned(
+                case_id=case_id,
+                caseworker_id="wendy",
+                team="t",
+                assigned_by="mia",
+                assigned_at=at,
+            ),
+            RiskLevelChanged(
+                case_id=case_id,
+                site=SITE,
+                previous_level=RiskLevel.MEDIUM,
+                risk_level=RiskLevel.HIGH,
+                reason="enc:v1:k:AAAA",
+                changed_by="wendy",
+                changed_at=at,
+            ),
+        ],
+        start=1,
+    ):
+        await publish(wired, "cases", case_envelope(case_id, event, version, at, SITE))
+    return case_id
+
+
 def text_of(message: Message) -> str:
     raw = message.get_payload(decode=True)
     assert isinstance(raw, bytes)
@@ -89,37 +132,7 @@ async def test_quiet_hours_hold_email_and_overdue_notices_come_in_digests(
 ) -> None:
     clock = evening.runtime.clock
     assert isinstance(clock, FixedClock)
-    case_id = str(uuid.uuid4())
-    for version, event in enumerate(
-        [
-            CaseOpened(
-                case_id=case_id,
-                client_id="c-1",
-                referral_id="r-1",
-                site=SITE,
-                risk_level=RiskLevel.MEDIUM,
-                opened_at=T0,
-            ),
-            CaseworkerAssigned(
-                case_id=case_id,
-                caseworker_id="wendy",
-                team="t",
-                assigned_by="mia",
-                assigned_at=T0,
-            ),
-            RiskLevelChanged(
-                case_id=case_id,
-                site=SITE,
-                previous_level=RiskLevel.MEDIUM,
-                risk_level=RiskLevel.HIGH,
-                reason="enc:v1:k:AAAA",
-                changed_by="wendy",
-                changed_at=T0,
-            ),
-        ],
-        start=1,
-    ):
-        await publish(evening, "cases", case_envelope(case_id, event, version, T0, SITE))
+    case_id = await raise_risk(evening, publish)
     await publish(evening, "contacts", overdue(case_id, "ob-1", 1))
     await publish(evening, "contacts", overdue(case_id, "ob-2", 2))
 
@@ -185,3 +198,168 @@ async def test_quiet_hours_hold_email_and_overdue_notices_come_in_digests(
     daily_sam = [m for m in smtp.to("sam@agency.test") if "daily digest" in str(m["Subject"])]
     assert len(daily_sam) == 1
     assert len(weekly("sam@agency.test")) == 1
+
+
+async def outcomes_of(wired: Wired, notification_id: str) -> list[str]:
+    return [str(a["outcome"]) for a in await wired.deliveries.log.of(notification_id)]
+
+
+async def test_a_held_email_released_later_is_logged_held_then_delivered(
+    evening: Wired, smtp: SmtpSink, publish: Callable[..., Any]
+) -> None:
+    """The hold and the later delivery of the same attempt are two records: the delivery
+    counts in the channel's health."""
+    clock = evening.runtime.clock
+    assert isinstance(clock, FixedClock)
+    await raise_risk(evening, publish)
+    log = evening.deliveries.log
+
+    async def held() -> list[Any]:
+        return await log.collection.find({"outcome": "held", "target": "wendy"}).to_list(None)
+
+    await wait_until(held, within=30, every=0.1)
+    nid = str((await held())[0]["notification_id"])
+    clock.advance(timedelta(hours=9, seconds=5))  # 07:00:05: released
+
+    async def released() -> bool:
+        return await outcomes_of(evening, nid) == ["held", "delivered"]
+
+    async def mailed() -> bool:
+        return bool(smtp.to("wendy@agency.test"))
+
+    await wait_until(mailed, within=30, every=0.1)
+    await wait_until(released, within=10, every=0.1)
+    await evening.runtime.scheduler.fire_due()
+    health = (await log.health())["channels"]["email"]
+    assert health["delivered"] == len(smtp.messages)  # wendy's, and her supervisors'
+    assert health["held"] == 1
+    assert health["success_rate"] == 1.0
+    assert health["retries_pending"] == 0
+
+
+async def test_a_digest_that_fails_once_is_logged_failed_then_delivered(
+    evening: Wired, smtp: SmtpSink, publish: Callable[..., Any]
+) -> None:
+    """A digest the SMTP server refuses is tried again as an attempt of its own: the log
+    shows the failure and the delivery, and no retry is left pending."""
+    clock = evening.runtime.clock
+    assert isinstance(clock, FixedClock)
+    case_id = await raise_risk(evening, publish)
+    await publish(evening, "contacts", overdue(case_id, "ob-1", 1))
+    deadlines = evening.runtime.deadlines
+    await wait_until(lambda: deadlines.get("digest:daily:wendy"), within=30, every=0.1)
+    clock.advance(timedelta(hours=9, seconds=5))  # 07:00:05: the risk notices
+
+    async def risk_mailed() -> bool:
+        return all(len(smtp.to(f"{who}@agency.test")) == 1 for who in ("wendy", "sam", "dora"))
+
+    await wait_until(risk_mailed, within=30, every=0.1)
+    smtp.stop()
+    clock.advance(timedelta(hours=1))  # 08:00:05: the daily digest, SMTP down
+    digest_id = "digest:daily:wendy:20261203"
+
+    async def failed() -> bool:
+        return await outcomes_of(evening, digest_id) == ["failed"]
+
+    await wait_until(failed, within=30, every=0.1)
+    assert (await evening.deliveries.log.health())["channels"]["email"]["retries_pending"] >= 1
+    smtp.start()
+    clock.advance(timedelta(minutes=1))  # past the first retry (5 s, +20 % jitter)
+
+    async def delivered() -> bool:
+        return await outcomes_of(evening, digest_id) == ["failed", "delivered"]
+
+    async def digest_mailed() -> bool:
+        return len(smtp.to("wendy@agency.test")) == 2
+
+    await wait_until(digest_mailed, within=30, every=0.1)
+    await wait_until(delivered, within=10, every=0.1)
+    assert "daily digest" in str(smtp.to("wendy@agency.test")[1]["Subject"])
+
+    async def nothing_pending() -> bool:
+        health = await evening.deliveries.log.health()
+        return bool(health["channels"]["email"]["retries_pending"] == 0)
+
+    await wait_until(nothing_pending, within=10, every=0.1)
+    await evening.runtime.scheduler.fire_due()
+    assert len(smtp.to("wendy@agency.test")) == 2  # the digest once
+
+    # the retry fired again (a replica taking over a dead one's claim): sent again, with the
+    # same Message-ID, and the attempt's record stays the one there is
+    again = Deadline(
+        f"{digest_id}#1",
+        DIGEST,
+        T0 + timedelta(hours=10),
+        {"recipient_id": "wendy", "kind": "daily", "attempt": 1, "until": DIGEST_AT.isoformat()},
+    )
+    await evening.deliveries.on_digest_due(again)
+    assert await outcomes_of(evening, digest_id) == ["failed", "delivered"]
+    health = (await evening.deliveries.log.health())["channels"]["email"]
+    assert health["retries_pending"] == 0
+
+
+@pytest.mark.parametrize(
+    ("own", "site", "held"),
+    [
+        ("Asia/Tokyo", None, True),  # their own quiet hours (London's midday is not quiet)
+        (None, "Asia/Tokyo", True),  # no timezone of their own: their site's
+        ("Europe/London", "Asia/Tokyo", False),  # their own before their site's
+    ],
+)
+async def test_quiet_hours_are_the_persons_own_else_their_sites_and_never_hold_a_crisis(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    smtp: SmtpSink,
+    publish: Callable[..., Any],
+    own: str | None,
+    site: str | None,
+    held: bool,
+) -> None:
+    """At midday in London (the agency's default), 21:00 in Tokyo: wendy's risk notice is
+    held when her timezone, or failing one her site's, is Tokyo's; the crisis that reaches
+    her and the on-call (both in the site's timezone) at the same moment is never held."""
+    directory = crisis_directory(SITE, NOON)
+    directory.add(replace(directory.staff["wendy"], timezone=own))
+    settings = NotificationsSettings(
+        deadline_tick_s=0.2,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_timeout_s=2,
+        default_timezone="Europe/London",
+    )
+    clock = FixedClock(NOON)
+    async with running(
+        kafka_bootstrap, mongo_url, settings, clock, staff=directory, rota=directory
+    ) as wired:
+        if site is not None:
+            await publish(wired, "supervision", site_registered(SITE, NOON, timezone=site))
+
+            async def site_known() -> bool:  # the copy keeps the site whole, at once
+                return await KnownSites(wired.runtime.database).exists(SITE)
+
+            await wait_until(site_known, within=30, every=0.1)
+        await raise_risk(wired, publish, NOON)
+        await publish(wired, "cases", crisis_declared(str(uuid.uuid4()), NOON, SITE))
+
+        def mail(who: str, subject: str) -> list[Message]:
+            return [m for m in smtp.to(f"{who}@agency.test") if subject in str(m["Subject"])]
+
+        async def crisis_mailed() -> bool:
+            return bool(mail("wendy", "CRITICAL")) and bool(mail("olga", "CRITICAL"))
+
+        async def risk_mailed() -> bool:
+            return bool(mail("wendy", "risk raised"))
+
+        async def risk_held() -> bool:
+            log = wired.deliveries.log.collection
+            return await log.count_documents({"outcome": "held", "target": "wendy"}) == 1
+
+        await wait_until(crisis_mailed, within=30, every=0.1)  # critical: never held
+        if not held:
+            await wait_until(risk_mailed, within=30, every=0.1)
+            assert not await risk_held()
+            return
+        await wait_until(risk_held, within=30, every=0.1)
+        assert not mail("wendy", "risk raised")
+        clock.advance(timedelta(hours=10, seconds=5))  # 22:00:05 UTC, 07:00:05 in Tokyo
+        await wait_until(risk_mailed, within=30, every=0.1)

@@ -10,7 +10,7 @@ import pytest
 
 from casework.contracts.notifications import Urgency
 
-from casework_notifications.domain.quiet_hours import QuietHours, next_local, zone
+from casework_notifications.domain.quiet_hours import QuietHours, local_zone, next_local, zone
 
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -87,3 +87,19 @@ def test_digests_come_at_the_next_local_hour_and_weekly_on_monday() -> None:
 def test_an_unknown_timezone_falls_back_to_the_default() -> None:
     assert zone("Mars/Olympus", "Europe/London") == LONDON
     assert zone(None, "America/New_York") == NEW_YORK
+
+
+@pytest.mark.parametrize(
+    ("own", "site", "expected"),
+    [
+        ("America/New_York", "Asia/Tokyo", NEW_YORK),  # their own first
+        (None, "America/New_York", NEW_YORK),  # none of their own: their site's
+        ("Mars/Olympus", "America/New_York", NEW_YORK),  # an unknown name is passed over
+        (None, None, LONDON),  # neither: the agency's default
+        (None, "Mars/Olympus", LONDON),
+    ],
+)
+def test_a_persons_timezone_is_their_own_else_their_sites_else_the_agencys(
+    own: str | None, site: str | None, expected: ZoneInfo
+) -> None:
+    assert local_zone(own, site, "Europe/London") == expected

@@ -152,6 +152,7 @@ def build(
     deliveries = Deliveries(
         deadlines=runtime.deadlines,
         staff=staff,
+        sites=known_sites,
         log_=delivery_log,
         clock=runtime.clock,
         public_url=own.public_url,

@@ -53,7 +53,7 @@ class NotificationsSettings(BaseSettings):
     quiet_hours_start: time = Field(default=time(21, 0), description="Local time.")
     quiet_hours_end: time = Field(default=time(7, 0), description="Local time.")
     default_timezone: str = Field(
-        default="Europe/London", description="For staff whose profile names no timezone."
+        default="Europe/London", description="For staff whose profile and site name no timezone."
     )
     digest_hour: int = Field(default=8, ge=0, le=23, description="Local hour of digests.")
 

@@ -17,10 +17,24 @@ and those registered over the API, each scoped to a site or the agency, and to t
   deadline does not fire again for the same due time. The one window is a replica that dies
   after the send and before the done record: its claim is taken over and the message sent
   again, with the same `Message-ID` / `webhook-id`, which receivers de-duplicate by.
-- *Every attempt is recorded* in `delivery_attempts` (insert only; `_id` = channel, target,
-  notification, attempt): outcome `delivered`, `failed` (a retry is scheduled), `gave_up`,
-  `disabled` (410: the endpoint is disabled) or `skipped` (no address, endpoint disabled),
-  with the error class and the HTTP status — never a message body.
+- *Every attempt's outcome is recorded exactly once* in `delivery_attempts` (insert only;
+  `_id` = channel, target, notification or digest, attempt): `delivered`, `failed` (the next
+  attempt is scheduled), `gave_up`, `disabled` (410: the endpoint is disabled) or `skipped`
+  (no address, endpoint disabled), with the error class and the HTTP status — never a message
+  body. An attempt fired again (a takeover) finds its record taken and adds none; so if it
+  ran past its record and then failed (a database error before the next attempt was
+  scheduled, a replica dying), the log keeps its first outcome, not the rerun's. A hold in
+  quiet hours is a record of its own beside the attempt's (`…:<attempt>:held`): the held
+  attempt, once released, records its outcome under its own id. A digest is retried like an
+  e-mail, as attempt `#<n+1>` of its own deadline (`digest:<kind>:<person>:<day>#<n+1>`), not
+  by the scheduler firing the failed one again — so each try has its own record, and the next
+  period's digest (which reschedules `digest:<kind>:<person>`) cannot supersede a retry.
+  Hence health: `retries_pending` = failed attempts minus the outcomes of retries (attempt
+  > 0; a hold is no outcome), which is 0 once every failure's next attempt has concluded.
+- *Quiet hours are the recipient's*: checked when an e-mail attempt is due, in their own
+  timezone, else their (first) site's as this service's copy of the directory has it
+  (`KnownSites`), else the agency's default; a critical notice is never held. Digests fall due
+  at the digest hour in the same timezone.
 - Messages carry no client details: ids, the trigger, the urgency and a link; the reader
   opens the case through the audited API.
 """
@@ -52,8 +66,13 @@ from casework.runtime import events_topic
 from casework_notifications.adapters.email import SmtpMailer
 from casework_notifications.adapters.read_models import Inbox
 from casework_notifications.adapters.webhooks import Endpoint, TargetRefused, WebhookSender
-from casework_notifications.application.ports import CaseFacts, StaffDirectory
-from casework_notifications.domain.quiet_hours import QuietHours, next_local, zone
+from casework_notifications.application.ports import (
+    CaseFacts,
+    SiteZones,
+    StaffDirectory,
+    StaffMember,
+)
+from casework_notifications.domain.quiet_hours import QuietHours, local_zone, next_local
 from casework_notifications.domain.routing import Routing
 
 EMAIL = "deliver_email"
@@ -88,8 +107,14 @@ def jittered(wait: timedelta, rng: random.Random) -> timedelta:
     return wait * rng.uniform(0.8, 1.2)
 
 
+HELD = "held"
+ATTEMPT_OUTCOMES = ("delivered", "failed", "gave_up", "disabled", "skipped")
+"""What an attempt ends with (one record each); `held` is a hold, recorded beside them."""
+
+
 class DeliveryLog:
-    """`delivery_attempts`: one document per attempt (insert only)."""
+    """`delivery_attempts`: one document per attempt's outcome, and one per hold (insert
+    only; the first record stored for an id is the one that stays)."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self.collection = database["delivery_attempts"]
@@ -113,6 +138,8 @@ class DeliveryLog:
         replay: str | None = None,
     ) -> None:
         suffix = f"#{replay}" if replay else ""
+        if outcome == HELD:  # the attempt's outcome comes later, under the attempt's id
+            suffix += ":held"
         doc = {
             "_id": f"{channel.value}:{target}:{notification_id}:{attempt}{suffix}",
             "channel": channel.value,
@@ -149,19 +176,25 @@ class DeliveryLog:
         return await self.disabled.find_one({"_id": endpoint_id}) is not None
 
     async def health(self) -> dict[str, Any]:
-        """Per channel: attempts by outcome, success rate, retries pending; disabled
-        endpoints. A few equality counts (pushed down to the server)."""
+        """Per channel: attempts by outcome (and holds), success rate, retries pending;
+        disabled endpoints. A few equality counts (pushed down to the server).
+
+        Every failed attempt schedules exactly one next attempt, whose outcome is recorded
+        once: the retries still pending are the failures less the retries' outcomes (a hold
+        concludes nothing, so a held retry is still pending)."""
         channels: dict[str, Any] = {}
         for channel in (Channel.EMAIL, Channel.WEBHOOK):
             counts = {
                 outcome: await self.collection.count_documents(
                     {"channel": channel.value, "outcome": outcome}
                 )
-                for outcome in ("delivered", "failed", "gave_up", "disabled", "skipped")
+                for outcome in (*ATTEMPT_OUTCOMES, HELD)
             }
-            retries = await self.collection.count_documents(
-                {"channel": channel.value, "retry": True}
-            )
+            retries = 0
+            for outcome in ATTEMPT_OUTCOMES:
+                retries += await self.collection.count_documents(
+                    {"channel": channel.value, "outcome": outcome, "retry": True}
+                )
             tried = counts["delivered"] + counts["failed"] + counts["gave_up"] + counts["disabled"]
             channels[channel.value] = {
                 **counts,
@@ -192,6 +225,7 @@ class Deliveries:
         *,
         deadlines: Deadlines,
         staff: StaffDirectory,
+        sites: SiteZones,
         log_: DeliveryLog,
         clock: Clock,
         public_url: str,
@@ -208,6 +242,7 @@ class Deliveries:
     ) -> None:
         self.deadlines = deadlines
         self.staff = staff
+        self.sites = sites
         self.log = log_
         self.clock = clock
         self.public_url = public_url.rstrip("/")
@@ -280,10 +315,10 @@ class Deliveries:
             )
             return
         if not p.get("held"):
-            tz = zone(member.timezone if member else None, self.default_timezone)
+            tz = await self._zone_of(member)
             release = self.quiet.release_at(now, tz, Urgency(str(p["urgency"])))
             if release > now:  # the recipient's quiet hours: hold it until they end
-                await self.log.record(Channel.EMAIL, recipient, nid, attempt, "held", now)
+                await self.log.record(Channel.EMAIL, recipient, nid, attempt, HELD, now)
                 await self.deadlines.schedule(
                     f"email:{nid}#{attempt}-held", EMAIL, release, {**p, "held": True}
                 )
@@ -323,9 +358,15 @@ class Deliveries:
 
     # -- digests ----------------------------------------------------------------------------
 
+    async def _zone_of(self, member: StaffMember | None) -> ZoneInfo:
+        """The person's timezone: their own, else their (first) site's, else the agency's."""
+        if member is None:
+            return local_zone(None, None, self.default_timezone)
+        site = await self.sites.timezone(member.sites[0]) if member.sites else None
+        return local_zone(member.timezone, site, self.default_timezone)
+
     async def _tz(self, staff_id: str) -> ZoneInfo:
-        member = await self.staff.get(staff_id)
-        return zone(member.timezone if member else None, self.default_timezone)
+        return await self._zone_of(await self.staff.get(staff_id))
 
     async def _plan_digests(self, event: NotificationSent) -> None:
         """The recipient's next daily digest, and their supervisors' next weekly one
@@ -363,10 +404,12 @@ class Deliveries:
         return items
 
     async def on_digest_due(self, deadline: Deadline) -> None:
-        """Send one digest; a failure raises, and the scheduler tries again later."""
+        """Send one digest. A failed send is recorded and tried again as the next attempt,
+        a deadline of its own (as an e-mail is), for the same period."""
         p = dict(deadline.payload)
         recipient, kind = str(p["recipient_id"]), str(p["kind"])
-        until = deadline.due_at
+        attempt = int(p.get("attempt", 0))
+        until = datetime.fromisoformat(str(p["until"])) if "until" in p else deadline.due_at
         digest_id = f"digest:{kind}:{recipient}:{until.strftime('%Y%m%d')}"
         member = await self.staff.get(recipient)
         if self.mailer is None or member is None or not member.email:
@@ -374,7 +417,7 @@ class Deliveries:
                 Channel.EMAIL,
                 recipient,
                 digest_id,
-                0,
+                attempt,
                 "skipped",
                 self.clock.now(),
                 error="NoAddress",
@@ -391,7 +434,7 @@ class Deliveries:
                 Channel.EMAIL,
                 recipient,
                 digest_id,
-                0,
+                attempt,
                 "skipped",
                 self.clock.now(),
                 error="Empty",
@@ -408,20 +451,29 @@ class Deliveries:
             lines.append("")
         count = sum(len(v) for v in sections.values())
         subject = f"[Casework] {count} overdue notice(s): {kind} digest"
+        now = self.clock.now()
         try:
             await self.mailer.send(member.email, subject, "\n".join(lines), _message_id(digest_id))
         except (OSError, smtplib.SMTPException) as exc:
+            error = type(exc).__name__
+            if attempt + 1 >= EMAIL_MAX_ATTEMPTS:
+                await self.log.record(
+                    Channel.EMAIL, recipient, digest_id, attempt, "gave_up", now, error=error
+                )
+                log.warning("digest %s abandoned after %d attempts", digest_id, attempt + 1)
+                return
             await self.log.record(
-                Channel.EMAIL,
-                recipient,
-                digest_id,
-                0,
-                "failed",
-                self.clock.now(),
-                error=type(exc).__name__,
+                Channel.EMAIL, recipient, digest_id, attempt, "failed", now, error=error
             )
-            raise
-        await self.log.record(Channel.EMAIL, recipient, digest_id, 0, "delivered", self.clock.now())
+            due = now + jittered(email_backoff(attempt), self.rng)
+            await self.deadlines.schedule(
+                f"{digest_id}#{attempt + 1}",
+                DIGEST,
+                due,
+                {**p, "attempt": attempt + 1, "until": until.isoformat()},
+            )
+            return
+        await self.log.record(Channel.EMAIL, recipient, digest_id, attempt, "delivered", now)
 
     # -- webhooks ---------------------------------------------------------------------------
 

@@ -58,3 +58,9 @@ class CaseFacts(Protocol):
 
 class Sites(Protocol):
     async def exists(self, site: str) -> bool: ...
+
+
+class SiteZones(Protocol):
+    """Sites' timezones (`casework.directory.KnownSites`)."""
+
+    async def timezone(self, site: str) -> str | None: ...

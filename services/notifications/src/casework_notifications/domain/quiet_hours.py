@@ -1,5 +1,8 @@
 """Quiet hours and digest times, in a person's own timezone.
 
+- A person's timezone is their own (their profile's), else their site's (the first of their
+  sites, as the directory lists them), else the agency's default (`local_zone`).
+
 - A person's quiet hours (default 21:00 to 07:00 local) hold their non-critical e-mail until
   the quiet period ends; **critical notices (crisis, lone worker) are never held**. The
   inbox and its live stream are not held: an open console is someone looking.
@@ -22,6 +25,18 @@ def zone(name: str | None, default: str) -> ZoneInfo:
         return ZoneInfo(name or default)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo(default)
+
+
+def local_zone(own: str | None, site: str | None, default: str) -> ZoneInfo:
+    """A person's timezone: their own, else their site's, else the agency's default; a name
+    that is not a known IANA timezone is passed over."""
+    for name in (own, site):
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return zone(None, default)
 
 
 @dataclass(frozen=True)
