@@ -220,6 +220,17 @@ async def test_a_registered_endpoint_gets_signed_crises_rotates_to_two_signature
     assert [h["change"] for h in history] == ["registered", "secret_rotated", "disabled", "enabled"]
     assert {h["by"] for h in history} == {"a-regional_admin"}
 
+    # the receiver's answers disable it too (410; `test_channels` drives that path): the
+    # operator's view says so, and by whom it was not — and `/enable` lifts it
+    assert (await ops.get(f"/webhooks/{endpoint_id}")).json()["disabled_by_answers"] is None
+    assert await hooked.deliveries.log.disable(endpoint_id, "410 Gone", clock.now())
+    seen = (await ops.get(f"/webhooks/{endpoint_id}")).json()
+    assert (seen["disabled"], seen["disabled_by_answers"]["reason"]) == (False, "410 Gone")
+    listed_now = {e["endpoint_id"]: e for e in (await ops.get("/webhooks")).json()}
+    assert listed_now[endpoint_id]["disabled_by_answers"]["reason"] == "410 Gone"
+    assert (await admin.post(f"/webhooks/{endpoint_id}/enable")).json() == {"was_disabled": True}
+    assert (await ops.get(f"/webhooks/{endpoint_id}")).json()["disabled_by_answers"] is None
+
 
 async def audited(wired: Wired) -> list[tuple[str, str, str]]:
     """(who, what, HTTP status) of every audit record in the outbox."""

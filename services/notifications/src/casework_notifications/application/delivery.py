@@ -175,6 +175,11 @@ class DeliveryLog:
     async def is_disabled(self, endpoint_id: str) -> bool:
         return await self.disabled.find_one({"_id": endpoint_id}) is not None
 
+    async def disabled_by_answers(self, endpoint_id: str) -> Document | None:
+        """Why and when the receiver's answers disabled the endpoint (None: they did not)."""
+        found = await self.disabled.find_one({"_id": endpoint_id}, {"_id": 0})
+        return dict(found) if found else None
+
     async def health(self) -> dict[str, Any]:
         """Per channel: attempts by outcome (and holds), success rate, retries pending;
         disabled endpoints. A few equality counts (pushed down to the server).

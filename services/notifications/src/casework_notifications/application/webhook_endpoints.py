@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from casework.auth import Principal
 from casework.clock import Clock
-from casework.eventstore import retrying_lost_races
+from casework.eventstore import Document, retrying_lost_races
 
 from casework_notifications.adapters.webhook_endpoints import EndpointStore
 from casework_notifications.adapters.webhooks import AllowList, Endpoint, TargetRefused
@@ -159,6 +159,10 @@ class WebhookEndpoints:
         return await self.log.enable(endpoint_id) or was_disabled
 
     # -- reads -------------------------------------------------------------------------------
+
+    async def disabled_by_answers(self, endpoint_id: str) -> Document | None:
+        """The delivery log's disable (410, or failing for days), which `enable` lifts too."""
+        return await self.log.disabled_by_answers(endpoint_id)
 
     async def registered(self) -> list[EndpointView]:
         now = self.clock.now()

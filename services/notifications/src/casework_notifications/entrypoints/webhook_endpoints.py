@@ -8,6 +8,7 @@ the shared audit middleware, a refused one (403, 404, 422) too.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -97,6 +98,11 @@ class ChangeOut(BaseModel):
     reason: str | None
 
 
+class DisabledByAnswersOut(BaseModel):
+    reason: str = Field(description="`410 Gone`, or `failing for days`")
+    at: datetime
+
+
 class EndpointOut(BaseModel):
     """An endpoint as operators see it: never its secrets."""
 
@@ -108,6 +114,13 @@ class EndpointOut(BaseModel):
     description: str | None
     disabled: bool = Field(description="Disabled by an operator")
     disabled_reason: str | None
+    disabled_by_answers: DisabledByAnswersOut | None = Field(
+        default=None,
+        description=(
+            "Disabled by the receiver's answers (410, or failing for days): nothing is sent "
+            "until `/enable`"
+        ),
+    )
     rotating_until: datetime | None = Field(
         description="Until when deliveries carry two signatures (the new secret's first)"
     )
@@ -119,6 +132,20 @@ class EndpointOut(BaseModel):
 class IssuedOut(BaseModel):
     endpoint: EndpointOut
     secret: str = Field(description="`whsec_...`: shown this once, never again")
+
+
+async def _seen(endpoints: WebhookEndpoints, out: EndpointOut) -> EndpointOut:
+    """`out` with the delivery log's disable, if any: an operator sees one truth."""
+    paused = await endpoints.disabled_by_answers(out.endpoint_id)
+    if paused is None:
+        return out
+    return out.model_copy(
+        update={
+            "disabled_by_answers": DisabledByAnswersOut(
+                reason=str(paused.get("reason", "")), at=paused["at"]
+            )
+        }
+    )
 
 
 def _out(found: EndpointView | Endpoint) -> EndpointOut:
@@ -189,7 +216,8 @@ async def register_endpoint(
 )
 async def list_endpoints(principal: EndpointReader, endpoints: Endpoints) -> list[EndpointOut]:
     configured = [_out(e) for e in endpoints.configured.values()]
-    return [*configured, *(_out(v) for v in await endpoints.registered())]
+    every = [*configured, *(_out(v) for v in await endpoints.registered())]
+    return list(await asyncio.gather(*(_seen(endpoints, out) for out in every)))
 
 
 @router.get(
@@ -201,7 +229,7 @@ async def list_endpoints(principal: EndpointReader, endpoints: Endpoints) -> lis
 async def get_endpoint(
     endpoint_id: EndpointId, principal: EndpointReader, endpoints: Endpoints
 ) -> EndpointOut:
-    return _out(await endpoints.view(endpoint_id))
+    return await _seen(endpoints, _out(await endpoints.view(endpoint_id)))
 
 
 @router.post(
