@@ -217,6 +217,11 @@ async def test_a_410_disables_the_endpoint(
     assert len(receiver.deliveries) == tried  # nothing more sent to a disabled endpoint
     health = await channels.deliveries.log.health()
     assert [d["_id"] for d in health["disabled_endpoints"]] == ["pager"]
+    # the operator notice: a counter to alert on (once, however many 410s came)
+    notices = channels.runtime.metrics.registry.get_sample_value(
+        "casework_notifications_webhook_endpoints_disabled_total", {"reason": "410 Gone"}
+    )
+    assert notices == 1
 
 
 async def test_an_endpoint_failing_for_days_is_disabled_and_a_delivery_can_be_replayed(
@@ -264,6 +269,13 @@ async def test_an_endpoint_failing_for_days_is_disabled_and_a_delivery_can_be_re
     health = await log.health()
     assert health["channels"]["webhook"]["retries_pending"] == 0
     assert health["disabled_endpoints"][0]["reason"] == "failing for days"
+    assert (
+        channels.runtime.metrics.registry.get_sample_value(
+            "casework_notifications_webhook_endpoints_disabled_total",
+            {"reason": "failing for days"},
+        )
+        == 1
+    )
 
     # a replay to the disabled endpoint is skipped (the log shows it); once the operator has
     # fixed the receiver and enabled the endpoint again, the replay is delivered

@@ -169,6 +169,7 @@ def build(
         quiet=QuietHours(own.quiet_hours_start, own.quiet_hours_end),
         default_timezone=own.default_timezone,
         digest_hour=own.digest_hour,
+        registry=runtime.metrics.registry,
     )
     runtime.consume(
         *consumed,

@@ -51,6 +51,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import httpx
+from prometheus_client import CollectorRegistry, Counter
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -244,6 +245,7 @@ class Deliveries:
         default_timezone: str = "Europe/London",
         digest_hour: int = 8,
         rng: random.Random | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.deadlines = deadlines
         self.staff = staff
@@ -261,6 +263,23 @@ class Deliveries:
         self.default_timezone = default_timezone
         self.digest_hour = digest_hour
         self.rng = rng or random.Random()
+        self.endpoints_disabled = Counter(
+            "casework_notifications_webhook_endpoints_disabled_total",
+            "Webhook endpoints disabled by their receivers' answers (an operator notice): "
+            "nothing is sent to them until an operator enables them again.",
+            ["reason"],
+            registry=registry,
+        )
+
+    def _notice_disabled(self, endpoint_id: str, reason: str, what: str) -> None:
+        """The operator notice of an endpoint the receiver's answers disabled: a warning in
+        the log, a counter to alert on, and `disabled_by_answers` in `GET /webhooks`."""
+        self.endpoints_disabled.labels(reason).inc()
+        log.warning(
+            "operator notice: webhook endpoint %s %s and is disabled until enabled again",
+            endpoint_id,
+            what,
+        )
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -531,15 +550,13 @@ class Deliveries:
         if status == 410:
             await record("disabled", status=status)
             if await self.log.disable(endpoint_id, "410 Gone", now):
-                log.warning("webhook endpoint %s answered 410: disabled", endpoint_id)
+                self._notice_disabled(endpoint_id, "410 Gone", "answered 410 Gone")
             return
         if replay or attempt >= len(WEBHOOK_SCHEDULE):
             await record("gave_up", status=status, error=error)
             if not replay and await self.log.disable(endpoint_id, "failing for days", now):
-                log.warning(
-                    "operator notice: webhook endpoint %s failed every attempt for about three "
-                    "days and is disabled",
-                    endpoint_id,
+                self._notice_disabled(
+                    endpoint_id, "failing for days", "failed every attempt for about three days"
                 )
             return
         await record("failed", status=status, error=error)
