@@ -110,6 +110,31 @@ async def test_the_other_triggers_notify_the_right_people_once_per_group(
     await wait_until(lambda: board(service, contact, "count", 2), within=30, every=0.1)
     assert await recipients(service, contact) == ["wendy"]  # the worker from the case facts
 
+    # the follow-up due within 72 h of a resolved crisis, missed: its own, louder group —
+    # the worker and their supervisor (and the delegate) at once, by e-mail too, no digest
+    follow_up = ContactOverdue(
+        case_id=case_id,
+        obligation_id="ob-3",
+        rule_id="crisis-follow-up-72h",
+        rule_version="1",
+        due_at=now - timedelta(hours=1),
+        overdue_seconds=3600,
+        risk_level=RiskLevel.HIGH,
+        site=SITE,
+        raised_at=now,
+        trigger="crisis_resolved:cr-1",
+    )
+    await publish(
+        service, "contacts", contacts_envelope(f"obligations-{case_id}", follow_up, 3, clock)
+    )
+    missed = f"follow_up_missed:{case_id}"
+    await wait_until(lambda: board(service, missed, "status", "open"), within=30, every=0.1)
+    assert await recipients(service, missed) == ["dora", "sam", "wendy"]
+    missed_doc = await service.board.read_model.get(missed)
+    assert missed_doc is not None
+    assert (missed_doc["urgency"], missed_doc["channels"]) == ("high", ["inbox", "email"])
+    assert await board(service, contact, "count", 2)  # the routine group is not counted
+
     visit = str(uuid.uuid4())
     lone = LoneWorkerOverdue(
         contact_id=visit,

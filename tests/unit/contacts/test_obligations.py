@@ -188,6 +188,7 @@ def test_overdue_is_raised_once_at_or_after_the_due_time_and_never_for_a_met_one
         "high",
         "t1",
     )
+    assert overdue.trigger == "case_opened:1"  # the clock's trigger (OPENED)
     assert story.when(MarkOverdue(HIGH, first, due)) == []  # redelivered, or a second replica
     # a contact after the due time meets it late; an overdue for it then changes nothing
     events = story.at(due + HOUR).when(contact("k-1", due + HOUR))
@@ -270,6 +271,19 @@ def test_crisis_and_discharge_follow_ups_are_due_72_hours_after_their_event() ->
     assert "discharge-follow-up-72h" in story.open_rules()
     story.when(contact("after", T0 + 2 * DAY + HOUR, Medium.PHONE))
     assert "discharge-follow-up-72h" not in story.open_rules()
+
+
+def test_a_missed_follow_up_names_the_clock_that_started_it() -> None:
+    """Notifications tell a missed follow-up from a routine overdue contact by the trigger."""
+    story = Story()
+    story.when(Replan(HIGH, POLICY))
+    resolved = CaseTrigger("crisis_resolved:k-1", "crisis_resolved", T0 + DAY)
+    story.at(T0 + DAY).when(Replan(HIGH, POLICY, resolved))
+    follow_up = story.obligation("crisis-follow-up-72h")
+    overdue = story.at(T0 + 4 * DAY + HOUR).when(MarkOverdue(HIGH, follow_up, T0 + 4 * DAY))
+    assert [(type(e).__name__, getattr(e, "trigger", None)) for e in overdue] == [
+        ("ContactOverdue", "crisis_resolved:k-1")
+    ]
 
 
 def test_a_contact_counted_before_its_trigger_arrived_meets_the_clock_at_once() -> None:

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from casework.contracts.contacts import ContactOverdue
 from casework.contracts.notifications import Channel, Trigger, Urgency
 
+from casework_notifications.application.policies import overdue_trigger
 from casework_notifications.application.recipients import RecipientResolver, Subject
 from casework_notifications.domain.errors import InvalidRouting
 from casework_notifications.domain.routing import (
@@ -187,3 +189,32 @@ async def test_a_crisis_level_reads_in_two_rounds_with_the_same_answer() -> None
     )
     assert found.ids == ("wendy", "ben")
     assert found.unresolved == ("on_call",)
+
+
+def test_a_missed_follow_up_is_its_own_louder_trigger() -> None:
+    """A missed contact of a follow-up clock (after a crisis resolved, or a discharge) is
+    `follow_up_missed`: high, e-mailed at once to worker and supervisor, never a digest; any
+    other overdue contact, and one stored before the clock was carried, stays routine."""
+
+    def overdue(trigger: str | None) -> ContactOverdue:
+        return ContactOverdue(
+            case_id="c",
+            obligation_id="o",
+            rule_id="r",
+            rule_version="1",
+            due_at=datetime(2026, 12, 1, tzinfo=UTC),
+            overdue_seconds=60,
+            site="north",
+            raised_at=datetime(2026, 12, 1, tzinfo=UTC),
+            trigger=trigger,
+        )
+
+    assert overdue_trigger(overdue("crisis_resolved:cr-1")) is Trigger.FOLLOW_UP_MISSED
+    assert overdue_trigger(overdue("inpatient_discharge:a-1")) is Trigger.FOLLOW_UP_MISSED
+    assert overdue_trigger(overdue("case_opened:1")) is Trigger.CONTACT_OVERDUE
+    assert overdue_trigger(overdue(None)) is Trigger.CONTACT_OVERDUE
+    rule, policy = default_routing().rule(Trigger.FOLLOW_UP_MISSED, "north")
+    assert (rule.urgency, rule.digest) == (Urgency.HIGH, False)
+    assert set(rule.channels) == {Channel.INBOX, Channel.EMAIL}
+    assert policy.levels[0].delay_minutes == 0
+    assert set(policy.levels[0].targets) == {"assigned_worker", "supervisor"}

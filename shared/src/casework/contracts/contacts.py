@@ -368,3 +368,7 @@ class ContactOverdue(ContactEvent):
     team: str | None = None
     site: str
     raised_at: datetime
+    trigger: str | None = None
+    """For a one-off clock: what started it, as `ContactObligationOpened.trigger`
+    (`crisis_resolved:<id>`, `inpatient_discharge:<id>`, `case_opened:<n>`); None for a
+    standing rule (and in events stored before it was carried)."""

@@ -30,6 +30,9 @@ class Trigger(StrEnum):
     CRISIS = "crisis"
     RISK_RAISED = "risk_raised"
     CONTACT_OVERDUE = "contact_overdue"
+    FOLLOW_UP_MISSED = "follow_up_missed"
+    """The follow-up contact due within its clock after a crisis was resolved or a discharge
+    from inpatient care was not made in time (contacts' `ContactOverdue` of such a clock)."""
     LONE_WORKER_OVERDUE = "lone_worker_overdue"
     CASE_REVIEW_OVERDUE = "case_review_overdue"
     ACTION_ITEM_OVERDUE = "action_item_overdue"

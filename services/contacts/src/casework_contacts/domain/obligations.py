@@ -448,6 +448,7 @@ class CaseObligations(Aggregate):
                 team=c.facts.team,
                 site=c.facts.site,
                 raised_at=at,
+                trigger=ob.trigger,
             )
         )
 

@@ -201,8 +201,22 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
         return await self._alerts.fire(firing, ctx)
 
 
+FOLLOW_UP_CLOCKS = frozenset({"crisis_resolved", "inpatient_discharge"})
+"""Contacts' clocks whose missed contact is a missed follow-up (their trigger's kind)."""
+
+
+def overdue_trigger(event: ContactOverdue) -> Trigger:
+    """A missed follow-up after a crisis or a discharge is its own, louder trigger (e-mailed
+    at once to the worker and their supervisor); any other overdue contact is the routine
+    `contact_overdue` (a digest, the supervisor later). An event without the clock's trigger
+    (stored before it was carried) is routine."""
+    kind = (event.trigger or "").partition(":")[0]
+    return Trigger.FOLLOW_UP_MISSED if kind in FOLLOW_UP_CLOCKS else Trigger.CONTACT_OVERDUE
+
+
 class WhenWorkOverdueRaiseAlerts(EventHandler):
-    """`ContactOverdue` (grouped per case) and `LoneWorkerOverdue` (per visit, critical);
+    """`ContactOverdue` (grouped per case: a missed follow-up and a routine overdue contact
+    apart, `overdue_trigger`) and `LoneWorkerOverdue` (per visit, critical);
     the worker's check-out closes the lone-worker alert."""
 
     name = "when_work_overdue_raise_alerts"
@@ -220,7 +234,7 @@ class WhenWorkOverdueRaiseAlerts(EventHandler):
                 if worker is None:
                     worker = (await self._facts.get(event.case_id) or {}).get("caseworker_id")
                 firing = Firing(
-                    Trigger.CONTACT_OVERDUE,
+                    overdue_trigger(event),
                     event.case_id,
                     event.obligation_id,
                     event.site,

@@ -108,6 +108,11 @@ DEFAULT_TABLE: dict[str, Any] = {
             "policy": "worker_then_supervisor",
             "digest": True,
         },
+        "follow_up_missed": {
+            "urgency": "high",
+            "channels": ["inbox", "email"],
+            "policy": "worker_and_supervisor",
+        },
         "case_review_overdue": {
             "urgency": "normal",
             "channels": ["inbox", "email"],
