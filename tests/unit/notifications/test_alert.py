@@ -165,6 +165,18 @@ def test_close_by_another_source_changes_nothing() -> None:
     assert isinstance(events[0], AlertClosed)
 
 
+def test_a_close_that_names_a_time_leaves_an_episode_opened_after_it() -> None:
+    """A crisis supersedes the case's risk notice opened at or before it; replayed, the old
+    crisis must not close a risk notice opened after it."""
+    later = given(fire(at=T0 + timedelta(hours=1)))
+    assert when(later, Close(ALERT, ANY_SOURCE, "superseded", None, T0, opened_by=T0)) == []
+    for opened in (T0, T0 - timedelta(minutes=1)):
+        events = when(
+            given(fire(at=opened)), Close(ALERT, ANY_SOURCE, "superseded", None, T0, opened_by=T0)
+        )
+        assert isinstance(events[0], AlertClosed)
+
+
 def test_a_non_crisis_group_acknowledged_opens_anew_on_the_next_fire() -> None:
     def overdue(source: str) -> Fire:
         rule, policy = default_routing().rule(Trigger.CONTACT_OVERDUE, "north")

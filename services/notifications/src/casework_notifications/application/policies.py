@@ -30,7 +30,6 @@ from typing import Protocol
 
 from casework.clock import Clock
 from casework.contracts.cases import (
-    CaseOpened,
     CaseTransferAccepted,
     CaseTransferRejected,
     CaseTransferRequested,
@@ -63,7 +62,7 @@ from casework.eventstore import CommitContext
 from casework.projections import EventHandler
 from casework.runtime import events_topic
 
-from casework_notifications.adapters.case_facts import CaseFactsStore, change_of
+from casework_notifications.adapters.case_facts import CaseFactsStore, change_of, in_crisis
 from casework_notifications.application.handlers import Alerts, Firing, alert_id_for
 from casework_notifications.application.ports import CaseFacts, StaffDirectory
 from casework_notifications.domain.alert import ANY_SOURCE
@@ -88,6 +87,29 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
     a decision always sees the facts its event wrote. The alert step runs even when the
     facts found the event a duplicate: a replica may have died between the two.
 
+    **Invariant (one alert for a crisis, not two):** a case in crisis has one open alert
+    group for it, `crisis:<case>`; a risk rise never opens `risk_raised:<case>` beside it.
+    - A risk rise (`RiskLevelChanged` into high or imminent) made while the case's crisis is
+      open — the rise to imminent that a declared crisis brings in its own commit, after the
+      crisis, or any later rise before the crisis is resolved — opens no risk alert: the
+      crisis alert already names the worker at once and their supervisor at 5 minutes, and
+      climbs. "While open" is read from the copy by stream version (`case_facts.in_crisis`),
+      so a redelivery or a replay from offset 0 decides as the first delivery did, whatever
+      the copy has learnt since.
+    - A case opened at imminent (`CaseOpened`) opens no risk alert: cases opens such a case in
+      crisis in the same commit (`Case._open`), and that crisis's alert is the case's (a risk
+      alert at the opening would name nobody anyway: no worker is assigned yet).
+    - A declared crisis closes the case's risk alert opened at or before it
+      (`opened_by`): the crisis supersedes it, so the supervisor is not told hours later of
+      what the crisis told them at once, and nothing of the crisis stays open once it is
+      resolved. A risk alert opened later (a rise after the crisis is resolved) is left to
+      its own course, even under a replay of the old crisis.
+    - A rise with no crisis open alerts as before (medium → high, high → imminent).
+    Either order of a crisis's commit ends with the same groups: the crisis first (as cases
+    writes it) notifies the worker once; the rise first (commits written before cases put
+    the crisis first) opens the risk alert a moment before the crisis, which then closes
+    it — the worker has its first notice, the supervisor never.
+
     A `CrisisDeclared` is the exception to "facts first": its alert decides on nothing the
     event writes to the copy, so the alert is raised first and the copy written after
     (`_crisis`). **Invariant:** after the handler returns, the copy holds the event and the
@@ -108,7 +130,9 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
         if isinstance(event, CrisisDeclared):
             with self._alerts.timing.crisis(envelope.time):
-                return await self._handle(envelope, event)
+                handled = await self._handle(envelope, event)
+            # after the crisis's timed path: its people are notified by now
+            return await self._supersede_risk(envelope, event) or handled
         return await self._handle(envelope, event)
 
     async def _handle(self, envelope: Envelope, event: DomainEvent) -> bool:
@@ -132,8 +156,6 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
                 return closed or changed
             case RiskLevelChanged() if _raised(event.previous_level, event.risk_level):
                 return await self._risk(envelope, event.case_id, event.changed_at, ctx) or changed
-            case CaseOpened() if event.risk_level is RiskLevel.IMMINENT:
-                return await self._risk(envelope, event.case_id, event.opened_at, ctx) or changed
             case CaseTransferRequested():
                 firing = Firing(
                     Trigger.TRANSFER_WAITING,
@@ -182,13 +204,25 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
             changed = await self._facts.apply(envelope, event)
         return fired or changed
 
+    async def _supersede_risk(self, envelope: Envelope, event: CrisisDeclared) -> bool:
+        """Close the case's risk alert opened at or before the crisis (class docstring)."""
+        return await self._alerts.close(
+            alert_id_for(Trigger.RISK_RAISED, event.case_id),
+            ANY_SOURCE,
+            "superseded by the crisis",
+            event.declared_by,
+            event.declared_at,
+            _context(envelope),
+            opened_by=event.declared_at,
+        )
+
     async def _risk(
         self, envelope: Envelope, case_id: str, at: datetime, ctx: CommitContext
     ) -> bool:
         facts = await self._facts.get(case_id) or {}
         site = facts.get("site")
-        if not site:
-            return False
+        if not site or in_crisis(facts, envelope.stream_version):
+            return False  # no site to route by; or the crisis alert has it (class docstring)
         firing = Firing(
             Trigger.RISK_RAISED,
             case_id,
@@ -261,6 +295,8 @@ class AlertCommands(Protocol):
         by: str | None,
         at: datetime,
         ctx: CommitContext | None = None,
+        *,
+        opened_by: datetime | None = None,
     ) -> bool: ...
 
     async def worker_of(self, alert_id: str) -> str | None: ...

@@ -15,7 +15,9 @@ Rules (each has a given-when-then test in `tests/unit/notifications/test_alert.p
 - **Never auto-resolved.** Past the last step an unacknowledged episode stays open; only
   what fired it being over (`Close` with one of its sources: the crisis resolved) closes it.
   Non-crisis groups (overdue notices) are done once acknowledged: a later fire opens a new
-  episode.
+  episode. A close
+  that names a time (`opened_by`) leaves an episode opened after it alone (a replayed old
+  crisis does not close the case's later risk notice).
 - The episode keeps the escalation policy it opened with, and who it must never notify
   (`excluded`: an approval's requester — four eyes — at every level, brought in or not) and
   the case's team (whose supervisors decide an approval when the worker has none).
@@ -331,6 +333,8 @@ class Alert(Aggregate):
             return  # nothing open (already closed: a redelivery)
         if cmd.source_id != ANY_SOURCE and cmd.source_id not in ep.sources:
             return  # nothing open from that source (already closed: a redelivery)
+        if cmd.opened_by is not None and ep.opened_at > cmd.opened_by:
+            return  # opened after what closes it (a replayed old event): not its to close
         self._trigger(
             AlertClosed(
                 alert_id=self.id,
