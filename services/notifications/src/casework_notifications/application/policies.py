@@ -7,6 +7,9 @@
 |                                      |                | closes them when they are over         |
 | `when_work_overdue_raise_alerts`     | contacts topic | raises contact-overdue and lone-worker |
 |                                      |                | alerts                                 |
+| `when_referral_screened_raise_alerts`| intake topic   | raises the screened-imminent alert of a|
+|                                      |                | waiting referral; closes it once the   |
+|                                      |                | referral is decided or screened lower  |
 | `when_supervision_work_waits_raise_  | supervision    | raises approval, approval-overdue,     |
 | alerts`                              | topic          | case-review, action-item and           |
 |                                      |                | supervision-overdue alerts, and closes |
@@ -39,6 +42,7 @@ from casework.contracts.cases import (
 )
 from casework.contracts.common import RiskLevel
 from casework.contracts.contacts import ContactOverdue, LoneWorkerCheckedOut, LoneWorkerOverdue
+from casework.contracts.intake import ReferralAccepted, ReferralDeclined, RiskScreened
 from casework.contracts.notifications import Trigger
 from casework.contracts.supervision import (
     ActionItemDone,
@@ -280,6 +284,90 @@ class WhenWorkOverdueRaiseAlerts(EventHandler):
                     alert_id, ANY_SOURCE, "worker checked out", None, event.checked_out_at, ctx
                 )
         return False
+
+
+class WhenReferralScreenedRaiseAlerts(EventHandler):
+    """Intake's `RiskScreened` at imminent, for a referral still waiting in the site's intake
+    queue: nobody is assigned yet, so the group `screened_imminent:<referral>` (source
+    `screen:<version>`, critical) goes to the site's on-call crisis worker and the site
+    manager at once, then climbs (default routing). It stays open, acknowledged or not, until
+    the referral is accepted or declined, or screened again below imminent (that screen
+    closes only an episode opened at or before it, so a replayed old screen never closes a
+    later one); a second imminent screen meanwhile is a count. Ids only: the screening's
+    answers and rule are sealed client data and never read here.
+
+    Accepted at imminent, the referral's case opens in crisis (cases, in the case's first
+    commit), and the case's crisis alert takes over: the acceptance closes the referral's
+    alert, so one group is open for the person at a time — a hand-over, not a second alarm
+    beside the first (the on-call worker hears again, now of a case they can open, and the
+    crisis is acknowledged on its own). Nothing is carried across (the two groups are on
+    different topics, with no order between them).
+
+    **Invariant:** one group per referral and one notification per recipient per step,
+    under redelivery and replay (sources from the event's stream version; `Alert` ignores a
+    source it has seen); a decided referral's group is closed."""
+
+    name = "when_referral_screened_raise_alerts"
+    topics = (events_topic("intake"),)
+
+    def __init__(self, alerts: AlertCommands) -> None:
+        self._alerts = alerts
+
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        ctx = _context(envelope)
+        match event:
+            case RiskScreened() if event.risk_level is RiskLevel.IMMINENT:
+                firing = Firing(
+                    Trigger.SCREENED_IMMINENT,
+                    event.referral_id,
+                    f"screen:{envelope.stream_version}",
+                    event.site,
+                    None,
+                    None,
+                    event.screened_at,
+                )
+                return await self._alerts.fire(firing, ctx)
+            case RiskScreened():
+                return await self._close(
+                    event.referral_id,
+                    "screened below imminent",
+                    event.screened_by,
+                    event.screened_at,
+                    ctx,
+                    opened_by=event.screened_at,
+                )
+            case ReferralAccepted():
+                return await self._close(
+                    event.referral_id,
+                    "referral accepted",
+                    event.accepted_by,
+                    event.accepted_at,
+                    ctx,
+                )
+            case ReferralDeclined():
+                return await self._close(
+                    event.referral_id,
+                    "referral declined",
+                    event.declined_by,
+                    event.declined_at,
+                    ctx,
+                )
+        return False
+
+    async def _close(
+        self,
+        referral_id: str,
+        reason: str,
+        by: str,
+        at: datetime,
+        ctx: CommitContext,
+        *,
+        opened_by: datetime | None = None,
+    ) -> bool:
+        alert_id = alert_id_for(Trigger.SCREENED_IMMINENT, referral_id)
+        return await self._alerts.close(
+            alert_id, ANY_SOURCE, reason, by, at, ctx, opened_by=opened_by
+        )
 
 
 class AlertCommands(Protocol):
