@@ -963,10 +963,20 @@ class ConsumerRunner:
     # --- the consumer ---
 
     def _record_consumer_lag(self, message: Any, last: ConsumerRecord[Any, Any]) -> None:
+        """The lag gauge of the batch's last partition. **Invariant: a metric never fails a
+        handled batch.** A rebalance may revoke the partition while the batch is handled (as
+        groups join at a start); aiokafka's `highwater` then raises, the batch was nacked,
+        the nack's seek on the unassigned partition raised too, and FastStream's consume
+        loop, which does not catch what `consume` raises, ended: the group's consumer
+        handled nothing more (seen as notifications' intake policy idle at a test's start).
+        So a partition no longer assigned is skipped: its new owner reports it."""
         consumer = getattr(message, "consumer", None)
         if self._metrics is None or consumer is None or not hasattr(consumer, "highwater"):
             return  # the in-memory test broker has no real consumer
-        highwater = consumer.highwater(TopicPartition(last.topic, last.partition))
+        partition = TopicPartition(last.topic, last.partition)
+        if partition not in consumer.assignment():
+            return
+        highwater = consumer.highwater(partition)
         if highwater is not None:
             self._metrics.consumer_lag.labels(
                 self.handler.name, last.topic, str(last.partition)

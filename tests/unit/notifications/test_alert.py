@@ -165,6 +165,47 @@ def test_close_by_another_source_changes_nothing() -> None:
     assert isinstance(events[0], AlertClosed)
 
 
+def test_a_close_that_names_a_time_leaves_an_episode_opened_after_it() -> None:
+    """A crisis supersedes the case's risk notice opened at or before it; replayed, the old
+    crisis must not close a risk notice opened after it."""
+    later = given(fire(at=T0 + timedelta(hours=1)))
+    assert when(later, Close(ALERT, ANY_SOURCE, "superseded", None, T0, opened_by=T0)) == []
+    for opened in (T0, T0 - timedelta(minutes=1)):
+        events = when(
+            given(fire(at=opened)), Close(ALERT, ANY_SOURCE, "superseded", None, T0, opened_by=T0)
+        )
+        assert isinstance(events[0], AlertClosed)
+
+
+def screened(source: str) -> Fire:
+    rule, policy = default_routing().rule(Trigger.SCREENED_IMMINENT, "north")
+    return Fire(
+        "screened_imminent:ref-1",
+        Trigger.SCREENED_IMMINENT,
+        source,
+        None,
+        None,
+        "north",
+        rule.urgency,
+        rule.channels,
+        policy,
+        Recipients(("olga", "mia")),
+        T0,
+    )
+
+
+def test_a_screened_imminent_group_stays_open_when_acknowledged_until_closed() -> None:
+    alert = Alert("screened_imminent:ref-1")
+    alert.handle(screened("screen:2"))
+    alert.handle(Acknowledge("screened_imminent:ref-1", "olga", None, T0))
+    alert.handle(screened("screen:3"))  # screened imminent again: a count, not a notice
+    assert isinstance(alert.pending_events[-1], AlertRefired)
+    alert.handle(Close("screened_imminent:ref-1", ANY_SOURCE, "referral accepted", "mia", T0))
+    assert isinstance(alert.pending_events[-1], AlertClosed)
+    alert.handle(screened("screen:3"))
+    assert isinstance(alert.pending_events[-1], AlertClosed)  # a source seen: nothing
+
+
 def test_a_non_crisis_group_acknowledged_opens_anew_on_the_next_fire() -> None:
     def overdue(source: str) -> Fire:
         rule, policy = default_routing().rule(Trigger.CONTACT_OVERDUE, "north")

@@ -140,6 +140,30 @@ async def test_targets_resolve_to_the_people_on_duty_at_that_moment() -> None:
     assert later.unresolved == ("on_call", "backup")  # nobody rostered: reported, not fatal
 
 
+async def test_a_referral_screened_imminent_reaches_the_on_call_and_site_manager_at_once() -> None:
+    """Nobody is assigned to a referral: its first level is the site's on-call crisis worker
+    and the site manager (whose queue it sits in), critical on every channel; unacknowledged
+    it climbs as a crisis does (backup at 5 minutes, regional at 15, then again)."""
+    rule, policy = default_routing().rule(Trigger.SCREENED_IMMINENT, "north")
+    assert rule.urgency is Urgency.CRITICAL
+    assert set(rule.channels) == {Channel.INBOX, Channel.EMAIL, Channel.WEBHOOK}
+    assert not rule.digest
+    assert [(lv.targets, lv.delay_minutes) for lv in policy.levels] == [
+        (("on_call", "site_manager"), 0),
+        (("backup",), 5),
+        (("regional",), 10),
+    ]
+    assert policy.repeat == 2
+    directory = crisis_directory("north", T0)
+    resolver = RecipientResolver(directory, directory)
+    subject = Subject("north", None)  # no worker: the referral has none
+    first = await resolver.resolve(policy.levels[0].targets, subject, T0)
+    assert first.ids == ("olga", "mia")
+    assert first.unresolved == ()
+    second = await resolver.resolve(policy.levels[1].targets, subject, T0)
+    assert second.ids == ("ben",)
+
+
 async def test_a_leaver_is_never_notified() -> None:
     directory = crisis_directory("north", T0)
     directory.add(Staff("wendy", active=False, sites=("north",), roles=("caseworker",)))

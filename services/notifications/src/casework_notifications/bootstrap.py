@@ -41,6 +41,7 @@ from casework_notifications.application.handlers import ESCALATION, SHIFT_START,
 from casework_notifications.application.policies import (
     WhenCaseChangedRaiseAlerts,
     WhenOnCallShiftBringIn,
+    WhenReferralScreenedRaiseAlerts,
     WhenSupervisionWorkWaitsRaiseAlerts,
     WhenWorkOverdueRaiseAlerts,
 )
@@ -175,6 +176,7 @@ def build(
         *consumed,
         WhenCaseChangedRaiseAlerts(facts, alerts),
         WhenWorkOverdueRaiseAlerts(facts, alerts),
+        WhenReferralScreenedRaiseAlerts(alerts),
         WhenSupervisionWorkWaitsRaiseAlerts(facts, staff, alerts),
         WhenOnCallShiftBringIn(alerts, heard, runtime.clock),
         WhenNotificationSentDeliver(deliveries),

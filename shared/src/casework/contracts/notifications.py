@@ -41,6 +41,9 @@ class Trigger(StrEnum):
     SUPERVISION_OVERDUE = "supervision_overdue"
     """A worker's supervision was not held by its due time (supervision's cadence)."""
     TRANSFER_WAITING = "transfer_waiting"
+    SCREENED_IMMINENT = "screened_imminent"
+    """A referral was screened at imminent risk (intake's `RiskScreened`) and waits for an
+    intake decision: one group per referral, until it is accepted, declined or screened lower."""
 
 
 class Urgency(StrEnum):

@@ -1,6 +1,13 @@
 """The local copy of what notifications needs to know of a case: its site, team,
-caseworker and risk (from the cases topic), keyed by case id; written by the policy that
-reacts to cases events, before it decides, so the decision sees the event's facts."""
+caseworker, risk and crises (from the cases topic), keyed by case id; written by the policy
+that reacts to cases events, before it decides, so the decision sees the event's facts.
+
+A case's crises are kept as the stream versions they span (`crises`: one
+`{crisis_id, declared, resolved}` per crisis, `resolved` None while open), not only as "open
+now", so that `in_crisis(facts, version)` answers for the moment of any event of the stream:
+the same answer on first delivery, redelivery or a replay from offset 0 (when the copy is
+already ahead of the event). A copy written before crises were kept reads as having had none
+until the case's next crisis."""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from casework.contracts.cases import (
     CaseTransferAccepted,
     CaseworkerAssigned,
     CrisisDeclared,
+    CrisisResolved,
     RiskLevelChanged,
 )
 from casework.envelope import Envelope
@@ -39,11 +47,40 @@ def change_of(event: DomainEvent) -> dict[str, Any] | None:
             if event.caseworker_id:
                 change["caseworker_id"] = event.caseworker_id
             return change
+        case CrisisResolved():
+            return {}  # only `crises` changes (`_crises`)
         case CaseClosed():
             return {"phase": "closed"}
         case CaseReopened():
             return {"phase": "open"}
     return None
+
+
+def _crises(doc: Document, event: DomainEvent, version: int) -> dict[str, Any]:
+    crises: list[dict[str, Any]] = list(doc.get("crises", []))
+    match event:
+        case CrisisDeclared():
+            crises.append({"crisis_id": event.crisis_id, "declared": version, "resolved": None})
+        case CrisisResolved():
+            crises = [
+                {**c, "resolved": version}
+                if c["crisis_id"] == event.crisis_id and c["resolved"] is None
+                else c
+                for c in crises
+            ]
+        case _:
+            return {}
+    return {"crises": crises}
+
+
+def in_crisis(facts: Document, version: int) -> bool:
+    """Whether the case had a crisis open at its stream's event `version`: declared by an
+    earlier event, not resolved by an earlier one. History does not change, so neither does
+    the answer, whenever it is asked (first delivery, redelivery, replay)."""
+    return any(
+        c["declared"] < version and (c["resolved"] is None or version < c["resolved"])
+        for c in facts.get("crises", [])
+    )
 
 
 class CaseFactsStore:
@@ -61,7 +98,10 @@ class CaseFactsStore:
             return False
         case_id: str = getattr(event, "case_id")  # noqa: B009 - every cases event has one
         values = {k: (v.value if hasattr(v, "value") else v) for k, v in change.items()}
-        return await self.read_model.apply(case_id, envelope, lambda doc: {**doc, **values})
+        version = envelope.stream_version
+        return await self.read_model.apply(
+            case_id, envelope, lambda doc: {**doc, **values, **_crises(doc, event, version)}
+        )
 
     async def get(self, case_id: str) -> Document | None:
         return await self.read_model.get(case_id)

@@ -199,9 +199,14 @@ class Alerts:
         by: str | None,
         at: datetime,
         ctx: CommitContext | None = None,
+        *,
+        opened_by: datetime | None = None,
     ) -> bool:
+        """Close the open episode if `source_id` opened or re-fired it (`ANY_SOURCE`: any),
+        and, given `opened_by`, only if it opened at or before then."""
+
         async def decide(alert: Alert) -> AlertCommand | None:
-            return Close(alert_id, source_id, reason, by, at)
+            return Close(alert_id, source_id, reason, by, at, opened_by)
 
         return await self._run(alert_id, decide, ctx, create=False)
 

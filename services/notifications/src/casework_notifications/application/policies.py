@@ -7,6 +7,9 @@
 |                                      |                | closes them when they are over         |
 | `when_work_overdue_raise_alerts`     | contacts topic | raises contact-overdue and lone-worker |
 |                                      |                | alerts                                 |
+| `when_referral_screened_raise_alerts`| intake topic   | raises the screened-imminent alert of a|
+|                                      |                | waiting referral; closes it once the   |
+|                                      |                | referral is decided or screened lower  |
 | `when_supervision_work_waits_raise_  | supervision    | raises approval, approval-overdue,     |
 | alerts`                              | topic          | case-review, action-item and           |
 |                                      |                | supervision-overdue alerts, and closes |
@@ -30,7 +33,6 @@ from typing import Protocol
 
 from casework.clock import Clock
 from casework.contracts.cases import (
-    CaseOpened,
     CaseTransferAccepted,
     CaseTransferRejected,
     CaseTransferRequested,
@@ -40,6 +42,7 @@ from casework.contracts.cases import (
 )
 from casework.contracts.common import RiskLevel
 from casework.contracts.contacts import ContactOverdue, LoneWorkerCheckedOut, LoneWorkerOverdue
+from casework.contracts.intake import ReferralAccepted, ReferralDeclined, RiskScreened
 from casework.contracts.notifications import Trigger
 from casework.contracts.supervision import (
     ActionItemDone,
@@ -63,7 +66,7 @@ from casework.eventstore import CommitContext
 from casework.projections import EventHandler
 from casework.runtime import events_topic
 
-from casework_notifications.adapters.case_facts import CaseFactsStore, change_of
+from casework_notifications.adapters.case_facts import CaseFactsStore, change_of, in_crisis
 from casework_notifications.application.handlers import Alerts, Firing, alert_id_for
 from casework_notifications.application.ports import CaseFacts, StaffDirectory
 from casework_notifications.domain.alert import ANY_SOURCE
@@ -88,6 +91,29 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
     a decision always sees the facts its event wrote. The alert step runs even when the
     facts found the event a duplicate: a replica may have died between the two.
 
+    **Invariant (one alert for a crisis, not two):** a case in crisis has one open alert
+    group for it, `crisis:<case>`; a risk rise never opens `risk_raised:<case>` beside it.
+    - A risk rise (`RiskLevelChanged` into high or imminent) made while the case's crisis is
+      open — the rise to imminent that a declared crisis brings in its own commit, after the
+      crisis, or any later rise before the crisis is resolved — opens no risk alert: the
+      crisis alert already names the worker at once and their supervisor at 5 minutes, and
+      climbs. "While open" is read from the copy by stream version (`case_facts.in_crisis`),
+      so a redelivery or a replay from offset 0 decides as the first delivery did, whatever
+      the copy has learnt since.
+    - A case opened at imminent (`CaseOpened`) opens no risk alert: cases opens such a case in
+      crisis in the same commit (`Case._open`), and that crisis's alert is the case's (a risk
+      alert at the opening would name nobody anyway: no worker is assigned yet).
+    - A declared crisis closes the case's risk alert opened at or before it
+      (`opened_by`): the crisis supersedes it, so the supervisor is not told hours later of
+      what the crisis told them at once, and nothing of the crisis stays open once it is
+      resolved. A risk alert opened later (a rise after the crisis is resolved) is left to
+      its own course, even under a replay of the old crisis.
+    - A rise with no crisis open alerts as before (medium → high, high → imminent).
+    Either order of a crisis's commit ends with the same groups: the crisis first (as cases
+    writes it) notifies the worker once; the rise first (commits written before cases put
+    the crisis first) opens the risk alert a moment before the crisis, which then closes
+    it — the worker has its first notice, the supervisor never.
+
     A `CrisisDeclared` is the exception to "facts first": its alert decides on nothing the
     event writes to the copy, so the alert is raised first and the copy written after
     (`_crisis`). **Invariant:** after the handler returns, the copy holds the event and the
@@ -108,7 +134,9 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
     async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
         if isinstance(event, CrisisDeclared):
             with self._alerts.timing.crisis(envelope.time):
-                return await self._handle(envelope, event)
+                handled = await self._handle(envelope, event)
+            # after the crisis's timed path: its people are notified by now
+            return await self._supersede_risk(envelope, event) or handled
         return await self._handle(envelope, event)
 
     async def _handle(self, envelope: Envelope, event: DomainEvent) -> bool:
@@ -132,8 +160,6 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
                 return closed or changed
             case RiskLevelChanged() if _raised(event.previous_level, event.risk_level):
                 return await self._risk(envelope, event.case_id, event.changed_at, ctx) or changed
-            case CaseOpened() if event.risk_level is RiskLevel.IMMINENT:
-                return await self._risk(envelope, event.case_id, event.opened_at, ctx) or changed
             case CaseTransferRequested():
                 firing = Firing(
                     Trigger.TRANSFER_WAITING,
@@ -182,13 +208,25 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
             changed = await self._facts.apply(envelope, event)
         return fired or changed
 
+    async def _supersede_risk(self, envelope: Envelope, event: CrisisDeclared) -> bool:
+        """Close the case's risk alert opened at or before the crisis (class docstring)."""
+        return await self._alerts.close(
+            alert_id_for(Trigger.RISK_RAISED, event.case_id),
+            ANY_SOURCE,
+            "superseded by the crisis",
+            event.declared_by,
+            event.declared_at,
+            _context(envelope),
+            opened_by=event.declared_at,
+        )
+
     async def _risk(
         self, envelope: Envelope, case_id: str, at: datetime, ctx: CommitContext
     ) -> bool:
         facts = await self._facts.get(case_id) or {}
         site = facts.get("site")
-        if not site:
-            return False
+        if not site or in_crisis(facts, envelope.stream_version):
+            return False  # no site to route by; or the crisis alert has it (class docstring)
         firing = Firing(
             Trigger.RISK_RAISED,
             case_id,
@@ -262,6 +300,90 @@ class WhenWorkOverdueRaiseAlerts(EventHandler):
         return False
 
 
+class WhenReferralScreenedRaiseAlerts(EventHandler):
+    """Intake's `RiskScreened` at imminent, for a referral still waiting in the site's intake
+    queue: nobody is assigned yet, so the group `screened_imminent:<referral>` (source
+    `screen:<version>`, critical) goes to the site's on-call crisis worker and the site
+    manager at once, then climbs (default routing). It stays open, acknowledged or not, until
+    the referral is accepted or declined, or screened again below imminent (that screen
+    closes only an episode opened at or before it, so a replayed old screen never closes a
+    later one); a second imminent screen meanwhile is a count. Ids only: the screening's
+    answers and rule are sealed client data and never read here.
+
+    Accepted at imminent, the referral's case opens in crisis (cases, in the case's first
+    commit), and the case's crisis alert takes over: the acceptance closes the referral's
+    alert, so one group is open for the person at a time — a hand-over, not a second alarm
+    beside the first (the on-call worker hears again, now of a case they can open, and the
+    crisis is acknowledged on its own). Nothing is carried across (the two groups are on
+    different topics, with no order between them).
+
+    **Invariant:** one group per referral and one notification per recipient per step,
+    under redelivery and replay (sources from the event's stream version; `Alert` ignores a
+    source it has seen); a decided referral's group is closed."""
+
+    name = "when_referral_screened_raise_alerts"
+    topics = (events_topic("intake"),)
+
+    def __init__(self, alerts: AlertCommands) -> None:
+        self._alerts = alerts
+
+    async def handle(self, envelope: Envelope, event: DomainEvent) -> bool:
+        ctx = _context(envelope)
+        match event:
+            case RiskScreened() if event.risk_level is RiskLevel.IMMINENT:
+                firing = Firing(
+                    Trigger.SCREENED_IMMINENT,
+                    event.referral_id,
+                    f"screen:{envelope.stream_version}",
+                    event.site,
+                    None,
+                    None,
+                    event.screened_at,
+                )
+                return await self._alerts.fire(firing, ctx)
+            case RiskScreened():
+                return await self._close(
+                    event.referral_id,
+                    "screened below imminent",
+                    event.screened_by,
+                    event.screened_at,
+                    ctx,
+                    opened_by=event.screened_at,
+                )
+            case ReferralAccepted():
+                return await self._close(
+                    event.referral_id,
+                    "referral accepted",
+                    event.accepted_by,
+                    event.accepted_at,
+                    ctx,
+                )
+            case ReferralDeclined():
+                return await self._close(
+                    event.referral_id,
+                    "referral declined",
+                    event.declined_by,
+                    event.declined_at,
+                    ctx,
+                )
+        return False
+
+    async def _close(
+        self,
+        referral_id: str,
+        reason: str,
+        by: str,
+        at: datetime,
+        ctx: CommitContext,
+        *,
+        opened_by: datetime | None = None,
+    ) -> bool:
+        alert_id = alert_id_for(Trigger.SCREENED_IMMINENT, referral_id)
+        return await self._alerts.close(
+            alert_id, ANY_SOURCE, reason, by, at, ctx, opened_by=opened_by
+        )
+
+
 class AlertCommands(Protocol):
     """What a policy asks of the alerts (`handlers.Alerts`; unit tests record the calls)."""
 
@@ -275,6 +397,8 @@ class AlertCommands(Protocol):
         by: str | None,
         at: datetime,
         ctx: CommitContext | None = None,
+        *,
+        opened_by: datetime | None = None,
     ) -> bool: ...
 
     async def worker_of(self, alert_id: str) -> str | None: ...

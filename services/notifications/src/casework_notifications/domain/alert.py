@@ -14,8 +14,10 @@ Rules (each has a given-when-then test in `tests/unit/notifications/test_alert.p
   first when nobody has.
 - **Never auto-resolved.** Past the last step an unacknowledged episode stays open; only
   what fired it being over (`Close` with one of its sources: the crisis resolved) closes it.
-  Non-crisis groups (overdue notices) are done once acknowledged: a later fire opens a new
-  episode.
+  Crisis and screened-imminent groups stay open until then (`UNTIL_CLOSED`); other groups
+  (overdue notices) are done once acknowledged: a later fire opens a new episode. A close
+  that names a time (`opened_by`) leaves an episode opened after it alone (a replayed old
+  crisis does not close the case's later risk notice).
 - The episode keeps the escalation policy it opened with, and who it must never notify
   (`excluded`: an approval's requester — four eyes — at every level, brought in or not) and
   the case's team (whose supervisors decide an approval when the worker has none).
@@ -113,6 +115,11 @@ class Episode:
         return {t for level in levels for t in self.policy.levels[level].targets}
 
 
+UNTIL_CLOSED = frozenset({Trigger.CRISIS, Trigger.SCREENED_IMMINENT})
+"""Groups whose episode stays open, acknowledged or not, until what fired it is over (the
+crisis resolved; the referral screened imminent accepted, declined or screened lower): a
+fire meanwhile is a count. Other groups are done once acknowledged."""
+
 ANY_SOURCE = "*"
 """`Close` with this source closes whatever episode is open (a transfer decided)."""
 
@@ -136,7 +143,7 @@ class Alert(Aggregate):
         ep = self.current
         if ep is None or not ep.open:
             return None
-        if ep.trigger is not Trigger.CRISIS and ep.acknowledged_by is not None:
+        if ep.trigger not in UNTIL_CLOSED and ep.acknowledged_by is not None:
             return None
         return ep
 
@@ -331,6 +338,8 @@ class Alert(Aggregate):
             return  # nothing open (already closed: a redelivery)
         if cmd.source_id != ANY_SOURCE and cmd.source_id not in ep.sources:
             return  # nothing open from that source (already closed: a redelivery)
+        if cmd.opened_by is not None and ep.opened_at > cmd.opened_by:
+            return  # opened after what closes it (a replayed old event): not its to close
         self._trigger(
             AlertClosed(
                 alert_id=self.id,

@@ -79,6 +79,10 @@ class Close:
     reason: str
     by: str | None
     at: datetime
+    opened_by: datetime | None = None
+    """Close only an episode opened at or before this time (None: whenever it opened). A
+    close that is not by the episode's own source (`ANY_SOURCE`: a crisis supersedes the
+    case's risk notice) says so, so that a replayed old event never closes a later episode."""
 
 
 @dataclass(frozen=True)

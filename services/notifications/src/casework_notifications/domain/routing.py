@@ -57,6 +57,16 @@ DEFAULT_TABLE: dict[str, Any] = {
             "repeat": 2,
             "repeat_after_minutes": 10,
         },
+        "screened_imminent": {
+            "name": "screened_imminent",
+            "levels": [
+                {"targets": ["on_call", "site_manager"], "delay_minutes": 0},
+                {"targets": ["backup"], "delay_minutes": 5},
+                {"targets": ["regional"], "delay_minutes": 10},
+            ],
+            "repeat": 2,
+            "repeat_after_minutes": 10,
+        },
         "lone_worker": {
             "name": "lone_worker",
             "levels": [
@@ -92,6 +102,11 @@ DEFAULT_TABLE: dict[str, Any] = {
     },
     "rules": {
         "crisis": {"urgency": "critical", "channels": list(ALL), "policy": "crisis"},
+        "screened_imminent": {
+            "urgency": "critical",
+            "channels": list(ALL),
+            "policy": "screened_imminent",
+        },
         "lone_worker_overdue": {
             "urgency": "critical",
             "channels": list(ALL),
