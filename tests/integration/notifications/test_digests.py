@@ -5,6 +5,7 @@ supervisor's weekly digest on Monday at 08:00."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -363,3 +364,63 @@ async def test_quiet_hours_are_the_persons_own_else_their_sites_and_never_hold_a
         assert not mail("wendy", "risk raised")
         clock.advance(timedelta(hours=10, seconds=5))  # 22:00:05 UTC, 07:00:05 in Tokyo
         await wait_until(risk_mailed, within=30, every=0.1)
+
+
+async def test_a_site_that_digests_what_the_agency_emails_gets_it_in_the_digest(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    smtp: SmtpSink,
+    publish: Callable[..., Any],
+    tmp_path: Any,
+) -> None:
+    """The site's rule, not the agency's, decides both that a notice waits for the digest and
+    that the digest lists it: a risk rise this site digests is in wendy's daily digest, not
+    e-mailed alone and not lost between the two."""
+    routing = tmp_path / "routing.json"
+    routing.write_text(
+        json.dumps(
+            {
+                "sites": {
+                    SITE: {
+                        "risk_raised": {
+                            "urgency": "high",
+                            "channels": ["inbox", "email"],
+                            "policy": "worker_then_supervisor",
+                            "digest": True,
+                        }
+                    }
+                }
+            }
+        )
+    )
+    own = NotificationsSettings(
+        deadline_tick_s=0.2,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_timeout_s=2,
+        default_timezone="Europe/London",
+        routing_file=routing,
+    )
+    directory = crisis_directory(SITE, NOON)
+    async with running(
+        kafka_bootstrap, mongo_url, own, FixedClock(NOON), staff=directory, rota=directory
+    ) as wired:
+        clock = wired.runtime.clock
+        assert isinstance(clock, FixedClock)
+        case_id = await raise_risk(wired, publish, NOON)
+
+        async def planned() -> bool:
+            return await wired.runtime.deadlines.get("digest:daily:wendy") is not None
+
+        await wait_until(planned, within=30, every=0.1)
+        assert smtp.to("wendy@agency.test") == []  # waits for the digest
+        clock.advance(timedelta(hours=20, seconds=5))  # Thursday 08:00:05
+
+        async def digest_mailed() -> bool:
+            return any("daily digest" in str(m["Subject"]) for m in smtp.to("wendy@agency.test"))
+
+        await wait_until(digest_mailed, within=30, every=0.1)
+        [digest] = smtp.to("wendy@agency.test")
+        body = text_of(digest)
+        assert "- risk raised, case " in body
+        assert case_id in body

@@ -412,12 +412,14 @@ class Deliveries:
 
     async def digest_items(self, person: str, since: datetime, until: datetime) -> list[Document]:
         """The person's overdue notices sent in [since, until), on cases that are theirs now,
-        or their supervisees' (a case reassigned since is the new worker's business)."""
-        digest = {t.value for t in Trigger if self.routing.table.rules[t].digest}
+        or their supervisees' (a case reassigned since is the new worker's business). A notice
+        is a digest's when its rule at its site says so — the same rule `plan` read when it
+        planned the digest instead of an e-mail, so a site that digests what the agency e-mails
+        gets its notices in the digest, never in neither."""
         scope = {person, *await self.staff.supervisees_of(person, until)}
         items: list[Document] = []
         for entry in await self.inbox.between(person, since, until):
-            if entry["trigger"] not in digest:
+            if not self._digested(str(entry["trigger"]), str(entry["site"])):
                 continue
             case_id = entry.get("case_id")
             if case_id:
@@ -426,6 +428,13 @@ class Deliveries:
                     continue
             items.append(entry)
         return items
+
+    def _digested(self, trigger: str, site: str) -> bool:
+        try:
+            rule, _ = self.routing.rule(Trigger(trigger), site)
+        except ValueError:  # a trigger this version does not know
+            return False
+        return rule.digest
 
     async def on_digest_due(self, deadline: Deadline) -> None:
         """Send one digest. A failed send is recorded and tried again as the next attempt,
