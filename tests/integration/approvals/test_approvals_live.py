@@ -515,7 +515,8 @@ async def test_overdue_fires_once_with_two_replicas(kafka_bootstrap: str, mongo_
             found = [await deadlines.get(overdue_key(a)) for a in (late_id, in_time_id)]
             return all(found)
 
-        await wait_until(both_scheduled, within=30, every=0.2)
+        # two replicas of every group join and rebalance first (tens of seconds under load)
+        await wait_until(both_scheduled, within=60, every=0.2)
         scheduled = await deadlines.get(overdue_key(late_id))
         assert scheduled is not None
         due = scheduled.due_at
@@ -544,12 +545,21 @@ async def test_overdue_fires_once_with_two_replicas(kafka_bootstrap: str, mongo_
         assert await first.stream(late_id) == ["ApprovalRequested", "ApprovalOverdue"]
 
         topic = topic_prefix(first.runtime.settings) + events_topic("supervision")
-        records = await read_topic(kafka_bootstrap, topic, expect=SEEDED + 4)
-        overdue = {
-            (_header(r, "ce_subject"), _header(r, "ce_streamversion"))
-            for r in records
-            if _header(r, "ce_type").endswith("ApprovalOverdue.v1")
-        }
+        overdue: set[tuple[str, str]] = set()
+
+        async def published() -> bool:
+            # the relay publishes after the commit: read until the overdue is there (the
+            # topic may hold other supervision events, so a count alone can stop short)
+            nonlocal overdue
+            records = await read_topic(kafka_bootstrap, topic, expect=SEEDED + 4)
+            overdue = {
+                (_header(r, "ce_subject"), _header(r, "ce_streamversion"))
+                for r in records
+                if _header(r, "ce_type").endswith("ApprovalOverdue.v1")
+            }
+            return bool(overdue)
+
+        await wait_until(published, within=30, every=0.2)
         assert overdue == {(f"approval-{late_id}", "2")}
         approval = await first.approvals.get(late_id, SUE)
         assert approval.overdue_at == clock.now()  # raised by the scheduler's (fake) clock
