@@ -124,3 +124,9 @@ async def rewind(wired: Wired, kafka_bootstrap: str, handler: str, source: str =
         await consumer.commit(dict.fromkeys(parts, 0))
     finally:
         await consumer.stop()
+
+
+async def status(wired: Wired, alert_id: str) -> str | None:
+    """The alert group's status on the board (None: the board has not got it)."""
+    doc = await wired.board.read_model.get(alert_id)
+    return None if doc is None else str(doc["status"])

@@ -45,15 +45,21 @@ async def smtp() -> AsyncIterator[SmtpSink]:
     sink.stop()
 
 
-@pytest.fixture
-async def evening(kafka_bootstrap: str, mongo_url: str, smtp: SmtpSink) -> AsyncIterator[Wired]:
-    own = NotificationsSettings(
+def mailing(smtp: SmtpSink, **more: Any) -> NotificationsSettings:
+    """The service e-mailing through the test's SMTP server, London the agency's timezone."""
+    return NotificationsSettings(
         deadline_tick_s=0.2,
         smtp_host="127.0.0.1",
         smtp_port=smtp.port,
         smtp_timeout_s=2,
         default_timezone="Europe/London",
+        **more,
     )
+
+
+@pytest.fixture
+async def evening(kafka_bootstrap: str, mongo_url: str, smtp: SmtpSink) -> AsyncIterator[Wired]:
+    own = mailing(smtp)
     directory = crisis_directory(SITE, T0)
     async with running(
         kafka_bootstrap, mongo_url, own, FixedClock(T0), staff=directory, rota=directory
@@ -321,13 +327,7 @@ async def test_quiet_hours_are_the_persons_own_else_their_sites_and_never_hold_a
     her and the on-call (both in the site's timezone) at the same moment is never held."""
     directory = crisis_directory(SITE, NOON)
     directory.add(replace(directory.staff["wendy"], timezone=own))
-    settings = NotificationsSettings(
-        deadline_tick_s=0.2,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        smtp_timeout_s=2,
-        default_timezone="Europe/London",
-    )
+    settings = mailing(smtp)
     clock = FixedClock(NOON)
     async with running(
         kafka_bootstrap, mongo_url, settings, clock, staff=directory, rota=directory
@@ -393,14 +393,7 @@ async def test_a_site_that_digests_what_the_agency_emails_gets_it_in_the_digest(
             }
         )
     )
-    own = NotificationsSettings(
-        deadline_tick_s=0.2,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        smtp_timeout_s=2,
-        default_timezone="Europe/London",
-        routing_file=routing,
-    )
+    own = mailing(smtp, routing_file=routing)
     directory = crisis_directory(SITE, NOON)
     async with running(
         kafka_bootstrap, mongo_url, own, FixedClock(NOON), staff=directory, rota=directory

@@ -35,7 +35,7 @@ from casework.runtime import wait_until
 from .conftest import SITE
 from casework_notifications.bootstrap import Wired, build
 from casework_notifications.domain.escalation import notification_id
-from support.alerts import case_envelope, caught_up, rewind
+from support.alerts import case_envelope, caught_up, rewind, status
 from support.notifications import FakeDirectory
 
 SENT = "casework.notifications.NotificationSent.v1"
@@ -92,11 +92,6 @@ async def sent(wired: Wired, alert_id: str) -> list[tuple[int, int, str]]:
         for e in await wired.runtime.store.load(f"alert-{alert_id}")
         if e.type == SENT
     ]
-
-
-async def status(wired: Wired, alert_id: str) -> str | None:
-    doc = await wired.board.read_model.get(alert_id)
-    return None if doc is None else str(doc["status"])
 
 
 async def test_a_crisis_is_one_alert_under_either_order_redelivery_and_replay(

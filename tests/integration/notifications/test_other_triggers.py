@@ -112,17 +112,12 @@ async def test_the_other_triggers_notify_the_right_people_once_per_group(
 
     # the follow-up due within 72 h of a resolved crisis, missed: its own, louder group —
     # the worker and their supervisor (and the delegate) at once, by e-mail too, no digest
-    follow_up = ContactOverdue(
-        case_id=case_id,
-        obligation_id="ob-3",
-        rule_id="crisis-follow-up-72h",
-        rule_version="1",
-        due_at=now - timedelta(hours=1),
-        overdue_seconds=3600,
-        risk_level=RiskLevel.HIGH,
-        site=SITE,
-        raised_at=now,
-        trigger="crisis_resolved:cr-1",
+    follow_up = overdue.model_copy(
+        update={
+            "obligation_id": "ob-3",
+            "rule_id": "crisis-follow-up-72h",
+            "trigger": "crisis_resolved:cr-1",
+        }
     )
     await publish(
         service, "contacts", contacts_envelope(f"obligations-{case_id}", follow_up, 3, clock)

@@ -21,7 +21,8 @@ from casework.runtime import wait_until
 
 from .conftest import SITE
 from casework_notifications.bootstrap import Wired
-from support.alerts import caught_up
+from support.alerts import caught_up, status
+from support.envelopes import envelope_of
 
 SENT = "casework.notifications.NotificationSent.v1"
 POLICY = "when_referral_screened_raise_alerts"
@@ -29,15 +30,7 @@ SEALED = "enc:v1:k:AAAA"  # sealed on the wire: notifications never reads it
 
 
 def intake_envelope(referral_id: str, event: DomainEvent, version: int, at: datetime) -> Envelope:
-    return Envelope(
-        type=event.type_name(),
-        source="/casework/intake",
-        subject=f"referral-{referral_id}",
-        time=at,
-        data=event.model_dump(mode="json"),
-        stream_version=version,
-        site=SITE,
-    )
+    return envelope_of(event, f"referral-{referral_id}", version, at, site=SITE)
 
 
 def screened(referral_id: str, level: RiskLevel, at: datetime) -> RiskScreened:
@@ -50,11 +43,6 @@ def screened(referral_id: str, level: RiskLevel, at: datetime) -> RiskScreened:
         screened_by="ian",
         screened_at=at,
     )
-
-
-async def status(wired: Wired, alert_id: str) -> str | None:
-    doc = await wired.board.read_model.get(alert_id)
-    return None if doc is None else str(doc["status"])
 
 
 async def test_a_referral_screened_imminent_alerts_on_call_and_site_manager_until_decided(

@@ -37,7 +37,7 @@ from casework.runtime import events_topic, topic_prefix, wait_until
 from .conftest import SITE, running
 from casework_notifications.bootstrap import Wired
 from casework_notifications.settings import NotificationsSettings
-from support.alerts import caught_up
+from support.alerts import caught_up, status
 from support.directory import SupervisionTopic, delegation, seed_directory, site, staff
 from support.envelopes import envelope_of
 from support.receivers import SmtpSink, port
@@ -73,11 +73,6 @@ async def recipients(wired: Wired, alert_id: str) -> list[str]:
     """Everyone the group's stream says was notified, once per notification."""
     events = await wired.runtime.store.load(f"alert-{alert_id}")
     return sorted(str(e.data["recipient_id"]) for e in events if e.type == SENT)
-
-
-async def status(wired: Wired, alert_id: str) -> str | None:
-    doc = await wired.board.read_model.get(alert_id)
-    return None if doc is None else str(doc["status"])
 
 
 async def test_supervision_work_reaches_who_must_act_once_and_a_decision_closes_it(
