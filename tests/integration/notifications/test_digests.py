@@ -231,14 +231,18 @@ async def test_a_held_email_released_later_is_logged_held_then_delivered(
     async def released() -> bool:
         return await outcomes_of(evening, nid) == ["held", "delivered"]
 
-    async def mailed() -> bool:
-        return bool(smtp.to("wendy@agency.test"))
+    async def mailed() -> bool:  # wendy's, and her supervisors'
+        return all(len(smtp.to(f"{who}@agency.test")) == 1 for who in ("wendy", "sam", "dora"))
+
+    async def all_logged() -> bool:  # each accepted message's record written after it
+        return bool((await log.health())["channels"]["email"]["delivered"] >= 3)
 
     await wait_until(mailed, within=30, every=0.1)
     await wait_until(released, within=10, every=0.1)
+    await wait_until(all_logged, within=10, every=0.1)
     await evening.runtime.scheduler.fire_due()
     health = (await log.health())["channels"]["email"]
-    assert health["delivered"] == len(smtp.messages)  # wendy's, and her supervisors'
+    assert health["delivered"] == len(smtp.messages) == 3
     assert health["held"] == 1
     assert health["success_rate"] == 1.0
     assert health["retries_pending"] == 0
