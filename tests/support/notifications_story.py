@@ -1,8 +1,9 @@
 """A notifications history for the read-model tests, made by the notifications service's own
-application from a `casework.samples.story`: the story's cases and supervision events go
-through the service's policies (crises, risk rises, transfers, approvals requested and
-granted, at each event's time), and people then act on what they got — the next escalation
-step reached, some alerts acknowledged, some marked "in contact", some notifications read.
+application from a `casework.samples.story`: the story's cases, supervision and contacts
+events go through the service's policies (crises, risk rises, transfers, approvals requested
+and granted, overdue contacts and their obligations met or cancelled, at each event's time),
+and people then act on what they got — the next escalation step reached, some alerts
+acknowledged, some marked "in contact", some notifications read.
 The commits are read back from the notifications event store as the relay would publish them.
 """
 
@@ -22,13 +23,14 @@ from casework.samples import SITES, Story
 from casework_notifications.application.policies import (
     WhenCaseChangedRaiseAlerts,
     WhenSupervisionWorkWaitsRaiseAlerts,
+    WhenWorkOverdueRaiseAlerts,
 )
 from casework_notifications.bootstrap import Wired
 from casework_notifications.domain.alert import Alert
 from support.contacts_story import SettableClock
 from support.notifications import Shift, Staff
 
-TOPICS = ("casework.cases.events", "casework.supervision.events")
+TOPICS = ("casework.cases.events", "casework.supervision.events", "casework.contacts.events")
 
 
 @dataclass
@@ -59,7 +61,12 @@ async def notifications_history(wired: Wired, story: Story, *, seed: int = 5) ->
     policies: list[EventHandler] = [
         h
         for h in wired.runtime.handlers
-        if isinstance(h, WhenCaseChangedRaiseAlerts | WhenSupervisionWorkWaitsRaiseAlerts)
+        if isinstance(
+            h,
+            WhenCaseChangedRaiseAlerts
+            | WhenSupervisionWorkWaitsRaiseAlerts
+            | WhenWorkOverdueRaiseAlerts,
+        )
     ]
     registry = wired.runtime.registry
     latest = clock.at

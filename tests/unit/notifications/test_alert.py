@@ -16,6 +16,7 @@ from casework.contracts.notifications import (
     AlertInContact,
     AlertOpened,
     AlertRefired,
+    AlertSourceSettled,
     Channel,
     NotificationSent,
     Trigger,
@@ -329,3 +330,105 @@ def test_a_group_whose_policy_names_no_on_call_brings_in_nobody() -> None:
     alert.mark_committed()
     alert.handle(BringIn("contact_overdue:case-1", (("on_call", "cleo"),), "shift", T0))
     assert alert.pending_events == []
+
+
+OVERDUE = "contact_overdue:case-1"
+OVERDUE_RULE, OVERDUE_POLICY = default_routing().rule(Trigger.CONTACT_OVERDUE, "north")
+
+
+def overdue(obligation: str) -> Fire:
+    return Fire(
+        OVERDUE,
+        Trigger.CONTACT_OVERDUE,
+        obligation,
+        "case-1",
+        "wendy",
+        "north",
+        OVERDUE_RULE.urgency,
+        OVERDUE_RULE.channels,
+        OVERDUE_POLICY,
+        Recipients(("wendy",)),
+        T0,
+    )
+
+
+def settle(obligation: str, reason: str = "contact made") -> Close:
+    return Close(OVERDUE, obligation, reason, None, T0 + timedelta(hours=1), settle=True)
+
+
+def given_overdue(*commands: AlertCommand) -> Alert:
+    alert = Alert(OVERDUE)
+    for cmd in commands:
+        alert.handle(cmd)
+    return Alert.rehydrate(OVERDUE, alert.pending_events)
+
+
+def test_one_of_two_overdue_contacts_made_is_recorded_and_the_chain_goes_on() -> None:
+    alert = given_overdue(overdue("ob-1"), overdue("ob-2"))
+    events = when(alert, settle("ob-1"))
+    assert [type(e) for e in events] == [AlertSourceSettled]
+    assert isinstance(events[0], AlertSourceSettled)
+    assert (events[0].source_id, events[0].outstanding) == ("ob-1", 1)
+    alert = given_overdue(overdue("ob-1"), overdue("ob-2"), settle("ob-1"))
+    ep = alert.current
+    assert ep is not None
+    assert ep.open
+    assert ep.next_step_due() == (1, T0 + timedelta(hours=4))  # ob-2 is still owed
+    reached = when(alert, Escalate(OVERDUE, 1, 1, Recipients(("sam",)), T0 + timedelta(hours=4)))
+    assert [e.recipient_id for e in reached if isinstance(e, NotificationSent)] == ["sam"]
+
+
+def test_every_overdue_contact_made_closes_the_episode_and_stops_the_chain() -> None:
+    alert = given_overdue(overdue("ob-1"), overdue("ob-2"), settle("ob-1"))
+    events = when(alert, settle("ob-2"))
+    assert [type(e) for e in events] == [AlertSourceSettled, AlertClosed]
+    assert isinstance(events[0], AlertSourceSettled)
+    assert events[0].outstanding == 0
+    alert = given_overdue(overdue("ob-1"), overdue("ob-2"), settle("ob-1"), settle("ob-2"))
+    ep = alert.current
+    assert ep is not None
+    assert not ep.open
+    assert ep.next_step_due() is None
+    assert when(alert, Escalate(OVERDUE, 1, 1, Recipients(("sam",)), T0)) == []
+    assert when(alert, overdue("ob-2")) == []  # a settled source never opens again
+    assert isinstance(when(alert, overdue("ob-3"))[0], AlertOpened)  # a new one does
+
+
+def test_the_only_overdue_contact_made_closes_even_an_acknowledged_episode() -> None:
+    events = when(given_overdue(overdue("ob-1")), settle("ob-1"))
+    assert [type(e) for e in events] == [AlertSourceSettled, AlertClosed]
+    acked = given_overdue(overdue("ob-1"), Acknowledge(OVERDUE, "wendy", None, T0))
+    assert [type(e) for e in when(acked, settle("ob-1"))] == [AlertSourceSettled, AlertClosed]
+
+
+def test_an_obligation_cancelled_counts_as_settled() -> None:
+    alert = given_overdue(overdue("ob-1"), overdue("ob-2"), settle("ob-1"))
+    events = when(alert, settle("ob-2", "obligation cancelled"))
+    assert [type(e) for e in events] == [AlertSourceSettled, AlertClosed]
+
+
+def test_a_settlement_redelivered_changes_nothing() -> None:
+    open_ = given_overdue(overdue("ob-1"), overdue("ob-2"), settle("ob-1"))
+    assert when(open_, settle("ob-1")) == []
+    assert [type(e) for e in when(open_, settle("ob-2"))] == [AlertSourceSettled, AlertClosed]
+    three = given_overdue(
+        overdue("ob-1"), overdue("ob-2"), overdue("ob-3"), settle("ob-1"), settle("ob-1")
+    )
+    events = when(three, settle("ob-2"))  # counted once each: ob-3 is still owed
+    assert [type(e) for e in events] == [AlertSourceSettled]
+    assert isinstance(events[0], AlertSourceSettled)
+    assert events[0].outstanding == 1
+    closed = given_overdue(overdue("ob-1"), overdue("ob-2"), settle("ob-1"), settle("ob-2"))
+    assert when(closed, settle("ob-1")) == []
+    assert when(closed, settle("ob-2")) == []
+
+
+def test_a_settlement_of_a_source_the_episode_did_not_count_changes_nothing() -> None:
+    alert = given_overdue(overdue("ob-1"))
+    assert when(alert, settle("ob-9")) == []  # met without ever being overdue
+    assert when(alert, settle(ANY_SOURCE)) == []  # a settlement names its source
+    assert when(Alert(OVERDUE), settle("ob-1")) == []  # no group at all
+    # ob-1 counted on the first episode, acknowledged; ob-2 opened the second
+    later = given_overdue(overdue("ob-1"), Acknowledge(OVERDUE, "wendy", None, T0), overdue("ob-2"))
+    assert when(later, settle("ob-1")) == []
+    assert [type(e) for e in when(later, settle("ob-2"))] == [AlertSourceSettled, AlertClosed]

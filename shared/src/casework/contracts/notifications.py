@@ -196,8 +196,24 @@ class NotificationRead(NotificationEvent):
     read_at: datetime
 
 
+class AlertSourceSettled(NotificationEvent):
+    """One of the sources the episode counted is over (an overdue contact obligation met or
+    no longer owed) while the group is about others as well: recorded, not notified. When it
+    was the last source still outstanding (`outstanding` 0), an `AlertClosed` follows."""
+
+    alert_id: str
+    episode: int
+    source_id: str
+    reason: str
+    settled_by: str | None = None
+    outstanding: int
+    """How many of the episode's sources are still not over after this one."""
+    settled_at: datetime
+
+
 class AlertClosed(NotificationEvent):
-    """The episode ended (the crisis was resolved)."""
+    """The episode ended (the crisis was resolved; every overdue contact it counted was
+    made or is no longer owed)."""
 
     alert_id: str
     episode: int

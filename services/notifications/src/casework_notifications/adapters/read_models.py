@@ -8,9 +8,10 @@
 - `alert_board`: one document per alert group (`_id` = alert id): the current episode's
   status, the channels its recipients are notified on, steps reached and who each notified,
   who acknowledged and when (and how long it took), who is in contact, the count of re-fires,
-  and who was brought in late (a new on-call: `brought_in`, each with the step, targets and
-  why). The crisis board is its open crises of a site (equality on `site`, `trigger`,
-  `status`).
+  how many of its sources are over while it stays open for others (`settled`: overdue
+  contacts made), and who was brought in late (a new on-call: `brought_in`, each with the
+  step, targets and why). The crisis board is its open crises of a site (equality on
+  `site`, `trigger`, `status`).
 
 Both are idempotent by stream version (`ReadModel`), and publish to the live hub after
 their write.
@@ -34,6 +35,7 @@ from casework.contracts.notifications import (
     AlertInContact,
     AlertOpened,
     AlertRefired,
+    AlertSourceSettled,
     NotificationRead,
     NotificationSent,
 )
@@ -282,6 +284,7 @@ def _board_change(event: DomainEvent) -> Callable[[Document], Document] | None:
                 "opened_at": event.opened_at,
                 "policy": event.policy.name,
                 "count": 1,
+                "settled": 0,
                 "step": -1,
                 "level": None,
                 "steps": [],
@@ -295,6 +298,8 @@ def _board_change(event: DomainEvent) -> Callable[[Document], Document] | None:
             }
         case AlertRefired():
             return lambda doc: {**doc, "count": event.count}
+        case AlertSourceSettled():
+            return lambda doc: {**doc, "settled": doc.get("settled", 0) + 1}
         case AlertEscalated():
             return lambda doc: {
                 **doc,

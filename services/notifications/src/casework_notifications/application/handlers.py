@@ -201,12 +201,14 @@ class Alerts:
         ctx: CommitContext | None = None,
         *,
         opened_by: datetime | None = None,
+        settle: bool = False,
     ) -> bool:
         """Close the open episode if `source_id` opened or re-fired it (`ANY_SOURCE`: any),
-        and, given `opened_by`, only if it opened at or before then."""
+        and, given `opened_by`, only if it opened at or before then; with `settle`, only
+        once every source it counted is over (`Close.settle`)."""
 
         async def decide(alert: Alert) -> AlertCommand | None:
-            return Close(alert_id, source_id, reason, by, at, opened_by)
+            return Close(alert_id, source_id, reason, by, at, opened_by, settle)
 
         return await self._run(alert_id, decide, ctx, create=False)
 

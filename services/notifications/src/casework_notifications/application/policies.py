@@ -6,7 +6,10 @@
 |                                      |                | risk-raised and transfer alerts, and   |
 |                                      |                | closes them when they are over         |
 | `when_work_overdue_raise_alerts`     | contacts topic | raises contact-overdue and lone-worker |
-|                                      |                | alerts                                 |
+|                                      |                | alerts; closes a contact-overdue group |
+|                                      |                | once every obligation it counted is met|
+|                                      |                | or cancelled, a lone worker's on check-|
+|                                      |                | out                                    |
 | `when_referral_screened_raise_alerts`| intake topic   | raises the screened-imminent alert of a|
 |                                      |                | waiting referral; closes it once the   |
 |                                      |                | referral is decided or screened lower  |
@@ -41,7 +44,13 @@ from casework.contracts.cases import (
     RiskLevelChanged,
 )
 from casework.contracts.common import RiskLevel
-from casework.contracts.contacts import ContactOverdue, LoneWorkerCheckedOut, LoneWorkerOverdue
+from casework.contracts.contacts import (
+    ContactObligationCancelled,
+    ContactObligationMet,
+    ContactOverdue,
+    LoneWorkerCheckedOut,
+    LoneWorkerOverdue,
+)
 from casework.contracts.intake import ReferralAccepted, ReferralDeclined, RiskScreened
 from casework.contracts.notifications import Trigger
 from casework.contracts.supervision import (
@@ -242,6 +251,9 @@ class WhenCaseChangedRaiseAlerts(EventHandler):
 FOLLOW_UP_CLOCKS = frozenset({"crisis_resolved", "inpatient_discharge"})
 """Contacts' clocks whose missed contact is a missed follow-up (their trigger's kind)."""
 
+OVERDUE_TRIGGERS = (Trigger.CONTACT_OVERDUE, Trigger.FOLLOW_UP_MISSED)
+"""The groups a `ContactOverdue` may fire (`overdue_trigger`)."""
+
 
 def overdue_trigger(event: ContactOverdue) -> Trigger:
     """A missed follow-up after a crisis or a discharge is its own, louder trigger (e-mailed
@@ -254,8 +266,19 @@ def overdue_trigger(event: ContactOverdue) -> Trigger:
 
 class WhenWorkOverdueRaiseAlerts(EventHandler):
     """`ContactOverdue` (grouped per case: a missed follow-up and a routine overdue contact
-    apart, `overdue_trigger`) and `LoneWorkerOverdue` (per visit, critical);
-    the worker's check-out closes the lone-worker alert."""
+    apart, `overdue_trigger`; the obligation is the source) and `LoneWorkerOverdue` (per
+    visit, critical); the worker's check-out closes the lone-worker alert.
+
+    **Invariant (a made contact stops the chain):** an open `contact_overdue` /
+    `follow_up_missed` episode closes once every obligation it counted is met or cancelled
+    (`ContactObligationMet` / `ContactObligationCancelled`, `Close.settle`), so nobody — the
+    supervisor at 4 h — is told of a contact that has since been made. One obligation settled
+    while another of the case is still overdue is recorded (`AlertSourceSettled`) and closes
+    nothing. Both settlements go to both groups of the case: only the group that counted the
+    obligation changes (`Alert` ignores a source its episode did not count), so the policy need
+    not know which clock an obligation ran on. The settlement is on the overdue's own stream
+    (`obligations-<case>`), so it always comes after it; a redelivered or replayed one changes
+    nothing, and an obligation met without ever being overdue (most are) closes nothing."""
 
     name = "when_work_overdue_raise_alerts"
     topics = (events_topic("contacts"),)
@@ -297,7 +320,32 @@ class WhenWorkOverdueRaiseAlerts(EventHandler):
                 return await self._alerts.close(
                     alert_id, ANY_SOURCE, "worker checked out", None, event.checked_out_at, ctx
                 )
+            case ContactObligationMet():
+                return await self._settle(
+                    event.case_id, event.obligation_id, "contact made", event.met_at, ctx
+                )
+            case ContactObligationCancelled():
+                return await self._settle(
+                    event.case_id,
+                    event.obligation_id,
+                    "obligation cancelled",
+                    event.cancelled_at,
+                    ctx,
+                )
         return False
+
+    async def _settle(
+        self, case_id: str, obligation_id: str, reason: str, at: datetime, ctx: CommitContext
+    ) -> bool:
+        """The obligation is over: settle it in whichever of the case's overdue groups
+        counted it (class docstring)."""
+        settled = [
+            await self._alerts.close(
+                alert_id_for(trigger, case_id), obligation_id, reason, None, at, ctx, settle=True
+            )
+            for trigger in OVERDUE_TRIGGERS
+        ]
+        return any(settled)
 
 
 class WhenReferralScreenedRaiseAlerts(EventHandler):
@@ -399,6 +447,7 @@ class AlertCommands(Protocol):
         ctx: CommitContext | None = None,
         *,
         opened_by: datetime | None = None,
+        settle: bool = False,
     ) -> bool: ...
 
     async def worker_of(self, alert_id: str) -> str | None: ...

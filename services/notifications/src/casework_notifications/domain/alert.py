@@ -18,6 +18,14 @@ Rules (each has a given-when-then test in `tests/unit/notifications/test_alert.p
   (overdue notices) are done once acknowledged: a later fire opens a new episode. A close
   that names a time (`opened_by`) leaves an episode opened after it alone (a replayed old
   crisis does not close the case's later risk notice).
+- **A group about several things closes when all are over.** A `contact_overdue` or
+  `follow_up_missed` group counts every overdue obligation of the case as a source; one of
+  them met or cancelled (`Close` with `settle`) is recorded (`AlertSourceSettled`) and closes
+  nothing while another source of the episode is still owed; the last one settled closes the
+  episode (`AlertClosed`), acknowledged or not, so its chain stops. A source settled again
+  (a redelivery, a replay), one the current episode did not count (an earlier episode's, or
+  one never overdue), or any once the episode is closed changes nothing. A settled source is
+  seen, so it never opens or counts again.
 - The episode keeps the escalation policy it opened with, and who it must never notify
   (`excluded`: an approval's requester — four eyes — at every level, brought in or not) and
   the case's team (whose supervisors decide an approval when the worker has none).
@@ -44,6 +52,7 @@ from casework.contracts.notifications import (
     AlertInContact,
     AlertOpened,
     AlertRefired,
+    AlertSourceSettled,
     Channel,
     EscalationPolicy,
     NotificationRead,
@@ -80,6 +89,8 @@ class Episode:
     policy: EscalationPolicy
     opened_at: datetime
     sources: set[str] = field(default_factory=set)
+    settled: set[str] = field(default_factory=set)
+    """Sources that are over (`AlertSourceSettled`) while the episode stays open for others."""
     count: int = 1
     step: int = -1
     recipients: set[str] = field(default_factory=set)
@@ -336,10 +347,26 @@ class Alert(Aggregate):
         ep = self.current
         if ep is None or not ep.open:
             return  # nothing open (already closed: a redelivery)
-        if cmd.source_id != ANY_SOURCE and cmd.source_id not in ep.sources:
+        if cmd.source_id not in ep.sources and (cmd.settle or cmd.source_id != ANY_SOURCE):
             return  # nothing open from that source (already closed: a redelivery)
         if cmd.opened_by is not None and ep.opened_at > cmd.opened_by:
             return  # opened after what closes it (a replayed old event): not its to close
+        if cmd.settle:
+            if cmd.source_id in ep.settled:
+                return  # settled already (a redelivery): the others are as they were
+            self._trigger(
+                AlertSourceSettled(
+                    alert_id=self.id,
+                    episode=ep.number,
+                    source_id=cmd.source_id,
+                    reason=cmd.reason,
+                    settled_by=cmd.by,
+                    outstanding=len(ep.sources - ep.settled - {cmd.source_id}),
+                    settled_at=cmd.at,
+                )
+            )
+            if ep.sources - ep.settled:
+                return  # others of the episode are still owed: it stays open for them
         self._trigger(
             AlertClosed(
                 alert_id=self.id,
@@ -393,5 +420,7 @@ class Alert(Aggregate):
                 for e in self.episodes:
                     if event.notification_id in e.notifications:
                         e.read.add(event.notification_id)
+            case AlertSourceSettled() if ep is not None:
+                ep.settled.add(event.source_id)
             case AlertClosed() if ep is not None:
                 ep.closed_at = event.closed_at

@@ -72,7 +72,8 @@ class MarkRead:
 
 @dataclass(frozen=True)
 class Close:
-    """What fired the alert is over (a crisis resolved): close the episode it opened."""
+    """What fired the alert is over (a crisis resolved): close the episode it opened; or, with
+    `settle`, one of its sources is over (an overdue contact made)."""
 
     alert_id: str
     source_id: str
@@ -83,6 +84,10 @@ class Close:
     """Close only an episode opened at or before this time (None: whenever it opened). A
     close that is not by the episode's own source (`ANY_SOURCE`: a crisis supersedes the
     case's risk notice) says so, so that a replayed old event never closes a later episode."""
+    settle: bool = False
+    """Only `source_id` is over, not necessarily the episode (one overdue contact of a case
+    made, others maybe still owed): record it, and close the episode once every source it
+    counted is settled. A source the episode did not count changes nothing."""
 
 
 @dataclass(frozen=True)
