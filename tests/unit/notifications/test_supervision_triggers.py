@@ -59,6 +59,9 @@ class RecordedAlerts:
         by: str | None,
         at: datetime,
         ctx: CommitContext | None = None,
+        *,
+        opened_by: datetime | None = None,
+        settle: bool = False,
     ) -> bool:
         self.closed.append((alert_id, source_id, reason))
         return True
