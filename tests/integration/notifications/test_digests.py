@@ -18,17 +18,18 @@ import pytest
 from casework.clock import FixedClock
 from casework.contracts.cases import CaseOpened, CaseworkerAssigned, RiskLevelChanged
 from casework.contracts.common import RiskLevel
-from casework.contracts.contacts import ContactOverdue
+from casework.contracts.contacts import ContactObligationMet, ContactOverdue
 from casework.deadlines import Deadline
 from casework.directory import KnownSites
 from casework.envelope import Envelope
 from casework.runtime import wait_until
 
 from .conftest import SITE, running
-from casework_notifications.application.delivery import DIGEST
+from casework_notifications.application.delivery import DIGEST, EMAIL
 from casework_notifications.bootstrap import Wired
 from casework_notifications.settings import NotificationsSettings
 from support.alerts import case_envelope, crisis_declared, site_registered
+from support.envelopes import envelope_of
 from support.notifications import crisis_directory
 from support.receivers import SmtpSink, port
 
@@ -205,6 +206,91 @@ async def test_quiet_hours_hold_email_and_overdue_notices_come_in_digests(
     daily_sam = [m for m in smtp.to("sam@agency.test") if "daily digest" in str(m["Subject"])]
     assert len(daily_sam) == 1
     assert len(weekly("sam@agency.test")) == 1
+
+
+async def test_a_digest_leaves_out_overdue_notices_whose_contacts_were_made_since(
+    evening: Wired, smtp: SmtpSink, publish: Callable[..., Any]
+) -> None:
+    """Two of wendy's cases overdue at 22:00; one's contact made at 23:00 closes its alert:
+    the 08:00 digest lists the other case only (nothing to chase in the first)."""
+    clock = evening.runtime.clock
+    assert isinstance(clock, FixedClock)
+    done, owed = str(uuid.uuid4()), str(uuid.uuid4())
+    for case_id in (done, owed):
+        await publish(evening, "contacts", overdue(case_id, f"ob-{case_id}", 1))
+    deadlines = evening.runtime.deadlines
+    await wait_until(lambda: deadlines.get("digest:daily:wendy"), within=30, every=0.1)
+    made_at = T0 + timedelta(hours=1)
+    made = ContactObligationMet(
+        case_id=done,
+        obligation_id=f"ob-{done}",
+        rule_id="weekly",
+        contact_id=str(uuid.uuid4()),
+        met_at=made_at,
+        due_at=T0 - timedelta(hours=1),
+        on_time=False,
+    )
+    await publish(
+        evening, "contacts", envelope_of(made, f"obligations-{done}", 2, made_at, site=SITE)
+    )
+
+    async def closed() -> bool:
+        doc = await evening.board.read_model.get(f"contact_overdue:{done}")
+        return doc is not None and doc.get("status") == "closed"
+
+    await wait_until(closed, within=30, every=0.1)
+    clock.advance(timedelta(hours=10, seconds=5))  # 08:00:05: the daily digest
+
+    async def digest_mailed() -> bool:
+        return any("daily digest" in str(m["Subject"]) for m in smtp.to("wendy@agency.test"))
+
+    await wait_until(digest_mailed, within=30, every=0.1)
+    [digest] = [m for m in smtp.to("wendy@agency.test") if "daily digest" in str(m["Subject"])]
+    body = text_of(digest)
+    assert owed in body
+    assert done not in body
+    assert "1 overdue notice(s)" in str(digest["Subject"])
+
+
+async def test_a_released_emails_retry_in_the_next_night_is_held_again(
+    evening: Wired, smtp: SmtpSink
+) -> None:
+    """Released at 07:00 into an SMTP outage, wendy's risk notice is retried; a retry that
+    comes due at 23:00 is held until 07:00 again, not sent into her night."""
+    clock = evening.runtime.clock
+    assert isinstance(clock, FixedClock)
+    nid = f"risk_raised:{uuid.uuid4()}:1:0:wendy"
+    notice = {
+        "notification_id": nid,
+        "alert_id": nid.rsplit(":", 3)[0],
+        "recipient_id": "wendy",
+        "trigger": "risk_raised",
+        "urgency": "high",
+        "case_id": str(uuid.uuid4()),
+        "site": SITE,
+        "step": 0,
+    }
+    morning = T0 + timedelta(hours=9, seconds=5)  # 07:00:05, the hold released
+    clock.advance(morning - clock.now())
+    smtp.stop()
+    deliveries = evening.deliveries
+    released = Deadline(
+        f"email:{nid}#0-held", EMAIL, morning, {**notice, "attempt": 0, "held": True}
+    )
+    await deliveries.on_email_due(released)
+    retry = await evening.runtime.deadlines.get(f"email:{nid}#1")
+    assert retry is not None
+    assert await outcomes_of(evening, nid) == ["failed"]
+
+    smtp.start()
+    night = T0 + timedelta(days=1, hours=1)  # 23:00 the next evening
+    clock.advance(night - clock.now())
+    await deliveries.on_email_due(replace(retry, due_at=night))
+    assert smtp.to("wendy@agency.test") == []
+    assert await outcomes_of(evening, nid) == ["failed", "held"]
+    hold = await evening.runtime.deadlines.get(f"email:{nid}#1-held")
+    assert hold is not None
+    assert hold.due_at == T0 + timedelta(days=1, hours=9)  # 07:00 the day after
 
 
 async def outcomes_of(wired: Wired, notification_id: str) -> list[str]:

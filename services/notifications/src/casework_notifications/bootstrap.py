@@ -167,6 +167,7 @@ def build(
         routing=alerts.routing,
         inbox=inbox,
         cases=facts,
+        alerts=board,
         quiet=QuietHours(own.quiet_hours_start, own.quiet_hours_end),
         default_timezone=own.default_timezone,
         digest_hour=own.digest_hour,

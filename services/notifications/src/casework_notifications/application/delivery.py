@@ -68,6 +68,7 @@ from casework_notifications.adapters.email import SmtpMailer
 from casework_notifications.adapters.read_models import Inbox
 from casework_notifications.adapters.webhooks import Endpoint, TargetRefused, WebhookSender
 from casework_notifications.application.ports import (
+    AlertStatuses,
     CaseFacts,
     SiteZones,
     StaffDirectory,
@@ -241,6 +242,7 @@ class Deliveries:
         routing: Routing,
         inbox: Inbox,
         cases: CaseFacts,
+        alerts: AlertStatuses,
         quiet: QuietHours | None = None,
         default_timezone: str = "Europe/London",
         digest_hour: int = 8,
@@ -259,6 +261,7 @@ class Deliveries:
         self.routing = routing
         self.inbox = inbox
         self.cases = cases
+        self.alerts = alerts
         self.quiet = quiet or QuietHours()
         self.default_timezone = default_timezone
         self.digest_hour = digest_hour
@@ -324,6 +327,11 @@ class Deliveries:
     # -- e-mail -----------------------------------------------------------------------------
 
     async def on_email_due(self, deadline: Deadline) -> None:
+        """Send one attempt of a notification's e-mail. In the recipient's quiet hours a
+        notice that may wait (never a crisis: `QuietHours.release_at`) is held — recorded
+        `held` and due again, as a deadline of its own, when they end; the released attempt
+        is sent without asking again. A failed send is recorded and retried with backoff;
+        each retry meets the quiet hours afresh."""
         p = dict(deadline.payload)
         nid, attempt, recipient = (
             str(p["notification_id"]),
@@ -360,10 +368,11 @@ class Deliveries:
             await self.log.record(
                 Channel.EMAIL, recipient, nid, attempt, "failed", now, error=type(exc).__name__
             )
+            # the retry meets the quiet hours afresh: a hold released at 07:00 whose server is
+            # down all day must not send its retries into the next night
             due = now + jittered(email_backoff(attempt), self.rng)
-            await self.deadlines.schedule(
-                f"email:{nid}#{attempt + 1}", EMAIL, due, {**p, "attempt": attempt + 1}
-            )
+            retry = {**p, "attempt": attempt + 1, "held": False}
+            await self.deadlines.schedule(f"email:{nid}#{attempt + 1}", EMAIL, due, retry)
             return
         await self.log.record(Channel.EMAIL, recipient, nid, attempt, "delivered", now)
 
@@ -412,15 +421,25 @@ class Deliveries:
 
     async def digest_items(self, person: str, since: datetime, until: datetime) -> list[Document]:
         """The person's overdue notices sent in [since, until), on cases that are theirs now,
-        or their supervisees' (a case reassigned since is the new worker's business). A notice
+        or their supervisees' (a case reassigned since is the new worker's business), and not
+        over since (a notice whose alert episode has closed — every overdue contact it counted
+        made or no longer owed — is left out; an acknowledged one stays). A notice
         is a digest's when its rule at its site says so — the same rule `plan` read when it
         planned the digest instead of an e-mail, so a site that digests what the agency e-mails
         gets its notices in the digest, never in neither."""
         scope = {person, *await self.staff.supervisees_of(person, until)}
+        entries = [
+            entry
+            for entry in await self.inbox.between(person, since, until)
+            if self._digested(str(entry["trigger"]), str(entry["site"]))
+        ]
+        alerts = await self.alerts.get_many(list({str(e["alert_id"]) for e in entries}))
         items: list[Document] = []
-        for entry in await self.inbox.between(person, since, until):
-            if not self._digested(str(entry["trigger"]), str(entry["site"])):
-                continue
+        for entry in entries:
+            alert = alerts.get(str(entry["alert_id"]))
+            if alert and alert.get("episode") == entry.get("episode"):
+                if alert.get("status") == "closed":
+                    continue  # over since (the overdue contact made): nothing to chase
             case_id = entry.get("case_id")
             if case_id:
                 facts = await self.cases.get(str(case_id)) or {}

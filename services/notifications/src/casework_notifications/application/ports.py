@@ -56,6 +56,13 @@ class CaseFacts(Protocol):
     async def get(self, case_id: str) -> Document | None: ...
 
 
+class AlertStatuses(Protocol):
+    """The alert board's documents by alert id (`adapters.read_models.AlertBoard`): each
+    alert's current episode and its status (open, acknowledged, closed)."""
+
+    async def get_many(self, alert_ids: Sequence[str]) -> dict[str, Document]: ...
+
+
 class Sites(Protocol):
     async def exists(self, site: str) -> bool: ...
 
