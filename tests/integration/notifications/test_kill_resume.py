@@ -10,18 +10,29 @@ again (a relay that republished everything).
 Then: every crisis has exactly one alert notifying the worker and the on-call worker once
 each; the inbox holds exactly those entries; every alert's escalation deadline waits for
 step 1 (none lost in the crash window between commit and scheduling).
+
+The channels resume too. The SMTP server is down until the kill, so the first process's
+e-mails fail and wait as retries; the webhook receiver is up throughout, so some webhooks are
+sent before the kill, perhaps one cut off between its request and its record. After the
+restart (SMTP up) every notification's e-mail reaches the SMTP server exactly once and its
+webhook reaches the receiver — a repeat only of a request the kill cut off, under the same
+`webhook-id`, as the Standard Webhooks receiver expects — and the delivery log holds exactly one
+`delivered` per notification and channel.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,15 +49,37 @@ from casework.settings import Settings
 from casework_notifications.application.handlers import escalation_key
 from support.alerts import crisis_declared
 from support.directory import SupervisionTopic, seed_directory, shift, site, staff
-from support.receivers import port
+from support.receivers import SmtpSink, WebhookReceiver, port
 
 CRISES = int(os.environ.get("CASEWORK_NOTIFICATIONS_KILL_CRISES", "30"))
 SITE = "north"
 SENT = "casework.notifications.NotificationSent.v1"
+SECRET = "whsec_" + base64.b64encode(b"casework-kill-test-secret").decode()
 
 
 @pytest.fixture
-def env(kafka_bootstrap: str, mongo_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+async def smtp() -> AsyncIterator[SmtpSink]:
+    sink = SmtpSink(port(302))  # started after the kill: down until then
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    hooks = WebhookReceiver(port(303), SECRET)
+    await hooks.start()
+    yield hooks
+    await hooks.stop()
+
+
+@pytest.fixture
+def env(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    tmp_path: Path,
+    smtp: SmtpSink,
+    receiver: WebhookReceiver,
+) -> Iterator[dict[str, str]]:
     namespace = f"nk{uuid.uuid4().hex[:10]}"
     database = f"{namespace}_notifications"
     key = tmp_path / "dev.pem"
@@ -55,6 +88,10 @@ def env(kafka_bootstrap: str, mongo_url: str, tmp_path: Path) -> Iterator[dict[s
         sub="setup",
         roles=["ops"],
         sites=[],
+    )
+    webhooks = tmp_path / "webhooks.json"
+    webhooks.write_text(
+        json.dumps([{"endpoint_id": "pager", "url": receiver.url, "secrets": [SECRET]}])
     )
     yield {
         **os.environ,
@@ -68,6 +105,11 @@ def env(kafka_bootstrap: str, mongo_url: str, tmp_path: Path) -> Iterator[dict[s
         "CASEWORK_NOTIFICATIONS_DEADLINE_TICK_S": "0.2",
         "CASEWORK_NOTIFICATIONS_DEADLINE_CLAIM_TTL_S": "4",
         "CASEWORK_HTTP_PORT": str(port(301)),
+        "CASEWORK_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+        "CASEWORK_NOTIFICATIONS_SMTP_PORT": str(smtp.port),
+        "CASEWORK_NOTIFICATIONS_SMTP_TIMEOUT_S": "2",
+        "CASEWORK_NOTIFICATIONS_WEBHOOKS_FILE": str(webhooks),
+        "CASEWORK_NOTIFICATIONS_WEBHOOK_ALLOW": '["127.0.0.1/32"]',
     }
     with MongoClient(mongo_url) as client:
         client.drop_database(database)
@@ -100,7 +142,12 @@ async def ready(url: str) -> bool:
 # heavy tests, 3 in full two-worker suites.)
 @pytest.mark.timeout(480)
 async def test_a_killed_process_resumes_without_losing_or_repeating_an_alert(
-    env: dict[str, str], kafka_bootstrap: str, mongo_url: str, tmp_path: Path
+    env: dict[str, str],
+    kafka_bootstrap: str,
+    mongo_url: str,
+    tmp_path: Path,
+    smtp: SmtpSink,
+    receiver: WebhookReceiver,
 ) -> None:
     namespace = env["CASEWORK_NAMESPACE"]
     url = f"http://127.0.0.1:{env['CASEWORK_HTTP_PORT']}"
@@ -112,8 +159,8 @@ async def test_a_killed_process_resumes_without_losing_or_repeating_an_alert(
         await seed_directory(
             SupervisionTopic(kafka_bootstrap, f"{namespace}." + events_topic("supervision")),
             site(SITE),
-            staff("wendy", "caseworker", sites=(SITE,)),
-            staff("olga", "crisis_worker", sites=(SITE,)),
+            staff("wendy", "caseworker", sites=(SITE,), email="wendy@agency.test"),
+            staff("olga", "crisis_worker", sites=(SITE,), email="olga@agency.test"),
             staff("ben", "crisis_worker", sites=(SITE,)),
             shift(SITE, "olga", now - timedelta(hours=1), now + timedelta(hours=8), "ben"),
         )
@@ -161,6 +208,7 @@ async def test_a_killed_process_resumes_without_losing_or_repeating_an_alert(
             proc.wait(timeout=10)
             assert await stored() < CRISES, "the kill came too late to test anything"
 
+            smtp.start()
             proc = start(env, log)
             await wait_until(lambda: ready(url), within=90, every=0.5)
             await publish_all()  # everything once more, as a relay that republished
@@ -204,6 +252,41 @@ async def test_a_killed_process_resumes_without_losing_or_repeating_an_alert(
             return True
 
         await wait_until(every_escalation_waits, within=30, every=0.3)
+
+        notifications = {
+            str(e.data["notification_id"]): str(e.data["recipient_id"])
+            for case_id in cases
+            for e in await store.load(f"alert-crisis:{case_id}")
+            if e.type == SENT
+        }
+        attempts = database["delivery_attempts"]
+
+        def delivered(channel: str) -> dict[str, Any]:
+            return {"channel": channel, "outcome": "delivered"}
+
+        async def channels_delivered() -> bool:
+            counts = [await attempts.count_documents(delivered(c)) for c in ("email", "webhook")]
+            return counts == [len(notifications)] * 2
+
+        try:
+            await wait_until(channels_delivered, within=120, every=0.5)
+        except TimeoutError:
+            tail = log.read_text(errors="replace")[-6000:]
+            pytest.fail(f"deliveries incomplete 120 s after the restart\n{tail}")
+        for channel in ("email", "webhook"):
+            ids = [d["notification_id"] async for d in attempts.find(delivered(channel))]
+            assert sorted(ids) == sorted(notifications), channel  # one each, none missing
+        mailed = sorted((m["To"], m["Message-ID"]) for m in smtp.messages)
+        assert len(mailed) == len(set(mailed)) == len(notifications)  # exactly once each
+        assert {to for to, _ in mailed} == {f"{who}@agency.test" for who in ("wendy", "olga")}
+        hooked = [json.loads(d.body)["data"]["notification_id"] for d in receiver.deliveries]
+        assert set(hooked) == set(notifications)
+        assert all(d.verified for d in receiver.deliveries)
+        by_id: dict[str, set[str]] = {}
+        for d, nid in zip(receiver.deliveries, hooked, strict=True):
+            by_id.setdefault(d.headers["webhook-id"], set()).add(nid)
+        assert all(len(nids) == 1 for nids in by_id.values())  # a repeat keeps its id
+        assert len(by_id) == len(notifications)
         await client.close()
     finally:
         if proc.poll() is None:
