@@ -965,11 +965,11 @@ class ConsumerRunner:
     def _record_consumer_lag(self, message: Any, last: ConsumerRecord[Any, Any]) -> None:
         """The lag gauge of the batch's last partition. **Invariant: a metric never fails a
         handled batch.** A rebalance may revoke the partition while the batch is handled (as
-        groups join at a start); aiokafka's `highwater` then raises, the batch was nacked,
-        the nack's seek on the unassigned partition raised too, and FastStream's consume
-        loop, which does not catch what `consume` raises, ended: the group's consumer
-        handled nothing more (seen as notifications' intake policy idle at a test's start).
-        So a partition no longer assigned is skipped: its new owner reports it."""
+        groups join at a start); aiokafka's `highwater` then raises, and the handled batch
+        was nacked (FastStream's `NACK_ON_ERROR`: its offsets not committed, the batch handled
+        again) while the nack's own seek on the unassigned partition failed (FastStream 0.7
+        logs that at CRITICAL and goes on consuming). So a partition no longer assigned is
+        skipped: its new owner reports it."""
         consumer = getattr(message, "consumer", None)
         if self._metrics is None or consumer is None or not hasattr(consumer, "highwater"):
             return  # the in-memory test broker has no real consumer
