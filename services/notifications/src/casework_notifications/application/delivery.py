@@ -436,10 +436,9 @@ class Deliveries:
         alerts = await self.alerts.get_many(list({str(e["alert_id"]) for e in entries}))
         items: list[Document] = []
         for entry in entries:
-            alert = alerts.get(str(entry["alert_id"]))
-            if alert and alert.get("episode") == entry.get("episode"):
-                if alert.get("status") == "closed":
-                    continue  # over since (the overdue contact made): nothing to chase
+            alert = alerts.get(str(entry["alert_id"])) or {}
+            if alert.get("episode") == entry.get("episode") and alert.get("status") == "closed":
+                continue  # over since (the overdue contact made): nothing to chase
             case_id = entry.get("case_id")
             if case_id:
                 facts = await self.cases.get(str(case_id)) or {}
