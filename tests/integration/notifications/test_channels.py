@@ -18,10 +18,12 @@ import pytest
 
 from casework.auth import Principal
 from casework.clock import FixedClock
+from casework.deadlines import Deadline
 from casework.eventstore import CommitContext
 from casework.runtime import wait_until
 
 from .conftest import SITE, running
+from casework_notifications.application.delivery import EMAIL, WEBHOOK
 from casework_notifications.bootstrap import Wired, build
 from casework_notifications.domain.escalation import notification_id
 from casework_notifications.settings import NotificationsSettings
@@ -186,6 +188,65 @@ async def test_smtp_down_delays_email_while_inbox_and_webhooks_deliver(
     health = await channels.deliveries.log.health()
     assert health["channels"]["email"]["retries_pending"] == 0
     assert health["channels"]["email"]["success_rate"] == 0.5  # 2 failed, 2 delivered
+
+
+async def test_a_failed_attempt_fired_again_after_a_takeover_sends_nothing_and_keeps_its_retry(
+    channels: Wired, smtp: SmtpSink, receiver: WebhookReceiver
+) -> None:
+    """A process dies after a failed attempt recorded and scheduled its retry, before the
+    scheduler stored the attempt done; another replica fires the attempt again once the server
+    is back. The rerun sends nothing and leaves the retry as it was: the retry sends once.
+    (Before, the rerun sent and so did the retry: two e-mails, two webhooks.)"""
+    clock = channels.runtime.clock
+    assert isinstance(clock, FixedClock)
+    deliveries, deadlines = channels.deliveries, channels.runtime.deadlines
+    nid = f"crisis:{uuid.uuid4()}~1~0~olga"
+    notice = {
+        "notification_id": nid,
+        "alert_id": nid.split("~")[0],
+        "recipient_id": "olga",
+        "trigger": "crisis",
+        "urgency": "critical",
+        "case_id": None,
+        "site": SITE,
+        "step": 0,
+        "sent_at": clock.now().isoformat(),
+        "attempt": 0,
+    }
+    email = Deadline(f"email:{nid}#0", EMAIL, clock.now(), notice)
+    webhook = Deadline(
+        f"webhook:pager:{nid}#0", WEBHOOK, clock.now(), {**notice, "endpoint_id": "pager"}
+    )
+    receiver.status = 503  # and SMTP down
+    await deliveries.on_email_due(email)
+    await deliveries.on_webhook_due(webhook)
+    assert sorted(await outcomes(channels, "email") + await outcomes(channels, "webhook")) == [
+        "failed",
+        "failed",
+    ]
+    retries = [await deadlines.get(f"email:{nid}#1"), await deadlines.get(f"webhook:pager:{nid}#1")]
+    assert all(r is not None for r in retries)
+
+    smtp.start()
+    receiver.status = 204
+    await deliveries.on_email_due(email)  # fired again: a takeover of the dead one's claim
+    await deliveries.on_webhook_due(webhook)
+    assert smtp.messages == []
+    assert len(receiver.deliveries) == 1  # the 503 only
+    again = [await deadlines.get(f"email:{nid}#1"), await deadlines.get(f"webhook:pager:{nid}#1")]
+    assert again == retries  # the same key, due time, payload and epoch
+
+    clock.advance(timedelta(minutes=10))  # past both retries (5 s, +20 % jitter)
+    await channels.runtime.scheduler.fire_due()
+
+    async def retried() -> bool:
+        return len(smtp.messages) == 1 and len(receiver.deliveries) == 2
+
+    await wait_until(retried, within=30, every=0.1)
+    await channels.runtime.scheduler.fire_due()
+    assert len(smtp.to("olga@agency.test")) == 1
+    assert len(receiver.deliveries) == 2
+    assert sorted(await outcomes(channels, "email")) == ["delivered", "failed"]
 
 
 async def test_a_410_disables_the_endpoint(

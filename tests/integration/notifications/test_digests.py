@@ -381,8 +381,8 @@ async def test_a_digest_that_fails_once_is_logged_failed_then_delivered(
     await evening.runtime.scheduler.fire_due()
     assert len(smtp.to("wendy@agency.test")) == 2  # the digest once
 
-    # the retry fired again (a replica taking over a dead one's claim): sent again, with the
-    # same Message-ID, and the attempt's record stays the one there is
+    # the retry fired again (a replica taking over a dead one's claim): it has concluded, so
+    # nothing is sent, and the attempt's record stays the one there is
     again = Deadline(
         f"{digest_id}#1",
         DIGEST,
@@ -390,6 +390,7 @@ async def test_a_digest_that_fails_once_is_logged_failed_then_delivered(
         {"recipient_id": "wendy", "kind": "daily", "attempt": 1, "until": DIGEST_AT.isoformat()},
     )
     await evening.deliveries.on_digest_due(again)
+    assert len(smtp.to("wendy@agency.test")) == 2
     assert await outcomes_of(evening, digest_id) == ["failed", "delivered"]
     health = (await evening.deliveries.log.health())["channels"]["email"]
     assert health["retries_pending"] == 0

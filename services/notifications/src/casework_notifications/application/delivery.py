@@ -14,16 +14,19 @@ and those registered over the API, each scoped to a site or the agency, and to t
   (`#<n+1>`, backoff with jitter) — so an SMTP server that is down delays e-mail only.
 - *Nobody gets the same message twice from a redelivered or replayed event*: scheduling
   what is already scheduled (same key, due time and payload) changes nothing, and a fired
-  deadline does not fire again for the same due time. The one window is a replica that dies
-  after the send and before the done record: its claim is taken over and the message sent
-  again, with the same `Message-ID` / `webhook-id`, which receivers de-duplicate by.
+  deadline does not fire again for the same due time.
+- *An attempt that has an outcome is never sent again* (`Deliveries._concluded`): fired a
+  second time (its process died before the scheduler stored it done; another replica took
+  over the claim), it reads its record first and sends nothing; a failed one schedules its
+  retry again as recorded (`retry_at`), which changes nothing if it was scheduled. The one
+  window left is a replica that dies after the send and before the outcome record: the
+  message is sent again, with the same `Message-ID` / `webhook-id`, which receivers
+  de-duplicate by.
 - *Every attempt's outcome is recorded exactly once* in `delivery_attempts` (insert only;
   `_id` = channel, target, notification or digest, attempt): `delivered`, `failed` (the next
-  attempt is scheduled), `gave_up`, `disabled` (410: the endpoint is disabled) or `skipped`
-  (no address, endpoint disabled), with the error class and the HTTP status — never a message
-  body. An attempt fired again (a takeover) finds its record taken and adds none; so if it
-  ran past its record and then failed (a database error before the next attempt was
-  scheduled, a replica dying), the log keeps its first outcome, not the rerun's. A hold in
+  attempt is scheduled, `retry_at`), `gave_up`, `disabled` (410: the endpoint is disabled) or
+  `skipped` (no address, endpoint disabled), with the error class and the HTTP status — never
+  a message body. A hold in
   quiet hours is a record of its own beside the attempt's (`…:<attempt>:held`): the held
   attempt, once released, records its outcome under its own id. A digest is retried like an
   e-mail, as attempt `#<n+1>` of its own deadline (`digest:<kind>:<person>:<day>#<n+1>`), not
@@ -46,6 +49,7 @@ import hashlib
 import logging
 import random
 import smtplib
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -138,12 +142,13 @@ class DeliveryLog:
         error: str | None = None,
         status: int | None = None,
         replay: str | None = None,
+        retry_at: datetime | None = None,
     ) -> None:
-        suffix = f"#{replay}" if replay else ""
-        if outcome == HELD:  # the attempt's outcome comes later, under the attempt's id
-            suffix += ":held"
+        """Store an attempt's outcome, or a hold (`HELD`) beside it; a failure names when its
+        retry is due (`retry_at`), so a rerun of the attempt schedules the same retry."""
+        suffix = ":held" if outcome == HELD else ""  # the outcome comes later, on the attempt
         doc = {
-            "_id": f"{channel.value}:{target}:{notification_id}:{attempt}{suffix}",
+            "_id": _record_id(channel, target, notification_id, attempt, replay) + suffix,
             "channel": channel.value,
             "target": target,
             "notification_id": notification_id,
@@ -154,8 +159,24 @@ class DeliveryLog:
             "status": status,
             "at": at,
         }
+        if retry_at is not None:
+            doc["retry_at"] = retry_at
         with contextlib.suppress(DuplicateKeyError):  # fired again after a takeover: once
             await self.collection.insert_one(doc)
+
+    async def outcome(
+        self,
+        channel: Channel,
+        target: str,
+        notification_id: str,
+        attempt: int,
+        *,
+        replay: str | None = None,
+    ) -> Document | None:
+        """The attempt's outcome record, if it has concluded (a hold is not an outcome)."""
+        return await self.collection.find_one(
+            {"_id": _record_id(channel, target, notification_id, attempt, replay)}
+        )
 
     async def of(self, notification_id: str) -> list[Document]:
         cursor = self.collection.find({"notification_id": notification_id}).sort("at", 1)
@@ -274,6 +295,34 @@ class Deliveries:
             registry=registry,
         )
 
+    async def _concluded(
+        self,
+        channel: Channel,
+        target: str,
+        notification_id: str,
+        attempt: int,
+        retry: Callable[[datetime], Awaitable[None]],
+        *,
+        replay: str | None = None,
+    ) -> bool:
+        """Whether this attempt has concluded already: the deadline fired again because the
+        process that ran it died before the scheduler stored it done.
+
+        **Invariant: an attempt that has an outcome is never sent again.** Its rerun sends
+        nothing; if it failed, its retry is scheduled again as its record says (the same key,
+        due time and payload: nothing changes when it was scheduled, and a retry that has
+        fired does not fire again). Before this, a process killed after a failed attempt's
+        retry was scheduled sent twice once the server was back — the rerun and the retry
+        (`test_kill_resume.py`: 62 e-mails for 60 notifications, twice in ten runs). The one
+        window left: killed after a successful send, before its record — sent again under the
+        same `Message-ID` / `webhook-id`."""
+        done = await self.log.outcome(channel, target, notification_id, attempt, replay=replay)
+        if done is None:
+            return False
+        if done["outcome"] == "failed" and done.get("retry_at") is not None:
+            await retry(done["retry_at"])
+        return True
+
     def _notice_disabled(self, endpoint_id: str, reason: str, what: str) -> None:
         """The operator notice of an endpoint the receiver's answers disabled: a warning in
         the log, a counter to alert on, and `disabled_by_answers` in `GET /webhooks`."""
@@ -339,6 +388,15 @@ class Deliveries:
             str(p["recipient_id"]),
         )
         now = self.clock.now()
+
+        async def retry(due: datetime) -> None:
+            # meets the quiet hours afresh: a hold released at 07:00 into an SMTP outage
+            # must not send its retries into the next night
+            next_try = {**p, "attempt": attempt + 1, "held": False}
+            await self.deadlines.schedule(f"email:{nid}#{attempt + 1}", EMAIL, due, next_try)
+
+        if await self._concluded(Channel.EMAIL, recipient, nid, attempt, retry):
+            return
         member = await self.staff.get(recipient)
         address = member.email if member is not None else None
         if not address or self.mailer is None:
@@ -365,14 +423,12 @@ class Deliveries:
                 )
                 log.warning("e-mail of %s abandoned after %d attempts", nid, attempt + 1)
                 return
-            await self.log.record(
-                Channel.EMAIL, recipient, nid, attempt, "failed", now, error=type(exc).__name__
-            )
-            # the retry meets the quiet hours afresh: a hold released at 07:00 whose server is
-            # down all day must not send its retries into the next night
             due = now + jittered(email_backoff(attempt), self.rng)
-            retry = {**p, "attempt": attempt + 1, "held": False}
-            await self.deadlines.schedule(f"email:{nid}#{attempt + 1}", EMAIL, due, retry)
+            error = type(exc).__name__
+            await self.log.record(
+                Channel.EMAIL, recipient, nid, attempt, "failed", now, error=error, retry_at=due
+            )
+            await retry(due)
             return
         await self.log.record(Channel.EMAIL, recipient, nid, attempt, "delivered", now)
 
@@ -462,6 +518,13 @@ class Deliveries:
         attempt = int(p.get("attempt", 0))
         until = datetime.fromisoformat(str(p["until"])) if "until" in p else deadline.due_at
         digest_id = f"digest:{kind}:{recipient}:{until.strftime('%Y%m%d')}"
+
+        async def retry(due: datetime) -> None:
+            next_try = {**p, "attempt": attempt + 1, "until": until.isoformat()}
+            await self.deadlines.schedule(f"{digest_id}#{attempt + 1}", DIGEST, due, next_try)
+
+        if await self._concluded(Channel.EMAIL, recipient, digest_id, attempt, retry):
+            return
         member = await self.staff.get(recipient)
         if self.mailer is None or member is None or not member.email:
             await self.log.record(
@@ -513,16 +576,18 @@ class Deliveries:
                 )
                 log.warning("digest %s abandoned after %d attempts", digest_id, attempt + 1)
                 return
-            await self.log.record(
-                Channel.EMAIL, recipient, digest_id, attempt, "failed", now, error=error
-            )
             due = now + jittered(email_backoff(attempt), self.rng)
-            await self.deadlines.schedule(
-                f"{digest_id}#{attempt + 1}",
-                DIGEST,
-                due,
-                {**p, "attempt": attempt + 1, "until": until.isoformat()},
+            await self.log.record(
+                Channel.EMAIL,
+                recipient,
+                digest_id,
+                attempt,
+                "failed",
+                now,
+                error=error,
+                retry_at=due,
             )
+            await retry(due)
             return
         await self.log.record(Channel.EMAIL, recipient, digest_id, attempt, "delivered", now)
 
@@ -540,6 +605,16 @@ class Deliveries:
             await self.log.record(
                 Channel.WEBHOOK, endpoint_id, nid, attempt, outcome, now, replay=replay, **more
             )
+
+        async def retry(due: datetime) -> None:
+            key = f"webhook:{endpoint_id}:{nid}#{attempt + 1}"
+            await self.deadlines.schedule(key, WEBHOOK, due, {**p, "attempt": attempt + 1})
+
+        concluded = self._concluded(
+            Channel.WEBHOOK, endpoint_id, nid, attempt, retry, replay=replay
+        )
+        if await concluded:
+            return
 
         if endpoint is None or await self.log.is_disabled(endpoint_id):
             known = endpoint is not None or await self.endpoints.known(endpoint_id)
@@ -586,14 +661,9 @@ class Deliveries:
                     endpoint_id, "failing for days", "failed every attempt for about three days"
                 )
             return
-        await record("failed", status=status, error=error)
         due = now + jittered(WEBHOOK_SCHEDULE[attempt], self.rng)
-        await self.deadlines.schedule(
-            f"webhook:{endpoint_id}:{nid}#{attempt + 1}",
-            WEBHOOK,
-            due,
-            {**p, "attempt": attempt + 1},
-        )
+        await record("failed", status=status, error=error, retry_at=due)
+        await retry(due)
 
 
 def _payload(event: NotificationSent) -> dict[str, Any]:
@@ -608,6 +678,14 @@ def _payload(event: NotificationSent) -> dict[str, Any]:
         "step": event.step,
         "sent_at": event.sent_at.isoformat(),
     }
+
+
+def _record_id(
+    channel: Channel, target: str, notification_id: str, attempt: int, replay: str | None
+) -> str:
+    """An attempt's outcome record: channel, target, notification or digest, attempt."""
+    suffix = f"#{replay}" if replay else ""
+    return f"{channel.value}:{target}:{notification_id}:{attempt}{suffix}"
 
 
 def _message_id(seed: str) -> str:
