@@ -10,7 +10,6 @@ a service.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -23,8 +22,10 @@ from pathlib import Path
 import httpx
 from pymongo import MongoClient
 
+from casework.auth import mint_dev_token
 from casework.eventstore import Document
 from casework.privacy import create_key_file
+from casework.settings import Settings
 
 SERVICES = {"intake": 0, "cases": 1, "contacts": 2, "supervision": 3, "notifications": 4}
 """Service name → its port's offset from the stack's base port."""
@@ -48,22 +49,22 @@ class Stack:
     def token(
         self, sub: str, *roles: str, sites: tuple[str, ...] = (), team: str | None = None
     ) -> str:
-        """A dev token minted by the `casework token` CLI, as a user would get one.
-
-        Each call runs the CLI (most of a second), so tokens are cached per identity.
-        """
+        """A dev token signed with the stack's dev key, as `casework token` (the CLI the
+        README's `make -s token` runs, and its walk-through tests paste) would mint it with
+        the stack's settings. Minted in this process: the CLI costs a Python start, most of a
+        second of CPU, and the end-to-end suite mints a token per identity it tries. Cached
+        per identity."""
         key = (sub, *roles, "|", *sites, team or "")
         if key not in self._tokens:
-            cli = shutil.which("casework", path=str(Path(sys.executable).parent)) or "casework"
-            args = [cli, "token", "--sub", sub]
-            for role in roles:
-                args += ["--role", role]
-            for site in sites:
-                args += ["--site", site]
-            if team:
-                args += ["--team", team]
-            done = subprocess.run(args, env=self.env, capture_output=True, text=True, check=True)
-            self._tokens[key] = done.stdout.strip()
+            fields = {
+                "environment": "CASEWORK_ENVIRONMENT",
+                "jwt_dev_key_path": "CASEWORK_JWT_DEV_KEY_PATH",
+                "jwt_issuer": "CASEWORK_JWT_ISSUER",
+                "jwt_audience": "CASEWORK_JWT_AUDIENCE",
+            }
+            own = {name: self.env[var] for name, var in fields.items() if var in self.env}
+            settings = Settings.for_developer_tool(**own)
+            self._tokens[key] = mint_dev_token(settings, sub, roles, sites, team=team)
         return self._tokens[key]
 
     def client(self, service: str, token: str | None = None) -> httpx.Client:
