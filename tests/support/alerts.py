@@ -1,15 +1,17 @@
-"""Cases events as the cases service would publish them, for the notifications tests."""
+"""Cases and contacts events as their services would publish them, for the notifications
+tests."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from casework.contracts.cases import CrisisDeclared, CrisisResolved
 from casework.contracts.common import RiskLevel
+from casework.contracts.contacts import ContactOverdue
 from casework.contracts.supervision import SiteRegistered
 from casework.envelope import Envelope
 from casework.events import DomainEvent
@@ -30,6 +32,25 @@ def case_envelope(
         data=event.model_dump(mode="json"),
         stream_version=version,
         site=site,
+    )
+
+
+def contact_overdue(
+    case_id: str, obligation: str, at: datetime, site: str, *, worker: str | None = "wendy"
+) -> ContactOverdue:
+    """Contacts' overdue of a weekly contact at a high-risk case, an hour past due (`worker`
+    None: the event names no worker, as events stored before it was carried)."""
+    return ContactOverdue(
+        case_id=case_id,
+        obligation_id=obligation,
+        rule_id="weekly",
+        rule_version="1",
+        due_at=at - timedelta(hours=1),
+        overdue_seconds=3600,
+        risk_level=RiskLevel.HIGH,
+        caseworker_id=worker,
+        site=site,
+        raised_at=at,
     )
 
 

@@ -18,7 +18,7 @@ import pytest
 from casework.clock import FixedClock
 from casework.contracts.cases import CaseOpened, CaseworkerAssigned, RiskLevelChanged
 from casework.contracts.common import RiskLevel
-from casework.contracts.contacts import ContactObligationMet, ContactOverdue
+from casework.contracts.contacts import ContactObligationMet
 from casework.deadlines import Deadline
 from casework.directory import KnownSites
 from casework.envelope import Envelope
@@ -28,7 +28,7 @@ from .conftest import SITE, running
 from casework_notifications.application.delivery import DIGEST, EMAIL
 from casework_notifications.bootstrap import Wired
 from casework_notifications.settings import NotificationsSettings
-from support.alerts import case_envelope, crisis_declared, site_registered
+from support.alerts import case_envelope, contact_overdue, crisis_declared, site_registered
 from support.envelopes import envelope_of
 from support.notifications import crisis_directory
 from support.receivers import SmtpSink, port
@@ -69,27 +69,8 @@ async def evening(kafka_bootstrap: str, mongo_url: str, smtp: SmtpSink) -> Async
 
 
 def overdue(case_id: str, obligation: str, version: int) -> Envelope:
-    event = ContactOverdue(
-        case_id=case_id,
-        obligation_id=obligation,
-        rule_id="weekly",
-        rule_version="1",
-        due_at=T0 - timedelta(hours=1),
-        overdue_seconds=3600,
-        risk_level=RiskLevel.HIGH,
-        caseworker_id="wendy",
-        site=SITE,
-        raised_at=T0,
-    )
-    return Envelope(
-        type=event.type_name(),
-        source="/casework/contacts",
-        subject=f"obligations-{case_id}",
-        time=T0,
-        data=event.model_dump(mode="json"),
-        stream_version=version,
-        site=SITE,
-    )
+    event = contact_overdue(case_id, obligation, T0, SITE)
+    return envelope_of(event, f"obligations-{case_id}", version, T0, site=SITE)
 
 
 async def raise_risk(wired: Wired, publish: Callable[..., Any], at: datetime = T0) -> str:

@@ -19,14 +19,14 @@ from casework.contracts.cases import (
     RiskLevelChanged,
 )
 from casework.contracts.common import RiskLevel
-from casework.contracts.contacts import ContactOverdue, LoneWorkerCheckedOut, LoneWorkerOverdue
+from casework.contracts.contacts import LoneWorkerCheckedOut, LoneWorkerOverdue
 from casework.envelope import Envelope
 from casework.events import DomainEvent
 from casework.runtime import wait_until
 
 from .conftest import SITE
 from casework_notifications.bootstrap import Wired
-from support.alerts import case_envelope
+from support.alerts import case_envelope, contact_overdue
 
 SENT = "casework.notifications.NotificationSent.v1"
 
@@ -90,17 +90,7 @@ async def test_the_other_triggers_notify_the_right_people_once_per_group(
     assert await recipients(service, risk) == ["wendy"]
 
     for version, obligation in enumerate(("ob-1", "ob-2"), start=1):
-        overdue = ContactOverdue(
-            case_id=case_id,
-            obligation_id=obligation,
-            rule_id="weekly",
-            rule_version="1",
-            due_at=now - timedelta(hours=1),
-            overdue_seconds=3600,
-            risk_level=RiskLevel.HIGH,
-            site=SITE,
-            raised_at=now,
-        )
+        overdue = contact_overdue(case_id, obligation, now, SITE, worker=None)
         await publish(
             service,
             "contacts",

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from casework.clock import FixedClock
-from casework.contracts.common import RiskLevel
 from casework.contracts.contacts import (
     ContactObligationCancelled,
     ContactObligationMet,
@@ -24,7 +23,7 @@ from casework.runtime import wait_until
 from .conftest import SITE
 from casework_notifications.application.handlers import escalation_key
 from casework_notifications.bootstrap import Wired
-from support.alerts import caught_up
+from support.alerts import caught_up, contact_overdue
 from support.envelopes import envelope_of
 
 POLICY = "when_work_overdue_raise_alerts"
@@ -36,18 +35,7 @@ def obligations(case_id: str, event: DomainEvent, version: int, at: datetime) ->
 
 
 def overdue(case_id: str, obligation: str, at: datetime) -> ContactOverdue:
-    return ContactOverdue(
-        case_id=case_id,
-        obligation_id=obligation,
-        rule_id="weekly",
-        rule_version="1",
-        due_at=at - timedelta(hours=1),
-        overdue_seconds=3600,
-        risk_level=RiskLevel.HIGH,
-        caseworker_id="wendy",
-        site=SITE,
-        raised_at=at,
-    )
+    return contact_overdue(case_id, obligation, at, SITE)
 
 
 def met(case_id: str, obligation: str, at: datetime) -> ContactObligationMet:
