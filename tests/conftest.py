@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import os
 import socket
 import tempfile
@@ -99,29 +101,70 @@ def _broker() -> str | None:
     return bootstrap if _reachable(host, int(port)) else None
 
 
+def _sessions_on(bootstrap: str) -> Path:
+    """Where the test sessions using this broker note the topics it had when they began."""
+    folder = (
+        Path(tempfile.gettempdir())
+        / "casework-test-sessions"
+        / hashlib.sha256(bootstrap.encode()).hexdigest()[:12]
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     bootstrap = _broker()
     if _is_controller(session.config) and bootstrap:
         with contextlib.suppress(Exception):
-            session.config.stash[_TOPICS_BEFORE] = asyncio.run(_topics(bootstrap))
+            before = asyncio.run(_topics(bootstrap))
+            session.config.stash[_TOPICS_BEFORE] = before
+            note = _sessions_on(bootstrap) / f"{os.getpid()}.json"
+            note.write_text(json.dumps({"pid": os.getpid(), "before": sorted(before)}))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Delete the topics the run's namespaces made. A broker keeps a few open files per
     partition, and the suite makes thousands: a few runs on one local broker used to reach
     its open-files limit, and it stopped ("Too many open files"). Only topics made during the
-    run and carrying a namespace (`<namespace>.casework.…`), never a running platform's."""
+    run and carrying a namespace (`<namespace>.casework.…`), never a running platform's.
+
+    **Never another session's topics.** Two sessions on one broker (a second checkout's run,
+    a helper's) each saw the other's new topics as made "during the run": the first to
+    finish deleted them under the other's running tests (seen as a replay test hanging on
+    offsets it could not commit, and two replicas never ready). So each session notes the
+    topics it began with (`_sessions_on`); one that finishes while another is still running
+    deletes nothing, and the last to finish deletes what none of the finished ones began
+    with."""
     before = session.config.stash.get(_TOPICS_BEFORE, None)
     bootstrap = _broker()
     if before is None or bootstrap is None or not _is_controller(session.config):
         return
     with contextlib.suppress(Exception):
+        folder = _sessions_on(bootstrap)
+        notes = {int(f.stem): f for f in folder.glob("*.json") if f.stem.isdigit()}
+        if any(pid != os.getpid() and _alive(pid) for pid in notes):
+            return  # the last of the sessions running at once cleans up for all
+        for note in notes.values():
+            with contextlib.suppress(OSError, ValueError):
+                before = before & set(json.loads(note.read_text())["before"])
         made = sorted(
             t
             for t in asyncio.run(_topics(bootstrap)) - before
             if ".casework." in t and not t.startswith("casework.")
         )
         asyncio.run(_topics(bootstrap, made))
+        for note in notes.values():
+            note.unlink(missing_ok=True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
