@@ -29,8 +29,9 @@ restarts notify nobody twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -131,6 +132,8 @@ class Alerts:
     """The shift policy's own copy of the rota, written before it looks at the watch."""
     timing: CrisisTiming = field(default_factory=lambda: CrisisTiming(None))
     """Where a crisis's time goes (`/metrics`); unregistered unless bootstrap passes one."""
+    _in_order: dict[str, tuple[asyncio.Lock, list[int]]] = field(default_factory=dict)
+    """Per alert being saved here: the lock that keeps save and after-save in save order."""
 
     # -- the platform's commands -----------------------------------------------------------
 
@@ -374,6 +377,25 @@ class Alerts:
 
     # -- the loop --------------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _saving(self, alert_id: str) -> AsyncIterator[None]:
+        """**Invariant: in one process, the escalation deadline and the watch follow the
+        alert's commits in their order.** A command's after-save writes what its own copy of
+        the alert says; without this, an escalation's "schedule step 2" could land after the
+        acknowledgement committed next had cancelled the deadline (seen in CI: a stale step
+        left until it fired and found the chain stopped). Held from the save through the
+        after-save writes, per alert. Across replicas the same stale entry can still happen;
+        it changes nothing when it fires (the aggregate decides) and is then cancelled."""
+        lock, users = self._in_order.setdefault(alert_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._in_order[alert_id]
+
     async def _run(
         self,
         alert_id: str,
@@ -411,18 +433,19 @@ class Alerts:
             changed = bool(saved)
             if guessed and not changed:
                 continue  # decided nothing on a guess: decide on the stored alert instead
-            if changed:
-                try:
-                    with self.timing.stage("alert_save"):
-                        await self.alerts.save(alert, ctx or CommitContext())
-                except ConcurrencyConflict:
-                    if not guessed:
-                        await after_lost_race(attempt)
-                    continue  # another replica or request wrote first: decide again on its result
-            with self.timing.stage("after_save"):
-                # two idempotent writes of their own collections: at once, not in turn (the
-                # next record of the first hop waits for them)
-                await asyncio.gather(self.keep_escalation(alert), self.keep_watch(alert))
+            async with self._saving(alert_id):
+                if changed:
+                    try:
+                        with self.timing.stage("alert_save"):
+                            await self.alerts.save(alert, ctx or CommitContext())
+                    except ConcurrencyConflict:
+                        if not guessed:
+                            await after_lost_race(attempt)
+                        continue  # another replica or request wrote first: decide again
+                with self.timing.stage("after_save"):
+                    # two idempotent writes of their own collections: at once, not in turn
+                    # (the next record of the first hop waits for them)
+                    await asyncio.gather(self.keep_escalation(alert), self.keep_watch(alert))
             ep = alert.current
             if ep is not None and self.watch is not None and _found_no_on_call(saved):
                 # the rota's copy may have learnt of a shift since this step resolved it; the
